@@ -1,0 +1,79 @@
+# bvcni build. `make test` and `make build` install missing dependencies first.
+.DELETE_ON_ERROR:
+.SUFFIXES:
+SHELL := /bin/bash
+
+ARCH      ?= $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH ?= $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+CLANG     ?= clang
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+              -I bpf -I bpf/lib -I /usr/include/$(MULTIARCH)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+BPF_SRC  := $(wildcard bpf/*.c)
+BPF_OBJ  := $(patsubst bpf/%.c,dist/bpf/%.o,$(BPF_SRC))
+BPF_HDR  := $(wildcard bpf/*.h bpf/lib/*.h)
+TS_SRC   := $(shell find loader src -name '*.ts' 2>/dev/null)
+
+# Executables: dist/bin/<name> is bundled from src/<dir>/main.ts when that file exists.
+BIN_bvcni    := src/cni/main.ts
+BIN_bvcnid   := src/daemon/main.ts
+BIN_bvcnictl := src/cli/main.ts
+BINS := $(foreach b,bvcni bvcnid bvcnictl,$(if $(wildcard $(BIN_$(b))),dist/bin/$(b)))
+
+TEST_FILES  ?= $(shell find test -name '*.test.ts' -not -path 'test/bench/*' | sort)
+TEST_FLAGS  ?= --test-concurrency=1 --test-timeout=600000
+NODE_TEST   := node --import tsx --test $(TEST_FLAGS)
+
+DEPS_STAMP := node_modules/.bvcni-lock-stamp
+
+.PHONY: all deps build bpf typecheck bins test test-unit bench demo clean
+all: build
+
+deps:
+	$(Q)bash .ci/deps.sh
+
+$(DEPS_STAMP): package-lock.json
+	$(Q)bash .ci/deps.sh
+
+build: $(DEPS_STAMP) bpf typecheck bins
+
+bpf: $(BPF_OBJ)
+
+dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)command -v $(CLANG) >/dev/null || bash .ci/deps.sh
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+typecheck: $(DEPS_STAMP)
+	@$(if $(Q),echo "  TSC     --noEmit")
+	$(Q)npx tsc -p tsconfig.json --noEmit
+
+bins: $(BINS)
+
+dist/bin/%: $(TS_SRC) package-lock.json
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BUNDLE  $@")
+	$(Q)node --import tsx tools/bundle.ts $* $(BIN_$*) $@
+
+test: build
+	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	$(NODE_TEST) $(TEST_FILES)
+
+test-unit: build
+	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
+
+bench: build
+	$(Q)for f in $$(find test/bench -name '*.bench.ts' | sort); do echo "== $$f"; node --import tsx $$f || exit 1; done
+
+demo: build
+	$(Q)node --import tsx src/sim/demo.ts
+
+clean:
+	rm -rf dist

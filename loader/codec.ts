@@ -1,0 +1,194 @@
+// Fixed-layout binary codecs for BPF map keys and values.
+// A codec describes a C struct field by field with explicit offsets, so the
+// layout is checkable against the BTF clang emits (see test/unit/abi.test.ts).
+
+export interface Codec<T> {
+  /** Size in bytes of the encoded C struct, padding included. */
+  readonly size: number;
+  encode(value: T, buf: Buffer, offset?: number): void;
+  decode(buf: Buffer, offset?: number): T;
+}
+
+export type FieldKind =
+  | 'u8'
+  | 'u16'
+  | 'u32'
+  | 'u64'
+  | 'be16'
+  | 'be32'
+  | 'ipv4' // u32 in network order, exposed as dotted quad
+  | 'mac' // 6 bytes, exposed as aa:bb:cc:dd:ee:ff
+  | 'pad';
+
+export interface FieldSpec {
+  readonly name: string;
+  readonly kind: FieldKind;
+  readonly offset: number;
+  /** Byte length; only for 'pad'. */
+  readonly length?: number;
+}
+
+type FieldValue<K extends FieldKind> = K extends 'u64' ? bigint : K extends 'ipv4' | 'mac' ? string : number;
+
+export type StructOf<F extends readonly FieldSpec[]> = {
+  [E in F[number] as E['kind'] extends 'pad' ? never : E['name']]: FieldValue<E['kind']>;
+};
+
+const KIND_SIZE: Record<Exclude<FieldKind, 'pad'>, number> = {
+  u8: 1,
+  u16: 2,
+  u32: 4,
+  u64: 8,
+  be16: 2,
+  be32: 4,
+  ipv4: 4,
+  mac: 6,
+};
+
+export function fieldSize(f: FieldSpec): number {
+  return f.kind === 'pad' ? (f.length ?? 0) : KIND_SIZE[f.kind];
+}
+
+export interface StructCodec<T> extends Codec<T> {
+  readonly name: string;
+  readonly fields: readonly FieldSpec[];
+}
+
+/** A codec for a C struct whose fields are given with their offsets. */
+export function struct<const F extends readonly FieldSpec[]>(
+  name: string,
+  size: number,
+  fields: F,
+): StructCodec<StructOf<F>> {
+  let end = 0;
+  for (const f of fields) {
+    if (f.offset < end) throw new Error(`codec ${name}: field ${f.name} overlaps the previous field`);
+    end = f.offset + fieldSize(f);
+  }
+  if (end > size) throw new Error(`codec ${name}: fields end at ${end}, beyond size ${size}`);
+  const live = fields.filter((f) => f.kind !== 'pad');
+  return {
+    name,
+    size,
+    fields,
+    encode(value: StructOf<F>, buf: Buffer, offset = 0): void {
+      buf.fill(0, offset, offset + size);
+      const v = value as Record<string, unknown>;
+      for (const f of live) writeField(buf, offset + f.offset, f, v[f.name], name);
+    },
+    decode(buf: Buffer, offset = 0): StructOf<F> {
+      const out: Record<string, unknown> = {};
+      for (const f of live) out[f.name] = readField(buf, offset + f.offset, f);
+      return out as StructOf<F>;
+    },
+  };
+}
+
+/** A single unsigned 32-bit host-order integer (array map keys, counters). */
+export const u32: Codec<number> = {
+  size: 4,
+  encode: (v, buf, off = 0) => void buf.writeUInt32LE(v >>> 0, off),
+  decode: (buf, off = 0) => buf.readUInt32LE(off),
+};
+
+export const u64: Codec<bigint> = {
+  size: 8,
+  encode: (v, buf, off = 0) => void buf.writeBigUInt64LE(v, off),
+  decode: (buf, off = 0) => buf.readBigUInt64LE(off),
+};
+
+function writeField(buf: Buffer, at: number, f: FieldSpec, raw: unknown, codec: string): void {
+  const bad = (): never => {
+    throw new TypeError(`codec ${codec}: field ${f.name} (${f.kind}) cannot hold ${String(raw)}`);
+  };
+  switch (f.kind) {
+    case 'u8':
+      if (typeof raw !== 'number') bad();
+      buf.writeUInt8(raw as number, at);
+      return;
+    case 'u16':
+      if (typeof raw !== 'number') bad();
+      buf.writeUInt16LE(raw as number, at);
+      return;
+    case 'be16':
+      if (typeof raw !== 'number') bad();
+      buf.writeUInt16BE(raw as number, at);
+      return;
+    case 'u32':
+      if (typeof raw !== 'number') bad();
+      buf.writeUInt32LE((raw as number) >>> 0, at);
+      return;
+    case 'be32':
+      if (typeof raw !== 'number') bad();
+      buf.writeUInt32BE((raw as number) >>> 0, at);
+      return;
+    case 'u64':
+      if (typeof raw !== 'bigint') bad();
+      buf.writeBigUInt64LE(raw as bigint, at);
+      return;
+    case 'ipv4':
+      if (typeof raw !== 'string') bad();
+      buf.writeUInt32BE(ipv4ToInt(raw as string), at);
+      return;
+    case 'mac':
+      if (typeof raw !== 'string') bad();
+      macToBuffer(raw as string).copy(buf, at);
+      return;
+    case 'pad':
+      return;
+  }
+}
+
+function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
+  switch (f.kind) {
+    case 'u8':
+      return buf.readUInt8(at);
+    case 'u16':
+      return buf.readUInt16LE(at);
+    case 'be16':
+      return buf.readUInt16BE(at);
+    case 'u32':
+      return buf.readUInt32LE(at);
+    case 'be32':
+      return buf.readUInt32BE(at);
+    case 'u64':
+      return buf.readBigUInt64LE(at);
+    case 'ipv4':
+      return intToIpv4(buf.readUInt32BE(at));
+    case 'mac':
+      return bufferToMac(buf.subarray(at, at + 6));
+    case 'pad':
+      return undefined;
+  }
+}
+
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Parses a dotted quad into an unsigned 32-bit integer (host arithmetic, network meaning). */
+export function ipv4ToInt(ip: string): number {
+  const m = IPV4_RE.exec(ip);
+  if (!m) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  let n = 0;
+  for (let i = 1; i <= 4; i++) {
+    const octet = Number(m[i]);
+    if (octet > 255) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+    n = n * 256 + octet;
+  }
+  return n >>> 0;
+}
+
+export function intToIpv4(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+const MAC_RE = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i;
+
+export function macToBuffer(mac: string): Buffer {
+  const m = MAC_RE.exec(mac);
+  if (!m) throw new TypeError(`not a MAC address: ${JSON.stringify(mac)}`);
+  return Buffer.from(m.slice(1, 7).map((h) => parseInt(h, 16)));
+}
+
+export function bufferToMac(b: Uint8Array): string {
+  return Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
+}
