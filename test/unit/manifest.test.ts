@@ -1,0 +1,338 @@
+// deploy/bvcni.yaml: every object valid against the Kubernetes OpenAPI schemas
+// (kubernetes-models), no field the API server would reject as unknown under
+// `kubectl apply --validate=strict`, the API server's own cross-field rules that
+// schemas cannot express, and RBAC exactly as narrow as issue 6 says.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { parseAllDocuments, isSeq, isScalar, type Document } from 'yaml';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+
+const MANIFEST = fileURLToPath(new URL('../../deploy/bvcni.yaml', import.meta.url));
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Obj = { [k: string]: Json };
+
+interface KindSpec {
+  model: new (data: never) => { validate(): void };
+  /** Definition id in the OpenAPI schema, and the schema module that registers it. */
+  schemaId: string;
+  schemaModule: string;
+}
+
+const KINDS: Record<string, KindSpec> = {
+  'v1/ServiceAccount': {
+    model: ServiceAccount as unknown as KindSpec['model'],
+    schemaId: 'io.k8s.api.core.v1.ServiceAccount',
+    schemaModule: '_schemas/IoK8sApiCoreV1ServiceAccount',
+  },
+  'rbac.authorization.k8s.io/v1/ClusterRole': {
+    model: ClusterRole as unknown as KindSpec['model'],
+    schemaId: 'io.k8s.api.rbac.v1.ClusterRole',
+    schemaModule: '_schemas/IoK8sApiRbacV1ClusterRole',
+  },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': {
+    model: ClusterRoleBinding as unknown as KindSpec['model'],
+    schemaId: 'io.k8s.api.rbac.v1.ClusterRoleBinding',
+    schemaModule: '_schemas/IoK8sApiRbacV1ClusterRoleBinding',
+  },
+  'apps/v1/DaemonSet': {
+    model: DaemonSet as unknown as KindSpec['model'],
+    schemaId: 'io.k8s.api.apps.v1.DaemonSet',
+    schemaModule: '_schemas/IoK8sApiAppsV1DaemonSet',
+  },
+};
+
+function loadDocs(text: string): { docs: Document.Parsed[]; objects: Obj[] } {
+  const docs = parseAllDocuments(text).filter((d): d is Document.Parsed => !('empty' in d) && d.contents !== null);
+  for (const d of docs) assert.deepEqual(d.errors, [], 'YAML parse errors');
+  return { docs, objects: docs.map((d) => d.toJS() as Obj) };
+}
+
+function kindKey(o: Obj): string {
+  return `${String(o.apiVersion)}/${String(o.kind)}`;
+}
+
+function validateSchema(o: Obj): void {
+  const spec = KINDS[kindKey(o)];
+  if (!spec) throw new Error(`no schema known for ${kindKey(o)}`);
+  new spec.model(o as never).validate();
+}
+
+// The models' schemas do not forbid unknown properties, but the API server (and
+// `kubectl apply`, strict field validation by default) does. Capture the raw
+// schemas the models register and walk the objects against them.
+type Schema = {
+  $ref?: string;
+  oneOf?: Schema[];
+  allOf?: Schema[];
+  properties?: Record<string, Schema>;
+  additionalProperties?: Schema | boolean;
+  items?: Schema;
+  type?: string | string[];
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+};
+const schemas = new Map<string, Schema>();
+function loadRawSchemas(): void {
+  if (schemas.size) return;
+  // kubernetes-models does not export its _schemas for require(): load them by
+  // path, with a require rooted in the package so they share our validate module.
+  const modelFile = createRequire(import.meta.url).resolve('kubernetes-models/apps/v1/DaemonSet');
+  const root = dirname(dirname(dirname(modelFile)));
+  const require = createRequire(join(root, 'package.json'));
+  const validate = require('@kubernetes-models/validate') as { register: (id: string, s: Schema) => void };
+  const original = validate.register;
+  validate.register = (id, s) => {
+    schemas.set(id, s);
+    original(id, s);
+  };
+  try {
+    for (const spec of Object.values(KINDS)) (require(join(root, spec.schemaModule)) as { addSchema(): void }).addSchema();
+  } finally {
+    validate.register = original;
+  }
+}
+
+function resolve(s: Schema): Schema {
+  let cur = s;
+  for (let i = 0; cur.$ref && i < 10; i++) {
+    const next = schemas.get(cur.$ref.replace(/#$/, ''));
+    if (!next) throw new Error(`schema ${cur.$ref} not captured`);
+    cur = next;
+  }
+  return cur;
+}
+
+function unknownFields(value: Json, schema: Schema, path: string, out: string[]): string[] {
+  let s = resolve(schema);
+  if (s.oneOf) {
+    const branch = s.oneOf.find((b) => b.type !== 'null');
+    if (value === null || !branch) return out;
+    s = resolve(branch);
+  }
+  for (const part of s.allOf ?? []) unknownFields(value, part, path, out);
+  if (s['x-kubernetes-preserve-unknown-fields']) return out;
+  if (Array.isArray(value)) {
+    if (s.items) value.forEach((v, i) => unknownFields(v, s.items!, `${path}[${i}]`, out));
+    return out;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const prop = s.properties?.[k];
+      if (prop) unknownFields(v, prop, `${path}.${k}`, out);
+      else if (typeof s.additionalProperties === 'object') unknownFields(v, s.additionalProperties, `${path}.${k}`, out);
+      else if (s.properties) out.push(`${path}.${k}`);
+    }
+  }
+  return out;
+}
+
+function strictCheck(o: Obj): string[] {
+  loadRawSchemas();
+  const spec = KINDS[kindKey(o)];
+  if (!spec) throw new Error(`no schema known for ${kindKey(o)}`);
+  return unknownFields(o, { $ref: spec.schemaId }, kindKey(o), []);
+}
+
+const asObj = (v: Json | undefined): Obj => (v && typeof v === 'object' && !Array.isArray(v) ? v : {});
+const asArr = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : []);
+
+// Rules the API server enforces in code (pkg/apis/core/validation), not in the schema.
+function apiServerRules(ds: Obj): string[] {
+  const errs: string[] = [];
+  const spec = asObj(ds.spec);
+  const tmpl = asObj(spec.template);
+  const labels = asObj(asObj(tmpl.metadata).labels);
+  for (const [k, v] of Object.entries(asObj(asObj(spec.selector).matchLabels)))
+    if (labels[k] !== v) errs.push(`selector ${k}=${String(v)} does not match the template labels`);
+  const pod = asObj(tmpl.spec);
+  const all = [...asArr(pod.initContainers), ...asArr(pod.containers)].map(asObj);
+  const volumes = new Set(asArr(pod.volumes).map((v) => asObj(v).name));
+  for (const c of all) {
+    const sc = asObj(c.securityContext);
+    for (const m of asArr(c.volumeMounts).map(asObj)) {
+      if (!volumes.has(m.name)) errs.push(`${String(c.name)}: mount of undeclared volume ${String(m.name)}`);
+      if (m.mountPropagation === 'Bidirectional' && sc.privileged !== true)
+        errs.push(`${String(c.name)}: Bidirectional mount propagation is allowed only for privileged containers`);
+    }
+    if (sc.allowPrivilegeEscalation === false) {
+      if (sc.privileged === true) errs.push(`${String(c.name)}: privileged with allowPrivilegeEscalation false`);
+      if (asArr(asObj(sc.capabilities).add).includes('CAP_SYS_ADMIN'))
+        errs.push(`${String(c.name)}: CAP_SYS_ADMIN with allowPrivilegeEscalation false`);
+    }
+    if (pod.hostNetwork === true)
+      for (const p of asArr(c.ports).map(asObj))
+        if (p.hostPort !== undefined && p.hostPort !== p.containerPort)
+          errs.push(`${String(c.name)}: with hostNetwork, hostPort must equal containerPort`);
+  }
+  return errs;
+}
+
+const text = readFileSync(MANIFEST, 'utf8');
+const { docs, objects } = loadDocs(text);
+const byKind = (kind: string): Obj => {
+  const found = objects.filter((o) => o.kind === kind);
+  assert.equal(found.length, 1, `exactly one ${kind}`);
+  return found[0]!;
+};
+
+describe('deploy/bvcni.yaml', () => {
+  test('holds exactly the four objects kubectl apply needs, each valid against the OpenAPI schema', () => {
+    assert.deepEqual(objects.map(kindKey).sort(), Object.keys(KINDS).sort());
+    for (const o of objects) {
+      assert.doesNotThrow(() => validateSchema(o), `${kindKey(o)} fails schema validation`);
+      assert.deepEqual(strictCheck(o), [], `${kindKey(o)} has fields the API server does not know`);
+    }
+  });
+
+  test('the validators reject broken objects (they are not vacuous)', () => {
+    const ds = structuredClone(byKind('DaemonSet'));
+    const c0 = asObj(asArr(asObj(asObj(asObj(ds.spec).template).spec).containers)[0]);
+    asObj(asArr(c0.ports)[0]).containerPort = 'ninety-ninety-nine';
+    assert.throws(() => validateSchema(ds), /containerPort/);
+
+    const noContainers = structuredClone(byKind('DaemonSet'));
+    delete asObj(asObj(asObj(noContainers.spec).template).spec).containers;
+    assert.throws(() => validateSchema(noContainers), /containers/);
+
+    const typo = structuredClone(byKind('DaemonSet'));
+    const m0 = asObj(asArr(asObj(asArr(asObj(asObj(asObj(typo.spec).template).spec).containers)[0]).volumeMounts)[0]);
+    m0.mountPropogation = 'HostToContainer';
+    assert.match(strictCheck(typo).join(','), /volumeMounts\[0\]\.mountPropogation/);
+
+    const badRole = structuredClone(byKind('ClusterRole'));
+    asObj(asArr(badRole.rules)[0]).verbs = 'get';
+    assert.throws(() => validateSchema(badRole), /verbs/);
+  });
+
+  test('the API server rules schemas cannot express hold (and are checked)', () => {
+    const ds = byKind('DaemonSet');
+    assert.deepEqual(apiServerRules(ds), []);
+    const broken = structuredClone(ds);
+    const c0 = asObj(asArr(asObj(asObj(asObj(broken.spec).template).spec).containers)[0]);
+    asObj(asArr(c0.volumeMounts).map(asObj).find((m) => m.name === 'bpffs')).mountPropagation = 'Bidirectional';
+    assert.match(apiServerRules(broken).join('\n'), /Bidirectional/);
+  });
+
+  test('RBAC: exactly nodes get/list/watch and nodes/status patch, bound to the DaemonSet service account', () => {
+    const role = byKind('ClusterRole');
+    const granted = asArr(role.rules)
+      .map(asObj)
+      .flatMap((r) => {
+        assert.equal(r.resourceNames, undefined);
+        assert.equal(r.nonResourceURLs, undefined);
+        return asArr(r.apiGroups).flatMap((g) =>
+          asArr(r.resources).flatMap((res) => asArr(r.verbs).map((v) => `${String(g)}|${String(res)}|${String(v)}`)),
+        );
+      })
+      .sort();
+    assert.deepEqual(granted, ['|nodes/status|patch', '|nodes|get', '|nodes|list', '|nodes|watch']);
+    assert.equal(role.aggregationRule, undefined);
+
+    const sa = byKind('ServiceAccount');
+    const saMeta = asObj(sa.metadata);
+    const binding = byKind('ClusterRoleBinding');
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: asObj(role.metadata).name });
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: saMeta.name, namespace: saMeta.namespace }]);
+    const ds = byKind('DaemonSet');
+    assert.equal(asObj(ds.metadata).namespace, 'kube-system');
+    assert.equal(saMeta.namespace, 'kube-system');
+    assert.equal(asObj(asObj(asObj(ds.spec).template).spec).serviceAccountName, saMeta.name);
+  });
+
+  test('DaemonSet: runs on every node first, host network, probes, requests, rolling update', () => {
+    const ds = byKind('DaemonSet');
+    const spec = asObj(ds.spec);
+    assert.deepEqual(spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+    const pod = asObj(asObj(spec.template).spec);
+    assert.equal(pod.priorityClassName, 'system-node-critical');
+    assert.equal(pod.hostNetwork, true);
+    assert.notEqual(pod.hostPID, true);
+    // Every taint: an Exists toleration with no key and no effect matches all of them.
+    assert.ok(
+      asArr(pod.tolerations).map(asObj).some((t) => t.operator === 'Exists' && t.key === undefined && t.effect === undefined),
+      'a toleration for every taint',
+    );
+    const containers = asArr(pod.containers).map(asObj);
+    assert.equal(containers.length, 1);
+    const c = containers[0]!;
+    const env = asArr(c.env).map(asObj);
+    assert.deepEqual(env.find((e) => e.name === 'NODE_NAME')?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
+    assert.equal(asObj(asObj(c.livenessProbe).httpGet).path, '/healthz');
+    assert.equal(asObj(asObj(c.readinessProbe).httpGet).path, '/readyz');
+    assert.equal(asObj(asObj(c.livenessProbe).httpGet).port, 9099);
+    assert.equal(asObj(asObj(c.readinessProbe).httpGet).port, 9099);
+    assert.ok(asArr(c.args).includes('--health-addr=0.0.0.0:9099'), 'daemon listens where the probes look');
+    for (const ctr of [...asArr(pod.initContainers), ...containers].map(asObj)) {
+      const req = asObj(asObj(ctr.resources).requests);
+      assert.ok(req.cpu && req.memory, `${String(ctr.name)} has cpu and memory requests`);
+      assert.equal(ctr.image, c.image, 'one image for all containers');
+    }
+  });
+
+  test('DaemonSet: the long-running container has only the needed capabilities, each explained', () => {
+    const ds = byKind('DaemonSet');
+    const pod = asObj(asObj(asObj(ds.spec).template).spec);
+    const c = asObj(asArr(pod.containers)[0]);
+    const sc = asObj(c.securityContext);
+    assert.notEqual(sc.privileged, true);
+    assert.deepEqual(asObj(sc.capabilities).drop, ['ALL']);
+    const added = asArr(asObj(sc.capabilities).add).map(String);
+    assert.deepEqual([...added].sort(), ['BPF', 'NET_ADMIN', 'PERFMON', 'SYS_ADMIN']);
+
+    // "say in a comment why each is needed": the comment above each capability names it.
+    const dsDoc = docs.find((d) => (d.toJS() as Obj).kind === 'DaemonSet')!;
+    const addNode = dsDoc.getIn(['spec', 'template', 'spec', 'containers', 0, 'securityContext', 'capabilities', 'add'], true);
+    assert.ok(isSeq(addNode));
+    for (const [i, item] of addNode.items.entries()) {
+      assert.ok(isScalar(item));
+      // yaml attaches the comment above a sequence's first item to the sequence.
+      const why = item.commentBefore ?? (i === 0 ? addNode.commentBefore : undefined) ?? '';
+      assert.match(why, new RegExp(`\\b${String(item.value)}\\b`), `a comment explains ${String(item.value)}`);
+      assert.ok(why.length > String(item.value).length + 20, `the comment on ${String(item.value)} says why`);
+    }
+
+    // Privilege only in the one-shot init container that needs it (Bidirectional bpffs mount).
+    for (const ic of asArr(pod.initContainers).map(asObj)) {
+      if (asObj(ic.securityContext).privileged === true)
+        assert.ok(
+          asArr(ic.volumeMounts).map(asObj).some((m) => m.mountPropagation === 'Bidirectional'),
+          `${String(ic.name)} is privileged only to mount bpffs for the host`,
+        );
+    }
+  });
+
+  test('DaemonSet: host paths for CNI conf and bin dirs, bpffs (propagated) and the state dir', () => {
+    const ds = byKind('DaemonSet');
+    const pod = asObj(asObj(asObj(ds.spec).template).spec);
+    const hostPaths = new Map(
+      asArr(pod.volumes)
+        .map(asObj)
+        .map((v) => [String(v.name), String(asObj(v.hostPath).path)] as const),
+    );
+    const c = asObj(asArr(pod.containers)[0]);
+    const mounted = new Map(
+      asArr(c.volumeMounts)
+        .map(asObj)
+        .map((m) => [hostPaths.get(String(m.name)), m] as const),
+    );
+    for (const p of ['/etc/cni/net.d', '/opt/cni/bin', '/sys/fs/bpf', '/var/lib/cni/bvcni'])
+      assert.equal(asObj(mounted.get(p)).mountPath, p, `${p} mounted at the same path`);
+    assert.equal(asObj(mounted.get('/sys/fs/bpf')).mountPropagation, 'HostToContainer');
+    const init = asArr(pod.initContainers).map(asObj);
+    assert.ok(
+      init.some((ic) =>
+        asArr(ic.volumeMounts)
+          .map(asObj)
+          .some((m) => hostPaths.get(String(m.name)) === '/sys/fs/bpf' && m.mountPropagation === 'Bidirectional'),
+      ),
+      'bpffs is mounted with Bidirectional propagation where it may be created',
+    );
+  });
+});
