@@ -1,0 +1,66 @@
+// The slice of src/dataplane the simulator drives, loaded lazily: clusters
+// built with 'flannel' or 'none' must work on a checkout whose BPF side is
+// not built (and the benchmark baseline must not depend on it).
+import type { TunnelKey, TunnelValue, EndpointKey, EndpointValue } from '../dataplane/abi.js';
+
+export interface SimNodeDataplaneConfig {
+  pinDir: string;
+  netns: string;
+  bridge: string;
+  vxlanDev: string;
+  vxlanPort: number;
+  vni: number;
+  uplink: string;
+  nodeIp: string;
+  podCidr: string;
+  clusterCidr: string;
+  mtu?: number;
+}
+
+/** The map operations the simulator needs; the loader's BpfMap satisfies it. */
+export interface SimMap<K, V> {
+  lookup(key: K): V | undefined;
+  update(key: K, value: V, flag?: 'any' | 'noexist' | 'exist'): void;
+  delete(key: K): boolean;
+  entries(): IterableIterator<[K, V]>;
+  close(): void;
+}
+
+export interface SimDataplaneMaps {
+  tunnel: SimMap<TunnelKey, TunnelValue>;
+  endpoints: SimMap<EndpointKey, EndpointValue>;
+}
+
+export interface DropStat {
+  reason: string;
+  direction: 'ingress' | 'egress';
+  packets: bigint;
+  bytes: bigint;
+}
+
+export interface DataplaneApi {
+  ensureNodeDataplane(cfg: SimNodeDataplaneConfig): Promise<{ mtu: number; close(): void }>;
+  removeNodeDataplane(cfg: SimNodeDataplaneConfig): Promise<void>;
+  openDataplaneMaps(pinDir: string): SimDataplaneMaps;
+  registerEndpoint(
+    pinDir: string,
+    ep: { ip: string; hostIfname: string; hostIfindex: number; podMac: string; gwMac: string; netns?: string },
+  ): void;
+  unregisterEndpoint(pinDir: string, ip: string): void;
+  readDropStats(pinDir: string): DropStat[];
+}
+
+let cached: Promise<DataplaneApi> | undefined;
+
+export function loadDataplane(): Promise<DataplaneApi> {
+  // A variable specifier keeps tsc from requiring the module while it is being written.
+  const specifier = '../dataplane/index.js';
+  cached ??= import(specifier).then((m: unknown) => {
+    const api = m as Partial<DataplaneApi>;
+    for (const fn of ['ensureNodeDataplane', 'openDataplaneMaps', 'registerEndpoint', 'readDropStats'] as const) {
+      if (typeof api[fn] !== 'function') throw new Error(`src/dataplane does not export ${fn}`);
+    }
+    return api as DataplaneApi;
+  });
+  return cached;
+}
