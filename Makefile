@@ -18,6 +18,9 @@ endif
 BPF_SRC  := $(wildcard bpf/*.c)
 BPF_OBJ  := $(patsubst bpf/%.c,dist/bpf/%.o,$(BPF_SRC))
 BPF_HDR  := $(wildcard bpf/*.h bpf/lib/*.h)
+# Objects the loader's own tests load; not part of the product.
+FIXTURE_SRC := $(wildcard test/fixtures/bpf/*.c)
+FIXTURE_OBJ := $(patsubst test/fixtures/bpf/%.c,dist/test/bpf/%.o,$(FIXTURE_SRC))
 TS_SRC   := $(shell find loader src -name '*.ts' 2>/dev/null)
 
 # Executables: dist/bin/<name> is bundled from src/<dir>/main.ts when that file exists.
@@ -43,12 +46,17 @@ $(DEPS_STAMP): package-lock.json
 
 build: $(DEPS_STAMP) bpf typecheck bins
 
-bpf: $(BPF_OBJ)
+bpf: $(BPF_OBJ) $(FIXTURE_OBJ)
 
 dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)command -v $(CLANG) >/dev/null || bash .ci/deps.sh
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+dist/test/bpf/%.o: test/fixtures/bpf/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 typecheck: $(DEPS_STAMP)

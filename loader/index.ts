@@ -1,0 +1,24 @@
+// The TypeScript binding to libbpf. Knows nothing of Kubernetes or of bvcni's
+// maps: those live in src/dataplane.
+export { BpfError, VerifierError, errnoName } from './errors.js';
+export { BpfObject, type OpenOptions } from './object.js';
+export { BpfProgram } from './program.js';
+export { BpfMap, numPossibleCpus, type UpdateFlag } from './map.js';
+export { MapType, mapInfo, programInfo, type MapInfo, type ProgramInfo } from './info.js';
+export {
+  attachTc,
+  detachTc,
+  destroyClsact,
+  ensureClsact,
+  ifIndex,
+  listTc,
+  queryTc,
+  type TcAttachment,
+  type TcDirection,
+  type TcFilter,
+  type TcTarget,
+} from './tc.js';
+export { withNetns, maybeInNetns } from './netns.js';
+export { testRun, type TestRunResult } from './testrun.js';
+export { setLibbpfLogger, type LibbpfLevel, type LibbpfLogger } from './log.js';
+export * from './codec.js';

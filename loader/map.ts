@@ -1,0 +1,215 @@
+// Typed access to a BPF map through codecs for its key and value structs.
+import { bpf, dupFd } from './bindings.js';
+import type { Codec } from './codec.js';
+import { BpfError, check } from './errors.js';
+import { OwnedFd } from './fd.js';
+import { isPerCpu, mapInfo, type MapInfo } from './info.js';
+
+export type UpdateFlag = 'any' | 'noexist' | 'exist';
+const FLAG_VALUE: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
+
+const ENOENT = 2;
+const EINVAL = 22;
+const EOPNOTSUPP = 95;
+const ENOTSUPP = 524;
+const BATCH_OPTS_SIZE = 24; // struct bpf_map_batch_opts { size_t sz; u64 elem_flags; u64 flags; }
+
+let possibleCpus = 0;
+export function numPossibleCpus(): number {
+  if (!possibleCpus) possibleCpus = check('count possible CPUs', bpf().libbpf_num_possible_cpus() as number);
+  return possibleCpus;
+}
+
+export class BpfMap<K, V> {
+  readonly #fd: OwnedFd;
+  readonly info: MapInfo;
+  readonly perCpu: boolean;
+  readonly #keyBuf: Buffer;
+  readonly #nextBuf: Buffer;
+  readonly #valueBuf: Buffer;
+  /** Stride of one CPU's value in a per-CPU buffer: the kernel rounds to 8. */
+  readonly #stride: number;
+  readonly #label: string;
+
+  private constructor(
+    fd: number,
+    readonly key: Codec<K>,
+    readonly value: Codec<V>,
+    label: string,
+  ) {
+    this.#fd = new OwnedFd(fd);
+    try {
+      this.info = mapInfo(fd);
+      if (this.info.keySize !== key.size || this.info.valueSize !== value.size) {
+        throw new BpfError(
+          `open map ${label}`,
+          EINVAL,
+          `map has key ${this.info.keySize} / value ${this.info.valueSize} bytes, codecs expect ${key.size} / ${value.size}`,
+        );
+      }
+    } catch (e) {
+      this.#fd.close();
+      throw e;
+    }
+    this.#label = this.info.name || label;
+    this.perCpu = isPerCpu(this.info.type);
+    this.#stride = this.perCpu ? Math.ceil(value.size / 8) * 8 : value.size;
+    this.#keyBuf = Buffer.alloc(key.size);
+    this.#nextBuf = Buffer.alloc(key.size);
+    this.#valueBuf = Buffer.alloc(this.perCpu ? this.#stride * numPossibleCpus() : value.size);
+  }
+
+  static openPinned<K, V>(path: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
+    const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
+    return new BpfMap(fd, key, value, path);
+  }
+
+  /** Wraps a duplicate of a descriptor someone else owns (e.g. a loaded object). */
+  static fromBorrowedFd<K, V>(fd: number, key: Codec<K>, value: Codec<V>, label = `fd ${fd}`): BpfMap<K, V> {
+    return new BpfMap(dupFd(fd), key, value, label);
+  }
+
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  lookup(key: K): V | undefined {
+    this.#requireShared('lookup');
+    this.key.encode(key, this.#keyBuf);
+    const ret = bpf().bpf_map_lookup_elem(this.fd, this.#keyBuf, this.#valueBuf) as number;
+    if (ret === -ENOENT) return undefined;
+    check(`lookup in ${this.#label}`, ret);
+    return this.value.decode(this.#valueBuf);
+  }
+
+  /** Per-CPU maps: one value per possible CPU. */
+  lookupPerCpu(key: K): V[] | undefined {
+    if (!this.perCpu) throw new TypeError(`${this.#label} is not a per-CPU map`);
+    this.key.encode(key, this.#keyBuf);
+    const ret = bpf().bpf_map_lookup_elem(this.fd, this.#keyBuf, this.#valueBuf) as number;
+    if (ret === -ENOENT) return undefined;
+    check(`lookup in ${this.#label}`, ret);
+    const out: V[] = [];
+    for (let cpu = 0; cpu < numPossibleCpus(); cpu++) out.push(this.value.decode(this.#valueBuf, cpu * this.#stride));
+    return out;
+  }
+
+  /** Writes the value; for a per-CPU map, the same value on every CPU. */
+  update(key: K, value: V, flag: UpdateFlag = 'any'): void {
+    this.key.encode(key, this.#keyBuf);
+    this.#encodeValue(value, this.#valueBuf, 0);
+    check(
+      `update in ${this.#label}`,
+      bpf().bpf_map_update_elem(this.fd, this.#keyBuf, this.#valueBuf, FLAG_VALUE[flag]) as number,
+    );
+  }
+
+  /** Returns false when the key was not there. */
+  delete(key: K): boolean {
+    this.key.encode(key, this.#keyBuf);
+    const ret = bpf().bpf_map_delete_elem(this.fd, this.#keyBuf) as number;
+    if (ret === -ENOENT) return false;
+    check(`delete in ${this.#label}`, ret);
+    return true;
+  }
+
+  *#rawKeys(): IterableIterator<Buffer> {
+    let ret = bpf().bpf_map_get_next_key(this.fd, null, this.#nextBuf) as number;
+    while (ret === 0) {
+      const k = Buffer.from(this.#nextBuf);
+      yield k;
+      ret = bpf().bpf_map_get_next_key(this.fd, k, this.#nextBuf) as number;
+    }
+    if (ret !== -ENOENT) check(`iterate ${this.#label}`, ret);
+  }
+
+  *keys(): IterableIterator<K> {
+    for (const k of this.#rawKeys()) yield this.key.decode(k);
+  }
+
+  /** Entries as seen while iterating; keys deleted meanwhile are skipped. */
+  *entries(): IterableIterator<[K, V]> {
+    this.#requireShared('entries');
+    for (const k of this.#rawKeys()) {
+      const ret = bpf().bpf_map_lookup_elem(this.fd, k, this.#valueBuf) as number;
+      if (ret === -ENOENT) continue;
+      check(`lookup in ${this.#label}`, ret);
+      yield [this.key.decode(k), this.value.decode(this.#valueBuf)];
+    }
+  }
+
+  /** Per-CPU maps: entries with one value per CPU. */
+  *entriesPerCpu(): IterableIterator<[K, V[]]> {
+    for (const k of this.#rawKeys()) {
+      const key = this.key.decode(k);
+      const values = this.lookupPerCpu(key);
+      if (values) yield [key, values];
+    }
+  }
+
+  /** One syscall for many updates where the map type has it, else a loop. */
+  updateBatch(entries: readonly (readonly [K, V])[], flag: UpdateFlag = 'any'): void {
+    if (entries.length === 0) return;
+    const keys = Buffer.alloc(entries.length * this.key.size);
+    const values = Buffer.alloc(entries.length * this.#valueStride());
+    entries.forEach(([k, v], i) => {
+      this.key.encode(k, keys, i * this.key.size);
+      this.#encodeValue(v, values, i * this.#valueStride());
+    });
+    const count = u32Buf(entries.length);
+    const ret = bpf().bpf_map_update_batch(this.fd, keys, values, count, batchOpts(FLAG_VALUE[flag])) as number;
+    if (ret === 0) return;
+    if (!noBatch(ret)) check(`batch update in ${this.#label}`, ret);
+    for (const [k, v] of entries) this.update(k, v, flag);
+  }
+
+  /** Deletes the keys that exist; returns how many were deleted. */
+  deleteBatch(keys: readonly K[]): number {
+    let deleted = 0;
+    for (const k of keys) if (this.delete(k)) deleted++;
+    return deleted;
+  }
+
+  pin(path: string): void {
+    check(`pin map ${this.#label} at ${path}`, bpf().bpf_obj_pin(this.fd, path) as number);
+  }
+
+  close(): void {
+    this.#fd.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #valueStride(): number {
+    return this.perCpu ? this.#valueBuf.length : this.value.size;
+  }
+
+  #encodeValue(value: V, buf: Buffer, at: number): void {
+    if (!this.perCpu) return this.value.encode(value, buf, at);
+    for (let cpu = 0; cpu < numPossibleCpus(); cpu++) this.value.encode(value, buf, at + cpu * this.#stride);
+  }
+
+  #requireShared(op: string): void {
+    if (this.perCpu) throw new TypeError(`${op} on per-CPU map ${this.#label}: use lookupPerCpu/entriesPerCpu`);
+  }
+}
+
+function u32Buf(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+function batchOpts(elemFlags: number): Buffer {
+  const b = Buffer.alloc(BATCH_OPTS_SIZE);
+  b.writeBigUInt64LE(BigInt(BATCH_OPTS_SIZE), 0);
+  b.writeBigUInt64LE(BigInt(elemFlags), 8);
+  return b;
+}
+
+/** Map types without batch support answer EINVAL or (E)NOTSUPP. */
+function noBatch(ret: number): boolean {
+  return ret === -EINVAL || ret === -EOPNOTSUPP || ret === -ENOTSUPP;
+}
