@@ -18,6 +18,6 @@ export {
 } from './cluster.js';
 export * from './topology.js';
 export { startResponder, parsePeerLine, RESPONDER_PORT, type PeerInfo } from './responder.js';
-export { ping, tcpWhoami, udpWhoami, tcpCounters, type PingOptions } from './probe.js';
+export { ping, tcpWhoami, udpWhoami, tcpCounters, probeMany, type PingOptions, type ProbeTarget, type ProbeOutcome } from './probe.js';
 export { loadDataplane, type DataplaneApi, type DropStat } from './dataplane.js';
 export { uniquePrefix, netnsPath } from './netns.js';

@@ -43,7 +43,7 @@ export async function tcpWhoami(netns: string, dst: string, port = RESPONDER_POR
 }
 
 /** One UDP datagram to a responder and its reply. */
-export async function udpWhoami(netns: string, dst: string, port = RESPONDER_PORT, timeoutS = 2): Promise<PeerInfo> {
+export async function udpWhoami(netns: string, dst: string, port = RESPONDER_PORT, timeoutS = 0.5): Promise<PeerInfo> {
   const token = `tok${Math.random().toString(36).slice(2)}`;
   // A lost datagram is retried: the first packet of a flow may wait on ARP.
   let last = '';
@@ -68,4 +68,54 @@ export async function tcpCounters(netns: string): Promise<Record<string, number>
   const names = lines[0]!.split(/\s+/).slice(1);
   const values = lines[1]!.split(/\s+/).slice(1).map(Number);
   return Object.fromEntries(names.map((n, i) => [n, values[i] ?? NaN]));
+}
+
+export interface ProbeTarget {
+  ip: string;
+  port?: number;
+  proto: 'tcp' | 'udp';
+}
+
+export type ProbeOutcome = ({ ok: true } & PeerInfo) | { ok: false; error: string };
+
+// One Node process per source namespace probes all targets at once: a matrix
+// of N×N pairs costs N process starts, not N² (and no UDP linger per probe).
+const MANY_SOURCE = `
+const net = require('node:net'), dgram = require('node:dgram');
+const targets = JSON.parse(process.argv[1]);
+const timeout = Number(process.argv[2]);
+function tcp(t) {
+  return new Promise((res) => {
+    const tok = 'tok' + Math.random().toString(36).slice(2);
+    let buf = '';
+    const s = net.connect({ host: t.ip, port: t.port });
+    const timer = setTimeout(() => { s.destroy(); res({ error: 'timeout after ' + buf.length + ' bytes' }); }, timeout);
+    s.on('connect', () => s.write(tok + '\\n'));
+    s.on('data', (d) => { buf += d; if (buf.includes(tok)) { clearTimeout(timer); s.destroy(); res({ line: buf.split('\\n')[0] }); } });
+    s.on('error', (e) => { clearTimeout(timer); res({ error: e.code || e.message }); });
+  });
+}
+function udp(t) {
+  return new Promise((res) => {
+    const tok = 'tok' + Math.random().toString(36).slice(2);
+    const s = dgram.createSocket('udp4');
+    let tries = 0;
+    const send = () => { tries++; s.send(tok, t.port, t.ip); };
+    const iv = setInterval(() => { if (tries < 4) send(); }, Math.max(50, timeout / 5));
+    const timer = setTimeout(() => { clearInterval(iv); s.close(); res({ error: 'no reply' }); }, timeout);
+    s.on('message', (m) => { const x = m.toString(); if (x.includes(tok)) { clearInterval(iv); clearTimeout(timer); s.close(); res({ line: x }); } });
+    s.on('error', (e) => { clearInterval(iv); clearTimeout(timer); res({ error: e.code || e.message }); });
+    send();
+  });
+}
+Promise.all(targets.map((t) => (t.proto === 'tcp' ? tcp(t) : udp(t)))).then((r) => { process.stdout.write(JSON.stringify(r)); });
+`;
+
+/** Probes every target from one namespace, concurrently; one outcome per target, in order. */
+export async function probeMany(netns: string, targets: ProbeTarget[], timeoutMs = 3000): Promise<ProbeOutcome[]> {
+  if (targets.length === 0) return [];
+  const list = targets.map((t) => ({ ip: t.ip, port: t.port ?? RESPONDER_PORT, proto: t.proto }));
+  const r = await run(['node', '-e', MANY_SOURCE, JSON.stringify(list), String(timeoutMs)], { netns, timeoutMs: timeoutMs + 15_000 });
+  const raw = JSON.parse(r.stdout) as ({ line: string } | { error: string })[];
+  return raw.map((x) => ('line' in x ? { ok: true as const, ...parsePeerLine(x.line) } : { ok: false as const, error: x.error }));
 }
