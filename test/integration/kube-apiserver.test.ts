@@ -1,0 +1,234 @@
+// The fake API server against the real @kubernetes/client-node (its informer,
+// Watch and CoreV1Api), and the daemon's own informer against both. Loopback
+// only: no namespaces needed.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  Watch,
+  makeInformer,
+  setHeaderOptions,
+  type V1Node,
+} from '@kubernetes/client-node';
+import { FakeKubeApiServer, makeNode } from '../support/kube-apiserver.js';
+import { waitFor } from '../support/kube-util.js';
+import { NodeInformer } from '../../src/daemon/informer.js';
+import { nodeApi } from '../../src/daemon/kube.js';
+import { Backoff } from '../../src/daemon/backoff.js';
+
+function client(srv: FakeKubeApiServer): { kc: KubeConfig; core: CoreV1Api } {
+  const kc = new KubeConfig();
+  kc.loadFromString(srv.kubeconfig());
+  return { kc, core: kc.makeApiClient(CoreV1Api) };
+}
+
+describe('fake kube-apiserver with the real client library', () => {
+  let srv: FakeKubeApiServer;
+  const stops: (() => unknown)[] = [];
+  before(async () => {
+    srv = new FakeKubeApiServer();
+    await srv.start();
+  });
+  after(async () => {
+    for (const s of stops) await s();
+    await srv.close();
+  });
+
+  test('client-node informer lists existing nodes, then sees add, modify and delete over the watch', async () => {
+    srv.addNode(makeNode('n1', { podCIDR: '10.244.1.0/24', internalIP: '192.0.2.11' }));
+    const { kc, core } = client(srv);
+    const inf = makeInformer(kc, '/api/v1/nodes', () => core.listNode());
+    const seen: string[] = [];
+    inf.on('add', (n) => seen.push(`add:${n.metadata?.name}`));
+    inf.on('update', (n) => seen.push(`update:${n.metadata?.name}:${n.spec?.podCIDR}`));
+    inf.on('delete', (n) => seen.push(`delete:${n.metadata?.name}`));
+    await inf.start();
+    stops.push(() => inf.stop());
+    await waitFor('initial list', () => seen.includes('add:n1'));
+    await waitFor('watch open', () => srv.watchCount > 0);
+    srv.addNode(makeNode('n2', { podCIDR: '10.244.2.0/24', internalIP: '192.0.2.12' }));
+    srv.modifyNode('n2', (n) => (n.spec = { podCIDR: '10.244.9.0/24' }));
+    srv.deleteNode('n1');
+    await waitFor('events', () => seen.includes('delete:n1'));
+    assert.deepEqual(seen, ['add:n1', 'add:n2', 'update:n2:10.244.9.0/24', 'delete:n1']);
+    assert.equal(inf.latestResourceVersion(), String(srv.resourceVersion));
+    assert.deepEqual(inf.list().map((n: V1Node) => n.metadata?.name), ['n2']);
+    await inf.stop();
+    srv.deleteNode('n2');
+  });
+
+  test('watch streams are chunked JSON lines and BOOKMARK events carry the current resourceVersion', async () => {
+    const { kc } = client(srv);
+    const events: { type: string; rv?: string }[] = [];
+    const w = new Watch(kc);
+    const startRv = String(srv.resourceVersion);
+    let done: unknown = 'open';
+    const ctl = await w.watch(
+      '/api/v1/nodes',
+      { resourceVersion: startRv, allowWatchBookmarks: true },
+      (type: string, obj: { metadata?: { resourceVersion?: string } }) => events.push({ type, rv: obj.metadata?.resourceVersion }),
+      (err: unknown) => (done = err),
+    );
+    stops.push(() => ctl.abort());
+    await waitFor('watch registered', () => srv.watchCount === 1);
+    srv.addNode(makeNode('b1', { podCIDR: '10.244.3.0/24', internalIP: '192.0.2.13' }));
+    assert.equal(srv.bookmark(), 1);
+    await waitFor('bookmark', () => events.some((e) => e.type === 'BOOKMARK'));
+    assert.deepEqual(events, [
+      { type: 'ADDED', rv: String(srv.resourceVersion) },
+      { type: 'BOOKMARK', rv: String(srv.resourceVersion) },
+    ]);
+    srv.endWatches();
+    await waitFor('stream end reported', () => done === null);
+    const rec = srv.requests.filter((r) => r.verb === 'watch').at(-1)!;
+    assert.match(rec.url, /allowWatchBookmarks=true/);
+    srv.deleteNode('b1');
+  });
+
+  test('a compacted resourceVersion: 410 as a watch ERROR event makes client-node relist and drop vanished nodes', async () => {
+    srv.addNode(makeNode('g1', { podCIDR: '10.244.4.0/24', internalIP: '192.0.2.14' }));
+    const { kc, core } = client(srv);
+    const inf = makeInformer(kc, '/api/v1/nodes', () => core.listNode());
+    const deleted: string[] = [];
+    inf.on('delete', (n) => deleted.push(n.metadata!.name!));
+    const listsBefore = srv.countRequests('list');
+    await inf.start();
+    stops.push(() => inf.stop());
+    await waitFor('watch open', () => srv.watchCount > 0);
+    // The object vanishes while the event history is lost: only a relist can tell.
+    await srv.stop();
+    srv.deleteNode('g1');
+    srv.compact();
+    await srv.start();
+    // client-node reports the dropped connection as an error and stops: restart it as a supervisor would.
+    await waitFor('error seen', () => srv.watchCount === 0);
+    await inf.start();
+    await waitFor('relisted after 410', () => deleted.includes('g1'), 10_000);
+    assert.ok(srv.countRequests('list') >= listsBefore + 2, 'listed again');
+    assert.ok(srv.requests.some((r) => r.verb === 'watch' && r.status === 200), 'watch answered');
+    await inf.stop();
+  });
+
+  test('410 as an HTTP status and as an ERROR event both make the daemon informer relist', async () => {
+    for (const goneAs of ['status', 'event'] as const) {
+      const s = new FakeKubeApiServer({ goneAs });
+      await s.start();
+      try {
+        s.addNode(makeNode('a', { podCIDR: '10.244.1.0/24', internalIP: '192.0.2.11' }));
+        s.addNode(makeNode('b', { podCIDR: '10.244.2.0/24', internalIP: '192.0.2.12' }));
+        const { kc } = client(s);
+        const deleted: string[] = [];
+        let synced = 0;
+        const inf = new NodeInformer(nodeApi(kc), { delete: (n) => deleted.push(n.metadata!.name!), synced: () => synced++ });
+        inf.start();
+        try {
+          await waitFor('first sync', () => synced === 1 && s.watchCount === 1);
+          await s.stop();
+          s.deleteNode('b');
+          s.compact();
+          await s.start();
+          await waitFor(`relist (${goneAs})`, () => synced === 2, 15_000);
+          assert.deepEqual(deleted, ['b']);
+          assert.deepEqual(inf.list().map((n) => n.metadata?.name), ['a']);
+          assert.equal(inf.stats.relistsOnGone, 1);
+          const watches = s.requests.filter((r) => r.verb === 'watch');
+          assert.ok(watches.some((r) => r.status === (goneAs === 'status' ? 410 : 200)));
+        } finally {
+          await inf.stop();
+        }
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
+  test('a dropped watch connection: the informer reconnects from its resourceVersion without relisting', async () => {
+    const { kc } = client(srv);
+    const added: string[] = [];
+    const inf = new NodeInformer(nodeApi(kc), { add: (n) => added.push(n.metadata!.name!) }, { backoff: new Backoff({ initialMs: 10 }) });
+    inf.start();
+    try {
+      await waitFor('watch open', () => srv.watchCount === 1);
+      const lists = srv.countRequests('list');
+      assert.equal(srv.dropWatches(), 1);
+      srv.addNode(makeNode('d1', { podCIDR: '10.244.5.0/24', internalIP: '192.0.2.15' }));
+      await waitFor('event after reconnect', () => added.includes('d1'));
+      assert.equal(srv.countRequests('list'), lists, 'no relist: the resourceVersion was still valid');
+      assert.equal(inf.resourceVersion, String(srv.resourceVersion));
+    } finally {
+      await inf.stop();
+      srv.deleteNode('d1');
+    }
+  });
+
+  test('API outage: the informer keeps its cache, retries with backoff and resyncs when the server is back', async () => {
+    const { kc } = client(srv);
+    const errors: number[] = [];
+    let synced = 0;
+    const inf = new NodeInformer(
+      nodeApi(kc),
+      { error: (_e, delay) => errors.push(delay), synced: () => synced++ },
+      { backoff: new Backoff({ initialMs: 50, maxMs: 400, jitter: 0 }) },
+    );
+    srv.addNode(makeNode('o1', { podCIDR: '10.244.6.0/24', internalIP: '192.0.2.16' }));
+    inf.start();
+    try {
+      await waitFor('synced', () => synced === 1 && srv.watchCount === 1);
+      await srv.stop();
+      await waitFor('several retries', () => errors.length >= 4, 10_000);
+      // The cut stream may first count as a clean end (one backoff step without an error report).
+      for (let i = 1; i < errors.length; i++) assert.equal(errors[i], Math.min(400, errors[i - 1]! * 2), `backoff doubles to its bound: ${errors}`);
+      assert.equal(errors.at(-1), 400);
+      assert.deepEqual(inf.list().map((n) => n.metadata?.name), ['o1'], 'cache kept during the outage');
+      srv.addNode(makeNode('o2', { podCIDR: '10.244.7.0/24', internalIP: '192.0.2.17' }));
+      await srv.start();
+      await waitFor('resync', () => inf.get('o2') !== undefined, 10_000);
+      assert.equal(inf.backoff.attempts, 0, 'backoff reset by events');
+    } finally {
+      await inf.stop();
+      await srv.start();
+      srv.deleteNode('o1');
+      srv.deleteNode('o2');
+    }
+  });
+
+  test('PATCH of node status through client-node: strategic merge keeps other conditions, emits MODIFIED', async () => {
+    srv.addNode(makeNode('p1', { podCIDR: '10.244.8.0/24', internalIP: '192.0.2.18' }));
+    const { core } = client(srv);
+    const rv = srv.resourceVersion;
+    await core.patchNodeStatus(
+      { name: 'p1', body: { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'BvcniIsUp' }] } } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
+    const n = srv.getNode('p1')!;
+    assert.deepEqual(n.status?.conditions?.map((c) => `${c.type}=${c.status}`), ['Ready=False', 'NetworkUnavailable=False']);
+    assert.equal(n.metadata?.resourceVersion, String(rv + 1));
+    // JSON patch (client-node's default) and merge patch work too; a missing node is a 404 ApiException.
+    await core.patchNodeStatus({ name: 'p1', body: [{ op: 'replace', path: '/status/conditions/1/status', value: 'True' }] });
+    assert.equal(srv.getNode('p1')!.status?.conditions?.[1]?.status, 'True');
+    await assert.rejects(
+      core.patchNodeStatus({ name: 'nope', body: [] }),
+      (e: { code?: number }) => e.code === 404,
+    );
+    srv.deleteNode('p1');
+  });
+
+  test('list with limit and continue pages through every node', async () => {
+    for (let i = 0; i < 5; i++) srv.addNode(makeNode(`l${i}`, { podCIDR: `10.244.${20 + i}.0/24`, internalIP: `192.0.2.${30 + i}` }));
+    const { core } = client(srv);
+    const names: string[] = [];
+    let cont: string | undefined;
+    let pages = 0;
+    do {
+      const page = await core.listNode({ limit: 2, _continue: cont });
+      names.push(...page.items.map((n) => n.metadata!.name!));
+      cont = page.metadata?._continue;
+      pages++;
+    } while (cont);
+    assert.equal(pages, 3);
+    assert.deepEqual(names, ['l0', 'l1', 'l2', 'l3', 'l4']);
+    for (let i = 0; i < 5; i++) srv.deleteNode(`l${i}`);
+  });
+});

@@ -1,0 +1,616 @@
+// A small Kubernetes API server for tests: Nodes only, in memory, over plain
+// HTTP, speaking the real wire protocol to the real @kubernetes/client-node:
+// list with resourceVersion (and limit/continue), chunked watch streams of JSON
+// lines (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR), 410 Gone for compacted
+// resourceVersions (as an HTTP status or as a watch ERROR event, as the real
+// server does), GET and PATCH of a Node and its status (JSON, merge and
+// strategic-merge patches), and test-side controls for outages (stop/start),
+// dropped streams and injected failures.
+//
+// The daemons under test run inside simulated node namespaces while the test
+// runs in the root namespace, so the listening socket can be created inside
+// another network namespace (a socket stays bound to the namespace it was
+// created in).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { V1Node } from '@kubernetes/client-node';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+interface HistoryEvent {
+  rv: number;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: V1Node;
+}
+
+interface Watcher {
+  res: ServerResponse;
+  bookmarks: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+export interface FakeApiStartOptions {
+  /** Network namespace path (/run/netns/X) to create the listening socket in. */
+  netns?: string;
+  /** Host to bind when not in a netns (default 127.0.0.1). In a netns the socket binds every address. */
+  host?: string;
+  port?: number;
+}
+
+export interface FakeApiOptions {
+  /** How an expired resourceVersion on a watch is reported: like the real server (200 + ERROR event) or as HTTP 410. */
+  goneAs?: 'event' | 'status';
+  /** Send a BOOKMARK to bookmark-enabled watchers this often (0 = only on bookmark()). */
+  bookmarkIntervalMs?: number;
+  /** Keep at most this many events; older resourceVersions answer 410. */
+  historyLimit?: number;
+}
+
+export interface InjectedFailure {
+  method?: string;
+  /** 'list' | 'watch' | 'get' | 'patch' */
+  verb?: string;
+  status: number;
+  count: number;
+}
+
+export interface RequestRecord {
+  method: string;
+  verb: string;
+  url: string;
+  contentType?: string;
+  status: number;
+}
+
+/** Runs fn with the calling thread inside the network namespace at path (synchronously). */
+export type NetnsRunner = <T>(path: string, fn: () => T) => T;
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+export class FakeKubeApiServer {
+  private readonly nodes = new Map<string, V1Node>();
+  private history: HistoryEvent[] = [];
+  private rv = 100;
+  /** Watches from a resourceVersion below this answer 410 Gone. */
+  private compactedRv = 100;
+  private readonly watchers = new Set<Watcher>();
+  private readonly sockets = new Set<Socket>();
+  private server?: Server;
+  private bookmarkTimer?: NodeJS.Timeout;
+  private failures: InjectedFailure[] = [];
+  private listenOpts: FakeApiStartOptions = {};
+  private boundPort = 0;
+  readonly requests: RequestRecord[] = [];
+  readonly opts: Required<FakeApiOptions>;
+
+  constructor(
+    opts: FakeApiOptions = {},
+    private readonly netnsRunner?: NetnsRunner,
+  ) {
+    this.opts = { goneAs: 'event', bookmarkIntervalMs: 0, historyLimit: 100_000, ...opts };
+  }
+
+  // ---- lifecycle -------------------------------------------------------
+
+  /** Starts listening; after stop(), start() again reuses the same address and port. */
+  async start(listen: FakeApiStartOptions = this.listenOpts): Promise<void> {
+    if (this.server) return;
+    this.listenOpts = listen;
+    const server = createServer((req, res) => this.handle(req, res));
+    server.keepAliveTimeout = 60_000;
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    const port = this.boundPort || listen.port || 0;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => {
+        server.off('error', reject);
+        resolve();
+      });
+      if (listen.netns) {
+        if (!this.netnsRunner) throw new Error('FakeKubeApiServer: a netns needs a netns runner (loader withNetns)');
+        // Without a host, net.Server creates and binds its socket synchronously,
+        // so the socket is created while the thread is inside the namespace.
+        this.netnsRunner(listen.netns, () => server.listen(port));
+      } else {
+        server.listen(port, listen.host ?? '127.0.0.1');
+      }
+    });
+    const addr = server.address();
+    if (addr === null || typeof addr === 'string') throw new Error('FakeKubeApiServer: no TCP address');
+    this.boundPort = addr.port;
+    this.server = server;
+    if (this.opts.bookmarkIntervalMs > 0) {
+      this.bookmarkTimer = setInterval(() => this.bookmark(), this.opts.bookmarkIntervalMs);
+      this.bookmarkTimer.unref();
+    }
+  }
+
+  /** An outage: stops listening and cuts every connection (clients see resets and refusals). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    if (this.bookmarkTimer) clearInterval(this.bookmarkTimer);
+    this.bookmarkTimer = undefined;
+    for (const w of this.watchers) this.closeWatcher(w);
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+  }
+
+  get running(): boolean {
+    return this.server !== undefined;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Base URL as seen from a client that reaches the server at host. */
+  url(host = this.listenOpts.host ?? '127.0.0.1'): string {
+    return `http://${host}:${this.boundPort}`;
+  }
+
+  /** A kubeconfig (JSON is valid YAML) for a plain-HTTP server; client-node needs insecure-skip-tls-verify. */
+  kubeconfig(host?: string): string {
+    return JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'fake', cluster: { server: this.url(host), 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'fake', user: { token: 'fake-token' } }],
+      contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
+      'current-context': 'fake',
+    });
+  }
+
+  // ---- test-side control ----------------------------------------------
+
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  listNodes(): V1Node[] {
+    return [...this.nodes.values()].map(clone);
+  }
+
+  getNode(name: string): V1Node | undefined {
+    const n = this.nodes.get(name);
+    return n ? clone(n) : undefined;
+  }
+
+  addNode(node: V1Node): V1Node {
+    const name = node.metadata?.name;
+    if (!name) throw new Error('addNode: metadata.name is required');
+    if (this.nodes.has(name)) throw new Error(`addNode: node ${name} exists`);
+    const stored = clone(node);
+    stored.apiVersion = 'v1';
+    stored.kind = 'Node';
+    stored.metadata = {
+      ...stored.metadata,
+      name,
+      uid: stored.metadata?.uid ?? `uid-${name}-${this.rv + 1}`,
+      creationTimestamp: stored.metadata?.creationTimestamp ?? new Date(),
+    };
+    this.commit('ADDED', stored);
+    return clone(stored);
+  }
+
+  /** Replaces a node through a mutation of a copy; emits MODIFIED. */
+  modifyNode(name: string, mutate: (n: V1Node) => void): V1Node {
+    const cur = this.nodes.get(name);
+    if (!cur) throw new Error(`modifyNode: no node ${name}`);
+    const next = clone(cur);
+    mutate(next);
+    next.metadata = { ...next.metadata, name };
+    this.commit('MODIFIED', next);
+    return clone(next);
+  }
+
+  deleteNode(name: string): boolean {
+    const cur = this.nodes.get(name);
+    if (!cur) return false;
+    this.commit('DELETED', clone(cur));
+    return true;
+  }
+
+  /** Forgets the event history: watches from any older resourceVersion now get 410 Gone. */
+  compact(): void {
+    this.history = [];
+    this.compactedRv = this.rv;
+  }
+
+  /** Sends a BOOKMARK at the current resourceVersion to every watcher that asked for bookmarks. */
+  bookmark(): number {
+    let sent = 0;
+    for (const w of this.watchers) {
+      if (!w.bookmarks) continue;
+      this.send(w, 'BOOKMARK', {
+        kind: 'Node',
+        apiVersion: 'v1',
+        metadata: { resourceVersion: String(this.rv), annotations: { 'k8s.io/initial-events-end': 'true' } },
+      });
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Sends a watch ERROR 410 to every watcher and ends their streams (what an apiserver does after compaction). */
+  expireWatches(): number {
+    this.compact();
+    const n = this.watchers.size;
+    for (const w of [...this.watchers]) {
+      this.send(w, 'ERROR', goneStatus(`too old resource version: watch expired`));
+      this.closeWatcher(w);
+    }
+    return n;
+  }
+
+  /** Cuts every watch connection abruptly (socket destroyed mid-stream). */
+  dropWatches(): number {
+    const n = this.watchers.size;
+    for (const w of [...this.watchers]) {
+      this.watchers.delete(w);
+      if (w.timer) clearTimeout(w.timer);
+      w.res.socket?.destroy();
+    }
+    return n;
+  }
+
+  /** Ends every watch stream cleanly (as the server's watch timeout does). */
+  endWatches(): number {
+    const n = this.watchers.size;
+    for (const w of [...this.watchers]) this.closeWatcher(w);
+    return n;
+  }
+
+  get watchCount(): number {
+    return this.watchers.size;
+  }
+
+  /** The next `count` matching requests answer `status` with a Status body. */
+  injectFailure(f: InjectedFailure): void {
+    this.failures.push({ ...f });
+  }
+
+  countRequests(verb: string): number {
+    return this.requests.filter((r) => r.verb === verb).length;
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  private commit(type: HistoryEvent['type'], obj: V1Node): void {
+    this.rv++;
+    obj.metadata = { ...obj.metadata, resourceVersion: String(this.rv) };
+    const name = obj.metadata.name!;
+    if (type === 'DELETED') this.nodes.delete(name);
+    else this.nodes.set(name, obj);
+    const ev: HistoryEvent = { rv: this.rv, type, object: clone(obj) };
+    this.history.push(ev);
+    if (this.history.length > this.opts.historyLimit) {
+      const dropped = this.history.splice(0, this.history.length - this.opts.historyLimit);
+      this.compactedRv = dropped[dropped.length - 1]!.rv;
+    }
+    for (const w of this.watchers) this.send(w, ev.type, ev.object);
+  }
+
+  private send(w: Watcher, type: WatchEventType, object: unknown): void {
+    if (w.res.writableEnded || w.res.destroyed) return;
+    w.res.write(JSON.stringify({ type, object }) + '\n');
+  }
+
+  private closeWatcher(w: Watcher): void {
+    this.watchers.delete(w);
+    if (w.timer) clearTimeout(w.timer);
+    if (!w.res.writableEnded) w.res.end();
+  }
+
+  private record(req: IncomingMessage, verb: string, status: number): void {
+    this.requests.push({
+      method: req.method ?? '',
+      verb,
+      url: req.url ?? '',
+      contentType: req.headers['content-type'],
+      status,
+    });
+    if (this.requests.length > 100_000) this.requests.splice(0, 50_000);
+  }
+
+  private takeFailure(method: string, verb: string): InjectedFailure | undefined {
+    const f = this.failures.find((x) => x.count > 0 && (!x.method || x.method === method) && (!x.verb || x.verb === verb));
+    if (!f) return undefined;
+    f.count--;
+    this.failures = this.failures.filter((x) => x.count > 0);
+    return f;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const method = req.method ?? 'GET';
+    const parts = url.pathname.split('/').filter(Boolean);
+    // /api/v1/nodes[/NAME[/status]]
+    const isNodes = parts[0] === 'api' && parts[1] === 'v1' && parts[2] === 'nodes';
+    const name = isNodes ? parts[3] : undefined;
+    const sub = isNodes ? parts[4] : undefined;
+    const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+    let verb = 'unknown';
+    if (isNodes && !name && method === 'GET') verb = watch ? 'watch' : 'list';
+    else if (isNodes && name && !sub && method === 'GET') verb = 'get';
+    else if (isNodes && name && (sub === undefined || sub === 'status') && method === 'PATCH') verb = 'patch';
+    else if (isNodes && name && sub === 'status' && method === 'GET') verb = 'get';
+
+    const failure = this.takeFailure(method, verb);
+    if (failure) {
+      this.record(req, verb, failure.status);
+      req.resume();
+      return sendStatus(res, failure.status, `injected failure`, reasonFor(failure.status));
+    }
+    switch (verb) {
+      case 'list':
+        return this.handleList(req, res, url);
+      case 'watch':
+        return this.handleWatch(req, res, url);
+      case 'get': {
+        const n = this.nodes.get(name!);
+        this.record(req, verb, n ? 200 : 404);
+        req.resume();
+        if (!n) return sendStatus(res, 404, `nodes "${name}" not found`, 'NotFound');
+        return sendJson(res, 200, n);
+      }
+      case 'patch':
+        return this.handlePatch(req, res, name!, sub === 'status');
+      default:
+        this.record(req, verb, 404);
+        req.resume();
+        return sendStatus(res, 404, `the server could not find the requested resource`, 'NotFound');
+    }
+  }
+
+  private handleList(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    req.resume();
+    const limit = Number(url.searchParams.get('limit') ?? 0);
+    const cont = url.searchParams.get('continue');
+    let start = '';
+    let listRv = this.rv;
+    if (cont) {
+      const tok = decodeContinue(cont);
+      if (!tok || tok.rv < this.compactedRv) {
+        this.record(req, 'list', 410);
+        return sendStatus(res, 410, 'The provided continue parameter is too old', 'Expired');
+      }
+      start = tok.start;
+      listRv = tok.rv;
+    }
+    const names = [...this.nodes.keys()].filter((n) => n > start).sort();
+    const page = limit > 0 ? names.slice(0, limit) : names;
+    const more = limit > 0 && names.length > page.length;
+    const body = {
+      kind: 'NodeList',
+      apiVersion: 'v1',
+      metadata: {
+        resourceVersion: String(listRv),
+        ...(more ? { continue: encodeContinue({ rv: listRv, start: page[page.length - 1]! }), remainingItemCount: names.length - page.length } : {}),
+      },
+      items: page.map((n) => this.nodes.get(n)!),
+    };
+    this.record(req, 'list', 200);
+    sendJson(res, 200, body);
+  }
+
+  private handleWatch(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    req.resume();
+    const rvParam = url.searchParams.get('resourceVersion') ?? '';
+    const from = rvParam === '' || rvParam === '0' ? undefined : Number(rvParam);
+    if (from !== undefined && (!Number.isFinite(from) || from < this.compactedRv)) {
+      if (this.opts.goneAs === 'status' || !Number.isFinite(from)) {
+        this.record(req, 'watch', 410);
+        return sendStatus(res, 410, `too old resource version: ${rvParam} (${this.compactedRv})`, 'Expired');
+      }
+      this.record(req, 'watch', 200);
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      res.write(JSON.stringify({ type: 'ERROR', object: goneStatus(`too old resource version: ${rvParam} (${this.compactedRv})`) }) + '\n');
+      res.end();
+      return;
+    }
+    this.record(req, 'watch', 200);
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    const w: Watcher = { res, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true' };
+    // Without a resourceVersion the real server starts with synthetic ADDED events for every object.
+    if (from === undefined) for (const n of this.nodes.values()) this.send(w, 'ADDED', n);
+    else for (const ev of this.history) if (ev.rv > from) this.send(w, ev.type, ev.object);
+    this.watchers.add(w);
+    const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 0);
+    if (timeout > 0) w.timer = setTimeout(() => this.closeWatcher(w), timeout * 1000);
+    res.on('close', () => {
+      this.watchers.delete(w);
+      if (w.timer) clearTimeout(w.timer);
+    });
+  }
+
+  private handlePatch(req: IncomingMessage, res: ServerResponse, name: string, statusOnly: boolean): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+      const cur = this.nodes.get(name);
+      if (!cur) {
+        this.record(req, 'patch', 404);
+        return sendStatus(res, 404, `nodes "${name}" not found`, 'NotFound');
+      }
+      let patch: unknown;
+      try {
+        patch = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        this.record(req, 'patch', 400);
+        return sendStatus(res, 400, 'patch body is not JSON', 'BadRequest');
+      }
+      let next: V1Node;
+      try {
+        const base = clone(cur) as unknown as Record<string, unknown>;
+        let out: unknown;
+        if (ct === 'application/json-patch+json') out = applyJsonPatch(base, patch);
+        else if (ct === 'application/merge-patch+json') out = mergePatch(base, patch, false);
+        else if (ct === 'application/strategic-merge-patch+json') out = mergePatch(base, patch, true);
+        else {
+          this.record(req, 'patch', 415);
+          return sendStatus(res, 415, `unsupported patch content type ${JSON.stringify(ct)}`, 'UnsupportedMediaType');
+        }
+        next = out as V1Node;
+      } catch (e) {
+        this.record(req, 'patch', 422);
+        return sendStatus(res, 422, `patch failed: ${(e as Error).message}`, 'Invalid');
+      }
+      // The status subresource changes only status; the main resource never changes status.
+      const merged = clone(cur);
+      if (statusOnly) merged.status = next.status;
+      else Object.assign(merged, next, { status: cur.status });
+      merged.metadata = { ...merged.metadata, name, uid: cur.metadata?.uid, resourceVersion: cur.metadata?.resourceVersion };
+      this.record(req, 'patch', 200);
+      this.commit('MODIFIED', merged);
+      sendJson(res, 200, this.nodes.get(name));
+    });
+  }
+}
+
+function reasonFor(status: number): string {
+  return (
+    { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 410: 'Expired', 429: 'TooManyRequests', 500: 'InternalError', 503: 'ServiceUnavailable' } as Record<number, string>
+  )[status] ?? 'Unknown';
+}
+
+function goneStatus(message: string): object {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Expired', code: 410 };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendStatus(res: ServerResponse, code: number, message: string, reason: string): void {
+  sendJson(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+}
+
+function encodeContinue(t: { rv: number; start: string }): string {
+  return Buffer.from(JSON.stringify(t)).toString('base64url');
+}
+
+function decodeContinue(s: string): { rv: number; start: string } | undefined {
+  try {
+    const t = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as { rv?: unknown; start?: unknown };
+    return typeof t.rv === 'number' && typeof t.start === 'string' ? { rv: t.rv, start: t.start } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Lists that strategic merge patch merges element-wise by key (the ones a Node carries). */
+const MERGE_KEYS: Record<string, string> = { conditions: 'type', addresses: 'type', taints: 'key' };
+
+/** RFC 7386 merge patch; with strategic, the Node lists above merge by their key. */
+function mergePatch(target: unknown, patch: unknown, strategic: boolean, field = ''): unknown {
+  if (!isObj(patch)) {
+    if (strategic && Array.isArray(patch) && Array.isArray(target) && MERGE_KEYS[field]) {
+      const key = MERGE_KEYS[field]!;
+      const out = target.map((x) => clone(x) as unknown);
+      for (const p of patch) {
+        if (!isObj(p)) throw new Error(`${field}: element is not an object`);
+        if (p['$patch'] === 'delete') {
+          const i = out.findIndex((x) => isObj(x) && x[key] === p[key]);
+          if (i >= 0) out.splice(i, 1);
+          continue;
+        }
+        const i = out.findIndex((x) => isObj(x) && x[key] === p[key]);
+        if (i >= 0) out[i] = mergePatch(out[i], p, true);
+        else out.push(mergePatch({}, p, true));
+      }
+      return out;
+    }
+    return clone(patch);
+  }
+  const out: Record<string, unknown> = isObj(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v, strategic, k);
+  }
+  return out;
+}
+
+function pointer(path: string): string[] {
+  if (!path.startsWith('/')) throw new Error(`bad JSON pointer ${JSON.stringify(path)}`);
+  return path
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** RFC 6902 subset: add, replace, remove, test. */
+function applyJsonPatch(doc: Record<string, unknown>, ops: unknown): unknown {
+  if (!Array.isArray(ops)) throw new Error('JSON patch must be an array');
+  for (const op of ops) {
+    if (!isObj(op) || typeof op.op !== 'string' || typeof op.path !== 'string') throw new Error('bad JSON patch operation');
+    const segs = pointer(op.path);
+    const last = segs.pop()!;
+    let parent: unknown = doc;
+    for (const s of segs) {
+      parent = Array.isArray(parent) ? parent[Number(s)] : isObj(parent) ? parent[s] : undefined;
+      if (parent === undefined) throw new Error(`path ${op.path} does not exist`);
+    }
+    const get = (): unknown => (Array.isArray(parent) ? parent[Number(last)] : (parent as Record<string, unknown>)[last]);
+    switch (op.op) {
+      case 'test':
+        if (JSON.stringify(get()) !== JSON.stringify(op.value)) throw new Error(`test failed at ${op.path}`);
+        break;
+      case 'add':
+        if (Array.isArray(parent)) parent.splice(last === '-' ? parent.length : Number(last), 0, clone(op.value));
+        else (parent as Record<string, unknown>)[last] = clone(op.value);
+        break;
+      case 'replace':
+        if (get() === undefined) throw new Error(`path ${op.path} does not exist`);
+        if (Array.isArray(parent)) parent[Number(last)] = clone(op.value);
+        else (parent as Record<string, unknown>)[last] = clone(op.value);
+        break;
+      case 'remove':
+        if (get() === undefined) throw new Error(`path ${op.path} does not exist`);
+        if (Array.isArray(parent)) parent.splice(Number(last), 1);
+        else delete (parent as Record<string, unknown>)[last];
+        break;
+      default:
+        throw new Error(`unsupported JSON patch op ${op.op}`);
+    }
+  }
+  return doc;
+}
+
+/** A Node object as the node lifecycle controller and kubelet would leave it. */
+export function makeNode(
+  name: string,
+  opts: { podCIDR?: string; podCIDRs?: string[]; internalIP?: string | string[]; externalIP?: string; labels?: Record<string, string> } = {},
+): V1Node {
+  const ips = opts.internalIP === undefined ? [] : Array.isArray(opts.internalIP) ? opts.internalIP : [opts.internalIP];
+  const podCIDRs = opts.podCIDRs ?? (opts.podCIDR ? [opts.podCIDR] : undefined);
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'kubernetes.io/hostname': name, ...opts.labels } },
+    spec: { ...(opts.podCIDR ?? podCIDRs?.[0] ? { podCIDR: opts.podCIDR ?? podCIDRs![0] } : {}), ...(podCIDRs ? { podCIDRs } : {}) },
+    status: {
+      addresses: [
+        ...ips.map((address) => ({ type: 'InternalIP', address })),
+        ...(opts.externalIP ? [{ type: 'ExternalIP', address: opts.externalIP }] : []),
+        { type: 'Hostname', address: name },
+      ],
+      conditions: [{ type: 'Ready', status: 'False', reason: 'KubeletNotReady', message: 'network plugin is not ready' }],
+    },
+  };
+}
