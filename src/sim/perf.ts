@@ -1,0 +1,142 @@
+// Traffic generators for tests and benchmarks inside simulated namespaces:
+// iperf3 for bulk TCP, and small Node tools for what iperf3 cannot do
+// (request/response latency, short connections per second).
+import type { ChildProcess } from 'node:child_process';
+import { run } from '../common/exec.js';
+import type { Cluster, SimNetns } from './cluster.js';
+
+export const IPERF_PORT = 5201;
+
+/** Starts `iperf3 -s` in a namespace (owned by the cluster) and waits until it listens. */
+export async function startIperfServer(c: Cluster, ns: SimNetns, port = IPERF_PORT): Promise<ChildProcess> {
+  const child = c.spawn(ns, ['iperf3', '-s', '-p', String(port)]);
+  await waitListening(ns.path, port);
+  return child;
+}
+
+export async function waitListening(netns: string, port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await run(['ss', '-Hltn', `sport = :${port}`], { netns, allowFail: true });
+    if (r.stdout.trim()) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} in ${netns} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+export interface IperfResult {
+  gbps: number;
+  retransmits: number;
+  /** Receiver-side Gbit/s of each 1 s interval (to see stalls). */
+  intervals: number[];
+  bytes: number;
+}
+
+interface IperfJson {
+  error?: string;
+  intervals?: { sum: { bits_per_second: number } }[];
+  end?: { sum_received?: { bits_per_second: number; bytes: number }; sum_sent?: { retransmits?: number } };
+}
+
+/** One iperf3 TCP run; `reverse` makes the server send. Throws on any iperf3 error (e.g. a reset flow). */
+export async function iperf(
+  netns: string,
+  server: string,
+  o: { seconds?: number; omit?: number; reverse?: boolean; port?: number; bytes?: string } = {},
+): Promise<IperfResult> {
+  const argv = ['iperf3', '-c', server, '-p', String(o.port ?? IPERF_PORT), '-J'];
+  if (o.bytes) argv.push('-n', o.bytes);
+  else argv.push('-t', String(o.seconds ?? 3));
+  if (o.omit) argv.push('-O', String(o.omit));
+  if (o.reverse) argv.push('-R');
+  const limit = ((o.seconds ?? 3) + (o.omit ?? 0) + 30) * 1000;
+  const r = await run(argv, { netns, allowFail: true, timeoutMs: limit });
+  let j: IperfJson;
+  try {
+    j = JSON.parse(r.stdout) as IperfJson;
+  } catch {
+    throw new Error(`iperf3 to ${server} from ${netns}: exit ${r.code}, unparsable output: ${(r.stderr || r.stdout).slice(0, 300)}`);
+  }
+  if (j.error || r.code !== 0) throw new Error(`iperf3 to ${server} from ${netns} failed: ${j.error ?? r.stderr}`);
+  const rx = j.end?.sum_received;
+  if (!rx) throw new Error(`iperf3 to ${server}: no receiver summary`);
+  return {
+    gbps: rx.bits_per_second / 1e9,
+    retransmits: j.end?.sum_sent?.retransmits ?? 0,
+    intervals: (j.intervals ?? []).map((i) => i.sum.bits_per_second / 1e9),
+    bytes: rx.bytes,
+  };
+}
+
+// Request/response over one TCP connection to the responder (which echoes
+// after its greeting line): 1-byte ping-pong, per-transaction latency.
+const RR_SOURCE = `
+const net = require('node:net');
+const [host, port, count, warm] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4])];
+const s = net.connect({ host, port });
+s.setNoDelay(true);
+const lat = [];
+let greeted = false, i = 0, t0 = 0n;
+const one = Buffer.from('x');
+s.on('data', (d) => {
+  if (!greeted) { if (!d.includes(10)) return; greeted = true; t0 = process.hrtime.bigint(); s.write(one); return; }
+  const t = process.hrtime.bigint();
+  if (i >= warm) lat.push(Number(t - t0) / 1000);
+  if (++i >= count + warm) { s.destroy(); lat.sort((a, b) => a - b); const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+    process.stdout.write(JSON.stringify({ p50: q(0.5), p90: q(0.9), p99: q(0.99), n: lat.length })); return; }
+  t0 = process.hrtime.bigint(); s.write(one);
+});
+s.on('error', (e) => { process.stderr.write(String(e)); process.exit(1); });
+`;
+
+export interface RrResult {
+  p50: number;
+  p90: number;
+  p99: number;
+  n: number;
+}
+
+/** TCP request/response latency in µs; `cpu` pins the client (pin the server the same way). */
+export async function rrLatency(netns: string, host: string, port: number, o: { count?: number; cpu?: number } = {}): Promise<RrResult> {
+  const argv = ['node', '-e', RR_SOURCE, host, String(port), String(o.count ?? 5000), '200'];
+  const r = await run(o.cpu === undefined ? argv : ['taskset', '-c', String(o.cpu), ...argv], { netns, timeoutMs: 60_000 });
+  return JSON.parse(r.stdout) as RrResult;
+}
+
+// Short connections: connect, read the responder's greeting, close; `conc`
+// loops in parallel for `ms` milliseconds.
+const CRR_SOURCE = `
+const net = require('node:net');
+const [host, port, ms, conc] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4])];
+const end = Date.now() + ms; let done = 0, failed = 0, live = conc;
+function loop() {
+  if (Date.now() >= end) { if (--live === 0) process.stdout.write(JSON.stringify({ done, failed, ms })); return; }
+  const s = net.connect({ host, port });
+  s.once('data', () => { done++; s.destroy(); setImmediate(loop); });
+  s.once('error', () => { failed++; s.destroy(); setImmediate(loop); });
+}
+for (let k = 0; k < conc; k++) loop();
+`;
+
+/** Completed short TCP connections per second. */
+export async function connRate(
+  netns: string,
+  host: string,
+  port: number,
+  o: { ms?: number; concurrency?: number } = {},
+): Promise<{ perSecond: number; failed: number }> {
+  const ms = o.ms ?? 2000;
+  const r = await run(['node', '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4)], {
+    netns,
+    timeoutMs: ms + 30_000,
+  });
+  const j = JSON.parse(r.stdout) as { done: number; failed: number };
+  return { perSecond: (j.done * 1000) / ms, failed: j.failed };
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

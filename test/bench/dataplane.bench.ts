@@ -1,0 +1,186 @@
+// Dataplane benchmarks on simulated clusters: bvcni vs the flannel-style
+// kernel VXLAN path vs the bare underlay, and bvcni's masquerade vs nftables
+// masquerade. Variants run interleaved (A B A B ...) so machine noise hits
+// all of them alike; medians and ratios come from the same run.
+//   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 5)
+import {
+  connRate,
+  createCluster,
+  iperf,
+  loadDataplane,
+  median,
+  programTunnels,
+  rrLatency,
+  startIperfServer,
+  startResponder,
+  uniquePrefix,
+  type Cluster,
+} from '../../src/sim/index.js';
+import { tunnelKey, tunnelValue } from '../../src/dataplane/abi.js';
+import { BpfMap } from '../../loader/index.js';
+
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const RR_PORT = 7001;
+const RR_CPU = 1;
+const SCALE_ENTRIES = 5000;
+
+interface Variant {
+  name: string;
+  run: () => Promise<number>;
+}
+
+async function interleave(title: string, variants: Variant[]): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  for (let r = 0; r < RUNS; r++) {
+    for (const v of r % 2 ? [...variants].reverse() : variants) {
+      const x = await v.run();
+      out.get(v.name)!.push(x);
+    }
+    process.stderr.write(`  ${title} run ${r + 1}/${RUNS}: ${variants.map((v) => `${v.name}=${out.get(v.name)!.at(-1)!.toFixed(2)}`).join(' ')}\n`);
+  }
+  return out;
+}
+
+interface Row {
+  bench: string;
+  variant: string;
+  median: number;
+  unit: string;
+  ratio?: string;
+  target?: string;
+}
+const rows: Row[] = [];
+
+function record(bench: string, unit: string, res: Map<string, number[]>): void {
+  for (const [variant, xs] of res) rows.push({ bench, variant, median: median(xs), unit });
+}
+
+function ratio(bench: string, a: string, b: string, target: string, res: Map<string, number[]>): void {
+  const row = rows.find((r) => r.bench === bench && r.variant === a);
+  const ma = median(res.get(a) ?? []);
+  const mb = median(res.get(b) ?? []);
+  if (!row || !Number.isFinite(ma) || !Number.isFinite(mb)) return;
+  const text = `${(ma / mb).toFixed(2)}× ${b}`;
+  row.ratio = row.ratio ? `${row.ratio}; ${text}` : text;
+  row.target = row.target ? `${row.target}; ${target}` : target;
+}
+
+function printTable(): void {
+  const lines = [
+    '| benchmark | variant | median | unit | ratio | target |',
+    '|---|---|---:|---|---|---|',
+    ...rows.map(
+      (r) => `| ${r.bench} | ${r.variant} | ${r.median.toFixed(r.median >= 100 ? 0 : 2)} | ${r.unit} | ${r.ratio ?? ''} | ${r.target ?? ''} |`,
+    ),
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n\n(${RUNS} interleaved runs per variant, ${SECONDS} s per iperf3 run)\n`);
+}
+
+const clusters: Cluster[] = [];
+try {
+  const flannel = await createCluster({ prefix: uniquePrefix('bvs'), nodes: 2, dataplane: 'flannel', podsPerNode: 1 });
+  clusters.push(flannel);
+  let bvcni: Cluster | undefined;
+  try {
+    await loadDataplane();
+    bvcni = await createCluster({ prefix: uniquePrefix('bvs'), nodes: 2, dataplane: 'bvcni', podsPerNode: 1 });
+    clusters.push(bvcni);
+  } catch (e) {
+    process.stderr.write(`bvcni dataplane unavailable, measuring baselines only: ${(e as Error).message}\n`);
+  }
+
+  // Servers: iperf3 and a CPU-pinned echo responder at every receiving end.
+  const ends = (c: Cluster) => ({ client: c.pods[0]!, server: c.pods[1]! });
+  for (const c of clusters) {
+    const { server } = ends(c);
+    await startIperfServer(c, server);
+    await startIperfServer(c, c.internet);
+    c.track(await startResponder(server.path, RR_PORT, { cpu: RR_CPU }));
+    c.track(await startResponder(c.internet.path, RR_PORT));
+  }
+  await startIperfServer(flannel, flannel.nodes[1]!);
+  flannel.track(await startResponder(flannel.nodes[1]!.path, RR_PORT, { cpu: RR_CPU }));
+
+  const tput = (c: Cluster, from: string, to: string) => async () => (await iperf(from, to, { seconds: SECONDS, omit: 1 })).gbps;
+  const fE = ends(flannel);
+  const pp: Variant[] = [];
+  if (bvcni) pp.push({ name: 'bvcni', run: tput(bvcni, ends(bvcni).client.path, ends(bvcni).server.ip) });
+  pp.push({ name: 'flannel-style', run: tput(flannel, fE.client.path, fE.server.ip) });
+  pp.push({ name: 'underlay', run: tput(flannel, flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
+  const rTput = await interleave('pod-to-pod TCP', pp);
+  record('cross-node TCP single stream', 'Gbit/s', rTput);
+  ratio('cross-node TCP single stream', 'bvcni', 'flannel-style', '≥ 1.20', rTput);
+  ratio('cross-node TCP single stream', 'bvcni', 'underlay', '≥ 0.90', rTput);
+
+  const rr = (from: string, to: string) => async () => (await rrLatency(from, to, RR_PORT, { cpu: RR_CPU, count: 5000 })).p50;
+  const rrv: Variant[] = [];
+  if (bvcni) rrv.push({ name: 'bvcni', run: rr(ends(bvcni).client.path, ends(bvcni).server.ip) });
+  rrv.push({ name: 'flannel-style', run: rr(fE.client.path, fE.server.ip) });
+  rrv.push({ name: 'underlay', run: rr(flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
+  const rRr = await interleave('TCP RR', rrv);
+  record('cross-node TCP RR p50 (1 CPU)', 'µs', rRr);
+  ratio('cross-node TCP RR p50 (1 CPU)', 'bvcni', 'flannel-style', '≤ 0.85', rRr);
+
+  const mq: Variant[] = [];
+  if (bvcni) mq.push({ name: 'bvcni masquerade', run: tput(bvcni, ends(bvcni).client.path, bvcni.internet.ip) });
+  mq.push({ name: 'nft masquerade', run: tput(flannel, fE.client.path, flannel.internet.ip) });
+  const rMq = await interleave('masquerade TCP', mq);
+  record('pod → internet TCP', 'Gbit/s', rMq);
+  ratio('pod → internet TCP', 'bvcni masquerade', 'nft masquerade', '≥ 1.0', rMq);
+
+  // Short connections leave TIME_WAIT behind on the client: let it reuse ports.
+  for (const c of clusters) await c.exec(ends(c).client, ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
+  const crr = (c: Cluster) => async () => {
+    const r = await connRate(ends(c).client.path, c.internet.ip, RR_PORT, { ms: 2000, concurrency: 4 });
+    if (r.failed > 0) process.stderr.write(`  ${c.dataplane}: ${r.failed} failed connections\n`);
+    return r.perSecond;
+  };
+  const cr: Variant[] = [];
+  if (bvcni) cr.push({ name: 'bvcni masquerade', run: crr(bvcni) });
+  cr.push({ name: 'nft masquerade', run: crr(flannel) });
+  const rCr = await interleave('short connections', cr);
+  record('pod → internet short connections', 'conn/s', rCr);
+  ratio('pod → internet short connections', 'bvcni masquerade', 'nft masquerade', '≥ 1.2', rCr);
+
+  if (bvcni) {
+    // Fill the sending node's tunnel map with remote podCIDRs outside the
+    // cluster's real ones (100.64.0.0/10 /24s), so lookups walk a large trie
+    // while the measured flow still matches its own entry.
+    const local = bvcni.nodes[0]!;
+    const tunnel = BpfMap.openPinned(`${local.pinDir}/bvcni_tunnel`, tunnelKey, tunnelValue);
+    const filler = Array.from({ length: SCALE_ENTRIES - 2 * (bvcni.nodes.length - 1) }, (_, k) => ({
+      key: { prefixlen: 24, addr: `100.${64 + (k >> 8)}.${k & 255}.0` },
+      value: { node_ip: `192.0.2.${100 + (k % 100)}`, flags: 0 },
+    }));
+    const count = (): number => [...tunnel.keys()].length;
+    const bE = ends(bvcni);
+    const sc: Variant[] = [
+      {
+        name: `${2 * (bvcni.nodes.length - 1)} entries`,
+        run: async () => {
+          for (const f of filler) tunnel.delete(f.key);
+          if (count() !== 2 * (bvcni!.nodes.length - 1)) throw new Error(`tunnel map has ${count()} entries`);
+          return (await iperf(bE.client.path, bE.server.ip, { seconds: SECONDS, omit: 1 })).gbps;
+        },
+      },
+      {
+        name: `${SCALE_ENTRIES} entries`,
+        run: async () => {
+          for (const f of filler) tunnel.update(f.key, f.value);
+          if (count() !== SCALE_ENTRIES) throw new Error(`tunnel map has ${count()} entries`);
+          return (await iperf(bE.client.path, bE.server.ip, { seconds: SECONDS, omit: 1 })).gbps;
+        },
+      },
+    ];
+    const rSc = await interleave('tunnel map scale', sc);
+    for (const f of filler) tunnel.delete(f.key);
+    tunnel.close();
+    await programTunnels(bvcni);
+    record('tunnel map scale, cross-node TCP', 'Gbit/s', rSc);
+    ratio('tunnel map scale, cross-node TCP', sc[1]!.name, sc[0]!.name, '≥ 0.98', rSc);
+  }
+  printTable();
+} finally {
+  for (const c of clusters) await c.destroy();
+}
