@@ -1,0 +1,155 @@
+// ADD: reserve an address (durably, first, so DEL/GC can always find what
+// follows), then bridge, veth pair, pod address and route, endpoint entry.
+// Each step registers its undo; a failure runs them in reverse.
+import { closeSync, openSync } from 'node:fs';
+import { intToIpv4 } from '../../../loader/codec.js';
+import { addAddr, addRoute, createBridge, createVeth, defaultRouteLink, deleteLink, getLink, setLinkMtu, setLinkUp, type Link } from '../../netlink/rtnl.js';
+import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
+import { gateway } from '../cidr.js';
+import type { NetConf } from '../config.js';
+import { hostVethName, randomMac, type Invocation } from '../context.js';
+import { Code, CniError } from '../errors.js';
+import { allocate, findByAttachment } from '../ipam/allocator.js';
+import { buildResult, mergeInto, type Result } from '../result.js';
+
+const EEXIST = 17;
+const DEFAULT_POD_MTU = 1450;
+const OVERLAY_OVERHEAD = 50;
+
+export function cmdAdd({ env, conf, svc }: Invocation): Result {
+  const ready = svc.dataplane.readiness(conf.pinDir);
+  if (!ready.ready) throw new CniError(Code.tryAgainLater, ready.reason);
+
+  const undo: (() => void)[] = [];
+  let pod: NetlinkSocket | undefined;
+  let host: NetlinkSocket | undefined;
+  let nsFd = -1;
+  try {
+    pod = openPodSocket(svc.podSocket, env.netns);
+    if (getLink(pod, env.ifname)) throw new CniError(Code.interfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
+    try {
+      nsFd = openSync(env.netns, 'r');
+    } catch (e) {
+      throw new CniError(Code.netns, `cannot open CNI_NETNS ${env.netns}`, (e as Error).message);
+    }
+
+    const store = svc.store(conf);
+    let ip: number;
+    store.lock();
+    try {
+      const prior = findByAttachment(store, env.containerId, env.ifname);
+      if (prior) {
+        // A previous ADD of this attachment died before finishing; reuse its address.
+        ip = prior.ip;
+      } else {
+        ip = allocate(store, conf.podCidr, env.containerId, env.ifname);
+      }
+      undo.push(() => {
+        store.lock();
+        try {
+          store.release(ip);
+        } finally {
+          store.unlock();
+        }
+      });
+    } finally {
+      store.unlock();
+    }
+
+    host = svc.hostSocket();
+    const gw = intToIpv4(gateway(conf.podCidr));
+    const bridge = ensureBridge(host, conf, gw);
+    const mtu = conf.mtu ?? bridge.mtu;
+
+    const vethName = hostVethName(env.containerId, env.ifname);
+    const podMac = randomMac();
+    try {
+      createVeth(host, { hostName: vethName, podName: env.ifname, podNsFd: nsFd, podMac, mtu, master: bridge.index });
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === EEXIST) {
+        // Either our host name is left over from a killed ADD of this same attachment,
+        // or the name is taken in the pod namespace; clear ours and retry once.
+        if (!deleteLink(host, vethName)) throw new CniError(Code.interfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
+        createVeth(host, { hostName: vethName, podName: env.ifname, podNsFd: nsFd, podMac, mtu, master: bridge.index });
+      } else throw e;
+    }
+    const hostNs = host;
+    undo.push(() => void deleteLink(hostNs, vethName));
+
+    const podLink = getLink(pod, env.ifname);
+    if (!podLink) throw new CniError(Code.internal, `pod interface ${env.ifname} vanished after creation`);
+    setLinkUp(pod, podLink.index);
+    addAddr(pod, podLink.index, intToIpv4(ip), conf.podCidr.prefix);
+    addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw, oif: podLink.index });
+
+    const hostLink = getLink(host, vethName);
+    if (!hostLink) throw new CniError(Code.internal, `host interface ${vethName} vanished after creation`);
+    const ipText = intToIpv4(ip);
+    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac });
+    undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
+
+    svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu });
+    const ours = buildResult(
+      conf.cniVersion,
+      [
+        { name: bridge.name, mac: bridge.mac },
+        { name: vethName, mac: hostLink.mac },
+        { name: env.ifname, mac: podMac, sandbox: env.netns },
+      ],
+      [{ interface: 2, address: `${ipText}/${conf.podCidr.prefix}`, gateway: gw }],
+      [{ dst: '0.0.0.0/0', gw }],
+    );
+    undo.length = 0;
+    return mergeInto(conf.prevResult, ours);
+  } catch (e) {
+    for (const u of undo.reverse()) {
+      try {
+        u();
+      } catch (ue) {
+        svc.log.error('rollback step failed', { err: (ue as Error).message });
+      }
+    }
+    throw e;
+  } finally {
+    if (nsFd >= 0) closeSync(nsFd);
+    pod?.close();
+    host?.close();
+  }
+}
+
+function openPodSocket(open: (ns: string) => NetlinkSocket, netns: string): NetlinkSocket {
+  try {
+    return open(netns);
+  } catch (e) {
+    throw new CniError(Code.netns, `cannot enter CNI_NETNS ${netns}`, (e as Error).message);
+  }
+}
+
+/** The bridge, created with the gateway address when bvcnid has not made it (standalone use). */
+function ensureBridge(host: NetlinkSocket, conf: NetConf, gw: string): Link {
+  const existing = getLink(host, conf.bridge);
+  if (existing) {
+    if (existing.kind && existing.kind !== 'bridge') throw new CniError(Code.invalidConfig, `invalid config: field "bridge": ${conf.bridge} exists and is not a bridge`);
+    return existing;
+  }
+  const uplink = defaultRouteLink(host);
+  const mtu = conf.mtu ?? (uplink ? uplink.mtu - OVERLAY_OVERHEAD : DEFAULT_POD_MTU);
+  try {
+    createBridge(host, { name: conf.bridge, mtu, mac: randomMac() });
+  } catch (e) {
+    // Another ADD created it first.
+    if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
+  }
+  const br = getLink(host, conf.bridge);
+  if (!br) throw new CniError(Code.internal, `bridge ${conf.bridge} vanished after creation`);
+  // Set again after creation: only then does the kernel treat it as chosen by
+  // the user and stop resetting it to 1500 whenever the last port leaves.
+  setLinkMtu(host, br.index, mtu);
+  br.mtu = mtu;
+  try {
+    addAddr(host, br.index, gw, conf.podCidr.prefix);
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
+  }
+  return br;
+}

@@ -1,0 +1,85 @@
+// CHECK: the attachment is as prevResult says — pod interface, address and
+// default route inside the pod, host veth on the bridge, reservation, and
+// endpoint entry. The first mismatch is the error.
+import { intToIpv4 } from '../../../loader/codec.js';
+import { getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
+import { gateway } from '../cidr.js';
+import { hostVethName, type Invocation } from '../context.js';
+import { Code, CniError } from '../errors.js';
+import { findByAttachment } from '../ipam/allocator.js';
+
+function fail(msg: string): never {
+  throw new CniError(Code.checkFailed, `check failed: ${msg}`);
+}
+
+interface PrevIface {
+  name?: unknown;
+  mac?: unknown;
+  sandbox?: unknown;
+}
+interface PrevIp {
+  address?: unknown;
+  interface?: unknown;
+}
+
+export function cmdCheck({ env, conf, svc }: Invocation): void {
+  const prev = conf.prevResult;
+  if (!prev) throw new CniError(Code.invalidConfig, 'invalid config: field "prevResult" is required for CHECK');
+  const ifaces = (Array.isArray(prev.interfaces) ? prev.interfaces : []) as PrevIface[];
+  const ips = (Array.isArray(prev.ips) ? prev.ips : []) as PrevIp[];
+  const podIdx = ifaces.findIndex((i) => i?.name === env.ifname && typeof i.sandbox === 'string');
+  if (podIdx < 0) fail(`prevResult lists no interface ${env.ifname} with a sandbox`);
+  const podPrev = ifaces[podIdx]!;
+  const ipPrev = ips.find((i) => i?.interface === podIdx) ?? ips[0];
+  if (!ipPrev || typeof ipPrev.address !== 'string') fail('prevResult lists no address');
+  const [addr, plen] = ipPrev.address.split('/');
+
+  const store = svc.store(conf);
+  store.lock();
+  let reserved: string | undefined;
+  try {
+    const r = findByAttachment(store, env.containerId, env.ifname);
+    reserved = r ? intToIpv4(r.ip) : undefined;
+  } finally {
+    store.unlock();
+  }
+  if (reserved !== addr) fail(`address ${addr} is not reserved for ${env.containerId}/${env.ifname} (reserved: ${reserved ?? 'none'})`);
+
+  let pod;
+  try {
+    pod = svc.podSocket(env.netns);
+  } catch (e) {
+    throw new CniError(Code.netns, `cannot enter CNI_NETNS ${env.netns}`, (e as Error).message);
+  }
+  const gw = intToIpv4(gateway(conf.podCidr));
+  let podMac: string;
+  try {
+    const link = getLink(pod, env.ifname);
+    if (!link) fail(`interface ${env.ifname} not found in ${env.netns}`);
+    if (typeof podPrev.mac === 'string' && podPrev.mac.toLowerCase() !== link.mac) fail(`interface ${env.ifname} has MAC ${link.mac}, prevResult says ${podPrev.mac}`);
+    if (!link.up) fail(`interface ${env.ifname} is down`);
+    podMac = link.mac;
+    const addrs = listAddrs(pod, link.index);
+    if (!addrs.some((a) => a.ip === addr && String(a.prefix) === plen)) fail(`interface ${env.ifname} lacks address ${ipPrev.address}`);
+    const routes = listRoutes(pod);
+    if (!routes.some((r) => r.dstLen === 0 && r.gw === gw && r.oif === link.index)) fail(`no default route via ${gw} on ${env.ifname}`);
+  } finally {
+    pod.close();
+  }
+
+  const host = svc.hostSocket();
+  let hostIndex: number;
+  try {
+    const veth = getLink(host, hostVethName(env.containerId, env.ifname));
+    if (!veth) fail(`host interface ${hostVethName(env.containerId, env.ifname)} not found`);
+    const br = getLink(host, conf.bridge);
+    if (!br || veth.master !== br.index) fail(`host interface ${veth.name} is not on bridge ${conf.bridge}`);
+    hostIndex = veth.index;
+  } finally {
+    host.close();
+  }
+
+  const ep = svc.dataplane.lookup(conf.pinDir, addr!);
+  if (!ep) fail(`no endpoint entry for ${addr}`);
+  if (ep.ifindex !== hostIndex || String(ep.pod_mac) !== podMac) fail(`endpoint entry for ${addr} does not match the interfaces`);
+}

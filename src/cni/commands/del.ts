@@ -1,0 +1,31 @@
+// DEL: idempotent. The host veth name derives from the attachment, so a gone
+// or empty CNI_NETNS does not matter. Device first, then endpoint, then the
+// reservation: a DEL killed half-way is finished by the next DEL or by GC.
+import { intToIpv4 } from '../../../loader/codec.js';
+import { deleteLink } from '../../netlink/rtnl.js';
+import { hostVethName, type Invocation } from '../context.js';
+import { findByAttachment } from '../ipam/allocator.js';
+
+export function cmdDel({ env, conf, svc }: Invocation): void {
+  const host = svc.hostSocket();
+  try {
+    deleteLink(host, hostVethName(env.containerId, env.ifname));
+  } finally {
+    host.close();
+  }
+  const store = svc.store(conf);
+  store.lock();
+  try {
+    const r = findByAttachment(store, env.containerId, env.ifname);
+    if (!r) {
+      svc.log.info('deleted (nothing reserved)');
+      return;
+    }
+    const ip = intToIpv4(r.ip);
+    svc.dataplane.unregister(conf.pinDir, ip);
+    store.release(r.ip);
+    svc.log.info('deleted', { ip });
+  } finally {
+    store.unlock();
+  }
+}

@@ -1,0 +1,52 @@
+// GC (1.1.0): everything not in cni.dev/valid-attachments goes: reservations,
+// their host veths and endpoint entries; then endpoint entries in our
+// podCIDR without a reservation, and host veths on our bridge without one
+// (left by ADDs killed before they could record more).
+import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
+import { deleteLink, getLink, listLinks } from '../../netlink/rtnl.js';
+import { contains } from '../cidr.js';
+import { HOST_VETH_RE, hostVethName, type Invocation } from '../context.js';
+
+export function cmdGc({ conf, svc }: Invocation): void {
+  const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerId}\0${a.ifname}`));
+  const store = svc.store(conf);
+  const host = svc.hostSocket();
+  store.lock();
+  try {
+    const keep = new Set<string>();
+    let released = 0;
+    for (const r of store.list()) {
+      const veth = hostVethName(r.containerId, r.ifname);
+      if (valid.has(`${r.containerId}\0${r.ifname}`)) {
+        keep.add(veth);
+        continue;
+      }
+      deleteLink(host, veth);
+      svc.dataplane.unregister(conf.pinDir, intToIpv4(r.ip));
+      store.release(r.ip);
+      released++;
+    }
+    const reserved = new Set(store.list().map((r) => r.ip));
+    let entries = 0;
+    for (const ip of svc.dataplane.podIps(conf.pinDir)) {
+      const n = ipv4ToInt(ip);
+      if (contains(conf.podCidr, n) && !reserved.has(n)) {
+        svc.dataplane.unregister(conf.pinDir, ip);
+        entries++;
+      }
+    }
+    let veths = 0;
+    const bridge = getLink(host, conf.bridge);
+    if (bridge) {
+      for (const l of listLinks(host)) {
+        if (l.master === bridge.index && HOST_VETH_RE.test(l.name) && !keep.has(l.name)) {
+          if (deleteLink(host, l.name)) veths++;
+        }
+      }
+    }
+    svc.log.info('gc', { released, entries, veths, valid: valid.size });
+  } finally {
+    store.unlock();
+    host.close();
+  }
+}

@@ -1,0 +1,138 @@
+// The network configuration on stdin. The original bvcni config
+// ({"cniVersion","name","type","podcidr"}) is valid as is; everything else
+// has a default. Unknown fields are ignored, a bad known field is refused
+// with code 7 naming it.
+import { isAbsolute } from 'node:path';
+import { validIfname } from './env.js';
+import { Code, CniError, invalidConfig } from './errors.js';
+import { isSupported, type CniVersion } from './version.js';
+import { parseCidr, type Cidr } from './cidr.js';
+
+export interface NetConf {
+  cniVersion: CniVersion;
+  name: string;
+  type: string;
+  podCidr: Cidr;
+  podCidrText: string;
+  bridge: string;
+  /** Pod MTU; undefined: detect (bridge MTU, else default-route device MTU - 50). */
+  mtu?: number;
+  dataDir: string;
+  pinDir: string;
+  prevResult?: Record<string, unknown>;
+  validAttachments?: { containerId: string; ifname: string }[];
+  raw: Record<string, unknown>;
+}
+
+export const DEFAULTS = {
+  bridge: 'cni0',
+  dataDir: '/var/lib/cni/bvcni',
+  pinDir: '/sys/fs/bpf/bvcni',
+} as const;
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** Parses only as far as the version: enough to answer with the right cniVersion. */
+export function sniffVersion(stdin: string): string | undefined {
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown })?.cniVersion;
+    return typeof v === 'string' && isSupported(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function decodeObject(stdin: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(stdin);
+  } catch (e) {
+    throw new CniError(Code.decode, 'cannot decode network configuration', (e as Error).message);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new CniError(Code.decode, 'cannot decode network configuration', 'expected a JSON object');
+  return raw as Record<string, unknown>;
+}
+
+export function checkVersion(raw: Record<string, unknown>): CniVersion {
+  const v = raw.cniVersion;
+  if (v === undefined || v === '') throw new CniError(Code.incompatibleVersion, 'incompatible CNI versions', 'config has no cniVersion (0.1.0 assumed), plugin supports 0.3.1, 0.4.0, 1.0.0, 1.1.0');
+  if (typeof v !== 'string') throw invalidConfig('cniVersion', 'must be a string');
+  if (!isSupported(v)) throw new CniError(Code.incompatibleVersion, 'incompatible CNI versions', `config is "${v.slice(0, 32)}", plugin supports ["0.3.1" "0.4.0" "1.0.0" "1.1.0"]`);
+  return v;
+}
+
+function optString(raw: Record<string, unknown>, field: string): string | undefined {
+  const v = raw[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalidConfig(field, 'must be a string');
+  return v;
+}
+
+function absPath(raw: Record<string, unknown>, field: string, def: string): string {
+  const v = optString(raw, field);
+  if (v === undefined) return def;
+  if (!isAbsolute(v) || v.includes('\0') || v.length > 1024) throw invalidConfig(field, 'must be an absolute path');
+  return v.replace(/\/+$/, '') || '/';
+}
+
+export function parseConfig(stdin: string): NetConf {
+  const raw = decodeObject(stdin);
+  const cniVersion = checkVersion(raw);
+  const name = raw.name;
+  if (typeof name !== 'string' || !NAME_RE.test(name) || name.length > 128)
+    throw invalidConfig('name', 'must be a network name of letters, digits, "_", "." and "-"');
+  const type = raw.type;
+  if (type !== undefined && typeof type !== 'string') throw invalidConfig('type', 'must be a string');
+
+  const cidrText = raw.podcidr ?? raw.podCIDR;
+  if (typeof cidrText !== 'string') throw invalidConfig('podcidr', 'is required (an IPv4 CIDR such as 10.244.1.0/24)');
+  let podCidr: Cidr;
+  try {
+    podCidr = parseCidr(cidrText);
+  } catch (e) {
+    throw invalidConfig('podcidr', `is not an IPv4 CIDR: ${(e as Error).message}`);
+  }
+  if (podCidr.prefix < 8 || podCidr.prefix > 29) throw invalidConfig('podcidr', 'prefix length must be between 8 and 29');
+
+  const bridge = optString(raw, 'bridge') ?? DEFAULTS.bridge;
+  if (!validIfname(bridge)) throw invalidConfig('bridge', 'must be an interface name of at most 15 characters');
+
+  let mtu: number | undefined;
+  if (raw.mtu !== undefined && raw.mtu !== null) {
+    if (typeof raw.mtu !== 'number' || !Number.isInteger(raw.mtu) || raw.mtu < 576 || raw.mtu > 65535)
+      throw invalidConfig('mtu', 'must be an integer between 576 and 65535');
+    mtu = raw.mtu;
+  }
+
+  const prev = raw.prevResult;
+  if (prev !== undefined && prev !== null && (typeof prev !== 'object' || Array.isArray(prev)))
+    throw invalidConfig('prevResult', 'must be an object');
+
+  let validAttachments: NetConf['validAttachments'];
+  const va = raw['cni.dev/valid-attachments'];
+  if (va !== undefined && va !== null) {
+    if (!Array.isArray(va)) throw invalidConfig('cni.dev/valid-attachments', 'must be a list');
+    validAttachments = va.map((a, i) => {
+      const o = a as { containerID?: unknown; ifname?: unknown } | null;
+      if (!o || typeof o !== 'object' || typeof o.containerID !== 'string' || typeof o.ifname !== 'string')
+        throw invalidConfig('cni.dev/valid-attachments', `entry ${i} needs string containerID and ifname`);
+      return { containerId: o.containerID, ifname: o.ifname };
+    });
+  }
+
+  return {
+    cniVersion,
+    name,
+    type: typeof type === 'string' ? type : 'bvcni',
+    podCidr,
+    podCidrText: cidrText,
+    bridge,
+    mtu,
+    dataDir: absPath(raw, 'dataDir', DEFAULTS.dataDir),
+    pinDir: absPath(raw, 'pinDir', DEFAULTS.pinDir),
+    prevResult: (prev ?? undefined) as Record<string, unknown> | undefined,
+    validAttachments,
+    raw,
+  };
+}

@@ -1,0 +1,39 @@
+// What every command handler gets: parsed input plus the side-effecting
+// services (dataplane, IPAM store, netlink sockets), injectable for tests.
+import { createHash, randomBytes } from 'node:crypto';
+import type { NetConf } from './config.js';
+import type { Dataplane } from './dataplane.js';
+import type { CniEnv } from './env.js';
+import type { Store } from './ipam/store.js';
+import type { Logger } from './log.js';
+import type { NetlinkSocket } from '../netlink/socket.js';
+
+export interface Services {
+  dataplane: Dataplane;
+  store(conf: NetConf): Store;
+  /** A netlink socket in the node's (the plugin's own) namespace. */
+  hostSocket(): NetlinkSocket;
+  /** A netlink socket inside a pod namespace. */
+  podSocket(netns: string): NetlinkSocket;
+  log: Logger;
+}
+
+export interface Invocation {
+  env: CniEnv;
+  conf: NetConf;
+  svc: Services;
+}
+
+/** Host-side veth name: derived from the attachment so DEL and GC find it without the pod namespace. */
+export function hostVethName(containerId: string, ifname: string): string {
+  return `veth${createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 11)}`;
+}
+
+export const HOST_VETH_RE = /^veth[0-9a-f]{11}$/;
+
+/** A random unicast, locally administered MAC. */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+}

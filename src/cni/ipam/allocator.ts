@@ -1,0 +1,61 @@
+// Address allocation over a Store. Callers hold the store's lock.
+import { broadcast, formatCidr, gateway, type Cidr } from '../cidr.js';
+import { Code, CniError } from '../errors.js';
+import type { Reservation, Store } from './store.js';
+
+/** First and last assignable host: never the network, the gateway or the broadcast address. */
+export function poolRange(c: Cidr): { first: number; last: number } {
+  return { first: (gateway(c) + 1) >>> 0, last: (broadcast(c) - 1) >>> 0 };
+}
+
+export function poolSize(c: Cidr): number {
+  const { first, last } = poolRange(c);
+  return Math.max(0, last - first + 1);
+}
+
+export function inPool(c: Cidr, ip: number): boolean {
+  const { first, last } = poolRange(c);
+  return ip >= first && ip <= last;
+}
+
+export function findByAttachment(store: Store, containerId: string, ifname: string): Reservation | undefined {
+  return store.list().find((r) => r.containerId === containerId && r.ifname === ifname);
+}
+
+/**
+ * Reserves the next free address after the last one handed out (round-robin,
+ * so a freed address is not reused at once).
+ */
+export function allocate(store: Store, c: Cidr, containerId: string, ifname: string): number {
+  const { first, last } = poolRange(c);
+  const size = last - first + 1;
+  const used = new Set(store.list().map((r) => r.ip));
+  const prev = store.lastReserved();
+  let start = prev !== undefined && prev >= first && prev <= last ? prev + 1 : first;
+  if (start > last) start = first;
+  for (let i = 0; i < size; i++) {
+    const ip = first + ((start - first + i) % size);
+    if (used.has(ip)) continue;
+    if (store.reserve({ ip, containerId, ifname })) {
+      store.setLastReserved(ip);
+      return ip;
+    }
+  }
+  throw new CniError(Code.poolExhausted, `no free address in the pod CIDR ${formatCidr(c)}`, `all ${size} addresses are reserved`);
+}
+
+/** Releases every reservation of one attachment; returns the released addresses. */
+export function releaseAttachment(store: Store, containerId: string, ifname: string): number[] {
+  const out: number[] = [];
+  for (const r of store.list()) {
+    if (r.containerId === containerId && r.ifname === ifname) {
+      store.release(r.ip);
+      out.push(r.ip);
+    }
+  }
+  return out;
+}
+
+export function freeCount(store: Store, c: Cidr): number {
+  return poolSize(c) - store.list().filter((r) => inPool(c, r.ip)).length;
+}

@@ -1,0 +1,29 @@
+// bvcni entry point: read stdin, run one command, write the result or the
+// spec's error JSON to stdout. Nothing else ever reaches stdout.
+import { readFileSync } from 'node:fs';
+import { handle } from './plugin.js';
+import { realServices } from './services.js';
+import { toErrorJson } from './errors.js';
+import { LATEST } from './version.js';
+
+function readStdin(): string {
+  if (process.env.CNI_COMMAND === 'VERSION') return '';
+  try {
+    return readFileSync(0, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function main(): void {
+  let out;
+  try {
+    out = handle(process.env, readStdin(), realServices);
+  } catch (e) {
+    out = { stdout: `${JSON.stringify(toErrorJson(e, LATEST))}\n`, exitCode: 1 };
+  }
+  process.stdout.write(out.stdout);
+  process.exitCode = out.exitCode;
+}
+
+main();

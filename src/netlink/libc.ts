@@ -1,0 +1,62 @@
+// The few libc calls Node does not offer: netlink sockets and flock. koffi and
+// libc come from loader/ffi.ts, the one place that finds them (also inside the
+// self-contained plugin).
+import { koffi, libc as libcLib } from '../../loader/ffi.js';
+
+type Fn = (...args: unknown[]) => number;
+
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number;
+  close(fd: number): number;
+  flock(fd: number, op: number): number;
+  errno(): number;
+}
+
+let lib: Libc | undefined;
+
+export function libc(): Libc {
+  if (lib) return lib;
+  const k = koffi();
+  const so = libcLib();
+  const f = (decl: string): Fn => so.func(decl) as unknown as Fn;
+  const socket = f('int socket(int, int, int)');
+  const sendto = f('long sendto(int, const void *buf, size_t, int, const void *addr, uint32_t)');
+  const recv = f('long recv(int, void *buf, size_t, int)');
+  const close = f('int close(int)');
+  const flock = f('int flock(int, int)');
+  lib = {
+    socket: (d, t, p) => socket(d, t, p),
+    sendto: (fd, b, l, fl, a, al) => sendto(fd, b, l, fl, a, al),
+    recv: (fd, b, l, fl) => recv(fd, b, l, fl),
+    close: (fd) => close(fd),
+    flock: (fd, op) => flock(fd, op),
+    errno: () => k.errno(),
+  };
+  return lib;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
+  16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC', 34: 'ERANGE',
+  61: 'ENODATA', 75: 'EOVERFLOW', 93: 'EPROTONOSUPPORT', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT',
+  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 105: 'ENOBUFS',
+};
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `E${errno}`;
+}
+
+export class SysError extends Error {
+  readonly code: string;
+  constructor(
+    readonly op: string,
+    readonly errno: number,
+    detail?: string,
+  ) {
+    super(`${op}: ${errnoName(errno)}${detail ? ` (${detail})` : ''}`);
+    this.name = 'SysError';
+    this.code = errnoName(errno);
+  }
+}

@@ -1,0 +1,142 @@
+// rtnetlink wire format: headers and (nested) attributes, encoded into and
+// decoded from plain Buffers. Only what the plugin needs.
+
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_DUMP = 0x300;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_REPLACE = 0x100;
+
+export const RTM = {
+  NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19,
+  NEWADDR: 20, DELADDR: 21, GETADDR: 22,
+  NEWROUTE: 24, DELROUTE: 25, GETROUTE: 26,
+} as const;
+
+export const IFLA = {
+  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, OPERSTATE: 16, LINKINFO: 18, NET_NS_FD: 28,
+} as const;
+export const IFLA_INFO_KIND = 1;
+export const IFLA_INFO_DATA = 2;
+export const VETH_INFO_PEER = 1;
+export const IFA_ADDRESS = 1;
+export const IFA_LOCAL = 2;
+export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
+
+export const AF_UNSPEC = 0;
+export const AF_INET = 2;
+export const IFF_UP = 0x1;
+export const RT_TABLE_MAIN = 254;
+export const RTPROT_BOOT = 3;
+export const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_LINK = 253;
+export const RTN_UNICAST = 1;
+
+/** An attribute: a payload, or nested attributes. */
+export interface Attr {
+  type: number;
+  data: Buffer | Attr[];
+}
+
+const align4 = (n: number): number => (n + 3) & ~3;
+
+export function encodeAttrs(attrs: readonly Attr[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const a of attrs) {
+    const payload = Array.isArray(a.data) ? encodeAttrs(a.data) : a.data;
+    const len = 4 + payload.length;
+    const b = Buffer.alloc(align4(len));
+    b.writeUInt16LE(len, 0);
+    b.writeUInt16LE(a.type | (Array.isArray(a.data) ? 0x8000 : 0), 2);
+    payload.copy(b, 4);
+    parts.push(b);
+  }
+  return Buffer.concat(parts);
+}
+
+export function decodeAttrs(buf: Buffer, start = 0, end = buf.length): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let off = start;
+  while (off + 4 <= end) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    const type = buf.readUInt16LE(off + 2) & 0x3fff;
+    out.set(type, buf.subarray(off + 4, off + len));
+    off += align4(len);
+  }
+  return out;
+}
+
+export const attr = {
+  u32(type: number, v: number): Attr {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0, 0);
+    return { type, data: b };
+  },
+  str(type: number, s: string): Attr {
+    return { type, data: Buffer.from(`${s}\0`, 'utf8') };
+  },
+  bytes(type: number, b: Buffer): Attr {
+    return { type, data: b };
+  },
+  nested(type: number, attrs: Attr[]): Attr {
+    return { type, data: attrs };
+  },
+};
+
+export interface IfInfo {
+  family?: number;
+  type?: number;
+  index?: number;
+  flags?: number;
+  change?: number;
+}
+
+export function ifinfomsg(i: IfInfo = {}): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt8(i.family ?? AF_UNSPEC, 0);
+  b.writeUInt16LE(i.type ?? 0, 2);
+  b.writeInt32LE(i.index ?? 0, 4);
+  b.writeUInt32LE(i.flags ?? 0, 8);
+  b.writeUInt32LE(i.change ?? 0, 12);
+  return b;
+}
+
+export function ifaddrmsg(prefixlen: number, index: number, scope = RT_SCOPE_UNIVERSE): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(prefixlen, 1);
+  b.writeUInt8(0, 2);
+  b.writeUInt8(scope, 3);
+  b.writeUInt32LE(index, 4);
+  return b;
+}
+
+export interface RtMsg {
+  dstLen: number;
+  table?: number;
+  protocol?: number;
+  scope?: number;
+  type?: number;
+}
+
+export function rtmsg(r: RtMsg): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(r.dstLen, 1);
+  b.writeUInt8(r.table ?? RT_TABLE_MAIN, 4);
+  b.writeUInt8(r.protocol ?? RTPROT_BOOT, 5);
+  b.writeUInt8(r.scope ?? RT_SCOPE_UNIVERSE, 6);
+  b.writeUInt8(r.type ?? RTN_UNICAST, 7);
+  return b;
+}
+
+export function ipBytes(ip: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(ip >>> 0, 0);
+  return b;
+}
