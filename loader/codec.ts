@@ -67,18 +67,25 @@ export function struct<const F extends readonly FieldSpec[]>(
   }
   if (end > size) throw new Error(`codec ${name}: fields end at ${end}, beyond size ${size}`);
   const live = fields.filter((f) => f.kind !== 'pad');
+  // Accessors are built once per struct so encode/decode are straight loops
+  // over prepared closures: map operations sit on hot paths (reconcile of
+  // thousands of nodes, the CNI plugin's start-up budget).
+  const writers = live.map((f) => fieldWriter(f, name));
+  const readers = live.map((f) => fieldReader(f));
+  const names = live.map((f) => f.name);
+  const padded = live.reduce((n, f) => n + fieldSize(f), 0) !== size;
   return {
     name,
     size,
     fields,
     encode(value: StructOf<F>, buf: Buffer, offset = 0): void {
-      buf.fill(0, offset, offset + size);
+      if (padded) buf.fill(0, offset, offset + size);
       const v = value as Record<string, unknown>;
-      for (const f of live) writeField(buf, offset + f.offset, f, v[f.name], name);
+      for (let i = 0; i < writers.length; i++) writers[i]!(buf, offset, v[names[i]!]);
     },
     decode(buf: Buffer, offset = 0): StructOf<F> {
       const out: Record<string, unknown> = {};
-      for (const f of live) out[f.name] = readField(buf, offset + f.offset, f);
+      for (let i = 0; i < readers.length; i++) out[names[i]!] = readers[i]!(buf, offset);
       return out as StructOf<F>;
     },
   };
@@ -97,68 +104,70 @@ export const u64: Codec<bigint> = {
   decode: (buf, off = 0) => buf.readBigUInt64LE(off),
 };
 
-function writeField(buf: Buffer, at: number, f: FieldSpec, raw: unknown, codec: string): void {
-  const bad = (): never => {
+type Writer = (buf: Buffer, base: number, raw: unknown) => void;
+type Reader = (buf: Buffer, base: number) => unknown;
+
+function fieldWriter(f: FieldSpec, codec: string): Writer {
+  const at = f.offset;
+  const bad = (raw: unknown): never => {
     throw new TypeError(`codec ${codec}: field ${f.name} (${f.kind}) cannot hold ${String(raw)}`);
+  };
+  const num = (write: (buf: Buffer, n: number, off: number) => void): Writer => (buf, base, raw) => {
+    if (typeof raw !== 'number') bad(raw);
+    write(buf, raw as number, base + at);
   };
   switch (f.kind) {
     case 'u8':
-      if (typeof raw !== 'number') bad();
-      buf.writeUInt8(raw as number, at);
-      return;
+      return num((b, n, o) => b.writeUInt8(n, o));
     case 'u16':
-      if (typeof raw !== 'number') bad();
-      buf.writeUInt16LE(raw as number, at);
-      return;
+      return num((b, n, o) => b.writeUInt16LE(n, o));
     case 'be16':
-      if (typeof raw !== 'number') bad();
-      buf.writeUInt16BE(raw as number, at);
-      return;
+      return num((b, n, o) => b.writeUInt16BE(n, o));
     case 'u32':
-      if (typeof raw !== 'number') bad();
-      buf.writeUInt32LE((raw as number) >>> 0, at);
-      return;
+      return num((b, n, o) => b.writeUInt32LE(n >>> 0, o));
     case 'be32':
-      if (typeof raw !== 'number') bad();
-      buf.writeUInt32BE((raw as number) >>> 0, at);
-      return;
+      return num((b, n, o) => b.writeUInt32BE(n >>> 0, o));
     case 'u64':
-      if (typeof raw !== 'bigint') bad();
-      buf.writeBigUInt64LE(raw as bigint, at);
-      return;
+      return (buf, base, raw) => {
+        if (typeof raw !== 'bigint') bad(raw);
+        buf.writeBigUInt64LE(raw as bigint, base + at);
+      };
     case 'ipv4':
-      if (typeof raw !== 'string') bad();
-      buf.writeUInt32BE(ipv4ToInt(raw as string), at);
-      return;
+      return (buf, base, raw) => {
+        if (typeof raw !== 'string') bad(raw);
+        buf.writeUInt32BE(ipv4ToInt(raw as string), base + at);
+      };
     case 'mac':
-      if (typeof raw !== 'string') bad();
-      macToBuffer(raw as string).copy(buf, at);
-      return;
+      return (buf, base, raw) => {
+        if (typeof raw !== 'string') bad(raw);
+        macToBuffer(raw as string).copy(buf, base + at);
+      };
     case 'pad':
-      return;
+      return () => {};
   }
 }
 
-function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
+function fieldReader(f: FieldSpec): Reader {
+  const at = f.offset;
   switch (f.kind) {
     case 'u8':
-      return buf.readUInt8(at);
+      return (b, o) => b.readUInt8(o + at);
     case 'u16':
-      return buf.readUInt16LE(at);
+      return (b, o) => b.readUInt16LE(o + at);
     case 'be16':
-      return buf.readUInt16BE(at);
+      return (b, o) => b.readUInt16BE(o + at);
     case 'u32':
-      return buf.readUInt32LE(at);
+      return (b, o) => b.readUInt32LE(o + at);
     case 'be32':
-      return buf.readUInt32BE(at);
+      return (b, o) => b.readUInt32BE(o + at);
     case 'u64':
-      return buf.readBigUInt64LE(at);
+      return (b, o) => b.readBigUInt64LE(o + at);
     case 'ipv4':
-      return intToIpv4(buf.readUInt32BE(at));
+      return (b, o) => intToIpv4(b.readUInt32BE(o + at));
     case 'mac':
-      return bufferToMac(buf.subarray(at, at + 6));
+      return (b, o) => bufferToMac(b.subarray(o + at, o + at + 6));
     case 'pad':
-      return undefined;
+      return () => undefined;
   }
 }
 

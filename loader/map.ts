@@ -4,6 +4,7 @@ import type { Codec } from './codec.js';
 import { BpfError, check } from './errors.js';
 import { OwnedFd } from './fd.js';
 import { isPerCpu, mapInfo, type MapInfo } from './info.js';
+import { ElemScratch } from './syscall.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const FLAG_VALUE: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
@@ -24,8 +25,8 @@ export class BpfMap<K, V> {
   readonly #fd: OwnedFd;
   readonly info: MapInfo;
   readonly perCpu: boolean;
+  readonly #scratch: ElemScratch;
   readonly #keyBuf: Buffer;
-  readonly #nextBuf: Buffer;
   readonly #valueBuf: Buffer;
   /** Stride of one CPU's value in a per-CPU buffer: the kernel rounds to 8. */
   readonly #stride: number;
@@ -54,9 +55,9 @@ export class BpfMap<K, V> {
     this.#label = this.info.name || label;
     this.perCpu = isPerCpu(this.info.type);
     this.#stride = this.perCpu ? Math.ceil(value.size / 8) * 8 : value.size;
-    this.#keyBuf = Buffer.alloc(key.size);
-    this.#nextBuf = Buffer.alloc(key.size);
-    this.#valueBuf = Buffer.alloc(this.perCpu ? this.#stride * numPossibleCpus() : value.size);
+    this.#scratch = new ElemScratch(fd, key.size, this.perCpu ? this.#stride * numPossibleCpus() : value.size);
+    this.#keyBuf = this.#scratch.key;
+    this.#valueBuf = this.#scratch.value;
   }
 
   static openPinned<K, V>(path: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
@@ -76,9 +77,9 @@ export class BpfMap<K, V> {
   lookup(key: K): V | undefined {
     this.#requireShared('lookup');
     this.key.encode(key, this.#keyBuf);
-    const ret = bpf().bpf_map_lookup_elem(this.fd, this.#keyBuf, this.#valueBuf) as number;
+    const ret = this.#scratch.call('lookup');
     if (ret === -ENOENT) return undefined;
-    check(`lookup in ${this.#label}`, ret);
+    if (ret < 0) check(`lookup in ${this.#label}`, ret);
     return this.value.decode(this.#valueBuf);
   }
 
@@ -86,9 +87,9 @@ export class BpfMap<K, V> {
   lookupPerCpu(key: K): V[] | undefined {
     if (!this.perCpu) throw new TypeError(`${this.#label} is not a per-CPU map`);
     this.key.encode(key, this.#keyBuf);
-    const ret = bpf().bpf_map_lookup_elem(this.fd, this.#keyBuf, this.#valueBuf) as number;
+    const ret = this.#scratch.call('lookup');
     if (ret === -ENOENT) return undefined;
-    check(`lookup in ${this.#label}`, ret);
+    if (ret < 0) check(`lookup in ${this.#label}`, ret);
     const out: V[] = [];
     for (let cpu = 0; cpu < numPossibleCpus(); cpu++) out.push(this.value.decode(this.#valueBuf, cpu * this.#stride));
     return out;
@@ -98,27 +99,28 @@ export class BpfMap<K, V> {
   update(key: K, value: V, flag: UpdateFlag = 'any'): void {
     this.key.encode(key, this.#keyBuf);
     this.#encodeValue(value, this.#valueBuf, 0);
-    check(
-      `update in ${this.#label}`,
-      bpf().bpf_map_update_elem(this.fd, this.#keyBuf, this.#valueBuf, FLAG_VALUE[flag]) as number,
-    );
+    const ret = this.#scratch.call('update', FLAG_VALUE[flag]);
+    if (ret < 0) check(`update in ${this.#label}`, ret);
   }
 
   /** Returns false when the key was not there. */
   delete(key: K): boolean {
     this.key.encode(key, this.#keyBuf);
-    const ret = bpf().bpf_map_delete_elem(this.fd, this.#keyBuf) as number;
+    const ret = this.#scratch.call('delete');
     if (ret === -ENOENT) return false;
-    check(`delete in ${this.#label}`, ret);
+    if (ret < 0) check(`delete in ${this.#label}`, ret);
     return true;
   }
 
   *#rawKeys(): IterableIterator<Buffer> {
-    let ret = bpf().bpf_map_get_next_key(this.fd, null, this.#nextBuf) as number;
+    const s = this.#scratch;
+    let ret = s.firstKey();
     while (ret === 0) {
-      const k = Buffer.from(this.#nextBuf);
+      const k = Buffer.from(s.nextKey);
       yield k;
-      ret = bpf().bpf_map_get_next_key(this.fd, k, this.#nextBuf) as number;
+      // The consumer may have used the scratch key meanwhile.
+      k.copy(s.key);
+      ret = s.call('nextKey');
     }
     if (ret !== -ENOENT) check(`iterate ${this.#label}`, ret);
   }
@@ -131,9 +133,10 @@ export class BpfMap<K, V> {
   *entries(): IterableIterator<[K, V]> {
     this.#requireShared('entries');
     for (const k of this.#rawKeys()) {
-      const ret = bpf().bpf_map_lookup_elem(this.fd, k, this.#valueBuf) as number;
+      k.copy(this.#keyBuf);
+      const ret = this.#scratch.call('lookup');
       if (ret === -ENOENT) continue;
-      check(`lookup in ${this.#label}`, ret);
+      if (ret < 0) check(`lookup in ${this.#label}`, ret);
       yield [this.key.decode(k), this.value.decode(this.#valueBuf)];
     }
   }
@@ -176,6 +179,7 @@ export class BpfMap<K, V> {
 
   close(): void {
     this.#fd.close();
+    this.#scratch.free();
   }
 
   [Symbol.dispose](): void {
