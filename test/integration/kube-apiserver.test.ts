@@ -53,7 +53,7 @@ describe('fake kube-apiserver with the real client library', () => {
     srv.deleteNode('n1');
     await waitFor('events', () => seen.includes('delete:n1'));
     assert.deepEqual(seen, ['add:n1', 'add:n2', 'update:n2:10.244.9.0/24', 'delete:n1']);
-    assert.equal(inf.latestResourceVersion(), String(srv.resourceVersion));
+    assert.equal((inf as unknown as { latestResourceVersion(): string }).latestResourceVersion(), String(srv.resourceVersion));
     assert.deepEqual(inf.list().map((n: V1Node) => n.metadata?.name), ['n2']);
     await inf.stop();
     srv.deleteNode('n2');

@@ -1,0 +1,333 @@
+// bvcnid's life: wait for this node's podCIDR, set up (or adopt) the
+// dataplane, install the plugin, write the conflist last, report the Node
+// condition; then keep the tunnel map equal to what the Nodes say. The API
+// server being away never changes the dataplane: entries are removed only on
+// an observed delete or a fresh list.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { Backoff, realClock, type Clock } from './backoff.js';
+import { cidrKey, cidrOrThrow, type Cidr } from './cidr.js';
+import { computeDesired, type ParsedNode, type Skipped } from './desired.js';
+import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from './dataplane.js';
+import { NodeInformer, type NodeApi } from './informer.js';
+import { installPlugin, writeConflist } from './install.js';
+import { describeApiError, type ConditionPatcher } from './kube.js';
+import type { DaemonMetrics } from './metrics.js';
+import { TunnelReconciler } from './reconcile.js';
+
+export interface DaemonConfig {
+  nodeName: string;
+  iface: string;
+  clusterCidr: string;
+  pinDir: string;
+  cniConfDir: string;
+  cniBinDir: string;
+  stateDir: string;
+  bridge: string;
+  vxlanDev: string;
+  vxlanPort: number;
+  vni: number;
+  mtu?: number;
+  /** The plugin binary to install (its support dir bvcni.d/ beside it comes too). */
+  plugin: string;
+}
+
+export interface DaemonDeps {
+  log: Logger;
+  api: NodeApi;
+  patcher: ConditionPatcher;
+  dataplane: DataplaneDriver;
+  metrics: DaemonMetrics;
+  clock?: Clock;
+}
+
+type Phase = 'starting' | 'waiting-for-podcidr' | 'setting-up' | 'running' | 'stopping';
+
+export class Daemon {
+  private phase: Phase = 'starting';
+  private readonly informer: NodeInformer;
+  private readonly clusterCidr: Cidr;
+  private dp?: AttachedDataplane;
+  private reconciler?: TunnelReconciler;
+  private self?: ParsedNode;
+  private reconcileQueued = false;
+  private reconciledGeneration = 0;
+  private conflistWritten = false;
+  private conditionSet = false;
+  private readonly loggedBad = new Map<string, string>();
+  private waitingLoggedAt = -Infinity;
+  private setupBackoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  private conditionBackoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  private timers = new Set<unknown>();
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  /** Milliseconds since epoch of the last reconcile that changed the map (for tests and metrics). */
+  lastChangeAt = 0;
+  reconciles = 0;
+
+  constructor(
+    readonly cfg: DaemonConfig,
+    private readonly deps: DaemonDeps,
+  ) {
+    this.clusterCidr = cidrOrThrow(cfg.clusterCidr, '--cluster-cidr');
+    this.clock = deps.clock ?? realClock;
+    this.log = deps.log;
+    this.informer = new NodeInformer(deps.api, {
+      add: () => this.changed(),
+      update: () => this.changed(),
+      delete: () => this.changed(),
+      synced: (g) => {
+        deps.metrics.relists.inc();
+        this.log.info({ generation: g, nodes: this.informer.size, resourceVersion: this.informer.resourceVersion }, 'node list synced');
+        // A fresh list is when drift (entries written by someone else) is corrected.
+        this.reconciler?.adopt();
+        this.changed();
+      },
+      connect: () => this.log.debug({ resourceVersion: this.informer.resourceVersion }, 'node watch open'),
+      error: (err, delay) => {
+        const { code, message } = describeApiError(err);
+        deps.metrics.apiErrors.inc({ op: 'list_watch', code });
+        this.log.warn({ code, err: message, retryInMs: delay, keptEntries: this.reconciler?.size ?? 0 }, 'node list/watch failed; tunnel map kept as is');
+      },
+    }, { clock: this.clock });
+    deps.metrics.setSources({
+      drops: () => deps.dataplane.drops(cfg.pinDir),
+      natEntries: () => this.dp?.natEntries() ?? 0,
+      ipam: () => this.ipamUsage(),
+    });
+  }
+
+  start(): void {
+    this.log.info({ config: this.cfg }, 'bvcnid starting');
+    this.informer.start();
+    this.phase = 'waiting-for-podcidr';
+  }
+
+  get state(): Phase {
+    return this.phase;
+  }
+
+  live(): boolean {
+    return this.phase !== 'stopping';
+  }
+
+  ready(): { ready: boolean; reason: string } {
+    if (this.phase !== 'running') return { ready: false, reason: this.phase };
+    if (!this.deps.dataplane.ready(this.cfg.pinDir)) return { ready: false, reason: 'dataplane not attached' };
+    if (this.reconciledGeneration < this.informer.listGeneration || this.reconciledGeneration === 0)
+      return { ready: false, reason: 'tunnel map not synced since the last list' };
+    if (!this.conflistWritten) return { ready: false, reason: 'conflist not written' };
+    return { ready: true, reason: 'ok' };
+  }
+
+  private changed(): void {
+    if (this.phase === 'stopping') return;
+    if (this.phase === 'waiting-for-podcidr') {
+      this.trySetup();
+      return;
+    }
+    if (this.phase !== 'running' || this.reconcileQueued) return;
+    // Coalesce: a list of 5,000 Nodes or a burst of watch events is one reconcile.
+    this.reconcileQueued = true;
+    setImmediate(() => {
+      this.reconcileQueued = false;
+      this.reconcile();
+    });
+  }
+
+  private trySetup(): void {
+    if (this.informer.listGeneration === 0) return;
+    const d = computeDesired([...this.informer.list()].filter((n) => n.metadata?.name === this.cfg.nodeName), this.cfg.nodeName, this.clusterCidr);
+    if (!d.self) {
+      const now = this.clock.now();
+      if (now - this.waitingLoggedAt > 30_000) {
+        this.waitingLoggedAt = now;
+        const seen = this.informer.get(this.cfg.nodeName) !== undefined;
+        this.log.info(
+          { node: this.cfg.nodeName, problem: seen ? d.selfProblem : 'Node object not found' },
+          seen ? 'waiting for this node to have a podCIDR and an InternalIP' : 'waiting for this node\'s Node object',
+        );
+      }
+      return;
+    }
+    this.self = d.self;
+    this.phase = 'setting-up';
+    void this.setup();
+  }
+
+  private dataplaneConfig(): NodeDataplaneConfig {
+    const self = this.self!;
+    return {
+      pinDir: this.cfg.pinDir,
+      bridge: this.cfg.bridge,
+      vxlanDev: this.cfg.vxlanDev,
+      vxlanPort: this.cfg.vxlanPort,
+      vni: this.cfg.vni,
+      uplink: this.cfg.iface,
+      nodeIp: self.internalIp,
+      podCidr: cidrKey(self.podCidr),
+      clusterCidr: cidrKey(this.clusterCidr),
+      ...(this.cfg.mtu ? { mtu: this.cfg.mtu } : {}),
+    };
+  }
+
+  private async setup(): Promise<void> {
+    const dpCfg = this.dataplaneConfig();
+    const t0 = performance.now();
+    try {
+      this.log.info({ podCidr: dpCfg.podCidr, nodeIp: dpCfg.nodeIp, uplink: dpCfg.uplink }, 'setting up the dataplane');
+      this.dp = await this.deps.dataplane.ensure(dpCfg);
+      this.reconciler = new TunnelReconciler(this.dp.tunnel);
+      const adopted = this.reconciler.adopt();
+      if (this.phase !== 'setting-up') return; // stopped meanwhile
+      this.phase = 'running';
+      // The tunnel map must be right before pods can be created: reconcile first.
+      this.reconcile();
+      const inst = installPlugin(this.cfg.plugin, this.cfg.cniBinDir);
+      const conf = writeConflist(this.cfg.cniConfDir, {
+        podCidr: dpCfg.podCidr,
+        bridge: this.cfg.bridge,
+        mtu: this.dp.mtu,
+        dataDir: this.cfg.stateDir,
+        pinDir: this.cfg.pinDir,
+      });
+      this.conflistWritten = true;
+      this.log.info(
+        { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst.binary, pluginChanged: inst.changed, conflist: conf.path, ms: Math.round(performance.now() - t0) },
+        'dataplane ready, plugin installed, conflist written',
+      );
+      this.setupBackoff.reset();
+      void this.setCondition();
+    } catch (e) {
+      this.dp?.close();
+      this.dp = undefined;
+      this.reconciler = undefined;
+      if (this.phase === 'stopping') return;
+      this.phase = 'waiting-for-podcidr';
+      const delay = this.setupBackoff.next();
+      this.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, 'dataplane setup failed; retrying');
+      this.after(delay, () => this.trySetup());
+    }
+  }
+
+  private async setCondition(): Promise<void> {
+    if (this.conditionSet || this.phase !== 'running') return;
+    try {
+      await this.deps.patcher.setNetworkAvailable(this.cfg.nodeName, 'bvcni dataplane is up');
+      this.conditionSet = true;
+      this.log.info({ node: this.cfg.nodeName }, 'Node condition NetworkUnavailable=False set');
+    } catch (e) {
+      const { code, message } = describeApiError(e);
+      this.deps.metrics.apiErrors.inc({ op: 'patch_status', code });
+      const delay = this.conditionBackoff.next();
+      this.log.warn({ code, err: message, retryInMs: delay }, 'could not set the NetworkUnavailable condition; retrying');
+      this.after(delay, () => void this.setCondition());
+    }
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const t = this.clock.setTimeout(() => {
+      this.timers.delete(t);
+      if (this.phase !== 'stopping') fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Computes the desired map from the cache and writes the difference. Synchronous: map writes are. */
+  reconcile(): void {
+    if (this.phase !== 'running' || !this.reconciler) return;
+    const generation = this.informer.listGeneration;
+    const t0 = performance.now();
+    const desired = computeDesired(this.informer.list(), this.cfg.nodeName, this.clusterCidr);
+    this.noteSelf(desired.self);
+    this.noteSkipped(desired.skipped);
+    try {
+      const r = this.reconciler.apply(desired.entries);
+      const secs = (performance.now() - t0) / 1000;
+      this.reconciles++;
+      this.deps.metrics.reconcileDuration.observe(secs);
+      this.deps.metrics.tunnelNodes.set(desired.nodes.length);
+      this.deps.metrics.tunnelEntries.set(this.reconciler.size);
+      if (r.added) this.deps.metrics.reconcileChanges.inc({ op: 'add' }, r.added);
+      if (r.updated) this.deps.metrics.reconcileChanges.inc({ op: 'update' }, r.updated);
+      if (r.removed) this.deps.metrics.reconcileChanges.inc({ op: 'remove' }, r.removed);
+      this.reconciledGeneration = generation;
+      if (r.added || r.updated || r.removed) {
+        this.lastChangeAt = Date.now();
+        this.log.info({ ...r, nodes: desired.nodes.length, ms: +(secs * 1000).toFixed(2) }, 'tunnel map reconciled');
+      } else this.log.debug({ ...r, ms: +(secs * 1000).toFixed(2) }, 'tunnel map already in sync');
+    } catch (e) {
+      const delay = this.setupBackoff.next();
+      this.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, 'tunnel map update failed; retrying');
+      this.after(delay, () => this.changed());
+    }
+  }
+
+  private noteSelf(self: ParsedNode | undefined): void {
+    const cur = this.self;
+    if (!self || !cur) return;
+    if (self.internalIp !== cur.internalIp || self.podCidr.addr !== cur.podCidr.addr || self.podCidr.prefix !== cur.podCidr.prefix) {
+      const key = `self:${self.internalIp}:${cidrKey(self.podCidr)}`;
+      if (this.loggedBad.get(this.cfg.nodeName) !== key) {
+        this.loggedBad.set(this.cfg.nodeName, key);
+        this.log.error(
+          { was: { ip: cur.internalIp, podCidr: cidrKey(cur.podCidr) }, now: { ip: self.internalIp, podCidr: cidrKey(self.podCidr) } },
+          'this node\'s own podCIDR or InternalIP changed; restart bvcnid to apply it (running pods keep the old addressing)',
+        );
+      }
+    }
+  }
+
+  private noteSkipped(skipped: Skipped[]): void {
+    const counts = new Map<string, number>();
+    const now = new Set<string>();
+    for (const s of skipped) {
+      counts.set(s.reason, (counts.get(s.reason) ?? 0) + 1);
+      now.add(s.name);
+      if (this.loggedBad.get(s.name) === s.reason) continue;
+      this.loggedBad.set(s.name, s.reason);
+      this.deps.metrics.badNodeEvents.inc({ reason: s.reason });
+      this.log.warn({ node: s.name, reason: s.reason, detail: s.detail }, 'skipping unusable Node object');
+    }
+    for (const name of [...this.loggedBad.keys()]) {
+      if (name !== this.cfg.nodeName && !now.has(name)) {
+        this.loggedBad.delete(name);
+        this.log.info({ node: name }, 'Node object no longer skipped');
+      }
+    }
+    this.deps.metrics.skippedNodes.reset();
+    for (const [reason, n] of counts) this.deps.metrics.skippedNodes.set({ reason }, n);
+  }
+
+  private ipamUsage(): { used: number; capacity: number } {
+    const cidr = this.self?.podCidr;
+    const capacity = cidr ? Math.max(0, 2 ** (32 - cidr.prefix) - 3) : 0;
+    let used = 0;
+    const walk = (dir: string, depth: number): void => {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        if (/^\d{1,3}(\.\d{1,3}){3}$/.test(n)) used++;
+        else if (depth < 1 && !n.startsWith('.')) walk(join(dir, n), depth + 1);
+      }
+    };
+    walk(this.cfg.stateDir, 0);
+    return { used, capacity };
+  }
+
+  /** SIGTERM: stop watching, release fds; the dataplane, conflist and plugin stay (pods keep their network). */
+  async stop(): Promise<void> {
+    if (this.phase === 'stopping') return;
+    this.phase = 'stopping';
+    for (const t of this.timers) this.clock.clearTimeout(t);
+    this.timers.clear();
+    await this.informer.stop();
+    this.dp?.close();
+    this.dp = undefined;
+  }
+}

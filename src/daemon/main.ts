@@ -1,0 +1,176 @@
+// bvcnid: the node daemon (DaemonSet). Flags each have an environment
+// fallback so the same binary runs in a cluster and, several at once, in the
+// simulator.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { Daemon, type DaemonConfig } from './daemon.js';
+import { kernelDataplane, preloadDataplane } from './dataplane.js';
+import { removeInstalled } from './install.js';
+import { conditionPatcher, loadKubeConfig, nodeApi } from './kube.js';
+import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
+import { cidrOrThrow } from './cidr.js';
+import { setLibbpfLogger } from '../../loader/index.js';
+
+interface Flags {
+  nodeName?: string;
+  kubeconfig?: string;
+  iface?: string;
+  clusterCidr: string;
+  pinDir: string;
+  cniConfDir: string;
+  cniBinDir: string;
+  stateDir: string;
+  healthAddr: string;
+  bridge: string;
+  vxlanDev: string;
+  vxlanPort: number;
+  vni: number;
+  mtu?: number;
+  plugin?: string;
+  logLevel: string;
+  uninstall?: boolean;
+}
+
+const intIn = (lo: number, hi: number, what: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`${what} must be an integer ${lo}..${hi}`);
+  return n;
+};
+
+function program(): Command {
+  return new Command('bvcnid')
+    .description('bvcni node daemon: owns the node dataplane and keeps the tunnel map equal to the cluster\'s Nodes')
+    .addOption(new Option('--node-name <name>', 'this node\'s Node name').env('NODE_NAME'))
+    .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster service account)').env('KUBECONFIG'))
+    .addOption(new Option('--iface <dev>', 'uplink interface (default: the default route\'s)').env('BVCNI_IFACE'))
+    .addOption(new Option('--cluster-cidr <cidr>', 'cluster pod CIDR').env('BVCNI_CLUSTER_CIDR').default('10.244.0.0/16'))
+    .addOption(new Option('--pin-dir <dir>', 'bpffs directory of the pinned maps').env('BVCNI_PIN_DIR').default('/sys/fs/bpf/bvcni'))
+    .addOption(new Option('--cni-conf-dir <dir>', 'CNI config directory').env('BVCNI_CNI_CONF_DIR').default('/etc/cni/net.d'))
+    .addOption(new Option('--cni-bin-dir <dir>', 'CNI plugin directory').env('BVCNI_CNI_BIN_DIR').default('/opt/cni/bin'))
+    .addOption(new Option('--state-dir <dir>', 'IPAM state directory (the plugin\'s dataDir)').env('BVCNI_STATE_DIR').default('/var/lib/cni/bvcni'))
+    .addOption(new Option('--health-addr <host:port>', '/healthz /readyz /metrics address').env('BVCNI_HEALTH_ADDR').default('0.0.0.0:9099'))
+    .addOption(new Option('--bridge <name>', 'pod bridge').env('BVCNI_BRIDGE').default('cni0'))
+    .addOption(new Option('--vxlan-dev <name>', 'VXLAN device').env('BVCNI_VXLAN_DEV').default('vxlan.1'))
+    .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(8472).argParser(intIn(1, 65535, '--vxlan-port')))
+    .addOption(new Option('--vni <n>', 'VXLAN network identifier').env('BVCNI_VNI').default(1).argParser(intIn(1, 16777215, '--vni')))
+    .addOption(new Option('--mtu <n>', 'pod MTU (default: uplink MTU - 50)').env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
+    .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
+    .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+    .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
+    .showHelpAfterError();
+}
+
+function defaultRouteDev(): string {
+  const out = execFileSync('ip', ['-j', 'route', 'show', 'default'], { encoding: 'utf8' });
+  const routes = JSON.parse(out || '[]') as { dev?: string }[];
+  const dev = routes.find((r) => r.dev)?.dev;
+  if (!dev) throw new Error('no default route: pass --iface');
+  return dev;
+}
+
+function defaultPlugin(): string {
+  // dist/bin/bvcnid → dist/bin/bvcni; under tsx (src/daemon/main.ts) → dist/bin/bvcni of the repo.
+  const here = dirname(resolve(process.argv[1] ?? '.'));
+  const beside = join(here, 'bvcni');
+  if (existsSync(beside)) return beside;
+  return resolve(here, '../../dist/bin/bvcni');
+}
+
+async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<number> {
+  await kernelDataplane.remove({
+    pinDir: cfg.pinDir,
+    bridge: cfg.bridge,
+    vxlanDev: cfg.vxlanDev,
+    vxlanPort: cfg.vxlanPort,
+    vni: cfg.vni,
+    uplink: cfg.iface,
+    nodeIp: '0.0.0.0',
+    podCidr: '0.0.0.0/32',
+    clusterCidr: cfg.clusterCidr,
+  });
+  const removed = removeInstalled(cfg.cniConfDir, cfg.cniBinDir);
+  log.info({ removed, pinDir: flags.pinDir }, 'bvcni uninstalled from this node');
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cmd = program();
+  cmd.parse(argv);
+  const flags = cmd.opts<Flags>();
+  const log = pino({ level: flags.logLevel, base: { node: flags.nodeName }, timestamp: pino.stdTimeFunctions.isoTime });
+  try {
+    cidrOrThrow(flags.clusterCidr, '--cluster-cidr');
+    parseHostPort(flags.healthAddr);
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'bad flag');
+    return 2;
+  }
+  const cfg: DaemonConfig = {
+    nodeName: flags.nodeName ?? '',
+    iface: flags.iface ?? '',
+    clusterCidr: flags.clusterCidr,
+    pinDir: flags.pinDir,
+    cniConfDir: flags.cniConfDir,
+    cniBinDir: flags.cniBinDir,
+    stateDir: flags.stateDir,
+    bridge: flags.bridge,
+    vxlanDev: flags.vxlanDev,
+    vxlanPort: flags.vxlanPort,
+    vni: flags.vni,
+    mtu: flags.mtu,
+    plugin: flags.plugin ?? defaultPlugin(),
+  };
+  try {
+    if (!cfg.iface) cfg.iface = defaultRouteDev();
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'cannot find the uplink');
+    return 2;
+  }
+  setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
+  await preloadDataplane();
+  if (flags.uninstall) return uninstall(flags, cfg, log);
+  if (!cfg.nodeName) {
+    log.fatal('--node-name (or NODE_NAME) is required');
+    return 2;
+  }
+
+  let kc;
+  try {
+    kc = loadKubeConfig(flags.kubeconfig);
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'cannot load the kubeconfig');
+    return 2;
+  }
+  const metrics = new DaemonMetrics();
+  const daemon = new Daemon(cfg, { log, api: nodeApi(kc), patcher: conditionPatcher(kc), dataplane: kernelDataplane, metrics });
+  const server = await startHealthServer(flags.healthAddr, daemon, metrics);
+  daemon.start();
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping; the dataplane stays in place');
+      const force = setTimeout(() => resolveExit(0), 5000);
+      force.unref();
+      void daemon.stop().finally(() => {
+        server.closeAllConnections();
+        server.close(() => resolveExit(0));
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bvcnid: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
