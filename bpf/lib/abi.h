@@ -111,4 +111,64 @@ struct stats_value {
 	__u64 bytes;
 };
 
+/*
+ * nat: LRU hash holding both directions of every masqueraded flow.
+ *
+ *  dir EGRESS  key = the pod's tuple (pod ip, remote ip, pod port, remote port)
+ *              -> the translated source (node ip, nat port).
+ *  dir INGRESS key = the reply as it arrives at the uplink
+ *              (remote ip, node ip, remote port, nat port) -> (pod ip, pod port).
+ *
+ * ICMP echo uses the identifier as the pod-side port: a request is keyed
+ * (sport = id, dport = 0), a reply (sport = 0, dport = id).
+ * The INGRESS entry is the authoritative one: inserting it with BPF_NOEXIST is
+ * what reserves (node ip, nat port, proto, remote ip, remote port), so two pods
+ * never share a tuple. Both directions refresh its last_seen_ns and its
+ * tcp_state. An entry idle for longer than its NAT_TIMEOUT_* is stale: the
+ * programs treat it as absent (and may reuse its port); the daemon may delete
+ * stale entries; the LRU eviction is only the safety net.
+ */
+struct nat_key {
+	__u32 saddr;            /* network order */
+	__u32 daddr;            /* network order */
+	__u16 sport;            /* network order */
+	__u16 dport;            /* network order */
+	__u8  proto;            /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP */
+	__u8  dir;              /* enum nat_dir */
+	__u8  pad[2];
+};
+
+enum nat_dir {
+	NAT_DIR_EGRESS  = 0,
+	NAT_DIR_INGRESS = 1,
+};
+
+struct nat_entry {
+	__u64 created_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of the last packet */
+	__u32 to_addr;          /* network order: EGRESS -> node ip, INGRESS -> pod ip */
+	__u16 to_port;          /* network order: EGRESS -> nat port, INGRESS -> pod port */
+	__u8  tcp_state;        /* enum nat_tcp_state (meaningful in INGRESS entries) */
+	__u8  flags;
+};
+
+enum nat_tcp_state {
+	NAT_TCP_NONE        = 0,  /* not TCP */
+	NAT_TCP_SYN         = 1,  /* SYN seen from the pod, no reply yet */
+	NAT_TCP_ESTABLISHED = 2,  /* the remote answered */
+	NAT_TCP_FIN         = 3,  /* a FIN was seen in either direction */
+	NAT_TCP_CLOSED      = 4,  /* a RST was seen */
+};
+
+/* Idle time after which an entry is stale, by protocol and TCP state (ns). */
+#define NAT_SEC                  1000000000ULL
+#define NAT_TIMEOUT_TCP_SYN      (60ULL * NAT_SEC)
+#define NAT_TIMEOUT_TCP_EST      (7440ULL * NAT_SEC)
+#define NAT_TIMEOUT_TCP_FIN      (120ULL * NAT_SEC)
+#define NAT_TIMEOUT_TCP_CLOSED   (10ULL * NAT_SEC)
+#define NAT_TIMEOUT_UDP          (60ULL * NAT_SEC)
+#define NAT_TIMEOUT_ICMP         (30ULL * NAT_SEC)
+/* Hashed port candidates tried before REASON_DROP_NAT_NO_PORT. */
+#define NAT_PORT_PROBES          16
+
 #endif /* BVCNI_ABI_H */

@@ -1,7 +1,10 @@
 // TypeScript mirror of bpf/lib/abi.h: the one place user space knows the
 // layout of the pinned maps. test/unit/abi.test.ts checks every codec here
 // against the BTF of the compiled objects.
-import { struct, u32, type Codec, type StructOf } from '../../loader/codec.js';
+import { struct, u32, type Codec } from '../../loader/codec.js';
+
+/** The decoded value type of a codec (the struct's fields with their literal kinds). */
+export type CodecValue<C> = C extends Codec<infer T> ? T : never;
 
 export const MapName = {
   tunnel: 'bvcni_tunnel',
@@ -20,7 +23,7 @@ export const tunnelKey = struct('tunnel_key', 8, [
   { name: 'prefixlen', kind: 'u32', offset: 0 },
   { name: 'addr', kind: 'ipv4', offset: 4 },
 ] as const);
-export type TunnelKey = StructOf<typeof tunnelKey.fields>;
+export type TunnelKey = CodecValue<typeof tunnelKey>;
 
 export const TunnelFlags = { nodeIp: 1 << 0 } as const;
 
@@ -28,10 +31,10 @@ export const tunnelValue = struct('tunnel_value', 8, [
   { name: 'node_ip', kind: 'ipv4', offset: 0 },
   { name: 'flags', kind: 'u32', offset: 4 },
 ] as const);
-export type TunnelValue = StructOf<typeof tunnelValue.fields>;
+export type TunnelValue = CodecValue<typeof tunnelValue>;
 
 export const endpointKey = struct('endpoint_key', 4, [{ name: 'ip', kind: 'ipv4', offset: 0 }] as const);
-export type EndpointKey = StructOf<typeof endpointKey.fields>;
+export type EndpointKey = CodecValue<typeof endpointKey>;
 
 export const EndpointFlags = { pod: 1 << 0 } as const;
 
@@ -41,7 +44,7 @@ export const endpointValue = struct('endpoint_value', 20, [
   { name: 'pod_mac', kind: 'mac', offset: 8 },
   { name: 'gw_mac', kind: 'mac', offset: 14 },
 ] as const);
-export type EndpointValue = StructOf<typeof endpointValue.fields>;
+export type EndpointValue = CodecValue<typeof endpointValue>;
 
 export const ConfigFlags = { ready: 1 << 0, masquerade: 1 << 1 } as const;
 
@@ -62,7 +65,7 @@ export const configValue = struct('bvcni_config', 60, [
   { name: 'mtu', kind: 'u32', offset: 52 },
   { name: 'flags', kind: 'u32', offset: 56 },
 ] as const);
-export type ConfigValue = StructOf<typeof configValue.fields>;
+export type ConfigValue = CodecValue<typeof configValue>;
 
 export const configKey: Codec<number> = u32;
 export const statsKey: Codec<number> = u32;
@@ -71,7 +74,7 @@ export const statsValue = struct('stats_value', 16, [
   { name: 'packets', kind: 'u64', offset: 0 },
   { name: 'bytes', kind: 'u64', offset: 8 },
 ] as const);
-export type StatsValue = StructOf<typeof statsValue.fields>;
+export type StatsValue = CodecValue<typeof statsValue>;
 
 /** enum bvcni_reason: stable numbers, never renumbered. */
 export const Reason = {
@@ -100,4 +103,61 @@ export function reasonName(code: number): string {
 /** Index into the stats map for a reason and direction. */
 export function statsIndex(reason: number, dir: number): number {
   return reason * 2 + dir;
+}
+
+/** enum nat_dir */
+export const NatDir = { egress: 0, ingress: 1 } as const;
+
+export const natKey = struct('nat_key', 16, [
+  { name: 'saddr', kind: 'ipv4', offset: 0 },
+  { name: 'daddr', kind: 'ipv4', offset: 4 },
+  { name: 'sport', kind: 'be16', offset: 8 },
+  { name: 'dport', kind: 'be16', offset: 10 },
+  { name: 'proto', kind: 'u8', offset: 12 },
+  { name: 'dir', kind: 'u8', offset: 13 },
+  { name: 'pad', kind: 'pad', offset: 14, length: 2 },
+] as const);
+export type NatKey = CodecValue<typeof natKey>;
+
+export const natEntry = struct('nat_entry', 24, [
+  { name: 'created_ns', kind: 'u64', offset: 0 },
+  { name: 'last_seen_ns', kind: 'u64', offset: 8 },
+  { name: 'to_addr', kind: 'ipv4', offset: 16 },
+  { name: 'to_port', kind: 'be16', offset: 20 },
+  { name: 'tcp_state', kind: 'u8', offset: 22 },
+  { name: 'flags', kind: 'u8', offset: 23 },
+] as const);
+export type NatEntry = CodecValue<typeof natEntry>;
+
+/** enum nat_tcp_state */
+export const NatTcpState = { NONE: 0, SYN: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 } as const;
+
+const SEC = 1_000_000_000n;
+/** Idle timeouts (ns) after which a NAT entry is stale, as in abi.h's NAT_TIMEOUT_*. */
+export const NatTimeout = {
+  TCP_SYN: 60n * SEC,
+  TCP_EST: 7440n * SEC,
+  TCP_FIN: 120n * SEC,
+  TCP_CLOSED: 10n * SEC,
+  UDP: 60n * SEC,
+  ICMP: 30n * SEC,
+} as const;
+export const NAT_PORT_PROBES = 16;
+
+export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17 } as const;
+
+/** The idle timeout of an entry, by protocol and TCP state (the daemon's GC uses it). */
+export function natTimeout(proto: number, tcpState: number): bigint {
+  if (proto === IPPROTO.UDP) return NatTimeout.UDP;
+  if (proto === IPPROTO.ICMP) return NatTimeout.ICMP;
+  switch (tcpState) {
+    case NatTcpState.SYN:
+      return NatTimeout.TCP_SYN;
+    case NatTcpState.FIN:
+      return NatTimeout.TCP_FIN;
+    case NatTcpState.CLOSED:
+      return NatTimeout.TCP_CLOSED;
+    default:
+      return NatTimeout.TCP_EST;
+  }
 }

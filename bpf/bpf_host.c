@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Attached at the uplink's ingress: replies to masqueraded flows (and ICMP
+ * errors quoting them) are translated back and handed to the pod before the
+ * host stack sees them (it would answer with a RST, and conntrack would pay
+ * for every packet). Everything else is the host's and passes untouched; so
+ * does everything while the config is not ready.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/eth.h"
+#include "lib/ipv4.h"
+#include "lib/nat.h"
+#include "lib/deliver.h"
+
+static __always_inline int from_uplink(struct __sk_buff *skb)
+{
+	const struct bvcni_config *cfg;
+	const struct endpoint_value *ep;
+	struct iphdr *ip;
+	__u32 pod_ip = 0;
+	__u8 ttl;
+	int ret;
+
+	ip = ipv4_hdr(skb, &ret);
+	if (!ip)
+		return ret == TC_ACT_OK ? ret : TC_ACT_OK;
+	cfg = config_get();
+	if (!cfg)
+		return TC_ACT_OK;
+	ttl = ip->ttl;
+	ret = nat_ingress(skb, cfg, ip, &pod_ip);
+	if (ret != NAT_XLATED)
+		return ret;
+	ep = endpoint_get(pod_ip);
+	if (!ep)
+		return DROP(REASON_DROP_NO_ENDPOINT);
+	ret = ipv4_dec_ttl(skb, ttl);
+	if (ret)
+		return ret;
+	return deliver_to_pod(skb, ep);
+}
+
+SEC("tc")
+int host_from_uplink(struct __sk_buff *skb)
+{
+	int ret = from_uplink(skb);
+
+	/* The host's own traffic is not counted: it is not ours. */
+	if (ret == TC_ACT_OK)
+		return ret;
+	return verdict(skb, ret, DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

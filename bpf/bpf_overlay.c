@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The VXLAN device (external / collect_md mode), both directions.
+ *
+ * ingress: decapsulated packets. Their inner destination MAC is the sending
+ * node's bridge, so without this program the kernel drops them as
+ * PACKET_OTHERHOST. Pods get them through bpf_redirect_peer; packets for this
+ * node's own IP (a remote pod talking to this node) go up the host stack.
+ *
+ * egress: node-originated traffic to remote pods. The node routes the
+ * cluster CIDR to this device (one route, NOARP device, no neighbour or FDB
+ * entries); here the same LPM lookup as bpf_pod picks the remote node. The
+ * source stays the node IP, so remote pods see the real address. Packets
+ * redirected from bpf_pod already carry their tunnel key and pass untouched.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/eth.h"
+#include "lib/ipv4.h"
+#include "lib/encap.h"
+#include "lib/deliver.h"
+
+static __always_inline int from_overlay(struct __sk_buff *skb)
+{
+	const struct bvcni_config *cfg;
+	const struct endpoint_value *ep;
+	struct iphdr *ip;
+	__u32 daddr;
+	int ret;
+
+	ip = ipv4_hdr(skb, &ret);
+	if (!ip)
+		return ret;
+	cfg = config_get();
+	if (!cfg)
+		return DROP(REASON_DROP_NO_CONFIG);
+	daddr = ip->daddr;
+	if (daddr == cfg->node_ip) {
+		if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
+			return DROP(REASON_DROP_INVALID);
+		return TC_ACT_OK;
+	}
+	ep = endpoint_get(daddr);
+	if (ep)
+		return deliver_to_pod(skb, ep);
+	if (ipv4_in_prefix(daddr, cfg->pod_cidr, cfg->pod_prefix))
+		return DROP(REASON_DROP_NO_ENDPOINT);
+	return TC_ACT_OK;
+}
+
+static __always_inline int to_overlay(struct __sk_buff *skb)
+{
+	const struct bvcni_config *cfg;
+	const struct tunnel_value *tun;
+	struct bpf_tunnel_key key;
+	struct iphdr *ip;
+	int ret;
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
+		return TC_ACT_OK; /* set by bpf_pod */
+	ip = ipv4_hdr(skb, &ret);
+	if (!ip)
+		return ret;
+	cfg = config_get();
+	if (!cfg)
+		return DROP(REASON_DROP_NO_CONFIG);
+	tun = tunnel_get(ip->daddr);
+	if (!tun)
+		return DROP(REASON_DROP_NO_TUNNEL);
+	return encap_set_key(skb, cfg, tun);
+}
+
+SEC("tc")
+int overlay_from_tunnel(struct __sk_buff *skb)
+{
+	return verdict(skb, from_overlay(skb), DIR_INGRESS);
+}
+
+SEC("tc")
+int overlay_to_tunnel(struct __sk_buff *skb)
+{
+	return verdict(skb, to_overlay(skb), DIR_EGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

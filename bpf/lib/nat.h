@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Masquerade: SNAT of pod traffic leaving the cluster to the node IP, and the
+ * reverse translation of its replies (and of the ICMP errors quoting it) at
+ * the uplink. Layout and expiry policy of the map are documented in abi.h.
+ *
+ * Returns: nat_egress 0 when translated; nat_ingress NAT_XLATED when
+ * translated, TC_ACT_OK when the packet is not ours; DROP(reason) otherwise. Every helper that writes the packet
+ * invalidates packet pointers: values needed later are copied first.
+ */
+#ifndef BVCNI_NAT_H
+#define BVCNI_NAT_H
+
+#include "maps.h"
+#include "csum.h"
+#include "ipv4.h"
+
+/* Not a TC verdict: "translated, deliver it". */
+#define NAT_XLATED 0x10000
+
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+struct nat_flow {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;    /* network order */
+	__u16 dport;    /* network order */
+	__u8  proto;
+	__u8  tcp_flags;
+	__u16 l4_csum_off;  /* packet offset of the L4 checksum */
+	__u16 port_off;     /* packet offset of the field that carries our port (sport/dport/echo id) */
+};
+
+static __always_inline __u64 nat_timeout(__u8 proto, __u8 state)
+{
+	if (proto == IPPROTO_UDP)
+		return NAT_TIMEOUT_UDP;
+	if (proto == IPPROTO_ICMP)
+		return NAT_TIMEOUT_ICMP;
+	switch (state) {
+	case NAT_TCP_SYN:
+		return NAT_TIMEOUT_TCP_SYN;
+	case NAT_TCP_FIN:
+		return NAT_TIMEOUT_TCP_FIN;
+	case NAT_TCP_CLOSED:
+		return NAT_TIMEOUT_TCP_CLOSED;
+	default:
+		return NAT_TIMEOUT_TCP_EST;
+	}
+}
+
+static __always_inline int nat_stale(const struct nat_entry *e, __u8 proto, __u64 now)
+{
+	return now > e->last_seen_ns && now - e->last_seen_ns > nat_timeout(proto, e->tcp_state);
+}
+
+static __always_inline __u8 nat_tcp_next(__u8 state, __u8 flags, int from_pod)
+{
+	if (flags & TCPF_RST)
+		return NAT_TCP_CLOSED;
+	if (flags & TCPF_FIN)
+		return NAT_TCP_FIN;
+	if (from_pod && (flags & TCPF_SYN) && !(flags & TCPF_ACK))
+		return NAT_TCP_SYN;
+	if (!from_pod && state == NAT_TCP_SYN)
+		return NAT_TCP_ESTABLISHED;
+	if (state == NAT_TCP_NONE)
+		return NAT_TCP_ESTABLISHED; /* picked up mid-stream (e.g. after eviction) */
+	return state;
+}
+
+/*
+ * Reads the L4 part of the flow at l4off. egress: the pod's packet (ICMP
+ * echo request only); ingress: a reply at the uplink (echo reply only).
+ */
+static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struct nat_flow *f, int egress)
+{
+	if (f->proto == IPPROTO_TCP) {
+		__u8 h[14];
+
+		if (bpf_skb_load_bytes(skb, l4off, h, sizeof(h)) < 0)
+			return DROP(REASON_DROP_INVALID);
+		__builtin_memcpy(&f->sport, h, 2);
+		__builtin_memcpy(&f->dport, h + 2, 2);
+		f->tcp_flags = h[13];
+		f->l4_csum_off = l4off + 16;
+		f->port_off = egress ? l4off : l4off + 2;
+		return 0;
+	}
+	if (f->proto == IPPROTO_UDP) {
+		__u16 p[2];
+
+		if (bpf_skb_load_bytes(skb, l4off, p, sizeof(p)) < 0)
+			return DROP(REASON_DROP_INVALID);
+		f->sport = p[0];
+		f->dport = p[1];
+		f->l4_csum_off = l4off + 6;
+		f->port_off = egress ? l4off : l4off + 2;
+		return 0;
+	}
+	if (f->proto == IPPROTO_ICMP) {
+		struct icmphdr_min icmp;
+
+		if (bpf_skb_load_bytes(skb, l4off, &icmp, sizeof(icmp)) < 0)
+			return DROP(REASON_DROP_INVALID);
+		if (egress && icmp.type == ICMP_ECHO) {
+			f->sport = icmp.id;
+			f->dport = 0;
+		} else if (!egress && icmp.type == ICMP_ECHOREPLY) {
+			f->sport = 0;
+			f->dport = icmp.id;
+		} else {
+			return DROP(REASON_DROP_UNSUPPORTED);
+		}
+		f->l4_csum_off = l4off + 2;
+		f->port_off = l4off + 4;
+		return 0;
+	}
+	return DROP(REASON_DROP_UNSUPPORTED);
+}
+
+static __always_inline __u32 nat_hash(const struct nat_flow *f, __u32 salt)
+{
+	__u32 h = f->saddr * 0x9e3779b1U;
+
+	h ^= f->daddr + 0x7f4a7c15U + (h << 6) + (h >> 2);
+	h ^= (((__u32)f->sport << 16) | f->dport) + (h << 6) + (h >> 2);
+	h ^= f->proto + salt * 0x85ebca6bU;
+	h *= 0xc2b2ae35U;
+	return h ^ (h >> 16);
+}
+
+/*
+ * Rewrites one address (with its pseudo-header share of the L4 checksum) and
+ * one port-like field. is_src: the IP source, else the destination.
+ */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct nat_flow *f, int is_src,
+				       __u32 old_ip, __u32 new_ip, __u16 old_port, __u16 new_port)
+{
+	__u32 ip_off = is_src ? IP_SRC_OFF : IP_DST_OFF;
+	__u64 pseudo = f->proto == IPPROTO_ICMP ? 0 : BPF_F_PSEUDO_HDR;
+	__u64 mangled0 = f->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+
+	if (old_port != new_port) {
+		if (bpf_l4_csum_replace(skb, f->l4_csum_off, old_port, new_port, mangled0 | 2) < 0)
+			return DROP(REASON_DROP_NAT_FAILED);
+		if (bpf_skb_store_bytes(skb, f->port_off, &new_port, 2, 0) < 0)
+			return DROP(REASON_DROP_NAT_FAILED);
+	}
+	if (old_ip != new_ip) {
+		if (pseudo && bpf_l4_csum_replace(skb, f->l4_csum_off, old_ip, new_ip, pseudo | mangled0 | 4) < 0)
+			return DROP(REASON_DROP_NAT_FAILED);
+		if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) < 0)
+			return DROP(REASON_DROP_NAT_FAILED);
+		if (bpf_skb_store_bytes(skb, ip_off, &new_ip, 4, 0) < 0)
+			return DROP(REASON_DROP_NAT_FAILED);
+	}
+	return 0;
+}
+
+/* Pod -> outside the cluster: find or allocate the mapping, then SNAT to the node IP. */
+static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip)
+{
+	struct nat_flow f = {};
+	struct nat_key fkey = {}, rkey = {};
+	struct nat_entry fval = {}, rval = {};
+	struct nat_entry *fe, *re;
+	__u64 now = bpf_ktime_get_ns();
+	__u16 port = 0;
+	__u32 min = cfg->nat_port_min, max = cfg->nat_port_max, range, l4off, i;
+	int ret;
+
+	if (ipv4_is_fragment(ip))
+		return DROP(REASON_DROP_UNSUPPORTED);
+	f.saddr = ip->saddr;
+	f.daddr = ip->daddr;
+	f.proto = ip->protocol;
+	l4off = ETH_HLEN + ip->ihl * 4;
+	ret = nat_load_l4(skb, l4off, &f, 1);
+	if (ret)
+		return ret;
+
+	fkey.saddr = f.saddr;
+	fkey.daddr = f.daddr;
+	fkey.sport = f.sport;
+	fkey.dport = f.dport;
+	fkey.proto = f.proto;
+	fkey.dir = NAT_DIR_EGRESS;
+
+	rkey.saddr = f.daddr;
+	rkey.daddr = cfg->node_ip;
+	rkey.sport = f.dport;
+	rkey.proto = f.proto;
+	rkey.dir = NAT_DIR_INGRESS;
+
+	fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
+	if (fe && fe->to_addr == cfg->node_ip) {
+		rkey.dport = fe->to_port;
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+		/* The reverse entry is the reservation: if it expired and went to another pod, reallocate. */
+		if (re && re->to_addr == f.saddr && re->to_port == f.sport && !nat_stale(re, f.proto, now)) {
+			port = fe->to_port;
+			re->last_seen_ns = now;
+			if (f.proto == IPPROTO_TCP)
+				re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 1);
+			fe->last_seen_ns = now;
+		}
+	}
+
+	if (!port) {
+		if (min == 0 || max < min)
+			return DROP(REASON_DROP_NAT_NO_PORT);
+		range = max - min + 1;
+		rval.created_ns = now;
+		rval.last_seen_ns = now;
+		rval.to_addr = f.saddr;
+		rval.to_port = f.sport;
+		rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
+		for (i = 0; i < NAT_PORT_PROBES; i++) {
+			__u16 cand = bpf_htons((__u16)(min + nat_hash(&f, i) % range));
+
+			rkey.dport = cand;
+			if (bpf_map_update_elem(&BVCNI_MAP_NAT, &rkey, &rval, BPF_NOEXIST) == 0) {
+				port = cand;
+				break;
+			}
+			re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+			if (re && (nat_stale(re, f.proto, now) ||
+				   (re->to_addr == f.saddr && re->to_port == f.sport))) {
+				if (bpf_map_update_elem(&BVCNI_MAP_NAT, &rkey, &rval, BPF_ANY) == 0) {
+					port = cand;
+					break;
+				}
+			}
+		}
+		if (!port)
+			return DROP(REASON_DROP_NAT_NO_PORT);
+		fval.created_ns = now;
+		fval.last_seen_ns = now;
+		fval.to_addr = cfg->node_ip;
+		fval.to_port = port;
+		if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
+			bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
+			return DROP(REASON_DROP_NAT_FAILED);
+		}
+	}
+	return nat_rewrite(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port);
+}
+
+static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u16 port_be)
+{
+	__u16 p = bpf_ntohs(port_be);
+
+	return p >= cfg->nat_port_min && p <= cfg->nat_port_max && cfg->nat_port_min;
+}
+
+/*
+ * An ICMP error (destination unreachable, time exceeded) at the uplink that
+ * quotes one of our masqueraded packets: translate the quoted header back
+ * (source address, source port or echo id, its IP checksum and, for UDP, its
+ * checksum), fix the ICMP checksum over the quoted bytes, and the outer
+ * destination. Quoted headers with IP options are left alone.
+ */
+static __always_inline int nat_ingress_icmp_error(struct __sk_buff *skb, const struct bvcni_config *cfg,
+						  __u32 l4off, __u32 *pod_ip)
+{
+	__u32 inner_off = l4off + 8;
+	__u32 old[7], new[7];
+	struct iphdr *in = (struct iphdr *)old;
+	struct nat_key rkey = {};
+	struct nat_entry *re;
+	__u16 sport, dport, csum;
+	__s64 diff;
+	__u32 outer_old = cfg->node_ip;
+
+	if (bpf_skb_load_bytes(skb, inner_off, old, sizeof(old)) < 0)
+		return TC_ACT_OK;
+	if (in->ihl != 5 || in->saddr != cfg->node_ip)
+		return TC_ACT_OK;
+	__builtin_memcpy(&sport, (__u8 *)old + 20, 2);
+	__builtin_memcpy(&dport, (__u8 *)old + 22, 2);
+	rkey.saddr = in->daddr;
+	rkey.daddr = cfg->node_ip;
+	rkey.proto = in->protocol;
+	rkey.dir = NAT_DIR_INGRESS;
+	if (in->protocol == IPPROTO_TCP || in->protocol == IPPROTO_UDP) {
+		rkey.sport = dport;
+		rkey.dport = sport;
+	} else if (in->protocol == IPPROTO_ICMP && *((__u8 *)old + 20) == ICMP_ECHO) {
+		__builtin_memcpy(&rkey.dport, (__u8 *)old + 24, 2);
+	} else {
+		return TC_ACT_OK;
+	}
+	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+	if (!re)
+		return TC_ACT_OK;
+
+	__builtin_memcpy(new, old, sizeof(new));
+	in = (struct iphdr *)new;
+	in->saddr = re->to_addr;
+	in->check = 0;
+	in->check = ipv4_csum20(new);
+	if (rkey.proto == IPPROTO_ICMP) {
+		__u8 *icmp = (__u8 *)new + 20;
+		__u16 old_id;
+
+		__builtin_memcpy(&old_id, icmp + 4, 2);
+		__builtin_memcpy(&csum, icmp + 2, 2);
+		csum = csum_replace2(csum, old_id, re->to_port);
+		__builtin_memcpy(icmp + 2, &csum, 2);
+		__builtin_memcpy(icmp + 4, &re->to_port, 2);
+	} else {
+		__u8 *l4 = (__u8 *)new + 20;
+
+		__builtin_memcpy(l4, &re->to_port, 2);
+		if (rkey.proto == IPPROTO_UDP) {
+			__builtin_memcpy(&csum, l4 + 6, 2);
+			if (csum) {
+				csum = csum_replace4(csum, cfg->node_ip, re->to_addr);
+				csum = csum_replace2(csum, sport, re->to_port);
+				if (!csum)
+					csum = 0xffff;
+				__builtin_memcpy(l4 + 6, &csum, 2);
+			}
+		}
+	}
+	*pod_ip = re->to_addr;
+
+	diff = bpf_csum_diff(old, sizeof(old), new, sizeof(new), 0);
+	if (diff < 0)
+		return DROP(REASON_DROP_NAT_FAILED);
+	if (bpf_l4_csum_replace(skb, l4off + 2, 0, diff, 0) < 0)
+		return DROP(REASON_DROP_NAT_FAILED);
+	if (bpf_skb_store_bytes(skb, inner_off, new, sizeof(new), 0) < 0)
+		return DROP(REASON_DROP_NAT_FAILED);
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, outer_old, *pod_ip, 4) < 0)
+		return DROP(REASON_DROP_NAT_FAILED);
+	if (bpf_skb_store_bytes(skb, IP_DST_OFF, pod_ip, 4, 0) < 0)
+		return DROP(REASON_DROP_NAT_FAILED);
+	return NAT_XLATED;
+}
+
+/*
+ * Uplink -> pod: a reply to a masqueraded flow gets its destination restored.
+ * On success *pod_ip is the pod to deliver to.
+ */
+static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
+				       __u32 *pod_ip)
+{
+	struct nat_flow f = {};
+	struct nat_key rkey = {};
+	struct nat_entry *re;
+	__u64 now;
+	__u32 l4off;
+	int ret;
+
+	if (ip->daddr != cfg->node_ip || ipv4_is_fragment(ip))
+		return TC_ACT_OK;
+	f.saddr = ip->saddr;
+	f.daddr = ip->daddr;
+	f.proto = ip->protocol;
+	l4off = ETH_HLEN + ip->ihl * 4;
+
+	if (f.proto == IPPROTO_ICMP) {
+		__u8 type;
+
+		if (bpf_skb_load_bytes(skb, l4off, &type, 1) < 0)
+			return TC_ACT_OK;
+		if (type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED)
+			return nat_ingress_icmp_error(skb, cfg, l4off, pod_ip);
+		if (type != ICMP_ECHOREPLY)
+			return TC_ACT_OK;
+	} else if (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP) {
+		return TC_ACT_OK;
+	}
+	ret = nat_load_l4(skb, l4off, &f, 0);
+	if (ret)
+		return TC_ACT_OK; /* the host's own traffic is none of our business */
+	if (!nat_port_in_range(cfg, f.dport))
+		return TC_ACT_OK;
+
+	rkey.saddr = f.saddr;
+	rkey.daddr = f.daddr;
+	rkey.sport = f.sport;
+	rkey.dport = f.dport;
+	rkey.proto = f.proto;
+	rkey.dir = NAT_DIR_INGRESS;
+	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+	now = bpf_ktime_get_ns();
+	if (!re || nat_stale(re, f.proto, now))
+		return TC_ACT_OK;
+	re->last_seen_ns = now;
+	if (f.proto == IPPROTO_TCP)
+		re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 0);
+	*pod_ip = re->to_addr;
+	ret = nat_rewrite(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port);
+	return ret ? ret : NAT_XLATED;
+}
+
+#endif

@@ -1,0 +1,86 @@
+// Endpoint registration, called by the CNI plugin on every ADD/DEL: no child
+// processes, only bpf(2) and netlink through libbpf.
+import { BpfProgram, attachTc, detachTc, type BpfMap } from '../../loader/index.js';
+import { EndpointFlags, type EndpointKey, type EndpointValue } from './abi.js';
+import { TC_HANDLE, TC_PRIORITY, programPin } from './layout.js';
+import { openEndpointsMap } from './maps.js';
+import { ipv4ToInt, macToBuffer } from '../../loader/codec.js';
+
+export interface EndpointSpec {
+  ip: string;
+  hostIfname: string;
+  hostIfindex: number;
+  podMac: string;
+  gwMac: string;
+  /** The NODE's network namespace (where the host veth lives); default: current. */
+  netns?: string;
+}
+
+function validate(ep: EndpointSpec): void {
+  ipv4ToInt(ep.ip);
+  macToBuffer(ep.podMac);
+  macToBuffer(ep.gwMac);
+  if (!Number.isInteger(ep.hostIfindex) || ep.hostIfindex <= 0) {
+    throw new TypeError(`endpoint ${ep.ip}: bad host ifindex ${ep.hostIfindex}`);
+  }
+}
+
+/** Attaches the pinned pod program to a host veth's ingress (replacing what is there). */
+export function attachPodProgram(pinDir: string, target: { ifindex: number; netns?: string }): number {
+  using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
+  return attachTc({
+    ifindex: target.ifindex,
+    netns: target.netns,
+    direction: 'ingress',
+    program: prog,
+    handle: TC_HANDLE,
+    priority: TC_PRIORITY,
+  }).progId;
+}
+
+/**
+ * Writes the endpoint entry, then attaches the program: anti-spoofing must
+ * find the entry from the first packet on. On failure nothing is left.
+ */
+export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
+  validate(ep);
+  using map = openEndpointsMap(pinDir);
+  const key = { ip: ep.ip };
+  const previous = map.lookup(key);
+  map.update(key, { ifindex: ep.hostIfindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+  try {
+    attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns });
+  } catch (e) {
+    restore(map, key, previous);
+    throw e;
+  }
+}
+
+function restore(map: BpfMap<EndpointKey, EndpointValue>, key: EndpointKey, previous: EndpointValue | undefined): void {
+  if (previous) map.update(key, previous);
+  else map.delete(key);
+}
+
+/**
+ * Removes the entry (tolerant of absent) and detaches the program if the
+ * veth still exists (usually the plugin deletes the veth, which drops it).
+ */
+export function unregisterEndpoint(pinDir: string, ip: string, opts: { netns?: string } = {}): void {
+  ipv4ToInt(ip);
+  using map = openEndpointsMap(pinDir);
+  const key = { ip };
+  const ep = map.lookup(key);
+  map.delete(key);
+  if (ep) {
+    try {
+      detachTc({ ifindex: ep.ifindex, netns: opts.netns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
+    } catch {
+      // The veth (or the namespace) is already gone: nothing left to detach.
+    }
+  }
+}
+
+export function listEndpoints(pinDir: string): (EndpointValue & { ip: string })[] {
+  using map = openEndpointsMap(pinDir);
+  return [...map.entries()].map(([k, v]) => ({ ip: k.ip, ...v }));
+}

@@ -1,0 +1,18 @@
+// The node dataplane library: what bvcnid, the bvcni plugin, bvcnictl and the
+// simulator use to drive the eBPF programs and their pinned maps.
+export * from './abi.js';
+export { DEFAULT_PIN_DIR, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
+export { openDataplaneMaps, mapPin, type DataplaneMaps } from './maps.js';
+export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
+export { readDropStats, readStats, type StatsRow } from './stats.js';
+export {
+  ensureNodeDataplane,
+  removeNodeDataplane,
+  dataplaneReady,
+  NodeDefaults,
+  VXLAN_OVERHEAD,
+  type NodeDataplane,
+  type NodeDataplaneConfig,
+  type NodeAttachments,
+} from './node.js';
+export { parseCidr, firstHost, macForIp, ipInCidr, type Cidr } from './cidr.js';

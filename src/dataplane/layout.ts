@@ -1,0 +1,45 @@
+// Where things live: object files, program names, pin paths, tc slots. One
+// place, so the daemon, the plugin and the CLI never repeat a string.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/bvcni';
+
+/** One entry per attach point: object file, program in it, pin file name. */
+export const Programs = {
+  pod: { object: 'bpf_pod.o', program: 'pod_from_container', pin: 'prog_pod' },
+  overlayIngress: { object: 'bpf_overlay.o', program: 'overlay_from_tunnel', pin: 'prog_overlay_ingress' },
+  overlayEgress: { object: 'bpf_overlay.o', program: 'overlay_to_tunnel', pin: 'prog_overlay_egress' },
+  uplinkIngress: { object: 'bpf_host.o', program: 'host_from_uplink', pin: 'prog_uplink_ingress' },
+} as const;
+export type ProgramSlot = keyof typeof Programs;
+
+export const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'] as const;
+
+/**
+ * Our tc filters use their own handle so they never replace someone else's
+ * filter at the default (handle 1, priority 1) slot.
+ */
+export const TC_HANDLE = 0xb7c1;
+export const TC_PRIORITY = 1;
+
+export function programPin(pinDir: string, slot: ProgramSlot): string {
+  return join(pinDir, Programs[slot].pin);
+}
+
+/**
+ * The compiled objects: $BVCNI_BPF_DIR, else dist/bpf of the repo (running
+ * from source), else bpf/ beside the bundle or the executable.
+ */
+export function defaultObjDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [
+    process.env.BVCNI_BPF_DIR,
+    resolve(here, '../../dist/bpf'), // src/dataplane -> dist/bpf
+    resolve(here, '../bpf'), // dist/bin -> dist/bpf
+    join(dirname(process.execPath), 'bpf'),
+  ].filter((d): d is string => !!d);
+  for (const d of candidates) if (existsSync(join(d, 'bpf_pod.o'))) return d;
+  throw new Error(`BPF objects not found (looked in ${candidates.join(', ')}); run make build or set BVCNI_BPF_DIR`);
+}

@@ -1,0 +1,75 @@
+// Typed handles on the pinned maps: the contract between programs, daemon,
+// plugin and CLI.
+import { join } from 'node:path';
+import { BpfMap } from '../../loader/index.js';
+import {
+  MapName,
+  configKey,
+  configValue,
+  endpointKey,
+  endpointValue,
+  natEntry,
+  natKey,
+  statsKey,
+  statsValue,
+  tunnelKey,
+  tunnelValue,
+  type ConfigValue,
+  type EndpointKey,
+  type EndpointValue,
+  type NatEntry,
+  type NatKey,
+  type StatsValue,
+  type TunnelKey,
+  type TunnelValue,
+} from './abi.js';
+
+export interface DataplaneMaps {
+  tunnel: BpfMap<TunnelKey, TunnelValue>;
+  endpoints: BpfMap<EndpointKey, EndpointValue>;
+  config: BpfMap<number, ConfigValue>;
+  nat: BpfMap<NatKey, NatEntry>;
+  stats: BpfMap<number, StatsValue>;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+export function mapPin(pinDir: string, name: MapName): string {
+  return join(pinDir, name);
+}
+
+export function openTunnelMap(pinDir: string): BpfMap<TunnelKey, TunnelValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.tunnel), tunnelKey, tunnelValue);
+}
+export function openEndpointsMap(pinDir: string): BpfMap<EndpointKey, EndpointValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.endpoints), endpointKey, endpointValue);
+}
+export function openConfigMap(pinDir: string): BpfMap<number, ConfigValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.config), configKey, configValue);
+}
+export function openNatMap(pinDir: string): BpfMap<NatKey, NatEntry> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.nat), natKey, natEntry);
+}
+export function openStatsMap(pinDir: string): BpfMap<number, StatsValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.stats), statsKey, statsValue);
+}
+
+/** Opens every pinned map; all or nothing. */
+export function openDataplaneMaps(pinDir: string): DataplaneMaps {
+  const opened: { close(): void }[] = [];
+  const track = <T extends { close(): void }>(m: T): T => (opened.push(m), m);
+  try {
+    const maps = {
+      tunnel: track(openTunnelMap(pinDir)),
+      endpoints: track(openEndpointsMap(pinDir)),
+      config: track(openConfigMap(pinDir)),
+      nat: track(openNatMap(pinDir)),
+      stats: track(openStatsMap(pinDir)),
+    };
+    const close = (): void => opened.forEach((m) => m.close());
+    return { ...maps, close, [Symbol.dispose]: close };
+  } catch (e) {
+    opened.forEach((m) => m.close());
+    throw e;
+  }
+}
