@@ -322,7 +322,7 @@ export class Cluster {
         const r = await run([this.pluginPath(node)], { netns: node.path, input: conf, env: this.pluginEnv(node, 'DEL', pod.name, pod.path), allowFail: true });
         if (r.code !== 0) throw new Error(`CNI DEL for ${pod.name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
       } else if (this.dataplane === 'bvcni') {
-        (await loadDataplane()).unregisterEndpoint(node.pinDir, pod.ip);
+        (await loadDataplane()).unregisterEndpoint(node.pinDir, pod.ip, { netns: node.path });
       }
     } finally {
       deleteNetnsSync(pod.name);
@@ -403,8 +403,7 @@ export async function programTunnels(c: Cluster, opts: { only?: SimNode[] } = {}
     try {
       for (const remote of c.nodes) if (remote !== local) writeTunnel(maps.tunnel, remote);
     } finally {
-      maps.tunnel.close();
-      maps.endpoints.close();
+      maps.close();
     }
   }
 }
@@ -425,8 +424,7 @@ export async function removeTunnel(local: SimNode, remote: SimNode): Promise<voi
     maps.tunnel.delete({ prefixlen: Number(len), addr: addr! });
     maps.tunnel.delete({ prefixlen: 32, addr: remote.ip });
   } finally {
-    maps.tunnel.close();
-    maps.endpoints.close();
+    maps.close();
   }
 }
 
@@ -435,8 +433,7 @@ export async function restoreTunnel(local: SimNode, remote: SimNode): Promise<vo
   try {
     writeTunnel(maps.tunnel, remote);
   } finally {
-    maps.tunnel.close();
-    maps.endpoints.close();
+    maps.close();
   }
 }
 

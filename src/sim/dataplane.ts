@@ -29,6 +29,8 @@ export interface SimMap<K, V> {
 export interface SimDataplaneMaps {
   tunnel: SimMap<TunnelKey, TunnelValue>;
   endpoints: SimMap<EndpointKey, EndpointValue>;
+  /** Closes every map it opened. */
+  close(): void;
 }
 
 export interface DropStat {
@@ -46,7 +48,7 @@ export interface DataplaneApi {
     pinDir: string,
     ep: { ip: string; hostIfname: string; hostIfindex: number; podMac: string; gwMac: string; netns?: string },
   ): void;
-  unregisterEndpoint(pinDir: string, ip: string): void;
+  unregisterEndpoint(pinDir: string, ip: string, opts?: { netns?: string }): void;
   readDropStats(pinDir: string): DropStat[];
 }
 
