@@ -65,6 +65,14 @@ typecheck: $(DEPS_STAMP)
 
 bins: $(BINS)
 
+# bvcni is a Node single executable application: it runs on hosts without
+# Node.js. What it loads at run time (koffi.node, libbpf.so.1, libelf, libz)
+# is copied into dist/bin/bvcni.d/, which the daemon installs beside it.
+dist/bin/bvcni: $(TS_SRC) tools/sea.ts package-lock.json
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  SEA     $@")
+	$(Q)node --import tsx tools/sea.ts $(BIN_bvcni) $@
+
 dist/bin/%: $(TS_SRC) package-lock.json
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BUNDLE  $@")

@@ -1,0 +1,77 @@
+// Builds a self-contained executable: a Node single executable application
+// (SEA) for ENTRY at OUT, plus OUT.d/ with what it loads at run time —
+// koffi's native module and libbpf with its dependencies — so it runs on a
+// host without Node.js and with an empty environment. The daemon installs
+// OUT and OUT.d/ together.
+//
+// Node 20's SEA runs a CommonJS script whose require() loads only builtins,
+// hence the CJS bundle with koffi left out (loader/ffi.ts dlopens it from OUT.d).
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+
+const [entry, out] = process.argv.slice(2);
+if (!entry || !out) {
+  console.error('usage: sea.ts ENTRY OUT');
+  process.exit(2);
+}
+
+const work = resolve(dirname(out), `.${out.split('/').pop()}.sea`);
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+const script = join(work, 'main.cjs');
+const blob = join(work, 'main.blob');
+
+await build({
+  entryPoints: [entry],
+  outfile: script,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external: ['koffi'],
+  // import.meta only appears on paths the plugin never takes (repo-relative file lookups).
+  logOverride: { 'empty-import-meta': 'silent' },
+  logLevel: 'warning',
+});
+
+writeFileSync(
+  join(work, 'sea-config.json'),
+  JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false }),
+);
+execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+
+const tmpBin = join(work, 'bin');
+copyFileSync(process.execPath, tmpBin);
+chmodSync(tmpBin, 0o755);
+const require = createRequire(import.meta.url);
+const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
+execFileSync(process.execPath, [postject, tmpBin, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], {
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
+
+// The support directory, staged then swapped in, so a half-built one is never seen.
+const supportTmp = join(work, 'support');
+mkdirSync(supportTmp);
+const koffiNode = join(dirname(require.resolve('koffi/package.json')), 'build', 'koffi', `linux_${process.arch}`, 'koffi.node');
+copyFileSync(koffiNode, join(supportTmp, 'koffi.node'));
+for (const lib of ['libbpf.so.1', 'libelf.so.1', 'libz.so.1']) copyFileSync(findLib(lib), join(supportTmp, lib));
+
+const support = `${out}.d`;
+rmSync(support, { recursive: true, force: true });
+renameSync(supportTmp, support);
+renameSync(tmpBin, out);
+rmSync(work, { recursive: true, force: true });
+
+function findLib(soname: string): string {
+  const listing = execFileSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  const line = listing.split('\n').find((l) => l.trim().startsWith(`${soname} `) && l.includes('x86-64'));
+  const path = line?.split('=>')[1]?.trim();
+  if (path && existsSync(path)) return realpathSync(path);
+  for (const d of ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/lib64']) {
+    if (existsSync(join(d, soname))) return realpathSync(join(d, soname));
+  }
+  throw new Error(`${soname} not found on this system (install libbpf1)`);
+}
