@@ -1,7 +1,7 @@
 // The node's dataplane: devices, sysctls, the cluster route, programs and the
 // config map. Idempotent and restartable: every step adopts what exists, so a
 // new bvcnid (or an upgrade) applies only the difference and never resets flows.
-import { existsSync, readdirSync, renameSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, unlinkSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BpfObject,
@@ -168,13 +168,13 @@ async function ensureVxlan(cfg: NodeDataplaneConfig, mtu: number): Promise<LinkI
  * (pin beside, then rename), so a concurrent plugin never sees no program.
  */
 function pinReplacing(prog: BpfProgram, path: string): void {
-  const tmp = `${path}.new`;
-  rmSync(tmp, { force: true });
+  const tmp = `${path}_new`; // bpffs refuses names with a dot
+  unlinkIfExists(tmp);
   prog.pin(tmp);
   try {
     renameSync(tmp, path);
   } catch {
-    rmSync(path, { force: true });
+    unlinkIfExists(path);
     renameSync(tmp, path);
   }
 }
@@ -225,6 +225,8 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   }
   // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
   await run(['ip', 'route', 'replace', `${v.cluster.network}/${v.cluster.prefix}`, 'dev', cfg.vxlanDev, 'src', cfg.nodeIp], { netns: ns });
+  // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
+  await run(['ip', 'route', 'replace', `${v.pod.network}/${v.pod.prefix}`, 'dev', cfg.bridge, 'proto', 'kernel', 'scope', 'link', 'src', cfg.nodeIp], { netns: ns });
 
   const progs = loadPrograms(cfg.pinDir, objDir);
   let maps: DataplaneMaps | undefined;
@@ -336,6 +338,11 @@ export async function removeNodeDataplane(cfg: Pick<NodeDataplaneConfig, 'pinDir
   }
   attempt(() => unpinAll(cfg.pinDir));
   if (errors.length) throw new AggregateError(errors, `removeNodeDataplane: ${errors.length} step(s) failed: ${String(errors[0])}`);
+}
+
+function unlinkIfExists(path: string): void {
+  // Not rmSync: its lstat gets EPERM on bpffs for a missing file.
+  if (existsSync(path)) unlinkSync(path);
 }
 
 function unpinAll(pinDir: string): void {
