@@ -241,6 +241,7 @@ export class Daemon {
     const t0 = performance.now();
     const desired = computeDesired(this.informer.list(), this.cfg.nodeName, this.clusterCidr);
     this.noteSelf(desired.self);
+    if (this.phase !== 'running' || !this.reconciler) return;
     this.noteSkipped(desired.skipped);
     try {
       const r = this.reconciler.apply(desired.entries);
@@ -267,13 +268,25 @@ export class Daemon {
   private noteSelf(self: ParsedNode | undefined): void {
     const cur = this.self;
     if (!self || !cur) return;
-    if (self.internalIp !== cur.internalIp || self.podCidr.addr !== cur.podCidr.addr || self.podCidr.prefix !== cur.podCidr.prefix) {
-      const key = `self:${self.internalIp}:${cidrKey(self.podCidr)}`;
+    const samePod = self.podCidr.addr === cur.podCidr.addr && self.podCidr.prefix === cur.podCidr.prefix;
+    if (samePod && self.internalIp !== cur.internalIp) {
+      // The node's address moved: the config map (outer source address) and the cluster route follow.
+      this.log.info({ was: cur.internalIp, now: self.internalIp }, 'this node\'s InternalIP changed; updating the dataplane');
+      this.self = self;
+      this.phase = 'setting-up';
+      this.dp?.close();
+      this.dp = undefined;
+      this.reconciler = undefined;
+      void this.setup();
+      return;
+    }
+    if (!samePod) {
+      const key = `self:${cidrKey(self.podCidr)}`;
       if (this.loggedBad.get(this.cfg.nodeName) !== key) {
         this.loggedBad.set(this.cfg.nodeName, key);
         this.log.error(
-          { was: { ip: cur.internalIp, podCidr: cidrKey(cur.podCidr) }, now: { ip: self.internalIp, podCidr: cidrKey(self.podCidr) } },
-          'this node\'s own podCIDR or InternalIP changed; restart bvcnid to apply it (running pods keep the old addressing)',
+          { was: cidrKey(cur.podCidr), now: cidrKey(self.podCidr) },
+          'this node\'s own podCIDR changed; running pods keep the old one: drain the node and restart bvcnid',
         );
       }
     }

@@ -1,6 +1,7 @@
 // The daemon's view of src/dataplane: the node's devices, programs and pinned
 // maps. One module, so the daemon logic is testable against a fake and the
 // dataplane library's API is adapted in one place.
+import { dataplaneReady, ensureNodeDataplane, readDropStats, removeNodeDataplane } from '../dataplane/index.js';
 import type { TunnelTable } from './reconcile.js';
 
 export interface NodeDataplaneConfig {
@@ -40,72 +41,23 @@ export interface DataplaneDriver {
   drops(pinDir: string): DropCount[];
 }
 
-interface DataplaneModule {
-  ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<{ mtu: number; close(): void }>;
-  removeNodeDataplane(cfg: NodeDataplaneConfig): Promise<void>;
-  openDataplaneMaps(pinDir: string): {
-    tunnel: TunnelTable & { close(): void };
-    endpoints: { close(): void };
-    nat?: { keys(): Iterable<unknown>; close(): void };
-    config?: { close(): void };
-    stats?: { close(): void };
-  };
-  dataplaneReady?(pinDir: string): boolean;
-  readDropStats(pinDir: string): DropCount[];
-}
-
-let mod: Promise<DataplaneModule> | undefined;
-
-async function load(): Promise<DataplaneModule> {
-  // TODO(bvk): a static import once src/dataplane/index.ts lands (esbuild only bundles static specifiers).
-  const specifier = '../dataplane/index.js';
-  mod ??= import(specifier).then((m: unknown) => m as DataplaneModule);
-  return mod;
-}
-
 export const kernelDataplane: DataplaneDriver = {
   async ensure(cfg) {
-    const dp = await load();
-    const nd = await dp.ensureNodeDataplane(cfg);
-    const maps = dp.openDataplaneMaps(cfg.pinDir);
+    const nd = await ensureNodeDataplane(cfg);
     return {
       mtu: nd.mtu,
-      tunnel: maps.tunnel,
+      tunnel: nd.maps.tunnel,
       natEntries(): number {
         let n = 0;
-        if (maps.nat) for (const _ of maps.nat.keys()) n++;
+        for (const _ of nd.maps.nat.keys()) n++;
         return n;
       },
-      close(): void {
-        for (const m of [maps.tunnel, maps.endpoints, maps.nat, maps.config, maps.stats]) {
-          try {
-            m?.close();
-          } catch {
-            // already closed
-          }
-        }
-        nd.close();
-      },
+      close: () => nd.close(),
     };
   },
   async remove(cfg) {
-    await (await load()).removeNodeDataplane(cfg);
+    await removeNodeDataplane(cfg);
   },
-  ready(pinDir) {
-    return readyOf(pinDir);
-  },
-  drops(pinDir) {
-    return loaded?.readDropStats(pinDir).filter((d) => d.packets > 0n) ?? [];
-  },
+  ready: (pinDir) => dataplaneReady(pinDir),
+  drops: (pinDir) => readDropStats(pinDir),
 };
-
-let loaded: DataplaneModule | undefined;
-function readyOf(pinDir: string): boolean {
-  if (!loaded) return false;
-  return loaded.dataplaneReady ? loaded.dataplaneReady(pinDir) : true;
-}
-
-/** Loads the dataplane module once, before the synchronous calls (ready, drops) are used. */
-export async function preloadDataplane(): Promise<void> {
-  loaded = await load();
-}

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Daemon, type DaemonConfig } from './daemon.js';
-import { kernelDataplane, preloadDataplane } from './dataplane.js';
+import { kernelDataplane } from './dataplane.js';
 import { removeInstalled } from './install.js';
 import { conditionPatcher, loadKubeConfig, nodeApi } from './kube.js';
 import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
@@ -130,7 +130,6 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
-  await preloadDataplane();
   if (flags.uninstall) return uninstall(flags, cfg, log);
   if (!cfg.nodeName) {
     log.fatal('--node-name (or NODE_NAME) is required');
