@@ -1,0 +1,12 @@
+// The one registry of bvcnictl commands: main builds the commander program
+// from it, tests call the handlers directly.
+import type { CommandSpec } from '../types.js';
+import { doctor } from './doctor.js';
+import { drops } from './drops.js';
+import { endpoints } from './endpoints.js';
+import { nat } from './nat.js';
+import { nodes } from './nodes.js';
+import { status } from './status.js';
+import { uninstall } from './uninstall.js';
+
+export const commands: readonly CommandSpec[] = [status, nodes, endpoints, nat, drops, doctor, uninstall];

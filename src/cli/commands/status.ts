@@ -1,0 +1,92 @@
+// bvcnictl status: what this node runs — its identity, devices, attached
+// programs, map sizes and readiness.
+import { configReady, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
+import { formatPairs, formatTable } from '../table.js';
+import { ok, toJson, type CommandSpec } from '../types.js';
+
+export const status: CommandSpec = {
+  name: 'status',
+  description: 'node, podCIDR, devices, attached programs, map sizes, readiness',
+  async run(opts) {
+    const config = readConfig(opts.pinDir);
+    const links = listLinks(opts.netns);
+    const byIndex = new Map(links.map((l) => [l.ifindex, l]));
+    const dev = (role: string, ifindex: number | undefined): { role: string; link?: Link; ifindex?: number } => ({
+      role,
+      ifindex,
+      link: ifindex ? byIndex.get(ifindex) : undefined,
+    });
+    const devices = config
+      ? [dev('uplink', config.uplink_ifindex), dev('bridge', config.bridge_ifindex), dev('vxlan', config.vxlan_ifindex)]
+      : [];
+    // Programs: every tc BPF filter in the node's namespace that carries our handle
+    // (pod veths included), not only on the three devices above.
+    const programs = links.flatMap((l) =>
+      hooksOf(l.ifname, opts.netns).flatMap((h) =>
+        h.filters.filter(isOurFilter).map((f) => ({ ifname: l.ifname, direction: h.direction, progId: f.progId, name: f.name })),
+      ),
+    );
+    const maps = summarizeMaps(opts.pinDir);
+    const ready = configReady(config) && programs.length > 0 && maps.every((m) => m.pinned && !m.error);
+
+    const report = {
+      node: config
+        ? {
+            nodeIp: config.node_ip,
+            podCidr: `${config.pod_cidr}/${config.pod_prefix}`,
+            clusterCidr: `${config.cluster_cidr}/${config.cluster_prefix}`,
+            vni: config.vni,
+            mtu: config.mtu,
+            natPorts: `${config.nat_port_min}-${config.nat_port_max}`,
+            configReady: configReady(config),
+          }
+        : null,
+      devices: devices.map((d) => ({
+        role: d.role,
+        ifindex: d.ifindex,
+        ifname: d.link?.ifname ?? null,
+        mtu: d.link?.mtu ?? null,
+        state: d.link?.operstate ?? 'missing',
+      })),
+      programs,
+      maps,
+      ready,
+      pinDir: opts.pinDir,
+      netns: opts.netns ?? null,
+    };
+    if (opts.json) return ok(toJson(report));
+
+    let out = formatPairs([
+      ['node IP', report.node?.nodeIp ?? '(config not written: is bvcnid running?)'],
+      ['pod CIDR', report.node?.podCidr ?? '-'],
+      ['cluster CIDR', report.node?.clusterCidr ?? '-'],
+      ['pod MTU', report.node ? String(report.node.mtu) : '-'],
+      ['VNI', report.node ? String(report.node.vni) : '-'],
+      ['NAT ports', report.node?.natPorts ?? '-'],
+      ['pin dir', opts.pinDir],
+      ['ready', ready ? 'yes' : 'NO (run bvcnictl doctor)'],
+    ]);
+    out += '\nDevices\n';
+    out += formatTable(
+      ['ROLE', 'IFINDEX', 'NAME', 'MTU', 'STATE'],
+      report.devices.map((d) => [d.role, String(d.ifindex ?? '-'), d.ifname ?? '-', String(d.mtu ?? '-'), d.state]),
+    );
+    out += '\nPrograms\n';
+    out += formatTable(
+      ['DEVICE', 'HOOK', 'PROG ID', 'NAME'],
+      programs.map((p) => [p.ifname, p.direction, String(p.progId), p.name]),
+    );
+    out += '\nMaps\n';
+    out += formatTable(
+      ['NAME', 'ID', 'ENTRIES', 'MAX', 'STATE'],
+      maps.map((m) => [
+        m.name,
+        String(m.id ?? '-'),
+        m.entries === undefined ? (m.pinned && !m.error ? 'array' : '-') : String(m.entries),
+        String(m.maxEntries ?? '-'),
+        m.error ? `error: ${m.error}` : m.pinned ? 'pinned' : 'missing',
+      ]),
+    );
+    return ok(out);
+  },
+};

@@ -1,0 +1,163 @@
+// Read-only views of one node for bvcnictl: its pinned maps, its devices and
+// its tc hooks. Pinned maps live on the global bpffs (--pin-dir picks the
+// node); devices and sysctls live in the node's network namespace (--netns).
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfMap, listTc, withNetns, type TcDirection, type TcFilter } from '../../loader/index.js';
+import { runSync } from '../common/exec.js';
+import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
+import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
+import { Programs, TC_HANDLE } from '../dataplane/layout.js';
+import { CliError } from './types.js';
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+export function isBpffs(path: string): boolean {
+  try {
+    return statfsSync(path).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** Fails with a hint when the pin directory holds no bvcni maps at all. */
+export function requirePinDir(pinDir: string): void {
+  if (!existsSync(pinDir))
+    throw new CliError(
+      `pin directory ${pinDir} does not exist`,
+      'is bvcnid running on this node? For a simulated node pass --pin-dir of that node',
+    );
+  if (!isBpffs(pinDir)) throw new CliError(`${pinDir} is not on a bpf filesystem`, 'mount -t bpf bpf /sys/fs/bpf');
+}
+
+export function readConfig(pinDir: string): ConfigValue | undefined {
+  requirePinDir(pinDir);
+  if (!existsSync(join(pinDir, MapName.config))) return undefined;
+  using m = openConfigMap(pinDir);
+  const c = m.lookup(0);
+  // An array element always exists; all zeros means the daemon has not written it.
+  return c && c.node_ip !== '0.0.0.0' ? c : undefined;
+}
+
+export function configReady(c: ConfigValue | undefined): boolean {
+  return !!c && (Number(c.flags) & ConfigFlags.ready) !== 0;
+}
+
+export interface MapSummary {
+  name: string;
+  pinned: boolean;
+  type?: number;
+  maxEntries?: number;
+  /** Live entries (hash, LRU, LPM); undefined for arrays, whose size is fixed. */
+  entries?: number;
+  id?: number;
+  error?: string;
+}
+
+const ARRAY_TYPES = new Set([2, 6]);
+
+const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
+  [MapName.tunnel]: openTunnelMap,
+  [MapName.endpoints]: openEndpointsMap,
+  [MapName.config]: openConfigMap,
+  [MapName.nat]: openNatMap,
+  [MapName.stats]: openStatsMap,
+} as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
+
+/** Every map of the ABI: pinned or not, its size, and whether its layout matches ours. */
+export function summarizeMaps(pinDir: string): MapSummary[] {
+  return Object.values(MapName).map((name) => {
+    if (!existsSync(join(pinDir, name))) return { name, pinned: false };
+    try {
+      using m = OPENERS[name](pinDir);
+      const info = m.info;
+      let entries: number | undefined;
+      if (!ARRAY_TYPES.has(info.type)) {
+        entries = 0;
+        for (const _ of m.keys()) entries++;
+      }
+      return { name, pinned: true, type: info.type, maxEntries: info.maxEntries, entries, id: info.id };
+    } catch (e) {
+      return { name, pinned: true, error: (e as Error).message };
+    }
+  });
+}
+
+export interface Link {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  operstate: string;
+  address: string;
+  kind?: string;
+  master?: string;
+}
+
+export function listLinks(netns?: string): Link[] {
+  const res = runSync(['ip', '-j', '-d', 'link', 'show'], { netns, allowFail: true });
+  if (res.code !== 0) throw new CliError(`cannot list devices${netns ? ` in ${netns}` : ''}: ${res.stderr.trim()}`);
+  const raw = JSON.parse(res.stdout || '[]') as {
+    ifindex: number;
+    ifname: string;
+    mtu: number;
+    operstate: string;
+    address?: string;
+    master?: string;
+    linkinfo?: { info_kind?: string };
+  }[];
+  return raw.map((l) => ({
+    ifindex: l.ifindex,
+    ifname: l.ifname,
+    mtu: l.mtu,
+    operstate: l.operstate,
+    address: l.address ?? '',
+    kind: l.linkinfo?.info_kind,
+    master: l.master,
+  }));
+}
+
+export function readSysctl(name: string, netns?: string): string | undefined {
+  const path = `/proc/sys/${name.replaceAll('.', '/')}`;
+  const read = (): string | undefined => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  return netns ? withNetns(netns, read) : read();
+}
+
+export interface Hook {
+  ifname: string;
+  direction: TcDirection;
+  filters: TcFilter[];
+}
+
+export function hooksOf(ifname: string, netns?: string): Hook[] {
+  return (['ingress', 'egress'] as const).map((direction) => {
+    let filters: TcFilter[] = [];
+    try {
+      filters = listTc({ ifname, netns }, direction);
+    } catch {
+      filters = [];
+    }
+    return { ifname, direction, filters };
+  });
+}
+
+/** Kernel program names are cut at 15 characters. */
+export function kernelProgName(name: string): string {
+  return name.slice(0, 15);
+}
+
+export function isOurFilter(f: TcFilter): boolean {
+  return f.handle === TC_HANDLE;
+}
+
+export const ProgramNames = {
+  pod: kernelProgName(Programs.pod.program),
+  overlayIngress: kernelProgName(Programs.overlayIngress.program),
+  overlayEgress: kernelProgName(Programs.overlayEgress.program),
+  uplinkIngress: kernelProgName(Programs.uplinkIngress.program),
+} as const;
