@@ -3,20 +3,10 @@
 // setting the node up. Everything goes through one small interface so the
 // command handlers can run against a fake in unit tests and the fuzzer.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { BpfMap } from '../../loader/index.js';
-import {
-  ConfigFlags,
-  EndpointFlags,
-  MapName,
-  configKey,
-  configValue,
-  endpointKey,
-  endpointValue,
-  type ConfigValue,
-  type EndpointKey,
-  type EndpointValue,
-} from '../dataplane/abi.js';
+import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js';
+import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
+import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
+import { dataplaneReady } from '../dataplane/node.js';
 
 export interface Endpoint {
   ip: string;
@@ -38,57 +28,37 @@ export interface Dataplane {
   podIps(pinDir: string): string[];
 }
 
+/** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
 export class PinnedDataplane implements Dataplane {
-  private readonly maps = new Map<string, BpfMap<EndpointKey, EndpointValue>>();
-
-  private endpoints(pinDir: string): BpfMap<EndpointKey, EndpointValue> {
-    let m = this.maps.get(pinDir);
-    if (!m) {
-      m = BpfMap.openPinned(join(pinDir, MapName.endpoints), endpointKey, endpointValue);
-      this.maps.set(pinDir, m);
-    }
-    return m;
-  }
-
   readiness(pinDir: string): Readiness {
-    if (!existsSync(join(pinDir, MapName.endpoints))) return { ready: false, reason: `dataplane not loaded: no ${MapName.endpoints} map under ${pinDir}` };
-    const cfgPath = join(pinDir, MapName.config);
-    if (!existsSync(cfgPath)) return { ready: false, reason: `dataplane not loaded: no ${MapName.config} map under ${pinDir}` };
-    let cfg: ConfigValue | undefined;
-    const m = BpfMap.openPinned(cfgPath, configKey, configValue);
-    try {
-      cfg = m.lookup(0);
-    } finally {
-      m.close();
-    }
-    if (!cfg || (Number(cfg.flags) & ConfigFlags.ready) === 0) return { ready: false, reason: 'dataplane not ready: bvcnid has not finished configuring this node' };
+    if (!existsSync(mapPin(pinDir, MapName.endpoints))) return { ready: false, reason: `dataplane not loaded: nothing pinned under ${pinDir}` };
+    if (!dataplaneReady(pinDir)) return { ready: false, reason: `dataplane not ready under ${pinDir}: bvcnid has not finished loading and configuring it` };
     return { ready: true };
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    this.endpoints(pinDir).update({ ip: ep.ip }, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac });
   }
 
   unregister(pinDir: string, ip: string): boolean {
-    if (!existsSync(join(pinDir, MapName.endpoints))) return false;
-    return this.endpoints(pinDir).delete({ ip });
+    // DEL stays idempotent after an uninstall removed the maps.
+    if (!existsSync(mapPin(pinDir, MapName.endpoints))) return false;
+    const had = this.lookup(pinDir, ip) !== undefined;
+    unregisterEndpoint(pinDir, ip);
+    return had;
   }
 
   lookup(pinDir: string, ip: string): EndpointValue | undefined {
-    if (!existsSync(join(pinDir, MapName.endpoints))) return undefined;
-    return this.endpoints(pinDir).lookup({ ip });
+    if (!existsSync(mapPin(pinDir, MapName.endpoints))) return undefined;
+    using m = openEndpointsMap(pinDir);
+    return m.lookup({ ip });
   }
 
   podIps(pinDir: string): string[] {
-    if (!existsSync(join(pinDir, MapName.endpoints))) return [];
-    const out: string[] = [];
-    for (const [k, v] of this.endpoints(pinDir).entries()) if (Number(v.flags) & EndpointFlags.pod) out.push(String(k.ip));
-    return out;
-  }
-
-  close(): void {
-    for (const m of this.maps.values()) m.close();
-    this.maps.clear();
+    if (!existsSync(mapPin(pinDir, MapName.endpoints))) return [];
+    return listEndpoints(pinDir)
+      .filter((e) => Number(e.flags) & EndpointFlags.pod)
+      .map((e) => String(e.ip));
   }
 }
 

@@ -1,0 +1,294 @@
+// The installed plugin (dist/bin/bvcni, the self-contained executable) run
+// directly in a node namespace with `env -i`-style environments, for every
+// command, version and error; reference bridge + host-local given the same
+// inputs must produce results of the same shape.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { run } from '../../src/common/exec.js';
+import { PLUGIN, TestNode, shape, type CniOutcome } from '../fixtures/cni/harness.js';
+
+const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
+const REF_VERSIONS = new Set(['0.3.1', '0.4.0', '1.0.0']); // Debian's plugins stop at 1.0.0
+
+function assertError(r: CniOutcome, code: number, msgRe?: RegExp): void {
+  assert.equal(r.code, 1, `exit code, stdout: ${r.stdout}`);
+  assert.ok(r.json, `error JSON on stdout, got: ${r.stdout}`);
+  assert.equal(r.json.code, code, `error code in ${r.stdout}`);
+  assert.equal(typeof r.json.msg, 'string');
+  assert.equal(typeof r.json.cniVersion, 'string');
+  assert.doesNotMatch(r.stdout, /\n\s+at /, 'no stack trace on stdout');
+  if (msgRe) assert.match(String(r.json.msg) + ' ' + String(r.json.details ?? ''), msgRe);
+}
+
+describe('bvcni executed directly', { timeout: 240_000 }, () => {
+  let node: TestNode;
+  before(async () => {
+    assert.ok(existsSync(PLUGIN), 'run make build first');
+    node = await TestNode.create();
+  });
+  after(async () => {
+    await node?.destroy();
+  });
+
+  for (const v of VERSIONS) {
+    test(`ADD, CHECK, DEL for cniVersion ${v}; same shape as bridge + host-local`, async () => {
+      const pod = await node.pod(`v${v.replace(/\./g, '')}`);
+      const cid = `ctr-${v}`;
+      const add = await node.exec({ command: 'ADD', containerId: cid, netns: pod, ifname: 'eth0', stdin: node.conf(v) });
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+      const res = add.json!;
+      assert.equal(res.cniVersion, v);
+      const ips = res.ips as { address: string; gateway: string; interface: number; version?: string }[];
+      assert.equal(ips.length, 1);
+      assert.match(ips[0]!.address, /^10\.244\.1\.\d+\/24$/);
+      assert.equal(ips[0]!.gateway, '10.244.1.1');
+      assert.equal(ips[0]!.version, v.startsWith('0.') ? '4' : undefined);
+      const ifaces = res.interfaces as { name: string; mac: string; sandbox?: string }[];
+      assert.equal(ifaces[ips[0]!.interface]!.sandbox, pod, 'ips[].interface points at the pod interface');
+      assert.deepEqual(await node.podAddrs(pod), [ips[0]!.address], 'the address is on eth0 in the pod');
+      const routes = (await run(['ip', '-j', 'route', 'show', 'default'], { netns: pod })).stdout;
+      assert.match(routes, /"gateway":"10\.244\.1\.1"/);
+      // Not /sys/class/net: nsenter --net keeps the caller's sysfs.
+      const link = JSON.parse((await run(['ip', '-j', 'link', 'show', 'eth0'], { netns: pod })).stdout) as { mtu: number }[];
+      assert.equal(link[0]!.mtu, 1450, 'pod MTU is uplink MTU - 50');
+      const ip = ips[0]!.address.split('/')[0]!;
+      assert.ok((await node.endpoints()).includes(ip), 'endpoint registered');
+      await run(['ping', '-c1', '-W2', '10.244.1.1'], { netns: pod });
+
+      if (REF_VERSIONS.has(v)) {
+        const rpod = await node.pod(`r${v.replace(/\./g, '')}`);
+        const ref = await node.ref({ command: 'ADD', containerId: cid, netns: rpod, ifname: 'eth0', stdin: node.refConf(v) });
+        assert.equal(ref.code, 0, ref.stdout);
+        assert.deepEqual(shape(res), shape(ref.json), 'result has the reference plugin\'s shape');
+        const rdel = await node.ref({ command: 'DEL', containerId: cid, netns: rpod, ifname: 'eth0', stdin: node.refConf(v) });
+        assert.equal(rdel.code, 0, rdel.stdout);
+      }
+
+      const withPrev = node.conf(v, { prevResult: res });
+      const check = await node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
+      if (v === '0.3.1') assertError(check, 1, /does not allow CHECK/);
+      else assert.equal(check.code, 0, check.stdout);
+
+      const del = await node.exec({ command: 'DEL', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
+      assert.equal(del.code, 0, del.stdout);
+      assert.equal(del.stdout, '');
+      assert.ok(!node.reservations().includes(ip), 'address released');
+      assert.ok(!(await node.endpoints()).includes(ip), 'endpoint removed');
+      assert.deepEqual(await node.podAddrs(pod), [], 'pod interface gone');
+      const again = await node.exec({ command: 'DEL', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
+      assert.equal(again.code, 0, 'DEL is idempotent');
+      if (v !== '0.3.1') {
+        const stale = await node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
+        assertError(stale, 103, /check failed/);
+      }
+      node.deletePod(pod);
+    });
+  }
+
+  test('the original bvcni config works unchanged (defaults for everything else)', async () => {
+    // Defaults point at /var/lib/cni/bvcni and /sys/fs/bpf/bvcni, which this test must not
+    // touch: VERSION and a config error prove parsing without side effects.
+    const orig = { cniVersion: '0.3.1', name: 'bvcni', type: 'bvcni', podcidr: '10.244.1.0/24' };
+    const r = await node.exec({ command: 'VERSION', stdin: orig });
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.json, { cniVersion: '1.1.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    const { parseConfig } = await import('../../src/cni/config.js');
+    const c = parseConfig(JSON.stringify(orig));
+    assert.equal(c.bridge, 'cni0');
+    assert.equal(c.dataDir, '/var/lib/cni/bvcni');
+    assert.equal(c.pinDir, '/sys/fs/bpf/bvcni');
+    assert.equal(c.mtu, undefined);
+  });
+
+  test('a second ADD of the same interface fails and leaves the first intact', async () => {
+    const pod = await node.pod('dup');
+    const first = await node.exec({ command: 'ADD', containerId: 'dup1', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(first.code, 0, first.stdout);
+    const second = await node.exec({ command: 'ADD', containerId: 'dup1', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assertError(second, 102, /already exists/);
+    const ip = (first.json!.ips as { address: string }[])[0]!.address;
+    assert.deepEqual(await node.podAddrs(pod), [ip]);
+    assert.equal(node.reservations().length, 1);
+    const del = await node.exec({ command: 'DEL', containerId: 'dup1', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(del.code, 0);
+    node.deletePod(pod);
+  });
+
+  test('DEL succeeds when the namespace is gone or CNI_NETNS is empty, and still releases', async () => {
+    for (const mode of ['gone', 'empty'] as const) {
+      const pod = await node.pod(`del${mode}`);
+      const cid = `del-${mode}`;
+      const add = await node.exec({ command: 'ADD', containerId: cid, netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+      assert.equal(add.code, 0, add.stdout);
+      node.deletePod(pod);
+      const del = await node.exec({ command: 'DEL', containerId: cid, netns: mode === 'gone' ? pod : '', ifname: 'eth0', stdin: node.conf('1.0.0') });
+      assert.equal(del.code, 0, del.stdout);
+      assert.deepEqual(node.reservations(), []);
+      assert.deepEqual(await node.endpoints(), []);
+      assert.deepEqual(await node.hostVeths(), []);
+    }
+  });
+
+  test('chained in a conflist: prevResult passes through with our entries appended', async () => {
+    const pod = await node.pod('chain');
+    const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'x0', mac: '02:00:00:00:00:01' }], ips: [{ interface: 0, address: '192.168.77.2/24' }], routes: [], dns: { nameservers: ['192.0.2.53'] } };
+    const add = await node.exec({ command: 'ADD', containerId: 'chain', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0', { prevResult: prev }) });
+    assert.equal(add.code, 0, add.stdout);
+    const r = add.json as { interfaces: { name: string }[]; ips: { interface: number; address: string }[]; dns: unknown };
+    assert.equal(r.interfaces[0]!.name, 'x0');
+    assert.equal(r.interfaces.length, 4);
+    assert.equal(r.ips[0]!.address, '192.168.77.2/24');
+    assert.equal(r.ips[1]!.interface, 3, 'our ip points at our pod interface after the shift');
+    assert.deepEqual(r.dns, prev.dns);
+    const del = await node.exec({ command: 'DEL', containerId: 'chain', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0', { prevResult: r }) });
+    assert.equal(del.code, 0);
+    node.deletePod(pod);
+  });
+
+  test('environment and config errors: spec codes, JSON on stdout, exit 1, nothing leaked', async () => {
+    const pod = await node.pod('err');
+    const ok = { command: 'ADD', containerId: 'e1', netns: pod, ifname: 'eth0' };
+    const cases: [string, Parameters<TestNode['exec']>[0], number, RegExp?][] = [
+      ['no CNI_COMMAND', { ...ok, command: '', stdin: node.conf('1.0.0') }, 4, /CNI_COMMAND/],
+      ['unknown command', { ...ok, command: 'FROB', stdin: node.conf('1.0.0') }, 4],
+      ['missing container id', { ...ok, containerId: undefined, stdin: node.conf('1.0.0') }, 4, /CNI_CONTAINERID/],
+      ['missing netns on ADD', { ...ok, netns: undefined, stdin: node.conf('1.0.0') }, 4, /CNI_NETNS/],
+      ['bad ifname', { ...ok, ifname: 'a/b', stdin: node.conf('1.0.0') }, 4, /CNI_IFNAME/],
+      ['ifname too long', { ...ok, ifname: 'x'.repeat(16), stdin: node.conf('1.0.0') }, 4],
+      ['bad container id', { ...ok, containerId: '../x', stdin: node.conf('1.0.0') }, 4],
+      ['not JSON', { ...ok, stdin: '{nope' }, 6],
+      ['JSON not an object', { ...ok, stdin: '[1,2]' }, 6],
+      ['unsupported version', { ...ok, stdin: node.conf('9.9.9') }, 1, /incompatible/],
+      ['no version', { ...ok, stdin: { ...node.conf('1.0.0'), cniVersion: undefined } }, 1],
+      ['missing podcidr', { ...ok, stdin: node.conf('1.0.0', { podcidr: undefined }) }, 7, /podcidr/],
+      ['bad podcidr', { ...ok, stdin: node.conf('1.0.0', { podcidr: '10.244.1.0/33' }) }, 7, /podcidr/],
+      ['podcidr not a string', { ...ok, stdin: node.conf('1.0.0', { podcidr: 5 }) }, 7, /podcidr/],
+      ['bad mtu', { ...ok, stdin: node.conf('1.0.0', { mtu: 'big' }) }, 7, /mtu/],
+      ['mtu out of range', { ...ok, stdin: node.conf('1.0.0', { mtu: 100 }) }, 7, /mtu/],
+      ['bad bridge', { ...ok, stdin: node.conf('1.0.0', { bridge: 'x'.repeat(20) }) }, 7, /bridge/],
+      ['relative dataDir', { ...ok, stdin: node.conf('1.0.0', { dataDir: 'rel/dir' }) }, 7, /dataDir/],
+      ['bad pinDir', { ...ok, stdin: node.conf('1.0.0', { pinDir: 7 }) }, 7, /pinDir/],
+      ['bad name', { ...ok, stdin: node.conf('1.0.0', { name: '../etc' }) }, 7, /name/],
+      ['netns does not exist', { ...ok, netns: '/run/netns/bvc-does-not-exist', stdin: node.conf('1.0.0') }, 104, /CNI_NETNS/],
+      ['netns not a namespace', { ...ok, netns: '/etc/hostname', stdin: node.conf('1.0.0') }, 104, /CNI_NETNS/],
+      ['CHECK without prevResult', { ...ok, command: 'CHECK', stdin: node.conf('1.0.0') }, 7, /prevResult/],
+      ['CHECK on 0.3.1', { ...ok, command: 'CHECK', stdin: node.conf('0.3.1', { prevResult: {} }) }, 1, /CHECK/],
+      ['STATUS on 1.0.0', { command: 'STATUS', stdin: node.conf('1.0.0') }, 1, /STATUS/],
+      ['GC on 0.4.0', { command: 'GC', stdin: node.conf('0.4.0') }, 1, /GC/],
+      ['bad valid-attachments', { command: 'GC', stdin: node.conf('1.1.0', { 'cni.dev/valid-attachments': 'x' }) }, 7, /valid-attachments/],
+    ];
+    for (const [what, call, code, re] of cases) {
+      const r = await node.exec(call);
+      await test(what, () => assertError(r, code, re));
+      if (typeof call.stdin === 'object' && 'cniVersion' in call.stdin && call.stdin.cniVersion === '1.0.0') assert.equal(r.json?.cniVersion, '1.0.0');
+    }
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.hostVeths(), []);
+    assert.deepEqual(await node.endpoints(), []);
+    node.deletePod(pod);
+  });
+
+  test('a failure late in ADD is rolled back completely', async () => {
+    const pod = await node.pod('rb');
+    // Occupy the route slot: our default route cannot be added, after the
+    // address was reserved and the veth created.
+    const add0 = await node.exec({ command: 'ADD', containerId: 'rb0', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(add0.code, 0);
+    const before = { res: node.reservations(), veths: await node.hostVeths(), eps: await node.endpoints() };
+    const r = await node.exec({ command: 'ADD', containerId: 'rb1', netns: pod, ifname: 'eth1', stdin: node.conf('1.0.0') });
+    assertError(r, 100, /route/);
+    assert.deepEqual(node.reservations(), before.res);
+    assert.deepEqual(await node.hostVeths(), before.veths);
+    assert.deepEqual(await node.endpoints(), before.eps);
+    const links = (await run(['ip', '-br', 'link'], { netns: pod })).stdout;
+    assert.doesNotMatch(links, /eth1/);
+    await node.exec({ command: 'DEL', containerId: 'rb0', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    node.deletePod(pod);
+  });
+
+  test('STATUS: ready with the dataplane and free addresses; code 50 when the pool is full', async () => {
+    const ok = await node.exec({ command: 'STATUS', stdin: node.conf('1.1.0') });
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.equal(ok.stdout, '');
+    // A /29 has 5 assignable addresses (not network, gateway, broadcast).
+    const small = { podcidr: '10.244.1.0/29', name: 'small' };
+    const pods: string[] = [];
+    const addrs: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const p = await node.pod(`s${i}`);
+      pods.push(p);
+      const r = await node.exec({ command: 'ADD', containerId: `s${i}`, netns: p, ifname: 'eth0', stdin: node.conf('1.1.0', small) });
+      assert.equal(r.code, 0, r.stdout);
+      addrs.push((r.json!.ips as { address: string }[])[0]!.address);
+    }
+    assert.deepEqual(addrs.sort(), ['10.244.1.2/29', '10.244.1.3/29', '10.244.1.4/29', '10.244.1.5/29', '10.244.1.6/29']);
+    const extra = await node.pod('s5');
+    const full = await node.exec({ command: 'ADD', containerId: 's5', netns: extra, ifname: 'eth0', stdin: node.conf('1.1.0', small) });
+    assertError(full, 101, /no free address/);
+    const st = await node.exec({ command: 'STATUS', stdin: node.conf('1.1.0', small) });
+    assertError(st, 50, /exhausted/);
+    for (let i = 0; i < 5; i++) {
+      const r = await node.exec({ command: 'DEL', containerId: `s${i}`, netns: pods[i], ifname: 'eth0', stdin: node.conf('1.1.0', small) });
+      assert.equal(r.code, 0);
+      node.deletePod(pods[i]!);
+    }
+    node.deletePod(extra);
+  });
+
+  test('GC releases attachments not listed as valid, with their veths and endpoint entries', async () => {
+    const keep = await node.pod('gck');
+    const drop = await node.pod('gcd');
+    for (const [cid, p] of [['keep', keep], ['drop', drop]] as const) {
+      const r = await node.exec({ command: 'ADD', containerId: cid, netns: p, ifname: 'eth0', stdin: node.conf('1.1.0') });
+      assert.equal(r.code, 0, r.stdout);
+    }
+    assert.equal(node.reservations().length, 2);
+    const gc = await node.exec({ command: 'GC', stdin: node.conf('1.1.0', { 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] }) });
+    assert.equal(gc.code, 0, gc.stdout);
+    assert.equal(node.reservations().length, 1);
+    assert.equal((await node.hostVeths()).length, 1);
+    assert.equal((await node.endpoints()).length, 1);
+    assert.deepEqual(await node.podAddrs(drop), []);
+    assert.equal((await node.podAddrs(keep)).length, 1);
+    const all = await node.exec({ command: 'GC', stdin: node.conf('1.1.0', { 'cni.dev/valid-attachments': [] }) });
+    assert.equal(all.code, 0);
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.hostVeths(), []);
+    assert.deepEqual(await node.endpoints(), []);
+    node.deletePod(keep);
+    node.deletePod(drop);
+  });
+
+  test('logs go to <dataDir>/bvcni.log with the container ID, never to stdout', async () => {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(`${node.dataDir}/bvcni.log`, 'utf8');
+    assert.match(text, /"containerId":"keep"/);
+    assert.match(text, /"msg":"added"/);
+  });
+});
+
+describe('bvcni without a loaded dataplane', { timeout: 60_000 }, () => {
+  let node: TestNode;
+  before(async () => {
+    node = await TestNode.create({ dataplane: false });
+  });
+  after(async () => {
+    await node?.destroy();
+  });
+
+  test('ADD refuses with code 11 (try again later) and leaves nothing', async () => {
+    const pod = await node.pod('nodp');
+    const r = await node.exec({ command: 'ADD', containerId: 'n1', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assertError(r, 11, /dataplane/);
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.hostVeths(), []);
+  });
+
+  test('STATUS answers code 50 with the reason; DEL still succeeds', async () => {
+    const r = await node.exec({ command: 'STATUS', stdin: node.conf('1.1.0') });
+    assertError(r, 50, /dataplane/);
+    const d = await node.exec({ command: 'DEL', containerId: 'n1', netns: '', ifname: 'eth0', stdin: node.conf('1.1.0') });
+    assert.equal(d.code, 0, d.stdout);
+  });
+});
