@@ -1,0 +1,305 @@
+// In-kernel unit tests of the dataplane programs through BPF_PROG_TEST_RUN:
+// crafted packets in, verdicts, rewritten packets, map and counter changes out.
+// Runs inside a namespace of our own so bpf_fib_lookup sees a known table.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfObject, testRun, withNetns, type BpfProgram } from '../../loader/index.js';
+import { run } from '../../src/common/exec.js';
+import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';
+import {
+  ConfigFlags,
+  NatDir,
+  NatTcpState,
+  Programs,
+  TunnelFlags,
+  openDataplaneMaps,
+  readStats,
+  defaultObjDir,
+  type ConfigValue,
+  type DataplaneMaps,
+} from '../../src/dataplane/index.js';
+import { PROTO, packet, parse, parseIp } from './packet.js';
+
+const TC_ACT_OK = 0;
+const TC_ACT_SHOT = 2;
+const TC_ACT_REDIRECT = 7;
+
+const P = uniquePrefix('bvd');
+const NS = `${P}-t`;
+const PIN = `/sys/fs/bpf/${P}`;
+const NODE_IP = '192.0.2.11';
+const ROUTER_MAC = '02:00:00:00:00:01';
+const POD1 = { ip: '10.244.1.2', mac: '02:00:00:00:01:02' };
+const POD2 = { ip: '10.244.1.3', mac: '02:00:00:00:01:03' };
+const GW_MAC = '0a:58:0a:f4:01:01';
+const INET = '198.51.100.1';
+const NAT_MIN = 61000;
+const NAT_MAX = 61010;
+
+const objects: BpfObject[] = [];
+const progs: Partial<Record<keyof typeof Programs, BpfProgram>> = {};
+let maps: DataplaneMaps;
+let uplinkIndex = 0;
+
+function prog(slot: keyof typeof Programs): BpfProgram {
+  return progs[slot]!;
+}
+
+function exec(slot: keyof typeof Programs, data: Buffer): { retval: number; out: Buffer } {
+  const r = withNetns(netnsPath(NS), () => testRun(prog(slot), { data }));
+  return { retval: r.retval, out: r.dataOut };
+}
+
+function counter(reason: string, direction: 'ingress' | 'egress' = 'ingress'): bigint {
+  return readStats(PIN).find((r) => r.reason === reason && r.direction === direction)!.packets;
+}
+
+function config(overrides: Partial<ConfigValue> = {}): ConfigValue {
+  return {
+    node_ip: NODE_IP,
+    pod_cidr: '10.244.1.0',
+    pod_prefix: 24,
+    cluster_cidr: '10.244.0.0',
+    cluster_prefix: 16,
+    vxlan_ifindex: 1,
+    uplink_ifindex: uplinkIndex,
+    bridge_ifindex: uplinkIndex,
+    vni: 1,
+    nat_port_min: NAT_MIN,
+    nat_port_max: NAT_MAX,
+    bridge_mac: GW_MAC,
+    uplink_mac: '02:00:00:00:00:11',
+    mtu: 1450,
+    flags: ConfigFlags.ready | ConfigFlags.masquerade,
+    ...overrides,
+  };
+}
+
+describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
+  before(async () => {
+    const ns = await createNetns(NS);
+    // An uplink with a route out and a permanent neighbour: bpf_fib_lookup succeeds deterministically.
+    await run(['ip', 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1'], { netns: ns });
+    await run(['ip', 'addr', 'add', `${NODE_IP}/24`, 'dev', 'up0'], { netns: ns });
+    await run(['ip', 'link', 'set', 'up0', 'up'], { netns: ns });
+    await run(['ip', 'link', 'set', 'up1', 'up'], { netns: ns });
+    await run(['ip', 'neigh', 'replace', '192.0.2.1', 'lladdr', ROUTER_MAC, 'dev', 'up0', 'nud', 'permanent'], { netns: ns });
+    await run(['ip', 'route', 'add', 'default', 'via', '192.0.2.1', 'dev', 'up0'], { netns: ns });
+    await run(['sysctl', '-q', '-w', 'net.ipv4.conf.all.forwarding=1'], { netns: ns });
+    uplinkIndex = JSON.parse((await run(['ip', '-j', 'link', 'show', 'up0'], { netns: ns })).stdout)[0].ifindex;
+
+    const dir = defaultObjDir();
+    for (const file of ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o']) {
+      const obj = BpfObject.open(join(dir, file), { pinDir: PIN });
+      objects.push(obj);
+      obj.load();
+      for (const [slot, p] of Object.entries(Programs)) {
+        if (p.object === file) progs[slot as keyof typeof Programs] = obj.program(p.program);
+      }
+    }
+    maps = openDataplaneMaps(PIN);
+    // The test run's skb comes in on the namespace's loopback (ifindex 1): that is POD1's "veth".
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: POD2.ip }, { ifindex: 1, flags: 1, pod_mac: POD2.mac, gw_mac: GW_MAC });
+    maps.tunnel.update({ prefixlen: 24, addr: '10.244.2.0' }, { node_ip: '192.0.2.12', flags: 0 });
+    maps.tunnel.update({ prefixlen: 32, addr: '192.0.2.12' }, { node_ip: '192.0.2.12', flags: TunnelFlags.nodeIp });
+  });
+
+  after(() => {
+    maps?.close();
+    for (const p of Object.values(progs)) p?.close();
+    for (const o of objects) o.close();
+    if (existsSync(PIN)) {
+      for (const f of readdirSync(PIN)) unlinkSync(join(PIN, f));
+      rmdirSync(PIN);
+    }
+    rmSync(PIN, { recursive: true, force: true });
+    deleteNetnsSync(NS);
+  });
+
+  test('without a ready config, pod traffic is dropped as DROP_NO_CONFIG and the uplink passes', () => {
+    maps.config.update(0, config({ flags: 0 }));
+    const before = counter('DROP_NO_CONFIG');
+    const pkt = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 });
+    assert.equal(exec('pod', pkt).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_CONFIG'), before + 1n);
+    assert.equal(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 61005 })).retval, TC_ACT_OK);
+    maps.config.update(0, config());
+  });
+
+  test('a source that is not the pod on this interface is dropped as DROP_SPOOFED', () => {
+    const before = counter('DROP_SPOOFED');
+    const pkt = packet({ src: '10.244.1.77', dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 });
+    assert.equal(exec('pod', pkt).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_SPOOFED'), before + 1n);
+    // A registered pod whose veth is another interface is spoofing too.
+    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
+    const spoof2 = packet({ src: '10.244.1.9', dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 });
+    assert.equal(exec('pod', spoof2).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_SPOOFED'), before + 2n);
+    maps.endpoints.delete({ ip: '10.244.1.9' });
+  });
+
+  test('remote podCIDR and remote node IP are tunnelled (redirect); a cluster address with no tunnel is dropped', () => {
+    const fwd = counter('FORWARD');
+    for (const dst of ['10.244.2.2', '192.0.2.12']) {
+      const pkt = packet({ src: POD1.ip, dst, proto: PROTO.TCP, sport: 1234, dport: 80 });
+      const r = exec('pod', pkt);
+      assert.equal(r.retval, TC_ACT_REDIRECT, dst);
+      assert.deepEqual(r.out, pkt, 'the inner packet is not modified');
+    }
+    assert.equal(counter('FORWARD'), fwd + 2n);
+    const before = counter('DROP_NO_TUNNEL');
+    const miss = packet({ src: POD1.ip, dst: '10.244.3.2', proto: PROTO.TCP, sport: 1234, dport: 80 });
+    assert.equal(exec('pod', miss).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_TUNNEL'), before + 1n);
+  });
+
+  test('the node egress path sets the tunnel key for remote pods and drops unknown cluster addresses', () => {
+    const ok = packet({ src: NODE_IP, dst: '10.244.2.5', proto: PROTO.ICMP, icmpId: 7 });
+    assert.equal(exec('overlayEgress', ok).retval, TC_ACT_OK);
+    const before = counter('DROP_NO_TUNNEL', 'egress');
+    const miss = packet({ src: NODE_IP, dst: '10.244.9.5', proto: PROTO.ICMP, icmpId: 7 });
+    assert.equal(exec('overlayEgress', miss).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_TUNNEL', 'egress'), before + 1n);
+  });
+
+  test('DF packets too big for the overlay are dropped as DROP_FRAG_NEEDED', () => {
+    const before = counter('DROP_FRAG_NEEDED');
+    const big = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2, payload: Buffer.alloc(1460) });
+    assert.equal(exec('pod', big).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_FRAG_NEEDED'), before + 1n);
+  });
+
+  test('local pod to pod is delivered straight to the peer with rewritten MACs', () => {
+    const pkt = packet({ src: POD1.ip, dst: POD2.ip, proto: PROTO.UDP, sport: 5, dport: 6, dstMac: GW_MAC, srcMac: POD1.mac });
+    const r = exec('pod', pkt);
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const p = parse(r.out);
+    assert.equal(p.dstMac, POD2.mac);
+    assert.equal(p.srcMac, GW_MAC);
+    assert.equal(p.dst, POD2.ip);
+  });
+
+  test('decapsulated traffic: to a pod (redirect, MACs), to the node (host), to an unknown local address (dropped)', () => {
+    const toPod = exec('overlayIngress', packet({ src: '10.244.2.2', dst: POD1.ip, proto: PROTO.TCP, sport: 80, dport: 1234 }));
+    assert.equal(toPod.retval, TC_ACT_REDIRECT);
+    assert.equal(parse(toPod.out).dstMac, POD1.mac);
+    const toNode = exec('overlayIngress', packet({ src: '10.244.2.2', dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 1234 }));
+    assert.equal(toNode.retval, TC_ACT_OK);
+    const before = counter('DROP_NO_ENDPOINT');
+    const gone = exec('overlayIngress', packet({ src: '10.244.2.2', dst: '10.244.1.50', proto: PROTO.TCP, sport: 80, dport: 1 }));
+    assert.equal(gone.retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
+  });
+
+  test('masquerade TCP: SNAT to the node IP with valid checksums, and the reply translated back', () => {
+    const syn = packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 40000, dport: 80, tcpFlags: 0x02, ttl: 64 });
+    const r = exec('pod', syn);
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const out = parse(r.out);
+    assert.equal(out.src, NODE_IP);
+    assert.equal(out.dst, INET);
+    assert.ok(out.sport >= NAT_MIN && out.sport <= NAT_MAX, `port ${out.sport} in range`);
+    assert.equal(out.dport, 80);
+    assert.equal(out.ttl, 63);
+    assert.equal(out.dstMac, ROUTER_MAC);
+    assert.ok(out.ipCsumOk, 'IP checksum');
+    assert.ok(out.l4CsumOk, 'TCP checksum');
+
+    const fwd = maps.nat.lookup({ saddr: POD1.ip, daddr: INET, sport: 40000, dport: 80, proto: PROTO.TCP, dir: NatDir.egress });
+    assert.deepEqual([fwd?.to_addr, fwd?.to_port], [NODE_IP, out.sport]);
+    const revKey = { saddr: INET, daddr: NODE_IP, sport: 80, dport: out.sport, proto: PROTO.TCP, dir: NatDir.ingress };
+    assert.equal(maps.nat.lookup(revKey)?.tcp_state, NatTcpState.SYN);
+
+    // The same flow keeps its port.
+    assert.equal(parse(exec('pod', syn).out).sport, out.sport);
+
+    const synack = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: out.sport, tcpFlags: 0x12 });
+    const back = exec('uplinkIngress', synack);
+    assert.equal(back.retval, TC_ACT_REDIRECT);
+    const b = parse(back.out);
+    assert.deepEqual([b.dst, b.dport, b.src, b.sport], [POD1.ip, 40000, INET, 80]);
+    assert.deepEqual([b.dstMac, b.srcMac], [POD1.mac, GW_MAC]);
+    assert.ok(b.ipCsumOk && b.l4CsumOk, 'checksums after reverse NAT');
+    assert.equal(maps.nat.lookup(revKey)?.tcp_state, NatTcpState.ESTABLISHED);
+  });
+
+  test("the host's own traffic at the uplink is left alone", () => {
+    const pkt = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 22 });
+    const r = exec('uplinkIngress', pkt);
+    assert.equal(r.retval, TC_ACT_OK);
+    assert.deepEqual(r.out, pkt);
+    const unknown = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 81, dport: NAT_MIN });
+    assert.equal(exec('uplinkIngress', unknown).retval, TC_ACT_OK, 'in the NAT range but no mapping');
+  });
+
+  test('masquerade ICMP echo: the id is the port, both ways', () => {
+    const r = exec('pod', packet({ src: POD2.ip, dst: INET, proto: PROTO.ICMP, icmpType: 8, icmpId: 777 }));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const out = parse(r.out);
+    assert.equal(out.src, NODE_IP);
+    assert.ok(out.icmpId >= NAT_MIN && out.icmpId <= NAT_MAX);
+    assert.ok(out.ipCsumOk && out.l4CsumOk);
+    const reply = exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.ICMP, icmpType: 0, icmpId: out.icmpId }));
+    assert.equal(reply.retval, TC_ACT_REDIRECT);
+    const b = parse(reply.out);
+    assert.deepEqual([b.dst, b.icmpId, b.icmpType], [POD2.ip, 777, 0]);
+    assert.ok(b.ipCsumOk && b.l4CsumOk);
+  });
+
+  test('an ICMP port-unreachable quoting a masqueraded UDP packet is translated inside and out', () => {
+    const r = exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.UDP, sport: 5353, dport: 53, payload: Buffer.from('query') }));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const sent = r.out.subarray(14);
+    const snat = parseIp(sent);
+    assert.equal(snat.src, NODE_IP);
+    assert.ok(snat.l4CsumOk, 'UDP checksum after SNAT');
+    const err = packet({ src: INET, dst: NODE_IP, proto: PROTO.ICMP, icmpType: 3, icmpCode: 3, payload: Buffer.from(sent) });
+    const back = exec('uplinkIngress', err);
+    assert.equal(back.retval, TC_ACT_REDIRECT);
+    const outer = parse(back.out);
+    assert.equal(outer.dst, POD1.ip);
+    assert.equal(outer.icmpType, 3);
+    assert.ok(outer.ipCsumOk, 'outer IP checksum');
+    assert.ok(outer.l4CsumOk, 'ICMP checksum over the rewritten quote');
+    const inner = parseIp(outer.icmpBody);
+    assert.deepEqual([inner.src, inner.sport, inner.dst, inner.dport], [POD1.ip, 5353, INET, 53]);
+    assert.ok(inner.ipCsumOk, 'quoted IP checksum');
+    assert.ok(inner.l4CsumOk, 'quoted UDP checksum');
+  });
+
+  test('ports are never shared by two flows to the same remote; exhaustion is DROP_NAT_NO_PORT', () => {
+    const before = counter('DROP_NAT_NO_PORT');
+    const ports = new Set<number>();
+    let drops = 0;
+    for (let i = 0; i < 40; i++) {
+      const src = i % 2 ? POD1.ip : POD2.ip;
+      const r = exec('pod', packet({ src, dst: '198.51.100.7', proto: PROTO.UDP, sport: 20000 + i, dport: 443 }));
+      if (r.retval === TC_ACT_SHOT) {
+        drops++;
+        continue;
+      }
+      const port = parse(r.out).sport;
+      assert.ok(!ports.has(port), `port ${port} handed out twice`);
+      ports.add(port);
+    }
+    assert.ok(ports.size <= NAT_MAX - NAT_MIN + 1);
+    assert.ok(drops > 0);
+    assert.equal(counter('DROP_NAT_NO_PORT'), before + BigInt(drops));
+  });
+
+  test('traffic to outside the cluster passes to the host stack when masquerade is off', () => {
+    maps.config.update(0, config({ flags: ConfigFlags.ready }));
+    try {
+      const pkt = packet({ src: POD1.ip, dst: '203.0.113.9', proto: PROTO.UDP, sport: 1, dport: 2 });
+      const r = exec('pod', pkt);
+      assert.equal(r.retval, TC_ACT_OK);
+      assert.deepEqual(r.out, pkt);
+    } finally {
+      maps.config.update(0, config());
+    }
+  });
+});

@@ -1,0 +1,156 @@
+// Crafting and checking IPv4 packets for BPF_PROG_TEST_RUN tests: Ethernet +
+// IPv4 + TCP/UDP/ICMP with correct checksums, and a parser that verifies them.
+import { ipv4ToInt, intToIpv4, macToBuffer, bufferToMac } from '../../loader/codec.js';
+
+export const PROTO = { ICMP: 1, TCP: 6, UDP: 17 } as const;
+
+function sum16(buf: Buffer, initial = 0): number {
+  let s = initial;
+  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
+  if (buf.length % 2) s += buf[buf.length - 1]! << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+export function checksum(buf: Buffer, initial = 0): number {
+  return ~sum16(buf, initial) & 0xffff;
+}
+
+function pseudo(src: string, dst: string, proto: number, len: number): number {
+  const p = Buffer.alloc(12);
+  p.writeUInt32BE(ipv4ToInt(src), 0);
+  p.writeUInt32BE(ipv4ToInt(dst), 4);
+  p[9] = proto;
+  p.writeUInt16BE(len, 10);
+  return sum16(p);
+}
+
+export interface L4 {
+  proto: number;
+  sport?: number; // TCP/UDP
+  dport?: number;
+  tcpFlags?: number;
+  icmpType?: number;
+  icmpCode?: number;
+  icmpId?: number;
+  icmpSeq?: number;
+  /** ICMP errors: the quoted bytes (an IP header and what follows). */
+  payload?: Buffer;
+}
+
+export interface PacketSpec extends L4 {
+  srcMac?: string;
+  dstMac?: string;
+  src: string;
+  dst: string;
+  ttl?: number;
+  df?: boolean;
+}
+
+/** The L4 segment with its checksum filled in. */
+export function l4Segment(spec: PacketSpec): Buffer {
+  const payload = spec.payload ?? Buffer.from('bvcni-test-payload');
+  let seg: Buffer;
+  if (spec.proto === PROTO.TCP) {
+    seg = Buffer.concat([Buffer.alloc(20), payload]);
+    seg.writeUInt16BE(spec.sport ?? 0, 0);
+    seg.writeUInt16BE(spec.dport ?? 0, 2);
+    seg.writeUInt32BE(1000, 4);
+    seg[12] = 5 << 4;
+    seg[13] = spec.tcpFlags ?? 0x02;
+    seg.writeUInt16BE(65535, 14);
+    seg.writeUInt16BE(checksum(seg, pseudo(spec.src, spec.dst, PROTO.TCP, seg.length)), 16);
+  } else if (spec.proto === PROTO.UDP) {
+    seg = Buffer.concat([Buffer.alloc(8), payload]);
+    seg.writeUInt16BE(spec.sport ?? 0, 0);
+    seg.writeUInt16BE(spec.dport ?? 0, 2);
+    seg.writeUInt16BE(seg.length, 4);
+    seg.writeUInt16BE(checksum(seg, pseudo(spec.src, spec.dst, PROTO.UDP, seg.length)) || 0xffff, 6);
+  } else {
+    seg = Buffer.concat([Buffer.alloc(8), payload]);
+    seg[0] = spec.icmpType ?? 8;
+    seg[1] = spec.icmpCode ?? 0;
+    seg.writeUInt16BE(spec.icmpId ?? 0, 4);
+    seg.writeUInt16BE(spec.icmpSeq ?? 1, 6);
+    seg.writeUInt16BE(checksum(seg), 2);
+  }
+  return seg;
+}
+
+export function ipPacket(spec: PacketSpec): Buffer {
+  const seg = l4Segment(spec);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + seg.length, 2);
+  ip.writeUInt16BE(0x1234, 4);
+  ip.writeUInt16BE(spec.df === false ? 0 : 0x4000, 6);
+  ip[8] = spec.ttl ?? 64;
+  ip[9] = spec.proto;
+  ip.writeUInt32BE(ipv4ToInt(spec.src), 12);
+  ip.writeUInt32BE(ipv4ToInt(spec.dst), 16);
+  ip.writeUInt16BE(checksum(ip), 10);
+  return Buffer.concat([ip, seg]);
+}
+
+export function packet(spec: PacketSpec): Buffer {
+  const eth = Buffer.alloc(14);
+  macToBuffer(spec.dstMac ?? '02:00:00:00:00:aa').copy(eth, 0);
+  macToBuffer(spec.srcMac ?? '02:00:00:00:00:bb').copy(eth, 6);
+  eth.writeUInt16BE(0x0800, 12);
+  return Buffer.concat([eth, ipPacket(spec)]);
+}
+
+export interface Parsed {
+  dstMac: string;
+  srcMac: string;
+  src: string;
+  dst: string;
+  ttl: number;
+  proto: number;
+  sport: number;
+  dport: number;
+  icmpType: number;
+  icmpId: number;
+  tcpFlags: number;
+  ipCsumOk: boolean;
+  l4CsumOk: boolean;
+  /** ICMP: everything after the 8-byte header. */
+  icmpBody: Buffer;
+}
+
+/** Parses an IPv4 header at `at` (no Ethernet) and checks its checksums. */
+export function parseIp(buf: Buffer, at = 0): Omit<Parsed, 'dstMac' | 'srcMac'> {
+  const ihl = (buf[at]! & 0x0f) * 4;
+  const total = buf.readUInt16BE(at + 2);
+  const ip = buf.subarray(at, at + ihl);
+  const seg = buf.subarray(at + ihl, at + total);
+  const proto = buf[at + 9]!;
+  const src = intToIpv4(buf.readUInt32BE(at + 12));
+  const dst = intToIpv4(buf.readUInt32BE(at + 16));
+  let l4CsumOk: boolean;
+  if (proto === PROTO.ICMP) l4CsumOk = checksum(seg) === 0;
+  else if (proto === PROTO.UDP && seg.readUInt16BE(6) === 0) l4CsumOk = true;
+  else l4CsumOk = checksum(seg, pseudo(src, dst, proto, seg.length)) === 0;
+  return {
+    src,
+    dst,
+    ttl: buf[at + 8]!,
+    proto,
+    sport: proto === PROTO.ICMP ? 0 : seg.readUInt16BE(0),
+    dport: proto === PROTO.ICMP ? 0 : seg.readUInt16BE(2),
+    icmpType: proto === PROTO.ICMP ? seg[0]! : -1,
+    icmpId: proto === PROTO.ICMP ? seg.readUInt16BE(4) : -1,
+    tcpFlags: proto === PROTO.TCP ? seg[13]! : 0,
+    ipCsumOk: checksum(ip) === 0,
+    l4CsumOk,
+    icmpBody: proto === PROTO.ICMP ? seg.subarray(8) : Buffer.alloc(0),
+  };
+}
+
+export function parse(frame: Buffer): Parsed {
+  return {
+    dstMac: bufferToMac(frame.subarray(0, 6)),
+    srcMac: bufferToMac(frame.subarray(6, 12)),
+    ...parseIp(frame, 14),
+  };
+}
