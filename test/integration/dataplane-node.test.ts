@@ -253,6 +253,77 @@ describe('node dataplane (two nodes, real kernel)', { timeout: 180_000 }, () => 
     assert.equal(await peerSeenBy(podNs(pod('a1')), 'TCP', INET_IP, 7003), '192.0.2.11');
   });
 
+  test('with checksum offloads off: 1400-byte DF pings and bulk TCP through the overlay and masquerade, no checksum errors', async () => {
+    // With offloads on, veths never verify checksums and a broken NAT would go unnoticed.
+    const offload: [string, string][] = [
+      [NS.router, 'pn1'], [NS.router, 'pn2'], [NS.router, 'pinet'], [NS.inet, 'eth0'],
+      [NS.n1, 'eth0'], [NS.n2, 'eth0'], [NS.n1, 'ha1'], [NS.n2, 'hb1'],
+      [podNs(pod('a1')), 'eth0'], [podNs(pod('b1')), 'eth0'],
+    ];
+    for (const [ns, dev] of offload) await run(['ethtool', '-K', dev, 'tx', 'off', 'rx', 'off'], { netns: netnsPath(ns) });
+    const receivers = [podNs(pod('a1')), podNs(pod('b1')), NS.inet];
+    const errors = async (): Promise<number> => {
+      let n = 0;
+      for (const ns of receivers) {
+        const snmp = (await run(['cat', '/proc/net/snmp'], { netns: netnsPath(ns) })).stdout.split('\n');
+        for (const proto of ['Tcp:', 'Udp:']) {
+          const [head, vals] = snmp.filter((l) => l.startsWith(proto));
+          const i = head!.split(' ').indexOf('InCsumErrors');
+          n += Number(vals!.split(' ')[i]);
+        }
+      }
+      return n;
+    };
+    const before = await errors();
+    assert.equal(await ping(podNs(pod('a1')), pod('b1').ip, ['-M', 'do', '-s', '1400']), true);
+    assert.equal(await ping(podNs(pod('a1')), INET_IP, ['-M', 'do', '-s', '1400']), true);
+    for (const [server, dst] of [[podNs(pod('b1')), pod('b1').ip], [NS.inet, INET_IP]] as const) {
+      const srv = startProcess(['iperf3', '-s', '-1', '-p', '5301'], { netns: netnsPath(server) });
+      procs.push(srv);
+      let r = { code: 1, stdout: '', stderr: '' };
+      for (let i = 0; i < 20 && r.code !== 0; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        r = await run(['iperf3', '-c', dst, '-p', '5301', '-n', '20M', '-J'], { netns: netnsPath(podNs(pod('a1'))), allowFail: true });
+      }
+      assert.equal(r.code, 0, `bulk TCP to ${dst}: ${r.stderr}`);
+      // The server's byte count can stop short of the last in-flight data; what was sent and acknowledged is the whole file.
+      const res = JSON.parse(r.stdout) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
+      assert.ok(res.end.sum_sent.bytes >= 20 * 1024 * 1024, `sent ${res.end.sum_sent.bytes}`);
+      assert.ok(res.end.sum_received.bytes > 0);
+    }
+    assert.equal(await errors(), before, 'TCP/UDP InCsumErrors stayed the same');
+  });
+
+  test('an ICMP port unreachable for a masqueraded UDP flow reaches the pod', async () => {
+    // Nothing listens on 7999 in the internet namespace: the pod's connected UDP socket must see ECONNREFUSED.
+    const r = await run(
+      ['python3', '-c', [
+        'import socket,sys',
+        's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2); s.connect((sys.argv[1],7999))',
+        'try:\n s.send(b"x"); s.recv(10); print("answer")\nexcept ConnectionRefusedError: print("refused")\nexcept socket.timeout: print("timeout")',
+      ].join('\n'), INET_IP],
+      { netns: netnsPath(podNs(pod('a2'))), allowFail: true },
+    );
+    assert.equal(r.stdout.trim(), 'refused', r.stderr);
+  });
+
+  test('replacing the programs under running TCP flows (overlay and masquerade) resets neither', async () => {
+    const flows = [[podNs(pod('b1')), pod('b1').ip, '5401'], [NS.inet, INET_IP, '5402']] as const;
+    for (const [server, , port] of flows) procs.push(startProcess(['iperf3', '-s', '-1', '-p', port], { netns: netnsPath(server) }));
+    await new Promise((res) => setTimeout(res, 300));
+    const clients = flows.map(([, dst, port]) =>
+      run(['iperf3', '-c', dst, '-p', port, '-t', '3', '-J'], { netns: netnsPath(podNs(pod('a1'))), allowFail: true, timeoutMs: 20_000 }),
+    );
+    await new Promise((res) => setTimeout(res, 1000));
+    dps.push(await ensureNodeDataplane(nodeCfg('n1')));
+    dps.push(await ensureNodeDataplane(nodeCfg('n2')));
+    for (const r of await Promise.all(clients)) {
+      assert.equal(r.code, 0, r.stderr || r.stdout.slice(0, 500));
+      const res = JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } };
+      assert.ok(res.end.sum_received.bytes > 0);
+    }
+  });
+
   test('unregisterEndpoint removes the entry; decapsulated traffic for it is dropped and counted', async () => {
     const before = dropCount(PIN.n2, 'DROP_NO_ENDPOINT');
     unregisterEndpoint(PIN.n2, pod('b1').ip, { netns: netnsPath(NS.n2) });
