@@ -15,6 +15,7 @@ import {
   type Cluster,
   type SimNode,
   type SimPod,
+  UNDERLAY_GATEWAY,
 } from '../../src/sim/index.js';
 import { FakeKubeApiServer, makeNode } from '../support/kube-apiserver.js';
 import { DaemonProc, expectedTunnel, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel, BVCNID } from '../support/kube-daemons.js';
@@ -120,7 +121,10 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
     await waitFor('n2 re-set its own address', () => daemons[2]!.logged(/InternalIP changed/).length > 0);
     await waitFor('n2 ready again', () => daemons[2]!.ready());
     // The old address is gone: only the new one can carry the overlay now.
+    // Promotion keeps the new (secondary) address when the old primary goes, as a re-addressed host would.
+    await c.exec(n2, ['sysctl', '-qw', `net.ipv4.conf.${n2.uplink}.promote_secondaries=1`]);
     await c.exec(n2, ['ip', 'addr', 'del', `${n2.ip}/24`, 'dev', n2.uplink]);
+    await c.exec(n2, ['ip', 'route', 'replace', 'default', 'via', UNDERLAY_GATEWAY]);
     for (const [a, b] of [[0, 2], [2, 1]] as const) {
       const r = await ping(pods[a]!.path, pods[b]!.ip, { count: 2, timeoutS: 2 });
       assert.ok(r.ok, `pod n${a} → pod n${b} after the IP change: ${r.stdout}`);
