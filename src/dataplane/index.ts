@@ -5,6 +5,7 @@ export { DEFAULT_PIN_DIR, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, progr
 export { openDataplaneMaps, mapPin, type DataplaneMaps } from './maps.js';
 export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
 export { readDropStats, readStats, type StatsRow } from './stats.js';
+export { listNat, collectNat, monotonicNs, type NatFlow } from './nat.js';
 export {
   ensureNodeDataplane,
   removeNodeDataplane,

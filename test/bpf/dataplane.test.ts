@@ -17,6 +17,9 @@ import {
   openDataplaneMaps,
   readStats,
   defaultObjDir,
+  collectNat,
+  listNat,
+  monotonicNs,
   type ConfigValue,
   type DataplaneMaps,
 } from '../../src/dataplane/index.js';
@@ -289,6 +292,30 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.ok(ports.size <= NAT_MAX - NAT_MIN + 1);
     assert.ok(drops > 0);
     assert.equal(counter('DROP_NAT_NO_PORT'), before + BigInt(drops));
+  });
+
+  test('stale NAT entries are ignored by the programs and collected by collectNat; live ones stay', () => {
+    const stalePort = 61999; // outside the range the programs allocate from: no collision with live flows
+    const old = { created_ns: 1n, last_seen_ns: 1n, to_port: 0, tcp_state: NatTcpState.NONE, flags: 0 };
+    maps.nat.update(
+      { saddr: POD1.ip, daddr: '198.51.100.9', sport: 3000, dport: 53, proto: PROTO.UDP, dir: NatDir.egress },
+      { ...old, to_addr: NODE_IP, to_port: stalePort },
+    );
+    const staleRev = { saddr: '198.51.100.9', daddr: NODE_IP, sport: 53, dport: stalePort, proto: PROTO.UDP, dir: NatDir.ingress };
+    maps.nat.update(staleRev, { ...old, to_addr: POD1.ip, to_port: 3000 });
+    maps.config.update(0, config({ nat_port_max: stalePort }));
+    try {
+      const reply = packet({ src: '198.51.100.9', dst: NODE_IP, proto: PROTO.UDP, sport: 53, dport: stalePort });
+      assert.equal(exec('uplinkIngress', reply).retval, TC_ACT_OK, 'a stale mapping is treated as absent');
+    } finally {
+      maps.config.update(0, config());
+    }
+    const live = listNat(PIN).filter((f) => !f.stale).length;
+    assert.ok(live > 0);
+    assert.equal(listNat(PIN, { podIp: POD1.ip }).filter((f) => f.stale).length, 2);
+    assert.equal(collectNat(PIN, monotonicNs()), 2);
+    assert.equal(maps.nat.lookup(staleRev), undefined);
+    assert.equal(listNat(PIN).length, live, 'live flows survive GC');
   });
 
   test('traffic to outside the cluster passes to the host stack when masquerade is off', () => {
