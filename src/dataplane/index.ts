@@ -2,7 +2,7 @@
 // simulator use to drive the eBPF programs and their pinned maps.
 export * from './abi.js';
 export { DEFAULT_PIN_DIR, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
-export { openDataplaneMaps, mapPin, type DataplaneMaps } from './maps.js';
+export { openDataplaneMaps, readDataplaneConfig, mapPin, type DataplaneMaps } from './maps.js';
 export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
 export { readDropStats, readStats, type StatsRow } from './stats.js';
 export { listNat, collectNat, monotonicNs, type NatFlow } from './nat.js';

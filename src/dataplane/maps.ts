@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { BpfMap } from '../../loader/index.js';
 import {
   MapName,
+  ConfigFlags,
   configKey,
   configValue,
   endpointKey,
@@ -71,5 +72,24 @@ export function openDataplaneMaps(pinDir: string): DataplaneMaps {
   } catch (e) {
     opened.forEach((m) => m.close());
     throw e;
+  }
+}
+
+/**
+ * The node config the daemon wrote (gateway MAC, MTU, CIDRs), or undefined
+ * when the dataplane is absent or not READY: what the plugin needs for ADD.
+ */
+export function readDataplaneConfig(pinDir: string): ConfigValue | undefined {
+  let map: BpfMap<number, ConfigValue>;
+  try {
+    map = openConfigMap(pinDir);
+  } catch {
+    return undefined;
+  }
+  try {
+    const c = map.lookup(0);
+    return c && (c.flags & ConfigFlags.ready) !== 0 ? c : undefined;
+  } finally {
+    map.close();
   }
 }

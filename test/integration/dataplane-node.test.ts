@@ -16,6 +16,7 @@ import {
   removeNodeDataplane,
   unregisterEndpoint,
   openDataplaneMaps,
+  readDataplaneConfig,
   type NodeDataplane,
   type NodeDataplaneConfig,
 } from '../../src/dataplane/index.js';
@@ -176,9 +177,16 @@ describe('node dataplane (two nodes, real kernel)', { timeout: 180_000 }, () => 
     for (const n of created.reverse()) deleteNetnsSync(n);
   });
 
-  test('both nodes report ready', () => {
+  test('both nodes report ready, with the config the plugin reads', () => {
     assert.equal(dataplaneReady(PIN.n1), true);
     assert.equal(dataplaneReady(PIN.n2), true);
+    const c = readDataplaneConfig(PIN.n1);
+    assert.deepEqual(
+      [c?.node_ip, c?.pod_cidr, c?.pod_prefix, c?.bridge_mac, c?.mtu],
+      ['192.0.2.11', '10.244.1.0', 24, dps[0]!.gatewayMac, 1450],
+    );
+    assert.equal(readDataplaneConfig(`/sys/fs/bpf/${P}-absent`), undefined);
+    assert.equal(dataplaneReady(`/sys/fs/bpf/${P}-absent`), false);
   });
 
   test('pod to pod across nodes: ping, TCP and UDP keep the pod source address', async () => {
