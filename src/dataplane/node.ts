@@ -118,6 +118,10 @@ function validate(cfg: NodeDataplaneConfig): Validated {
 }
 
 async function sysctl(netns: string | undefined, key: string, value: string): Promise<void> {
+  // Read first: in the DaemonSet /proc/sys is read-only (unprivileged container), so
+  // values its init container already set must not be written again.
+  const cur = await run(['sysctl', '-n', key], { netns, allowFail: true });
+  if (cur.code === 0 && cur.stdout.trim() === value) return;
   await run(['sysctl', '-q', '-w', `${key}=${value}`], { netns });
 }
 
