@@ -155,9 +155,12 @@ function startDaemon(n: SimNode, kubeconfig: string, log: string): ChildProcess 
   );
 }
 
+// Node itself as the HTTP client: a fresh Debian has no curl.
+const READYZ_CLIENT = `require('node:http').get('http://${HEALTH}/readyz', { timeout: 2000 }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1));`;
+
 async function readyz(n: SimNode): Promise<boolean> {
-  const r = await run(['curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${HEALTH}/readyz`], { netns: n.path, allowFail: true });
-  return r.stdout.trim() === '200';
+  const r = await run([process.execPath, '-e', READYZ_CLIENT], { netns: n.path, allowFail: true, timeoutMs: 5000 });
+  return r.code === 0;
 }
 
 function tunnelEntries(n: SimNode): number {
