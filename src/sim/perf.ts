@@ -104,16 +104,21 @@ export async function rrLatency(netns: string, host: string, port: number, o: { 
 }
 
 // Short connections: connect, read the responder's greeting, close; `conc`
-// loops in parallel for `ms` milliseconds.
+// loops in parallel for `ms` milliseconds. A connection that gets no greeting
+// within `patience` ms counts as failed (a dropped SYN would otherwise stall
+// a loop for the kernel's whole SYN retry schedule).
 const CRR_SOURCE = `
 const net = require('node:net');
-const [host, port, ms, conc] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4])];
+const [host, port, ms, conc, patience] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
 const end = Date.now() + ms; let done = 0, failed = 0, live = conc;
 function loop() {
-  if (Date.now() >= end) { if (--live === 0) process.stdout.write(JSON.stringify({ done, failed, ms })); return; }
+  if (Date.now() >= end) { if (--live === 0) { process.stdout.write(JSON.stringify({ done, failed, ms })); process.exit(0); } return; }
   const s = net.connect({ host, port });
-  s.once('data', () => { done++; s.destroy(); setImmediate(loop); });
-  s.once('error', () => { failed++; s.destroy(); setImmediate(loop); });
+  let settled = false;
+  const settle = (ok) => { if (settled) return; settled = true; clearTimeout(timer); ok ? done++ : failed++; s.destroy(); setImmediate(loop); };
+  const timer = setTimeout(() => settle(false), patience);
+  s.once('data', () => settle(true));
+  s.on('error', () => settle(false));
 }
 for (let k = 0; k < conc; k++) loop();
 `;
@@ -123,10 +128,11 @@ export async function connRate(
   netns: string,
   host: string,
   port: number,
-  o: { ms?: number; concurrency?: number } = {},
+  o: { ms?: number; concurrency?: number; patienceMs?: number } = {},
 ): Promise<{ perSecond: number; failed: number }> {
   const ms = o.ms ?? 2000;
-  const r = await run(['node', '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4)], {
+  const argv = ['node', '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4), String(o.patienceMs ?? 1000)];
+  const r = await run(argv, {
     netns,
     timeoutMs: ms + 30_000,
   });

@@ -51,6 +51,7 @@ interface Row {
   target?: string;
 }
 const rows: Row[] = [];
+const notes: string[] = [];
 
 function record(bench: string, unit: string, res: Map<string, number[]>): void {
   for (const [variant, xs] of res) rows.push({ bench, variant, median: median(xs), unit });
@@ -75,6 +76,7 @@ function printTable(): void {
     ),
   ];
   process.stdout.write(`\n${lines.join('\n')}\n\n(${RUNS} interleaved runs per variant, ${SECONDS} s per iperf3 run)\n`);
+  for (const n of notes) process.stdout.write(`- ${n}\n`);
 }
 
 const clusters: Cluster[] = [];
@@ -131,9 +133,10 @@ try {
 
   // Short connections leave TIME_WAIT behind on the client: let it reuse ports.
   for (const c of clusters) await c.exec(ends(c).client, ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
+  const failed = new Map<string, number>();
   const crr = (c: Cluster) => async () => {
     const r = await connRate(ends(c).client.path, c.internet.ip, RR_PORT, { ms: 2000, concurrency: 4 });
-    if (r.failed > 0) process.stderr.write(`  ${c.dataplane}: ${r.failed} failed connections\n`);
+    failed.set(c.dataplane, (failed.get(c.dataplane) ?? 0) + r.failed);
     return r.perSecond;
   };
   const cr: Variant[] = [];
@@ -141,6 +144,11 @@ try {
   cr.push({ name: 'nft masquerade', run: crr(flannel) });
   const rCr = await interleave('short connections', cr);
   record('pod → internet short connections', 'conn/s', rCr);
+  for (const [dp, n] of failed) notes.push(`short connections, ${dp}: ${n} connections got no answer within 1 s over all runs`);
+  if (bvcni) {
+    const drops = (await loadDataplane()).readDropStats(ends(bvcni).client.node.pinDir).filter((d) => d.packets > 0n);
+    notes.push(`bvcni drops on the client node after the masquerade runs: ${drops.map((d) => `${d.reason}/${d.direction}=${d.packets}`).join(', ') || 'none'}`);
+  }
   ratio('pod → internet short connections', 'bvcni masquerade', 'nft masquerade', '≥ 1.2', rCr);
 
   if (bvcni) {

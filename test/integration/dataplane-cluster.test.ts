@@ -25,6 +25,11 @@ import {
   type SimPod,
 } from '../../src/sim/index.js';
 import { listTc } from '../../loader/index.js';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function dropCount(stats: DropStat[], reason: string): bigint {
   return stats.filter((s) => s.reason === reason || s.reason === `REASON_${reason}`).reduce((a, s) => a + s.packets, 0n);
@@ -99,6 +104,24 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
       assert.equal(seen.peer, p.ip, `${p.name} → ${to.name} must keep the pod address`);
       assert.equal(seen.local, to.ip);
       assert.ok((await ping(p.path, to.ip)).ok, `ping ${p.name} → ${to.name}`);
+    }
+  });
+
+  test('a pod created through the real CNI plugin talks across nodes and to the internet; DEL removes it', async (t) => {
+    if (!existsSync(join(REPO, 'dist/bin/bvcni'))) return t.skip('dist/bin/bvcni not built (make build)');
+    const p = await c.addPod(node(1), 'cni', { via: 'plugin' });
+    let removed = false;
+    try {
+      assert.match(p.ip, /^10\.244\.1\.\d+$/);
+      c.track(await startResponder(p.path));
+      assert.equal((await tcpWhoami(p.path, pod(2, 0).ip)).peer, p.ip);
+      assert.equal((await tcpWhoami(pod(0, 1).path, p.ip)).peer, pod(0, 1).ip);
+      assert.equal((await udpWhoami(p.path, c.internet.ip)).peer, node(1).ip);
+      await c.removePod(p);
+      removed = true;
+      assert.equal((await ping(pod(0, 1).path, p.ip, { count: 1, timeoutS: 1 })).ok, false);
+    } finally {
+      if (!removed) await c.removePod(p).catch(() => undefined);
     }
   });
 
