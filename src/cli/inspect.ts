@@ -161,3 +161,35 @@ export const ProgramNames = {
   overlayEgress: kernelProgName(Programs.overlayEgress.program),
   uplinkIngress: kernelProgName(Programs.uplinkIngress.program),
 } as const;
+
+export type DaemonHealth = { state: 'ready' | 'not-ready' | 'unreachable' | 'unchecked'; detail: string };
+
+// A child node process does the HTTP call: with --netns it must run inside the
+// node's namespace, and a socket only lands there if created there.
+const HEALTH_CLIENT = `
+const http = require('node:http');
+const get = (p) => new Promise((res) => http.get(process.argv[1] + p, { timeout: 2000 }, (r) => {
+  let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => res({ status: r.statusCode, body: b.slice(0, 300) }));
+}).on('error', (e) => res({ error: e.code || e.message })).on('timeout', function () { this.destroy(new Error('timeout')); }));
+Promise.all([get('/healthz'), get('/readyz')]).then((r) => process.stdout.write(JSON.stringify(r)));
+`;
+
+/** bvcnid's /healthz and /readyz at host:port ('none' skips the check). */
+export function daemonHealth(healthAddr: string, netns?: string): DaemonHealth {
+  if (healthAddr === 'none') return { state: 'unchecked', detail: '--health-addr none' };
+  const url = `http://${healthAddr}`;
+  const r = runSync([process.execPath, '-e', HEALTH_CLIENT, url], { netns, allowFail: true, timeoutMs: 10_000 });
+  let res: { status?: number; body?: string; error?: string }[];
+  try {
+    res = JSON.parse(r.stdout) as typeof res;
+  } catch {
+    return { state: 'unreachable', detail: `${url}: ${(r.stderr || r.stdout).trim().slice(0, 200)}` };
+  }
+  const [healthz, readyz] = res;
+  if (healthz?.error || readyz?.error) return { state: 'unreachable', detail: `${url}: ${healthz?.error ?? readyz?.error}` };
+  if (healthz?.status === 200 && readyz?.status === 200) return { state: 'ready', detail: `${url}/readyz 200` };
+  return {
+    state: 'not-ready',
+    detail: `${url}: /healthz ${healthz?.status}, /readyz ${readyz?.status} ${(readyz?.body ?? '').trim().slice(0, 120)}`,
+  };
+}

@@ -4,7 +4,7 @@
 // until --cleanup removes it.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +110,23 @@ describe('make demo', { timeout: 600_000 }, () => {
     const ok = await ping(`/run/netns/${prefix}-n0-p0`, '10.244.2.2', { count: 2 });
     assert.ok(ok.ok, ok.stdout + ok.stderr);
     assert.ok(existsSync(`/sys/fs/bpf/${prefix}-n1/bvcni_tunnel`));
+
+    // The operator's view of the kept cluster: bvcnictl doctor, as printed by the demo, all green
+    // (API reachable and bvcnid ready included), run from inside node 0 as on a real node.
+    const dirs = /--cni-conf-dir (\S+) --cni-bin-dir (\S+)/.exec(r.out);
+    const kc = /API server: +(\S+)/.exec(r.out);
+    assert.ok(dirs && kc, 'the demo prints the doctor command and the kubeconfig');
+    const doc = spawnSync(
+      'nsenter',
+      [`--net=/run/netns/${prefix}-n0`, '--', process.execPath, join(ROOT, 'dist/bin/bvcnictl'), 'doctor', '--json',
+        '--pin-dir', `/sys/fs/bpf/${prefix}-n0`, '--cni-conf-dir', dirs[1]!, '--cni-bin-dir', dirs[2]!, '--kubeconfig', kc[1]!],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    const report = JSON.parse(doc.stdout) as { ok: boolean; checks: { name: string; result: string; detail: string }[] };
+    assert.deepEqual(report.checks.filter((x) => x.result !== 'ok'), [], 'every doctor check passes');
+    for (const name of ['bvcnid ready', 'API server reachable', 'programs attached', 'CNI plugin installed'])
+      assert.ok(report.checks.some((x) => x.name === name), `doctor ran "${name}"`);
+    assert.equal(doc.status, 0);
 
     const clean = await runDemo(['--cleanup', '--prefix', prefix]);
     assert.equal(clean.code, 0, clean.out);

@@ -60,12 +60,19 @@ describe('bvcnictl on a simulated node', () => {
       devices: { role: string; ifname: string; mtu: number }[];
       programs: { ifname: string; direction: string; progId: number; name: string }[];
       maps: { name: string; pinned: boolean; entries?: number; maxEntries: number }[];
+      dataplaneReady: boolean;
+      daemon: { state: string };
       ready: boolean;
     };
     assert.equal(s.node.nodeIp, n0.ip);
     assert.equal(s.node.podCidr, n0.podCidr);
     assert.equal(s.node.mtu, n0.podMtu);
-    assert.equal(s.ready, true);
+    assert.equal(s.dataplaneReady, true);
+    // No bvcnid runs on this simulated node: the dataplane is up, the node is not ready.
+    assert.equal(s.daemon.state, 'unreachable');
+    assert.equal(s.ready, false);
+    const skipped = (await cli(n0, 'status', '--health-addr', 'none', '--json')).json() as typeof s;
+    assert.equal(skipped.ready, true);
     assert.deepEqual(
       s.devices.map((d) => [d.role, d.ifname]),
       [
@@ -221,7 +228,7 @@ describe('bvcnictl on a simulated node', () => {
   });
 
   test('doctor: all green on a healthy node', async () => {
-    const r = await cli(n0, 'doctor', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir, '--json');
+    const r = await cli(n0, 'doctor', '--health-addr', 'none', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir, '--json');
     const j = r.json() as { ok: boolean; checks: { name: string; result: string; detail: string }[] };
     assert.equal(r.code, 0, JSON.stringify(j.checks.filter((x) => x.result === 'fail')));
     assert.equal(j.ok, true);
@@ -229,6 +236,14 @@ describe('bvcnictl on a simulated node', () => {
     for (const want of ['bpffs mounted', 'programs attached', 'MTU consistent', 'IPv4 forwarding on', 'CNI conflist valid', 'CNI plugin installed', 'API server reachable'])
       assert.ok(names.includes(want), want);
     assert.equal(j.checks.find((x) => x.name === 'API server reachable')!.result, 'skip');
+  });
+
+  test('doctor: no bvcnid answering on its health address fails, with where to look', async () => {
+    const r = await cli(n0, 'doctor', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir, '--json');
+    assert.equal(r.code, 1);
+    const failed = (r.json() as { checks: { name: string; result: string; fix?: string }[] }).checks.filter((x) => x.result === 'fail');
+    assert.deepEqual(failed.map((x) => x.name), ['bvcnid ready']);
+    assert.match(failed[0]!.fix ?? '', /not running here/);
   });
 
   // Each breakage alone: the right check fails, with a fix; undone afterwards.
@@ -285,20 +300,20 @@ describe('bvcnictl on a simulated node', () => {
     test(`doctor: ${b.name} → "${b.check}" fails with its fix`, async () => {
       await b.breakIt();
       try {
-        const r = await cli(n0, 'doctor', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir, '--json');
+        const r = await cli(n0, 'doctor', '--health-addr', 'none', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir, '--json');
         assert.equal(r.code, 1);
         const j = r.json() as { ok: boolean; checks: { name: string; result: string; fix?: string }[] };
         assert.equal(j.ok, false);
         const failed = j.checks.filter((x) => x.result === 'fail');
         assert.deepEqual(failed.map((x) => x.name), [b.check], 'only the broken check fails');
         assert.match(failed[0]!.fix ?? '', b.fix);
-        const human = await cli(n0, 'doctor', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir);
+        const human = await cli(n0, 'doctor', '--health-addr', 'none', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir);
         assert.match(human.out, new RegExp(`^${b.check} +FAIL `, 'm'));
         assert.match(human.out, /^ +fix: /m);
       } finally {
         await b.undo();
       }
-      const again = await cli(n0, 'doctor', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir);
+      const again = await cli(n0, 'doctor', '--health-addr', 'none', '--cni-conf-dir', n0.confDir, '--cni-bin-dir', n0.binDir);
       assert.equal(again.code, 0, `repaired: ${again.out}`);
     });
   }

@@ -12,6 +12,7 @@ import type { ConfigValue } from '../../dataplane/abi.js';
 import {
   ProgramNames,
   configReady,
+  daemonHealth,
   hooksOf,
   isBpffs,
   isOurFilter,
@@ -41,6 +42,7 @@ interface Probe {
   confDir: string;
   binDir: string;
   kubeconfig?: string;
+  healthAddr: string;
   /** API reachability is async; everything else is a plain read. */
   apiCheck?: (kubeconfig: string | undefined) => Promise<Check>;
 }
@@ -218,6 +220,22 @@ export async function runChecks(p: Probe): Promise<Check[]> {
       : { name: 'IPv4 forwarding on', result: 'fail', detail: `net.ipv4.ip_forward = ${fwd ?? '?'}`, fix: 'sysctl -w net.ipv4.ip_forward=1' },
   );
 
+  const health = daemonHealth(p.healthAddr, p.netns);
+  add(
+    health.state === 'ready'
+      ? { name: 'bvcnid ready', result: 'ok', detail: health.detail }
+      : health.state === 'unchecked'
+        ? { name: 'bvcnid ready', result: 'skip', detail: health.detail }
+        : {
+            name: 'bvcnid ready',
+            result: 'fail',
+            detail: health.detail,
+            fix:
+              health.state === 'unreachable'
+                ? 'bvcnid is not running here (or listens elsewhere: --health-addr): kubectl -n kube-system get pods -l app.kubernetes.io/name=bvcni -o wide'
+                : 'bvcnid runs but is not ready: its log says why (kubectl -n kube-system logs -l app.kubernetes.io/name=bvcni)',
+          },
+  );
   add(conflistCheck(p.confDir, p.pinDir, config));
   add(pluginCheck(p.binDir));
   add(await (p.apiCheck ?? apiReachable)(p.kubeconfig));
@@ -287,6 +305,7 @@ export function makeDoctorCommand(apiCheck?: Probe['apiCheck']): CommandSpec {
       { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: '/etc/cni/net.d' },
       { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: '/opt/cni/bin' },
       { flags: '--kubeconfig <path>', description: 'check the API server through this kubeconfig (default: in-cluster when in a pod)' },
+      { flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: '127.0.0.1:9099' },
     ],
     async run(opts: OptionValues) {
       const checks = await runChecks({
@@ -295,6 +314,7 @@ export function makeDoctorCommand(apiCheck?: Probe['apiCheck']): CommandSpec {
         confDir: String(opts.cniConfDir),
         binDir: String(opts.cniBinDir),
         kubeconfig: opts.kubeconfig as string | undefined,
+        healthAddr: String(opts.healthAddr),
         apiCheck,
       });
       const failed = checks.filter((c) => c.result === 'fail');

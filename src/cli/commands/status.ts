@@ -1,12 +1,13 @@
 // bvcnictl status: what this node runs — its identity, devices, attached
 // programs, map sizes and readiness.
-import { configReady, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
+import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
 import { formatPairs, formatTable } from '../table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
 
 export const status: CommandSpec = {
   name: 'status',
   description: 'node, podCIDR, devices, attached programs, map sizes, readiness',
+  options: [{ flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: '127.0.0.1:9099' }],
   async run(opts) {
     const config = readConfig(opts.pinDir);
     const links = listLinks(opts.netns);
@@ -27,7 +28,9 @@ export const status: CommandSpec = {
       ),
     );
     const maps = summarizeMaps(opts.pinDir);
-    const ready = configReady(config) && programs.length > 0 && maps.every((m) => m.pinned && !m.error);
+    const daemon = daemonHealth(String(opts.healthAddr), opts.netns);
+    const dataplaneReady = configReady(config) && programs.length > 0 && maps.every((m) => m.pinned && !m.error);
+    const ready = dataplaneReady && (daemon.state === 'ready' || daemon.state === 'unchecked');
 
     const report = {
       node: config
@@ -50,6 +53,8 @@ export const status: CommandSpec = {
       })),
       programs,
       maps,
+      dataplaneReady,
+      daemon,
       ready,
       pinDir: opts.pinDir,
       netns: opts.netns ?? null,
@@ -64,6 +69,8 @@ export const status: CommandSpec = {
       ['VNI', report.node ? String(report.node.vni) : '-'],
       ['NAT ports', report.node?.natPorts ?? '-'],
       ['pin dir', opts.pinDir],
+      ['dataplane', dataplaneReady ? 'ready' : 'NOT READY'],
+      ['bvcnid', `${daemon.state} (${daemon.detail})`],
       ['ready', ready ? 'yes' : 'NO (run bvcnictl doctor)'],
     ]);
     out += '\nDevices\n';
