@@ -12,6 +12,7 @@ import { computeDesired, type ParsedNode, type Skipped } from './desired.js';
 import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from './dataplane.js';
 import { NodeInformer, type NodeApi } from './informer.js';
 import { installPlugin, writeConflist } from './install.js';
+import type { NodeLike } from './desired.js';
 import { describeApiError, type ConditionPatcher } from './kube.js';
 import type { DaemonMetrics } from './metrics.js';
 import { TunnelReconciler } from './reconcile.js';
@@ -36,6 +37,8 @@ export interface DaemonConfig {
 export interface DaemonDeps {
   log: Logger;
   api: NodeApi;
+  /** GET of one Node; undefined when it does not exist. */
+  getNode(name: string): Promise<NodeLike | undefined>;
   patcher: ConditionPatcher;
   dataplane: DataplaneDriver;
   metrics: DaemonMetrics;
@@ -100,8 +103,8 @@ export class Daemon {
 
   start(): void {
     this.log.info({ config: this.cfg }, 'bvcnid starting');
-    this.informer.start();
     this.phase = 'waiting-for-podcidr';
+    void this.waitForSelf();
   }
 
   get state(): Phase {
@@ -122,11 +125,6 @@ export class Daemon {
   }
 
   private changed(): void {
-    if (this.phase === 'stopping') return;
-    if (this.phase === 'waiting-for-podcidr') {
-      this.trySetup();
-      return;
-    }
     if (this.phase !== 'running' || this.reconcileQueued) return;
     // Coalesce: a list of 5,000 Nodes or a burst of watch events is one reconcile.
     this.reconcileQueued = true;
@@ -136,24 +134,42 @@ export class Daemon {
     });
   }
 
-  private trySetup(): void {
-    if (this.informer.listGeneration === 0) return;
-    const d = computeDesired([...this.informer.list()].filter((n) => n.metadata?.name === this.cfg.nodeName), this.cfg.nodeName, this.clusterCidr);
-    if (!d.self) {
-      const now = this.clock.now();
-      if (now - this.waitingLoggedAt > 30_000) {
-        this.waitingLoggedAt = now;
-        const seen = this.informer.get(this.cfg.nodeName) !== undefined;
-        this.log.info(
-          { node: this.cfg.nodeName, problem: seen ? d.selfProblem : 'Node object not found' },
-          seen ? 'waiting for this node to have a podCIDR and an InternalIP' : 'waiting for this node\'s Node object',
-        );
+  /**
+   * This node's own Node first, by a plain GET: the dataplane is set up from
+   * it before the (possibly large) list of every Node starts, so the first
+   * sync only has to fill the tunnel map.
+   */
+  private async waitForSelf(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
+    while (this.phase === 'waiting-for-podcidr') {
+      let delay = 2000;
+      try {
+        const n = await this.deps.getNode(this.cfg.nodeName);
+        if (this.phase !== 'waiting-for-podcidr') return;
+        backoff.reset();
+        const d = n ? computeDesired([n], this.cfg.nodeName, this.clusterCidr) : undefined;
+        if (d?.self) {
+          this.self = d.self;
+          this.phase = 'setting-up';
+          await this.setup();
+          return;
+        }
+        const now = this.clock.now();
+        if (now - this.waitingLoggedAt > 30_000) {
+          this.waitingLoggedAt = now;
+          this.log.info(
+            { node: this.cfg.nodeName, problem: n ? d?.selfProblem : 'Node object not found' },
+            n ? 'waiting for this node to have a podCIDR and an InternalIP' : "waiting for this node's Node object",
+          );
+        }
+      } catch (e) {
+        const { code, message } = describeApiError(e);
+        this.deps.metrics.apiErrors.inc({ op: 'get_node', code });
+        delay = backoff.next();
+        this.log.warn({ code, err: message, retryInMs: delay }, "cannot read this node's Node object; retrying");
       }
-      return;
+      await new Promise<void>((r) => this.after(delay, r));
     }
-    this.self = d.self;
-    this.phase = 'setting-up';
-    void this.setup();
   }
 
   private dataplaneConfig(): NodeDataplaneConfig {
@@ -181,24 +197,16 @@ export class Daemon {
       this.reconciler = new TunnelReconciler(this.dp.tunnel);
       const adopted = this.reconciler.adopt();
       if (this.phase !== 'setting-up') return; // stopped meanwhile
-      this.phase = 'running';
-      // The tunnel map must be right before pods can be created: reconcile first.
-      this.reconcile();
       const inst = installPlugin(this.cfg.plugin, this.cfg.cniBinDir);
-      const conf = writeConflist(this.cfg.cniConfDir, {
-        podCidr: dpCfg.podCidr,
-        bridge: this.cfg.bridge,
-        mtu: this.dp.mtu,
-        dataDir: this.cfg.stateDir,
-        pinDir: this.cfg.pinDir,
-      });
-      this.conflistWritten = true;
+      this.phase = 'running';
       this.log.info(
-        { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst.binary, pluginChanged: inst.changed, conflist: conf.path, ms: Math.round(performance.now() - t0) },
-        'dataplane ready, plugin installed, conflist written',
+        { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst.binary, ms: Math.round(performance.now() - t0) },
+        'dataplane attached, plugin installed',
       );
       this.setupBackoff.reset();
-      void this.setCondition();
+      // The list (first start) or the cache (a re-setup) decides the tunnel map; the conflist follows the first reconcile.
+      this.informer.start();
+      if (this.informer.listGeneration > 0) this.changed();
     } catch (e) {
       this.dp?.close();
       this.dp = undefined;
@@ -207,8 +215,23 @@ export class Daemon {
       this.phase = 'waiting-for-podcidr';
       const delay = this.setupBackoff.next();
       this.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, 'dataplane setup failed; retrying');
-      this.after(delay, () => this.trySetup());
+      this.after(delay, () => void this.waitForSelf());
     }
+  }
+
+  /** Once the tunnel map reflects a full list: the conflist makes the node Ready, then the Node condition. */
+  private finishStartup(): void {
+    if (this.conflistWritten || !this.dp || !this.self) return;
+    const conf = writeConflist(this.cfg.cniConfDir, {
+      podCidr: cidrKey(this.self.podCidr),
+      bridge: this.cfg.bridge,
+      mtu: this.dp.mtu,
+      dataDir: this.cfg.stateDir,
+      pinDir: this.cfg.pinDir,
+    });
+    this.conflistWritten = true;
+    this.log.info({ conflist: conf.path, changed: conf.changed, entries: this.reconciler?.size ?? 0 }, 'dataplane ready, tunnel map synced, conflist written');
+    void this.setCondition();
   }
 
   private async setCondition(): Promise<void> {
@@ -236,7 +259,8 @@ export class Daemon {
 
   /** Computes the desired map from the cache and writes the difference. Synchronous: map writes are. */
   reconcile(): void {
-    if (this.phase !== 'running' || !this.reconciler) return;
+    // Never before the first list: an empty cache would wipe the adopted map.
+    if (this.phase !== 'running' || !this.reconciler || this.informer.listGeneration === 0) return;
     const generation = this.informer.listGeneration;
     const t0 = performance.now();
     const desired = computeDesired(this.informer.list(), this.cfg.nodeName, this.clusterCidr);
@@ -254,9 +278,14 @@ export class Daemon {
       if (r.updated) this.deps.metrics.reconcileChanges.inc({ op: 'update' }, r.updated);
       if (r.removed) this.deps.metrics.reconcileChanges.inc({ op: 'remove' }, r.removed);
       this.reconciledGeneration = generation;
+      if (generation > 0) this.finishStartup();
       if (r.added || r.updated || r.removed) {
         this.lastChangeAt = Date.now();
-        this.log.info({ ...r, nodes: desired.nodes.length, ms: +(secs * 1000).toFixed(2) }, 'tunnel map reconciled');
+        const mem = process.memoryUsage();
+        this.log.info(
+          { ...r, nodes: desired.nodes.length, ms: +(secs * 1000).toFixed(2), rssMiB: Math.round(mem.rss / 1048576), heapMiB: Math.round(mem.heapUsed / 1048576) },
+          'tunnel map reconciled',
+        );
       } else this.log.debug({ ...r, ms: +(secs * 1000).toFixed(2) }, 'tunnel map already in sync');
     } catch (e) {
       const delay = this.setupBackoff.next();

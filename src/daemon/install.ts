@@ -79,14 +79,14 @@ export function installPlugin(source: string, binDir: string): { binary: string;
     changed = true;
   }
   const binary = join(binDir, PLUGIN_NAME);
-  const data = readFileSync(source);
-  if (!existsSync(binary) || !readFileSync(binary).equals(data)) {
-    const tmp = tmpName(binary);
-    copyFileSync(source, tmp);
-    chmodSync(tmp, 0o755);
-    renameSync(tmp, binary);
-    changed = true;
-  }
+  // Always replaced (an upgrade or a rollback may keep size and age): the copy
+  // runs in the kernel (copy_file_range), never through the JS heap, and the
+  // rename makes it atomic for a concurrent ADD.
+  const tmp = tmpName(binary);
+  copyFileSync(source, tmp);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, binary);
+  changed = true;
   return { binary, dir, changed };
 }
 

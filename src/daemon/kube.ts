@@ -28,23 +28,62 @@ function watchTimeoutSeconds(): number {
   return 300 + Math.floor(Math.random() * 300);
 }
 
+const LIST_PAGE = 500;
+
 export function nodeApi(kc: KubeConfig): NodeApi {
   const core = kc.makeApiClient(CoreV1Api);
   const watcher = new Watch(kc);
   return {
     async list(): Promise<NodeListResult> {
-      const l = await core.listNode();
-      return { items: l.items as NodeLike[], resourceVersion: l.metadata?.resourceVersion ?? '' };
+      // Paged, so the full objects of a large cluster never sit in memory at once
+      // (only their slim copies do). An expired continue token is a 410: the
+      // informer relists from scratch.
+      const items: NodeLike[] = [];
+      let cont: string | undefined;
+      let resourceVersion = '';
+      do {
+        const page = await core.listNode({ limit: LIST_PAGE, _continue: cont });
+        for (const n of page.items) items.push(slimNode(n));
+        resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+        cont = page.metadata?._continue || undefined;
+      } while (cont);
+      return { items, resourceVersion };
     },
     async watch(resourceVersion, onEvent, onDone): Promise<WatchHandle> {
       const ctl = await watcher.watch(
         '/api/v1/nodes',
         { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() },
-        (type: string, obj: unknown) => onEvent(type, obj),
+        (type: string, obj: unknown) => onEvent(type, type === 'ERROR' ? obj : slimNode(obj as NodeLike)),
         (err: unknown) => onDone(err),
       );
       return { abort: () => ctl.abort() };
     },
+  };
+}
+
+/** GET one Node; undefined when it does not exist (404). */
+export function nodeGetter(kc: KubeConfig): (name: string) => Promise<NodeLike | undefined> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (name) => {
+    try {
+      return slimNode(await core.readNode({ name }));
+    } catch (e) {
+      if ((e as { code?: unknown }).code === 404) return undefined;
+      throw e;
+    }
+  };
+}
+
+/**
+ * Only the fields the daemon reads: a 5,000-node cluster's Node objects
+ * (images, conditions, managedFields) would otherwise dominate its memory.
+ */
+export function slimNode(n: NodeLike): NodeLike {
+  const m = n.metadata;
+  return {
+    metadata: { name: m?.name, resourceVersion: m?.resourceVersion, creationTimestamp: m?.creationTimestamp },
+    spec: { podCIDR: n.spec?.podCIDR, podCIDRs: n.spec?.podCIDRs },
+    status: { addresses: n.status?.addresses?.map((a) => ({ type: a.type, address: a.address })) },
   };
 }
 

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { Daemon, type DaemonConfig } from './daemon.js';
 import { kernelDataplane } from './dataplane.js';
 import { removeInstalled } from './install.js';
-import { conditionPatcher, loadKubeConfig, nodeApi } from './kube.js';
+import { conditionPatcher, loadKubeConfig, nodeApi, nodeGetter } from './kube.js';
 import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
 import { cidrOrThrow } from './cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -144,7 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const metrics = new DaemonMetrics();
-  const daemon = new Daemon(cfg, { log, api: nodeApi(kc), patcher: conditionPatcher(kc), dataplane: kernelDataplane, metrics });
+  const daemon = new Daemon(cfg, { log, api: nodeApi(kc), getNode: nodeGetter(kc), patcher: conditionPatcher(kc), dataplane: kernelDataplane, metrics });
   const server = await startHealthServer(flags.healthAddr, daemon, metrics);
   daemon.start();
 

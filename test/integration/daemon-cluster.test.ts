@@ -172,7 +172,7 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
     assert.ok(res.bytes > 0);
     assert.ok(Math.min(...res.intervals.slice(1)) > 0, `no stalled second: ${res.intervals.map((x) => x.toFixed(2)).join(' ')}`);
     assert.deepEqual(tunnelDump(node(0)), before);
-    const restartLog = daemons[0]!.logged(/dataplane ready/).at(-1)!;
+    const restartLog = daemons[0]!.logged(/dataplane attached/).at(-1)!;
     assert.equal(restartLog.adoptedEntries, before.length, 'the restart adopted the pinned entries');
     assert.equal(daemons[0]!.logged(/tunnel map reconciled/).filter((l) => (l.time as string) > (restartLog.time as string)).length, 0, 'no write after the restart');
   });

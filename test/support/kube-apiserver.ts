@@ -60,12 +60,15 @@ export interface RequestRecord {
   url: string;
   contentType?: string;
   status: number;
+  /** Date.now() when the request arrived. */
+  at: number;
 }
 
 /** Runs fn with the calling thread inside the network namespace at path (synchronously). */
 export type NetnsRunner = <T>(path: string, fn: () => T) => T;
 
 const clone = <T>(v: T): T => structuredClone(v);
+const arrivedAt = new WeakMap<IncomingMessage, number>();
 
 export class FakeKubeApiServer {
   private readonly nodes = new Map<string, V1Node>();
@@ -318,6 +321,7 @@ export class FakeKubeApiServer {
       url: req.url ?? '',
       contentType: req.headers['content-type'],
       status,
+      at: arrivedAt.get(req) ?? Date.now(),
     });
     if (this.requests.length > 100_000) this.requests.splice(0, 50_000);
   }
@@ -331,6 +335,7 @@ export class FakeKubeApiServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    arrivedAt.set(req, Date.now());
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     const parts = url.pathname.split('/').filter(Boolean);

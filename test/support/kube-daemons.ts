@@ -45,6 +45,7 @@ export class DaemonProc {
     const n = this.node;
     return [
       process.execPath,
+      ...(process.env.BVK_NODE_FLAGS ? process.env.BVK_NODE_FLAGS.split(' ') : []),
       BVCNID,
       '--node-name', n.name,
       '--kubeconfig', this.kubeconfig,

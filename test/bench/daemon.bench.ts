@@ -1,0 +1,211 @@
+// bvcnid benchmarks (issue 5), with the real daemon binary in simulated node
+// namespaces and the fake API server in the underlay:
+//  1. convergence: a Node event at the API server → the tunnel entry visible
+//     (or gone) in every daemon's pinned map; p50/p99 over 200 events;
+//  2. scale: initial sync of 5,000 Nodes (list request at the API server → all
+//     10,000 entries in the map) and the daemon's RSS, interleaved (A B A B…)
+//     with programming the same 5,000 nodes flannel's way (neighbour + onlink
+//     route through `ip -batch`, FDB through `bridge -batch`) in a namespace.
+// The 5,000 remote node addresses come from 198.18.0.0/15 (RFC 2544, for
+// benchmarks); nothing is ever routed to them, they are only map values.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../../src/common/exec.js';
+import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
+import { openDataplaneMaps } from '../../src/dataplane/index.js';
+import { createCluster, uniquePrefix, type Cluster } from '../../src/sim/index.js';
+import { makeNode, type FakeKubeApiServer } from '../support/kube-apiserver.js';
+import { DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
+import { sleep, waitFor } from '../support/kube-util.js';
+import { median, percentile, printTable } from './stats.js';
+
+const EVENTS = Number(process.env.BVK_EVENTS ?? 200);
+const SCALE = Number(process.env.BVK_SCALE ?? 5000);
+const ROUNDS = Number(process.env.BVK_ROUNDS ?? 3);
+
+function remote(i: number): { name: string; podCidr: string; ip: string; mac: string } {
+  // 10.1.0.0/24 … 10.20.x.0/24: inside the bench's cluster CIDR 10.0.0.0/8, clear of the simulated nodes' 10.244/16.
+  const podCidr = `10.${1 + (i >> 8)}.${i & 255}.0/24`;
+  const ip = intToIpv4(ipv4ToInt('198.18.0.0') + i + 1);
+  const mac = `0a:58:${[(i >> 16) & 255, (i >> 8) & 255, i & 255, 1].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  return { name: `bvk-r${i}`, podCidr, ip, mac };
+}
+
+const fmt = (ms: number): string => ms.toFixed(1);
+
+async function convergence(): Promise<void> {
+  const c = await createCluster({ prefix: uniquePrefix('bvk'), nodes: 3, dataplane: 'none' });
+  let api: FakeKubeApiServer | undefined;
+  const daemons: DaemonProc[] = [];
+  try {
+    const started = await startApiInUnderlay(c);
+    api = started.api;
+    for (const n of c.nodes) api.addNode(nodeObject(n));
+    for (const n of c.nodes) daemons.push(new DaemonProc(c, n, started.kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8']));
+    daemons.forEach((d) => d.start());
+    for (const d of daemons) await waitFor(`${d.node.name} ready`, () => d.ready(), 30_000);
+    const maps = c.nodes.map((n) => openDataplaneMaps(n.pinDir));
+    const lat: { add: number[]; del: number[] } = { add: [], del: [] };
+    try {
+      for (let e = 0; e < EVENTS; e++) {
+        const r = remote(e >> 1);
+        const [addr, len] = r.podCidr.split('/');
+        const key = { prefixlen: Number(len), addr: addr! };
+        const adding = e % 2 === 0;
+        const t0 = performance.now();
+        if (adding) api.addNode(makeNode(r.name, { podCIDR: r.podCidr, internalIP: r.ip }));
+        else api.deleteNode(r.name);
+        const pending = new Set(maps.map((_, i) => i));
+        for (;;) {
+          for (const i of [...pending]) if ((maps[i]!.tunnel.lookup(key) !== undefined) === adding) pending.delete(i);
+          if (pending.size === 0) break;
+          if (performance.now() - t0 > 10_000) throw new Error(`event ${e} not converged after 10 s on ${[...pending]}`);
+          await new Promise((res) => setTimeout(res, 0.5));
+        }
+        (adding ? lat.add : lat.del).push(performance.now() - t0);
+        await sleep(5); // events spaced so each is measured on its own
+      }
+    } finally {
+      maps.forEach((m) => m.close());
+    }
+    const all = [...lat.add, ...lat.del];
+    printTable(
+      `Convergence: Node event at the API server → tunnel map of all 3 daemons (${EVENTS} events)`,
+      ['events', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'target'],
+      [
+        ['add', fmt(median(lat.add)), fmt(percentile(lat.add, 90)), fmt(percentile(lat.add, 99)), fmt(Math.max(...lat.add)), ''],
+        ['delete', fmt(median(lat.del)), fmt(percentile(lat.del, 90)), fmt(percentile(lat.del, 99)), fmt(Math.max(...lat.del)), ''],
+        ['all', fmt(median(all)), fmt(percentile(all, 90)), fmt(percentile(all, 99)), fmt(Math.max(...all)), `p99 ≤ 200 ms: ${percentile(all, 99) <= 200 ? 'met' : 'NOT met'}`],
+      ],
+    );
+  } finally {
+    for (const d of daemons) if (d.running) await d.kill('SIGKILL');
+    await api?.close();
+    await c.destroy();
+  }
+}
+
+function rssMiB(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number): Promise<{ ms: number; reconcileMs: number; rss: number; hwm: number }> {
+  const n = c.nodes[0]!;
+  const d = new DaemonProc(c, n, kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8']);
+  // A fresh node each round: no dataplane, no pins (what a first start sees).
+  await run([...d.args(), '--uninstall'], { netns: n.path, allowFail: true });
+  const listsBefore = api.requests.filter((r) => r.verb === 'list').length;
+  d.start();
+  try {
+    const last = remote(SCALE - 1);
+    const [addr, len] = last.podCidr.split('/');
+    await waitFor('pins', () => {
+      try {
+        openDataplaneMaps(n.pinDir).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 30_000, 2);
+    const maps = openDataplaneMaps(n.pinDir);
+    let doneAt = 0;
+    try {
+      await waitFor('last entry', () => {
+        if (maps.tunnel.lookup({ prefixlen: Number(len), addr: addr! }) === undefined) return false;
+        doneAt = Date.now();
+        return true;
+      }, 60_000, 2);
+      let count = 0;
+      for (const _ of maps.tunnel.keys()) count++;
+      if (count !== SCALE * 2) throw new Error(`round ${round}: ${count} entries, want ${SCALE * 2}`);
+    } finally {
+      maps.close();
+    }
+    const list = api.requests.filter((r) => r.verb === 'list')[listsBefore];
+    if (!list) throw new Error('no list request seen');
+    await sleep(300);
+    const rec = d.logged(/tunnel map reconciled/)[0];
+    if (process.env.BVK_DEBUG) for (const l of d.logs) if (!l.libbpf) console.log(l.time, l.msg, l.ms ?? '', l.rssMiB ?? '', l.heapMiB ?? '');
+    if (process.env.BVK_DEBUG) console.log('list at', new Date(list.at).toISOString(), 'done at', new Date(doneAt).toISOString());
+    const mem = rssMiB(d.child!.pid!);
+    return { ms: doneAt - list.at, reconcileMs: Number(rec?.ms ?? NaN), ...mem };
+  } finally {
+    await d.kill('SIGKILL');
+  }
+}
+
+async function flannelProgram(c: Cluster, round: number): Promise<number> {
+  const ns = await c.addNetns(`fl${round}`);
+  await run(['ip', 'link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', '192.0.2.99', 'dstport', '4789', 'nolearning'], { netns: ns.path });
+  await run(['ip', 'link', 'set', 'flannel.1', 'up'], { netns: ns.path });
+  const ipBatch: string[] = [];
+  const fdbBatch: string[] = [];
+  for (let i = 0; i < SCALE; i++) {
+    const r = remote(i);
+    const vtep = r.podCidr.split('/')[0]!;
+    ipBatch.push(`neigh replace ${vtep} lladdr ${r.mac} dev flannel.1 nud permanent`);
+    ipBatch.push(`route replace ${r.podCidr} via ${vtep} dev flannel.1 onlink`);
+    fdbBatch.push(`fdb replace ${r.mac} dev flannel.1 dst ${r.ip} self permanent`);
+  }
+  const ipFile = join(c.dir, `ip-batch-${round}`);
+  const fdbFile = join(c.dir, `fdb-batch-${round}`);
+  writeFileSync(ipFile, ipBatch.join('\n') + '\n');
+  writeFileSync(fdbFile, fdbBatch.join('\n') + '\n');
+  const t0 = performance.now();
+  await run(['ip', '-batch', ipFile], { netns: ns.path });
+  await run(['bridge', '-batch', fdbFile], { netns: ns.path });
+  const ms = performance.now() - t0;
+  const routes = await run(['ip', '-4', 'route', 'show', 'dev', 'flannel.1'], { netns: ns.path });
+  const nRoutes = routes.stdout.split('\n').filter(Boolean).length;
+  if (nRoutes !== SCALE) throw new Error(`flannel round ${round}: ${nRoutes} routes, want ${SCALE}`);
+  await run(['ip', 'netns', 'del', ns.name]);
+  return ms;
+}
+
+async function scale(): Promise<void> {
+  const c = await createCluster({ prefix: uniquePrefix('bvk'), nodes: 1, dataplane: 'none' });
+  let api: FakeKubeApiServer | undefined;
+  try {
+    const started = await startApiInUnderlay(c);
+    api = started.api;
+    api.addNode(nodeObject(c.nodes[0]!));
+    for (let i = 0; i < SCALE; i++) {
+      const r = remote(i);
+      api.addNode(makeNode(r.name, { podCIDR: r.podCidr, internalIP: r.ip }));
+    }
+    const dms: number[] = [];
+    const rec: number[] = [];
+    const rss: number[] = [];
+    const hwm: number[] = [];
+    const fms: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const d = await daemonSync(c, api, started.kubeconfig, round);
+      dms.push(d.ms);
+      rec.push(d.reconcileMs);
+      rss.push(d.rss);
+      hwm.push(d.hwm);
+      fms.push(await flannelProgram(c, round));
+      console.log(`round ${round}: bvcnid sync ${fmt(d.ms)} ms (reconcile ${fmt(d.reconcileMs)} ms, RSS ${d.rss.toFixed(0)} MiB, peak ${d.hwm.toFixed(0)} MiB); flannel-style ip/bridge -batch ${fmt(fms.at(-1)!)} ms`);
+    }
+    const ratio = median(dms) / median(fms);
+    printTable(
+      `Scale: initial sync of ${SCALE} Nodes (${ROUNDS} interleaved rounds, medians)`,
+      ['variant', 'time ms', 'detail', 'target'],
+      [
+        ['bvcnid: list request → all entries in the map', fmt(median(dms)), `reconcile alone ${fmt(median(rec))} ms`, `≤ 1000 ms: ${median(dms) <= 1000 ? 'met' : 'NOT met'}`],
+        ['bvcnid RSS after sync', `${median(rss).toFixed(0)} MiB`, `peak ${median(hwm).toFixed(0)} MiB`, `≤ 100 MiB: ${median(hwm) <= 100 ? 'met' : 'NOT met'}`],
+        ['flannel-style (neigh + route + fdb via -batch)', fmt(median(fms)), `${SCALE * 3} kernel entries`, 'baseline'],
+        ['ratio bvcnid / flannel', ratio.toFixed(2) + '×', '', `≤ 0.5×: ${ratio <= 0.5 ? 'met' : 'NOT met'}`],
+      ],
+    );
+  } finally {
+    await api?.close();
+    await c.destroy();
+  }
+}
+
+const which = process.argv[2];
+if (!which || which === 'convergence') await convergence();
+if (!which || which === 'scale') await scale();
