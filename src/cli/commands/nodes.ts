@@ -24,11 +24,12 @@ export interface NodeRow {
 }
 
 /** Nodes from the API server; separate so tests can hand in Node objects. */
-export async function listApiNodes(kubeconfig: string): Promise<NodeLike[]> {
+export async function listApiNodes(kubeconfig: string | undefined): Promise<NodeLike[]> {
+  const via = kubeconfig ?? 'the in-cluster service account';
   try {
     return (await nodeApi(loadKubeConfig(kubeconfig)).list()).items;
   } catch (e) {
-    throw new CliError(`cannot list Nodes through ${kubeconfig}: ${(e as Error).message}`, 'check the kubeconfig and that the API server is reachable');
+    throw new CliError(`cannot list Nodes through ${via}: ${(e as Error).message}`, 'check the kubeconfig and that the API server is reachable');
   }
 }
 
@@ -71,12 +72,13 @@ function selfName(given: string | undefined, nodes: NodeLike[], nodeIp: string |
   return byIp?.metadata?.name ?? hostname();
 }
 
-export function makeNodesCommand(fetchNodes: (kubeconfig: string) => Promise<NodeLike[]> = listApiNodes): CommandSpec {
+export function makeNodesCommand(fetchNodes: (kubeconfig: string | undefined) => Promise<NodeLike[]> = listApiNodes): CommandSpec {
   return {
     name: 'nodes',
     description: 'the tunnel map decoded; with --kubeconfig, marked where it disagrees with the API',
     options: [
-      { flags: '--kubeconfig <path>', description: 'compare with the Node objects from this API server' },
+      { flags: '--kubeconfig <path>', description: 'compare with the Node objects from this API server (in a pod: the in-cluster one by default)' },
+      { flags: '--no-api', description: 'do not compare with the API, even in a pod' },
       { flags: '--node-name <name>', description: 'this node (default: NODE_NAME, or the Node owning the node IP)' },
     ],
     async run(opts) {
@@ -90,9 +92,11 @@ export function makeNodesCommand(fetchNodes: (kubeconfig: string) => Promise<Nod
       }
       let desired: DesiredState | undefined;
       let self: string | undefined;
-      if (typeof opts.kubeconfig === 'string') {
+      // commander's --no-api sets api=false; in a pod the service account is there to use.
+      const compare = opts.api !== false && (typeof opts.kubeconfig === 'string' || !!process.env.KUBERNETES_SERVICE_HOST);
+      if (compare) {
         const config = readConfig(opts.pinDir);
-        const apiNodes = await fetchNodes(opts.kubeconfig);
+        const apiNodes = await fetchNodes(opts.kubeconfig as string | undefined);
         self = selfName(opts.nodeName as string | undefined, apiNodes, config?.node_ip);
         const cluster = config ? { addr: ipv4ToInt(config.cluster_cidr), prefix: Number(config.cluster_prefix) } : undefined;
         desired = computeDesired(apiNodes, self, cluster);
