@@ -7,6 +7,8 @@ import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js'
 import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
 import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
+import { koffi, libbpf } from '../../loader/ffi.js';
+import { mark } from './trace.js';
 
 export interface Endpoint {
   ip: string;
@@ -31,6 +33,10 @@ export interface Dataplane {
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
 export class PinnedDataplane implements Dataplane {
   readiness(pinDir: string): Readiness {
+    koffi();
+    mark('koffi loaded');
+    libbpf();
+    mark('libbpf loaded');
     if (!existsSync(mapPin(pinDir, MapName.endpoints))) return { ready: false, reason: `dataplane not loaded: nothing pinned under ${pinDir}` };
     if (!dataplaneReady(pinDir)) return { ready: false, reason: `dataplane not ready under ${pinDir}: bvcnid has not finished loading and configuring it` };
     return { ready: true };

@@ -5,6 +5,7 @@ import { handle } from './plugin.js';
 import { realServices } from './services.js';
 import { toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
+import { mark } from './trace.js';
 
 function readStdin(): string {
   if (process.env.CNI_COMMAND === 'VERSION') return '';
@@ -16,12 +17,14 @@ function readStdin(): string {
 }
 
 function main(): void {
+  mark('modules loaded');
   let out;
   try {
     out = handle(process.env, readStdin(), realServices);
   } catch (e) {
     out = { stdout: `${JSON.stringify(toErrorJson(e, LATEST))}\n`, exitCode: 1 };
   }
+  mark('command done');
   process.stdout.write(out.stdout);
   process.exitCode = out.exitCode;
 }

@@ -11,13 +11,16 @@ import { hostVethName, randomMac, type Invocation } from '../context.js';
 import { Code, CniError } from '../errors.js';
 import { allocate, findByAttachment } from '../ipam/allocator.js';
 import { buildResult, mergeInto, type Result } from '../result.js';
+import { mark } from '../trace.js';
 
 const EEXIST = 17;
 const DEFAULT_POD_MTU = 1450;
 const OVERLAY_OVERHEAD = 50;
 
 export function cmdAdd({ env, conf, svc }: Invocation): Result {
+  mark('handler entered');
   const ready = svc.dataplane.readiness(conf.pinDir);
+  mark('dataplane readiness');
   if (!ready.ready) throw new CniError(Code.tryAgainLater, ready.reason);
 
   const undo: (() => void)[] = [];
@@ -26,6 +29,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
   let nsFd = -1;
   try {
     pod = openPodSocket(svc.podSocket, env.netns);
+    mark('pod netlink socket');
     if (getLink(pod, env.ifname)) throw new CniError(Code.interfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
     try {
       nsFd = openSync(env.netns, 'r');
@@ -56,10 +60,12 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
       store.unlock();
     }
 
+    mark('ipam reserve');
     host = svc.hostSocket();
     const gw = intToIpv4(gateway(conf.podCidr));
     const bridge = ensureBridge(host, conf, gw);
     const mtu = conf.mtu ?? bridge.mtu;
+    mark('bridge');
 
     const vethName = hostVethName(env.containerId, env.ifname);
     const podMac = randomMac();
@@ -73,6 +79,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
         createVeth(host, { hostName: vethName, podName: env.ifname, podNsFd: nsFd, podMac, mtu, master: bridge.index });
       } else throw e;
     }
+    mark('veth create');
     const hostNs = host;
     undo.push(() => void deleteLink(hostNs, vethName));
 
@@ -82,11 +89,13 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     addAddr(pod, podLink.index, intToIpv4(ip), conf.podCidr.prefix);
     addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw, oif: podLink.index });
 
+    mark('pod addr+route');
     const hostLink = getLink(host, vethName);
     if (!hostLink) throw new CniError(Code.internal, `host interface ${vethName} vanished after creation`);
     const ipText = intToIpv4(ip);
     svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac });
     undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
+    mark('endpoint register');
 
     svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu });
     const ours = buildResult(

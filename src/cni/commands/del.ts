@@ -5,14 +5,17 @@ import { intToIpv4 } from '../../../loader/codec.js';
 import { deleteLink } from '../../netlink/rtnl.js';
 import { hostVethName, type Invocation } from '../context.js';
 import { findByAttachment } from '../ipam/allocator.js';
+import { mark } from '../trace.js';
 
 export function cmdDel({ env, conf, svc }: Invocation): void {
+  mark('handler entered');
   const host = svc.hostSocket();
   try {
     deleteLink(host, hostVethName(env.containerId, env.ifname));
   } finally {
     host.close();
   }
+  mark('veth delete');
   const store = svc.store(conf);
   store.lock();
   try {
@@ -23,7 +26,9 @@ export function cmdDel({ env, conf, svc }: Invocation): void {
     }
     const ip = intToIpv4(r.ip);
     svc.dataplane.unregister(conf.pinDir, ip);
+    mark('endpoint unregister');
     store.release(r.ip);
+    mark('ipam release');
     svc.log.info('deleted', { ip });
   } finally {
     store.unlock();
