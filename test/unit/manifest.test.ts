@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { parseAllDocuments, isSeq, isScalar, type Document } from 'yaml';
 import { runSync } from '../../src/common/exec.js';
 import { NodeDefaults } from '../../src/dataplane/node.js';
+import { runCli } from '../../src/cli/run.js';
 import { createNetns, deleteNetnsSync, uniquePrefix } from '../../src/sim/netns.js';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
@@ -366,5 +367,40 @@ describe('deploy/bvcni.yaml init script', () => {
     } finally {
       deleteNetnsSync(name);
     }
+  });
+});
+
+describe('deploy/bvcni-uninstall.yaml', () => {
+  const file = fileURLToPath(new URL('../../deploy/bvcni-uninstall.yaml', import.meta.url));
+  const objs = loadDocs(readFileSync(file, 'utf8')).objects;
+
+  test('only a DaemonSet, valid against the schema, the strict field check and the API server rules', () => {
+    assert.deepEqual(objs.map(kindKey), ['apps/v1/DaemonSet']);
+    const ds = objs[0]!;
+    assert.doesNotThrow(() => validateSchema(ds));
+    assert.deepEqual(strictCheck(ds), []);
+    assert.deepEqual(apiServerRules(ds), []);
+    const pod = asObj(asObj(asObj(ds.spec).template).spec);
+    assert.equal(pod.automountServiceAccountToken, false, 'no API access');
+    assert.ok(asArr(pod.tolerations).map(asObj).some((t) => t.operator === 'Exists' && t.key === undefined));
+    for (const c of [...asArr(pod.initContainers), ...asArr(pod.containers)].map(asObj))
+      assert.notEqual(asObj(c.securityContext).privileged, true, `${String(c.name)} unprivileged`);
+  });
+
+  test('runs bvcnictl uninstall --yes on the directories bvcnid uses, with flags bvcnictl knows', async () => {
+    const ds = objs[0]!;
+    const init = asObj(asArr(asObj(asObj(asObj(ds.spec).template).spec).initContainers)[0]);
+    const argv = asArr(init.command).map(String);
+    assert.deepEqual(argv.slice(0, 3), ['bvcnictl', 'uninstall', '--yes']);
+    const main = byKind('DaemonSet');
+    const daemonArgs = asArr(asObj(asArr(asObj(asObj(asObj(main.spec).template).spec).containers)[0]).args).map(String);
+    for (const flag of ['--pin-dir', '--cni-conf-dir', '--cni-bin-dir']) {
+      const mine = argv.find((a) => a.startsWith(`${flag}=`));
+      assert.ok(mine, `${flag} given`);
+      assert.equal(mine, daemonArgs.find((a) => a.startsWith(`${flag}=`)), `${flag} as bvcnid has it`);
+    }
+    assert.equal(init.image, asObj(asArr(asObj(asObj(asObj(main.spec).template).spec).containers)[0]).image);
+    const help = await runCli(['uninstall', '--help']);
+    for (const a of argv.slice(2)) assert.ok(help.output.includes(a.split('=')[0]!), `bvcnictl uninstall knows ${a}`);
   });
 });
