@@ -1,0 +1,153 @@
+// Real runtimes drive the installed plugin: containerd (`ctr run --cni`) and
+// podman (CNI backend), each with a busybox rootfs. Both runtimes' CNI calls
+// are made from the process that runs them, so ctr and podman are run inside
+// a node namespace of our own (with the real dataplane loaded): the bridge
+// and host veths live there, never in the root namespace.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../src/common/exec.js';
+import { PLUGIN, TestNode } from '../fixtures/cni/harness.js';
+
+const BUSYBOX = '/bin/busybox';
+
+function rootfs(dir: string): string {
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  for (const d of ['proc', 'sys', 'dev', 'tmp', 'etc', 'run']) mkdirSync(join(dir, d), { recursive: true });
+  cpSync(BUSYBOX, join(dir, 'bin/busybox'));
+  for (const app of ['sh', 'ip', 'ping', 'sleep', 'cat', 'ls', 'echo']) symlinkSync('/bin/busybox', join(dir, 'bin', app));
+  writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1 localhost\n');
+  return dir;
+}
+
+async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function conflist(node: TestNode, name: string): string {
+  return JSON.stringify({
+    cniVersion: '1.0.0',
+    name,
+    plugins: [{ type: 'bvcni', podcidr: node.podCidr, bridge: node.bridge, dataDir: node.dataDir, pinDir: node.pinDir }],
+  });
+}
+
+/** containerd shims started for our containerd (their command line names our socket). */
+function shimPids(work: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (cmd.startsWith('/usr/bin/containerd-shim') && cmd.includes(`${work}/containerd.sock`)) out.push(Number(d));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/** A timer that does not keep the test process alive. */
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+function exited(p: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.once('close', (c) => resolve(c))));
+}
+
+describe('containerd: ctr run --cni', { timeout: 240_000, skip: !existsSync('/usr/bin/containerd') && 'containerd not installed' }, () => {
+  let node: TestNode;
+  let work: string;
+  let containerd: ChildProcess | undefined;
+  const restore: (() => void)[] = [];
+  const address = (): string => join(work, 'containerd.sock');
+  const ctr = (args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}) =>
+    run(['ctr', '--address', address(), ...args], { netns: node.ns, ...opts });
+
+  before(async () => {
+    node = await TestNode.create();
+    work = mkdtempSync(join(tmpdir(), `${node.prefix}-ctrd-`));
+    writeFileSync(
+      join(work, 'config.toml'),
+      `version = 2\nroot = "${work}/root"\nstate = "${work}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[plugins."io.containerd.internal.v1.opt"]\n  path = "${work}/opt"\n[grpc]\n  address = "${address()}"\n`,
+    );
+    // ctr only reads /etc/cni/net.d (the lexically first file) and /opt/cni/bin, then
+    // /usr/lib/cni: install there for this test only, and put back what was there.
+    const confFile = `/etc/cni/net.d/00-${node.prefix}.conflist`;
+    mkdirSync('/etc/cni/net.d', { recursive: true });
+    const first = readdirSync('/etc/cni/net.d').sort()[0];
+    assert.ok(!first || first > `00-${node.prefix}.conflist`, `a lexically earlier CNI config is present: ${first}`);
+    writeFileSync(confFile, conflist(node, node.prefix));
+    restore.push(() => rmSync(confFile, { force: true }));
+    const hadOptCni = existsSync('/opt/cni');
+    const hadBinDir = existsSync('/opt/cni/bin');
+    mkdirSync('/opt/cni/bin', { recursive: true });
+    for (const f of ['bvcni', 'bvcni.d']) {
+      const dst = join('/opt/cni/bin', f);
+      if (existsSync(dst)) {
+        renameSync(dst, `${dst}.${node.prefix}-saved`);
+        restore.push(() => {
+          rmSync(dst, { recursive: true, force: true });
+          renameSync(`${dst}.${node.prefix}-saved`, dst);
+        });
+      } else restore.push(() => rmSync(dst, { recursive: true, force: true }));
+      cpSync(f === 'bvcni' ? PLUGIN : `${PLUGIN}.d`, dst, { recursive: true });
+    }
+    restore.push(() => {
+      if (!hadBinDir) rmSync('/opt/cni/bin', { recursive: true, force: true });
+      if (!hadOptCni) rmSync('/opt/cni', { recursive: true, force: true });
+    });
+    containerd = spawn('/usr/bin/nsenter', [`--net=${node.ns}`, '--', 'containerd', '--config', join(work, 'config.toml')], { stdio: 'ignore' });
+    await waitFor('containerd socket', async () => existsSync(address()) && (await ctr(['version'], { allowFail: true })).code === 0);
+  });
+
+  after(async () => {
+    const t0 = Date.now();
+    if (containerd && containerd.exitCode === null) {
+      containerd.kill('SIGTERM');
+      await Promise.race([exited(containerd), delay(5000)]);
+      if (containerd.exitCode === null) containerd.kill('SIGKILL');
+    }
+    console.log(`# containerd stopped after ${Date.now() - t0} ms`);
+    // A shim whose task could not be deleted outlives containerd: end ours, by pid.
+    for (const pid of shimPids(work)) process.kill(pid, 'SIGKILL');
+    for (const r of restore.reverse()) r();
+    if (work) rmSync(work, { recursive: true, force: true });
+    await node?.destroy();
+  });
+
+  test('two containers get addresses from bvcni, reach each other and the gateway; removal releases', async () => {
+    const r1 = rootfs(join(work, 'rootfs1'));
+    const r2 = rootfs(join(work, 'rootfs2'));
+    const c1 = `${node.prefix}-c1`;
+    const c2 = `${node.prefix}-c2`;
+    const long = spawn('/usr/bin/nsenter', [`--net=${node.ns}`, '--', 'ctr', '--address', address(), 'run', '--rm', '--cni', '--rootfs', r1, c1, '/bin/sleep', '120'], { stdio: 'ignore' });
+    try {
+      await waitFor('first container address', () => node.reservations(node.prefix).length === 1);
+      const ip1 = node.reservations(node.prefix)[0]!;
+      assert.match(ip1, /^10\.244\.1\.\d+$/);
+      const out = await ctr(['run', '--rm', '--cni', '--rootfs', r2, c2, '/bin/sh', '-c', `ip -4 addr show eth0; ping -c1 -W2 10.244.1.1 && ping -c1 -W2 ${ip1} && echo REACHED`], { timeoutMs: 60_000 });
+      assert.match(out.stdout, /inet 10\.244\.1\.\d+\/24/, 'second container has an address from the podCIDR');
+      assert.doesNotMatch(out.stdout, new RegExp(`inet ${ip1.replace(/\./g, '\\.')}/`), 'a different one');
+      assert.match(out.stdout, /REACHED/, 'reached the gateway and the other container');
+      // ctr --rm ran DEL for the second container when it exited.
+      assert.deepEqual(node.reservations(node.prefix), [ip1]);
+      assert.ok((await node.endpoints()).includes(ip1));
+    } finally {
+      await ctr(['task', 'kill', '-s', 'SIGKILL', c1], { allowFail: true });
+      await Promise.race([exited(long), delay(20_000)]);
+    }
+    assert.deepEqual(node.reservations(node.prefix), [], 'removing the container released its address');
+    assert.deepEqual(await node.endpoints(), [], 'and its endpoint entry');
+    assert.deepEqual(await node.hostVeths(), [], 'and its veth');
+  });
+});
