@@ -145,7 +145,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const metrics = new DaemonMetrics();
   const daemon = new Daemon(cfg, { log, api: nodeApi(kc), getNode: nodeGetter(kc), patcher: conditionPatcher(kc), dataplane: kernelDataplane, metrics });
-  const server = await startHealthServer(flags.healthAddr, daemon, metrics);
+  let server;
+  try {
+    server = await startHealthServer(flags.healthAddr, daemon, metrics);
+  } catch (e) {
+    log.fatal({ err: (e as Error).message, addr: flags.healthAddr }, 'cannot serve health and metrics');
+    return 1;
+  }
   daemon.start();
 
   return new Promise<number>((resolveExit) => {

@@ -156,9 +156,11 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
     await waitTunnel(node(0), expectedTunnel([...members(1), { podCidr: node(2).podCidr, ip: n2Ip }]));
   });
 
-  test('daemon SIGKILLed and restarted under a running iperf3 flow: the flow is not reset, nothing rewritten', async () => {
+  test('daemons SIGKILLed and restarted under running iperf3 flows (cross-node and masqueraded): no flow is reset, nothing rewritten', async () => {
     await startIperfServer(c, pods[1]!);
+    await startIperfServer(c, c.internet);
     const flow = iperf(pods[0]!.path, pods[1]!.ip, { seconds: 8 });
+    const masq = iperf(pods[0]!.path, c.internet.ip, { seconds: 8 });
     await sleep(2000);
     const before = tunnelDump(node(0));
     for (const i of [0, 1]) {
@@ -168,9 +170,11 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
     await sleep(500);
     for (const i of [0, 1]) daemons[i]!.start();
     await waitFor('restarted daemons ready', async () => (await daemons[0]!.ready()) && (await daemons[1]!.ready()), 20_000);
-    const res = await flow; // throws if iperf3 saw a reset or an error
-    assert.ok(res.bytes > 0);
-    assert.ok(Math.min(...res.intervals.slice(1)) > 0, `no stalled second: ${res.intervals.map((x) => x.toFixed(2)).join(' ')}`);
+    // iperf() throws if iperf3 saw a reset or any error.
+    for (const [what, res] of [['cross-node', await flow], ['masqueraded', await masq]] as const) {
+      assert.ok(res.bytes > 0, what);
+      assert.ok(Math.min(...res.intervals.slice(1)) > 0, `${what}: no stalled second: ${res.intervals.map((x) => x.toFixed(2)).join(' ')}`);
+    }
     assert.deepEqual(tunnelDump(node(0)), before);
     const restartLog = daemons[0]!.logged(/dataplane attached/).at(-1)!;
     assert.equal(restartLog.adoptedEntries, before.length, 'the restart adopted the pinned entries');

@@ -1,0 +1,209 @@
+// The daemon's start-up and restart order in-process, against the fake API
+// server on loopback through the real client library, with a fake dataplane:
+// what must happen before the conflist appears, and what must never happen to
+// an adopted map while the API server is away.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Daemon, type DaemonConfig } from '../../src/daemon/daemon.js';
+import type { AttachedDataplane, DataplaneDriver } from '../../src/daemon/dataplane.js';
+import { conditionPatcher, nodeApi, nodeGetter } from '../../src/daemon/kube.js';
+import { DaemonMetrics } from '../../src/daemon/metrics.js';
+import type { TunnelTable } from '../../src/daemon/reconcile.js';
+import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';
+import { FakeKubeApiServer, makeNode } from '../support/kube-apiserver.js';
+import { sleep, waitFor } from '../support/kube-util.js';
+
+class FakeTunnel implements TunnelTable {
+  readonly m = new Map<string, [TunnelKey, TunnelValue]>();
+  writes = 0;
+  removes = 0;
+  onFirstWrite?: () => void;
+  entries(): Iterable<[TunnelKey, TunnelValue]> {
+    return [...this.m.values()];
+  }
+  update(k: TunnelKey, v: TunnelValue): void {
+    if (this.writes === 0) this.onFirstWrite?.();
+    this.writes++;
+    this.m.set(`${k.addr}/${k.prefixlen}`, [k, v]);
+  }
+  delete(k: TunnelKey): boolean {
+    this.removes++;
+    return this.m.delete(`${k.addr}/${k.prefixlen}`);
+  }
+  close(): void {}
+  keys(): string[] {
+    return [...this.m.keys()].sort();
+  }
+}
+
+class FakeDataplane implements DataplaneDriver {
+  readonly tunnel = new FakeTunnel();
+  attached = false;
+  ensures = 0;
+  failNext = 0;
+  /** Order of observable steps, to check the conflist comes last. */
+  conflistExists: () => boolean = () => false;
+  constructor(private readonly events: string[]) {}
+  async ensure(): Promise<AttachedDataplane> {
+    this.ensures++;
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('EPERM: cannot create the bridge');
+    }
+    this.attached = true;
+    this.events.push(this.conflistExists() ? 'conflist before dataplane!' : 'dataplane');
+    return { mtu: 1450, tunnel: this.tunnel, natEntries: () => 0, close: () => {} };
+  }
+  async remove(): Promise<void> {}
+  ready(): boolean {
+    return this.attached;
+  }
+  drops(): [] {
+    return [];
+  }
+}
+
+interface Harness {
+  daemon: Daemon;
+  dp: FakeDataplane;
+  logs: Record<string, unknown>[];
+  cfg: DaemonConfig;
+  events: string[];
+}
+
+describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () => {
+  let srv: FakeKubeApiServer;
+  let dir: string;
+  const daemons: Daemon[] = [];
+  before(async () => {
+    srv = new FakeKubeApiServer();
+    await srv.start();
+    dir = mkdtempSync(join(tmpdir(), 'bvk-life-'));
+    mkdirSync(join(dir, 'src/bvcni.d'), { recursive: true });
+    writeFileSync(join(dir, 'src/bvcni'), '#!/bin/sh\n');
+    writeFileSync(join(dir, 'src/bvcni.d/lib'), 'x');
+  });
+  after(async () => {
+    for (const d of daemons) await d.stop();
+    await srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function harness(name: string, dp?: FakeDataplane): Harness {
+    const kc = new KubeConfig();
+    kc.loadFromString(srv.kubeconfig());
+    const logs: Record<string, unknown>[] = [];
+    const events: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
+    const cfg: DaemonConfig = {
+      nodeName: name,
+      iface: 'eth0',
+      clusterCidr: '10.244.0.0/16',
+      pinDir: join(dir, name, 'pins'),
+      cniConfDir: join(dir, name, 'net.d'),
+      cniBinDir: join(dir, name, 'bin'),
+      stateDir: join(dir, name, 'state'),
+      bridge: 'cni0',
+      vxlanDev: 'vxlan.1',
+      vxlanPort: 8472,
+      vni: 1,
+      plugin: join(dir, 'src/bvcni'),
+    };
+    const fake = dp ?? new FakeDataplane(events);
+    fake.conflistExists = () => existsSync(join(cfg.cniConfDir, '00-bvcni.conflist'));
+    fake.tunnel.onFirstWrite = () => events.push(fake.conflistExists() ? 'conflist before the tunnel map!' : 'tunnel');
+    const patcher = conditionPatcher(kc);
+    const daemon = new Daemon(cfg, {
+      log,
+      api: nodeApi(kc),
+      getNode: nodeGetter(kc),
+      patcher: {
+        setNetworkAvailable: async (n, m) => {
+          events.push(existsSync(join(cfg.cniConfDir, '00-bvcni.conflist')) ? 'conflist' : 'condition before conflist!', 'condition');
+          await patcher.setNetworkAvailable(n, m);
+        },
+      },
+      dataplane: fake,
+      metrics: new DaemonMetrics(),
+    });
+    daemons.push(daemon);
+    return { daemon, dp: fake, logs, cfg, events };
+  }
+
+  const conflist = (h: Harness): string => join(h.cfg.cniConfDir, '00-bvcni.conflist');
+
+  test('conflist only after the dataplane is attached and the tunnel map reflects a full list; then the Node condition', async () => {
+    srv.addNode(makeNode('life-a', { podCIDR: '10.244.1.0/24', internalIP: '192.0.2.11' }));
+    srv.addNode(makeNode('life-b', { podCIDR: '10.244.2.0/24', internalIP: '192.0.2.12' }));
+    const h = harness('life-a');
+    h.daemon.start();
+    await waitFor('ready', () => h.daemon.ready().ready);
+    await waitFor('condition', () => srv.getNode('life-a')?.status?.conditions?.some((c) => c.type === 'NetworkUnavailable' && c.status === 'False'));
+    assert.deepEqual(h.events, ['dataplane', 'tunnel', 'conflist', 'condition']);
+    assert.deepEqual(h.dp.tunnel.keys(), ['10.244.2.0/24', '192.0.2.12/32']);
+    const conf = JSON.parse(readFileSync(conflist(h), 'utf8')) as { cniVersion: string; plugins: Record<string, unknown>[] };
+    assert.equal(conf.cniVersion, '1.0.0');
+    assert.deepEqual(conf.plugins[0], { type: 'bvcni', podcidr: '10.244.1.0/24', bridge: 'cni0', mtu: 1450, dataDir: h.cfg.stateDir, pinDir: h.cfg.pinDir });
+    assert.ok(existsSync(join(h.cfg.cniBinDir, 'bvcni')) && existsSync(join(h.cfg.cniBinDir, 'bvcni.d/lib')), 'plugin and its directory installed');
+    await h.daemon.stop();
+  });
+
+  test('restart while the API server is down: the adopted map is left alone, not ready, no conflist; resync applies only the difference', async () => {
+    const events: string[] = [];
+    const dp = new FakeDataplane(events);
+    // What a previous daemon left pinned: b is still right, c was deleted while nobody watched.
+    dp.tunnel.update({ prefixlen: 24, addr: '10.244.2.0' }, { node_ip: '192.0.2.12', flags: 0 });
+    dp.tunnel.update({ prefixlen: 32, addr: '192.0.2.12' }, { node_ip: '192.0.2.12', flags: 1 });
+    dp.tunnel.update({ prefixlen: 24, addr: '10.244.3.0' }, { node_ip: '192.0.2.13', flags: 0 });
+    dp.tunnel.writes = 0;
+    const h = harness('life-a', dp);
+    rmSync(conflist(h), { force: true });
+    await srv.stop();
+    try {
+      h.daemon.start();
+      await waitFor('retries logged', () => h.logs.filter((l) => /cannot read this node's Node object/.test(String(l.msg))).length >= 2, 10_000);
+      assert.equal(h.daemon.ready().ready, false);
+      assert.equal(dp.tunnel.removes + dp.tunnel.writes, 0, 'nothing written while the API server is away');
+      assert.equal(dp.tunnel.m.size, 3);
+      assert.ok(!existsSync(conflist(h)));
+    } finally {
+      await srv.start();
+    }
+    await waitFor('ready after the API server is back', () => h.daemon.ready().ready, 15_000);
+    assert.deepEqual(dp.tunnel.keys(), ['10.244.2.0/24', '192.0.2.12/32']);
+    assert.equal(dp.tunnel.writes, 0, 'entries that were right are not rewritten');
+    assert.equal(dp.tunnel.removes, 1);
+    await h.daemon.stop();
+  });
+
+  test('a failing dataplane setup is logged and retried, never a crash; no conflist until it succeeds', async () => {
+    srv.addNode(makeNode('life-c', { podCIDR: '10.244.3.0/24', internalIP: '192.0.2.13' }));
+    const events: string[] = [];
+    const dp = new FakeDataplane(events);
+    dp.failNext = 2;
+    const h = harness('life-c', dp);
+    h.daemon.start();
+    await waitFor('ready after retries', () => h.daemon.ready().ready, 15_000);
+    assert.equal(dp.ensures, 3);
+    assert.equal(h.logs.filter((l) => l.msg === 'dataplane setup failed; retrying').length, 2);
+    assert.ok(existsSync(conflist(h)));
+    await h.daemon.stop();
+  });
+
+  test('SIGTERM path (stop) is idempotent and leaves the conflist and the map in place', async () => {
+    const h = harness('life-c');
+    h.daemon.start();
+    await waitFor('ready', () => h.daemon.ready().ready, 15_000);
+    const before = h.dp.tunnel.keys();
+    await h.daemon.stop();
+    await h.daemon.stop();
+    assert.ok(existsSync(conflist(h)));
+    assert.deepEqual(h.dp.tunnel.keys(), before);
+    assert.equal(h.daemon.live(), false);
+  });
+});
