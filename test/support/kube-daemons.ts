@@ -13,7 +13,7 @@ import { FakeKubeApiServer, makeNode, type FakeApiOptions } from './kube-apiserv
 import { waitFor } from './kube-util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const BVCNID = join(REPO_ROOT, 'dist/bin/bvcnid');
+export const BVCNID = process.env.BVK_BVCNID ?? join(REPO_ROOT, 'dist/bin/bvcnid');
 export const HEALTH_PORT = 9099;
 
 /** The fake API server listening inside the cluster's underlay namespace, reachable from every node at 192.0.2.1. */
