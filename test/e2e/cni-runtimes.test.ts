@@ -60,6 +60,20 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
+/** libcni caches results under /var/lib/cni/results: remove what the runtimes created there, if it was not there before. */
+function restoreCniCache(): () => void {
+  const created = ['/var/lib/cni', '/var/lib/cni/results'].filter((d) => !existsSync(d));
+  return () => {
+    for (const d of created.reverse()) {
+      try {
+        if (readdirSync(d).length === 0) rmSync(d, { recursive: true });
+      } catch {
+        /* not there */
+      }
+    }
+  };
+}
+
 function exited(p: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.once('close', (c) => resolve(c))));
 }
@@ -74,6 +88,7 @@ describe('containerd: ctr run --cni', { timeout: 240_000, skip: !existsSync('/us
     run(['ctr', '--address', address(), ...args], { netns: node.ns, ...opts });
 
   before(async () => {
+    restore.push(restoreCniCache());
     node = await TestNode.create();
     work = mkdtempSync(join(tmpdir(), `${node.prefix}-ctrd-`));
     writeFileSync(
@@ -145,6 +160,71 @@ describe('containerd: ctr run --cni', { timeout: 240_000, skip: !existsSync('/us
     } finally {
       await ctr(['task', 'kill', '-s', 'SIGKILL', c1], { allowFail: true });
       await Promise.race([exited(long), delay(20_000)]);
+    }
+    assert.deepEqual(node.reservations(node.prefix), [], 'removing the container released its address');
+    assert.deepEqual(await node.endpoints(), [], 'and its endpoint entry');
+    assert.deepEqual(await node.hostVeths(), [], 'and its veth');
+  });
+});
+
+describe('podman (CNI backend)', { timeout: 240_000, skip: !existsSync('/usr/bin/podman') && 'podman not installed' }, () => {
+  let node: TestNode;
+  let work: string;
+  let undoCache: (() => void) | undefined;
+  let podman: (args: string[], opts?: { allowFail?: boolean }) => ReturnType<typeof run>;
+
+  before(async () => {
+    undoCache = restoreCniCache();
+    node = await TestNode.create();
+    work = mkdtempSync(join(tmpdir(), `${node.prefix}-podman-`));
+    mkdirSync(join(work, 'net.d'));
+    writeFileSync(join(work, 'net.d', `${node.prefix}.conflist`), conflist(node, node.prefix));
+    // podman finds the plugin where the build put it: dist/bin (with bvcni.d beside it).
+    writeFileSync(
+      join(work, 'containers.conf'),
+      [
+        '[containers]',
+        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+        '[engine]',
+        'cgroup_manager = "cgroupfs"',
+        'events_logger = "file"',
+        `events_logfile_path = "${work}/events.log"`,
+        '[network]',
+        'network_backend = "cni"',
+        `cni_plugin_dirs = ["${join(PLUGIN, '..')}", "/usr/lib/cni"]`,
+        `network_config_dir = "${work}/net.d"`,
+        '',
+      ].join('\n'),
+    );
+    const base = ['podman', '--root', join(work, 'root'), '--runroot', join(work, 'runroot'), '--storage-driver', 'vfs', '--tmpdir', join(work, 'tmp'), '--network-config-dir', join(work, 'net.d')];
+    podman = (args, opts = {}) =>
+      run([...base, ...args], { netns: node.ns, env: { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf') }, timeoutMs: 120_000, ...opts });
+  });
+
+  after(async () => {
+    if (podman) await podman(['rm', '-f', '-a'], { allowFail: true });
+    undoCache?.();
+    // vfs layers and run state are plain files under work.
+    if (work) rmSync(work, { recursive: true, force: true });
+    await node?.destroy();
+  });
+
+  test('two containers get addresses from bvcni, reach each other and the gateway; removal releases', async () => {
+    const r1 = rootfs(join(work, 'rootfs1'));
+    const r2 = rootfs(join(work, 'rootfs2'));
+    const c1 = `${node.prefix}-p1`;
+    await podman(['run', '-d', '--name', c1, '--network', node.prefix, '--rootfs', r1, '/bin/sleep', '120']);
+    try {
+      await waitFor('first container address', () => node.reservations(node.prefix).length === 1);
+      const ip1 = node.reservations(node.prefix)[0]!;
+      const out = await podman(['run', '--rm', '--network', node.prefix, '--rootfs', r2, '/bin/sh', '-c', `ip -4 addr show eth0; ping -c1 -W2 10.244.1.1 && ping -c1 -W2 ${ip1} && echo REACHED`]);
+      assert.match(out.stdout, /inet 10\.244\.1\.\d+\/24/, 'second container has an address from the podCIDR');
+      assert.doesNotMatch(out.stdout, new RegExp(`inet ${ip1.replace(/\./g, '\\.')}/`), 'a different one');
+      assert.match(out.stdout, /REACHED/, 'reached the gateway and the other container');
+      assert.deepEqual(node.reservations(node.prefix), [ip1], 'podman --rm ran DEL for the second container');
+      assert.ok((await node.endpoints()).includes(ip1));
+    } finally {
+      await podman(['rm', '-f', '-t', '0', c1], { allowFail: true });
     }
     assert.deepEqual(node.reservations(node.prefix), [], 'removing the container released its address');
     assert.deepEqual(await node.endpoints(), [], 'and its endpoint entry');
