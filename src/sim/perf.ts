@@ -104,15 +104,20 @@ export async function rrLatency(netns: string, host: string, port: number, o: { 
 }
 
 // Short connections: connect, read the responder's greeting, close; `conc`
-// loops in parallel for `ms` milliseconds. A connection that gets no greeting
-// within `patience` ms counts as failed (a dropped SYN would otherwise stall
-// a loop for the kernel's whole SYN retry schedule).
+// loops in parallel until `ms` milliseconds passed or `total` connections were
+// started. A connection that gets no greeting within `patience` ms counts as
+// failed (a dropped SYN would otherwise stall a loop for the kernel's whole
+// SYN retry schedule); after `maxFail` failures the run stops early.
 const CRR_SOURCE = `
 const net = require('node:net');
-const [host, port, ms, conc, patience] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
-const end = Date.now() + ms; let done = 0, failed = 0, live = conc;
+const [host, port, ms, conc, patience, total, maxFail] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
+const t0 = Date.now(), end = t0 + ms; let started = 0, done = 0, failed = 0, live = conc;
 function loop() {
-  if (Date.now() >= end) { if (--live === 0) { process.stdout.write(JSON.stringify({ done, failed, ms })); process.exit(0); } return; }
+  if (Date.now() >= end || started >= total || failed >= maxFail) {
+    if (--live === 0) { process.stdout.write(JSON.stringify({ done, failed, elapsed: Date.now() - t0 })); process.exit(0); }
+    return;
+  }
+  started++;
   const s = net.connect({ host, port });
   let settled = false;
   const settle = (ok) => { if (settled) return; settled = true; clearTimeout(timer); ok ? done++ : failed++; s.destroy(); setImmediate(loop); };
@@ -123,21 +128,33 @@ function loop() {
 for (let k = 0; k < conc; k++) loop();
 `;
 
-/** Completed short TCP connections per second. */
+export interface ConnRateOptions {
+  /** Stop after this long (default 2000 ms, or 10 min when `total` is given). */
+  ms?: number;
+  /** Stop after starting this many connections. */
+  total?: number;
+  concurrency?: number;
+  /** A connection unanswered after this long counts as failed (default 1000 ms). */
+  patienceMs?: number;
+  /** Stop early after this many failures (default: never). */
+  maxFailures?: number;
+}
+
+/** Short TCP connections to a responder: completed per second, and how many failed. */
 export async function connRate(
   netns: string,
   host: string,
   port: number,
-  o: { ms?: number; concurrency?: number; patienceMs?: number } = {},
-): Promise<{ perSecond: number; failed: number }> {
-  const ms = o.ms ?? 2000;
-  const argv = ['node', '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4), String(o.patienceMs ?? 1000)];
-  const r = await run(argv, {
-    netns,
-    timeoutMs: ms + 30_000,
-  });
-  const j = JSON.parse(r.stdout) as { done: number; failed: number };
-  return { perSecond: (j.done * 1000) / ms, failed: j.failed };
+  o: ConnRateOptions = {},
+): Promise<{ perSecond: number; done: number; failed: number }> {
+  const ms = o.ms ?? (o.total ? 600_000 : 2000);
+  const argv = [
+    'node', '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4),
+    String(o.patienceMs ?? 1000), String(o.total ?? 2 ** 31), String(o.maxFailures ?? 2 ** 31),
+  ];
+  const r = await run(argv, { netns, timeoutMs: ms + 30_000 });
+  const j = JSON.parse(r.stdout) as { done: number; failed: number; elapsed: number };
+  return { perSecond: (j.done * 1000) / Math.max(1, j.elapsed), done: j.done, failed: j.failed };
 }
 
 export function median(xs: number[]): number {

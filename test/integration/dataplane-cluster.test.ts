@@ -3,8 +3,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  connRate,
   createCluster,
   disableChecksumOffload,
+  RESPONDER_PORT,
   iperf,
   loadDataplane,
   ping,
@@ -25,6 +27,7 @@ import {
   type SimPod,
 } from '../../src/sim/index.js';
 import { listTc } from '../../loader/index.js';
+import { NodeDefaults } from '../../src/dataplane/index.js';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +126,14 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
     } finally {
       if (!removed) await c.removePod(p).catch(() => undefined);
     }
+  });
+
+  test('masquerade: a burst of short connections, twice the NAT port range, all succeed (closed mappings are recycled)', async () => {
+    const range = NodeDefaults.natPortMax - NodeDefaults.natPortMin + 1;
+    const p = pod(2, 1);
+    const r = await connRate(p.path, c.internet.ip, RESPONDER_PORT, { total: 2 * range, concurrency: 8, patienceMs: 2000, maxFailures: 10 });
+    assert.deepEqual({ done: r.done, failed: r.failed }, { done: 2 * range, failed: 0 });
+    assert.equal(dropCount(dp.readDropStats(node(2).pinDir), 'DROP_NAT_NO_PORT'), 0n);
   });
 
   test('bvcni leaves no nftables or iptables rule in any node', async () => {

@@ -6,7 +6,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import {
   cleanupLeftovers,
+  connRate,
   createCluster,
+  RESPONDER_PORT,
   INTERNET_IP,
   linkInfo,
   ping,
@@ -81,6 +83,11 @@ describe('simulator: flannel-style baseline cluster', () => {
     assert.equal((await tcpWhoami(a!.path, INTERNET_IP)).peer, c.nodes[0]!.ip);
     assert.equal((await udpWhoami(a!.path, INTERNET_IP)).peer, c.nodes[0]!.ip);
     assert.equal((await tcpWhoami(c.nodes[1]!.path, INTERNET_IP)).peer, c.nodes[1]!.ip);
+  });
+
+  test('the nft masquerade baseline sustains a burst of 8,000 short connections', async () => {
+    const r = await connRate(c.pods[0]!.path, INTERNET_IP, RESPONDER_PORT, { total: 8000, concurrency: 8, patienceMs: 2000, maxFailures: 10 });
+    assert.deepEqual({ done: r.done, failed: r.failed }, { done: 8000, failed: 0 });
   });
 
   test('nodes reach each other on the underlay with their own addresses', async () => {
