@@ -91,12 +91,13 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
-async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number): Promise<{ ms: number; reconcileMs: number; rss: number; hwm: number }> {
+async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number): Promise<{ ms: number; fromSpawnMs: number; reconcileMs: number; rss: number; hwm: number }> {
   const n = c.nodes[0]!;
   const d = new DaemonProc(c, n, kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8']);
   // A fresh node each round: no dataplane, no pins (what a first start sees).
   await run([...d.args(), '--uninstall'], { netns: n.path, allowFail: true });
   const listsBefore = api.requests.filter((r) => r.verb === 'list').length;
+  const spawnedAt = Date.now();
   d.start();
   try {
     const last = remote(SCALE - 1);
@@ -130,7 +131,7 @@ async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string
     if (process.env.BVK_DEBUG) for (const l of d.logs) if (!l.libbpf) console.log(l.time, l.msg, l.ms ?? '', l.rssMiB ?? '', l.heapMiB ?? '');
     if (process.env.BVK_DEBUG) console.log('list at', new Date(list.at).toISOString(), 'done at', new Date(doneAt).toISOString());
     const mem = rssMiB(d.child!.pid!);
-    return { ms: doneAt - list.at, reconcileMs: Number(rec?.ms ?? NaN), ...mem };
+    return { ms: doneAt - list.at, fromSpawnMs: doneAt - spawnedAt, reconcileMs: Number(rec?.ms ?? NaN), ...mem };
   } finally {
     await d.kill('SIGKILL');
   }
@@ -180,21 +181,23 @@ async function scale(): Promise<void> {
     const rss: number[] = [];
     const hwm: number[] = [];
     const fms: number[] = [];
+    const spawn: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const d = await daemonSync(c, api, started.kubeconfig, round);
       dms.push(d.ms);
+      spawn.push(d.fromSpawnMs);
       rec.push(d.reconcileMs);
       rss.push(d.rss);
       hwm.push(d.hwm);
       fms.push(await flannelProgram(c, round));
-      console.log(`round ${round}: bvcnid sync ${fmt(d.ms)} ms (reconcile ${fmt(d.reconcileMs)} ms, RSS ${d.rss.toFixed(0)} MiB, peak ${d.hwm.toFixed(0)} MiB); flannel-style ip/bridge -batch ${fmt(fms.at(-1)!)} ms`);
+      console.log(`round ${round}: bvcnid sync ${fmt(d.ms)} ms (from process start ${fmt(d.fromSpawnMs)} ms, reconcile ${fmt(d.reconcileMs)} ms, RSS ${d.rss.toFixed(0)} MiB, peak ${d.hwm.toFixed(0)} MiB); flannel-style ip/bridge -batch ${fmt(fms.at(-1)!)} ms`);
     }
     const ratio = median(dms) / median(fms);
     printTable(
       `Scale: initial sync of ${SCALE} Nodes (${ROUNDS} interleaved rounds, medians)`,
       ['variant', 'time ms', 'detail', 'target'],
       [
-        ['bvcnid: list request → all entries in the map', fmt(median(dms)), `reconcile alone ${fmt(median(rec))} ms`, `≤ 1000 ms: ${median(dms) <= 1000 ? 'met' : 'NOT met'}`],
+        ['bvcnid: list request → all entries in the map', fmt(median(dms)), `reconcile alone ${fmt(median(rec))} ms; from process start (Node.js start-up, own Node GET, dataplane set-up) ${fmt(median(spawn))} ms`, `≤ 1000 ms: ${median(dms) <= 1000 ? 'met' : 'NOT met'}`],
         ['bvcnid RSS after sync', `${median(rss).toFixed(0)} MiB`, `peak ${median(hwm).toFixed(0)} MiB`, `≤ 100 MiB: ${median(hwm) <= 100 ? 'met' : 'NOT met'}`],
         ['flannel-style (neigh + route + fdb via -batch)', fmt(median(fms)), `${SCALE * 3} kernel entries`, 'baseline'],
         ['ratio bvcnid / flannel', ratio.toFixed(2) + '×', '', `≤ 0.5×: ${ratio <= 0.5 ? 'met' : 'NOT met'}`],

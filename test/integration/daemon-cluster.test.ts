@@ -210,6 +210,9 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
   });
 
   test('/metrics exposes reconcile duration, drops by reason, NAT table size and IPAM usage', async () => {
+    // A fresh masqueraded mapping (ICMP echo, idle-expired) so the NAT table is not empty.
+    assert.ok((await ping(pods[0]!.path, c.internet.ip, { count: 1 })).ok);
+    assert.ok(((await daemons[0]!.metric('bvcni_nat_entries')) ?? 0) >= 1, 'NAT table size counted');
     const { status, body } = await daemons[0]!.http('/metrics');
     assert.equal(status, 200);
     for (const name of ['bvcni_reconcile_duration_seconds_count', 'bvcni_drops_packets{reason="DROP_NO_TUNNEL"', 'bvcni_nat_entries', 'bvcni_ipam_used', 'bvcni_ipam_capacity 253', 'bvcni_tunnel_entries 4'])
