@@ -2,7 +2,7 @@
 // kernel VXLAN path vs the bare underlay, and bvcni's masquerade vs nftables
 // masquerade. Variants run interleaved (A B A B ...) so machine noise hits
 // all of them alike; medians and ratios come from the same run.
-//   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 5)
+//   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
 import {
   connRate,
   createCluster,
@@ -19,7 +19,7 @@ import {
 import { tunnelKey, tunnelValue } from '../../src/dataplane/abi.js';
 import { BpfMap } from '../../loader/index.js';
 
-const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const RR_PORT = 7001;
 const RR_CPU = 1;

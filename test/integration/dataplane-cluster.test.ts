@@ -136,6 +136,22 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
     assert.equal(dropCount(dp.readDropStats(node(2).pinDir), 'DROP_NAT_NO_PORT'), 0n);
   });
 
+  test('after all that traffic, no node holds an FDB, neighbour or route entry for another node or its pods', async () => {
+    for (const n of c.nodes) {
+      const others = c.nodes.filter((o) => o !== n);
+      const fdb = (await c.exec(n, ['bridge', 'fdb', 'show', 'dev', n.vxlanDev])).stdout;
+      assert.doesNotMatch(fdb, /\bdst\b/, `${n.name} VXLAN FDB: ${fdb}`);
+      const neigh = (await c.exec(n, ['ip', '-4', 'neigh', 'show'])).stdout;
+      for (const o of others) {
+        const remotePods = new RegExp(`^10\\.244\\.${o.index}\\.\\d+ `, 'm');
+        assert.doesNotMatch(neigh, remotePods, `${n.name} has neighbour entries for ${o.name}'s pods: ${neigh}`);
+      }
+      assert.doesNotMatch(neigh, new RegExp(`dev ${n.vxlanDev.replace('.', '\\.')}\\b`), `${n.name}: neighbours on the VXLAN device: ${neigh}`);
+      const routes = (await c.exec(n, ['ip', '-4', 'route', 'show', 'table', 'all'])).stdout;
+      for (const o of others) assert.ok(!routes.includes(o.podCidr), `${n.name} routes ${o.podCidr}: ${routes}`);
+    }
+  });
+
   test('bvcni leaves no nftables or iptables rule in any node', async () => {
     for (const n of c.nodes) {
       const nft = await c.exec(n, ['nft', 'list', 'ruleset']);
