@@ -51,7 +51,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
       undo.push(() => {
         store.lock();
         try {
-          store.release(ip);
+          store.release({ ip, containerId: env.containerId, ifname: env.ifname });
         } finally {
           store.unlock();
         }

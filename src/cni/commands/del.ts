@@ -27,7 +27,7 @@ export function cmdDel({ env, conf, svc }: Invocation): void {
     const ip = intToIpv4(r.ip);
     svc.dataplane.unregister(conf.pinDir, ip);
     mark('endpoint unregister');
-    store.release(r.ip);
+    store.release(r);
     mark('ipam release');
     svc.log.info('deleted', { ip });
   } finally {

@@ -23,7 +23,7 @@ export function cmdGc({ conf, svc }: Invocation): void {
       }
       deleteLink(host, veth);
       svc.dataplane.unregister(conf.pinDir, intToIpv4(r.ip));
-      store.release(r.ip);
+      store.release(r);
       released++;
     }
     const reserved = new Set(store.list().map((r) => r.ip));

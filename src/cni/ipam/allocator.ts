@@ -19,7 +19,7 @@ export function inPool(c: Cidr, ip: number): boolean {
 }
 
 export function findByAttachment(store: Store, containerId: string, ifname: string): Reservation | undefined {
-  return store.list().find((r) => r.containerId === containerId && r.ifname === ifname);
+  return store.byAttachment(containerId, ifname);
 }
 
 /**
@@ -29,7 +29,7 @@ export function findByAttachment(store: Store, containerId: string, ifname: stri
 export function allocate(store: Store, c: Cidr, containerId: string, ifname: string): number {
   const { first, last } = poolRange(c);
   const size = last - first + 1;
-  const used = new Set(store.list().map((r) => r.ip));
+  const used = new Set(store.usedIps());
   const prev = store.lastReserved();
   let start = prev !== undefined && prev >= first && prev <= last ? prev + 1 : first;
   if (start > last) start = first;
@@ -46,16 +46,12 @@ export function allocate(store: Store, c: Cidr, containerId: string, ifname: str
 
 /** Releases every reservation of one attachment; returns the released addresses. */
 export function releaseAttachment(store: Store, containerId: string, ifname: string): number[] {
-  const out: number[] = [];
-  for (const r of store.list()) {
-    if (r.containerId === containerId && r.ifname === ifname) {
-      store.release(r.ip);
-      out.push(r.ip);
-    }
-  }
-  return out;
+  const r = store.byAttachment(containerId, ifname);
+  if (!r) return [];
+  store.release(r);
+  return [r.ip];
 }
 
 export function freeCount(store: Store, c: Cidr): number {
-  return poolSize(c) - store.list().filter((r) => inPool(c, r.ip)).length;
+  return poolSize(c) - store.usedIps().filter((ip) => inPool(c, ip)).length;
 }

@@ -4,7 +4,12 @@
 // allocates or releases. A reservation is created by link(2) of a fully
 // written temp file, so it is atomic and never half-written even if the
 // process is SIGKILLed; stale temp files are swept under the lock.
-import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+// Beside it, an index symlink a-<hash(attachment)> -> IP lets ADD and DEL find
+// an attachment's address without reading every reservation (O(1) instead of
+// O(pods)); it is only a hint, checked against the reservation it names, and
+// an IP file without one is still found by GC, which reads everything.
+import { createHash } from 'node:crypto';
+import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
 import { libc, SysError } from '../../netlink/libc.js';
@@ -20,8 +25,12 @@ export interface Store {
   unlock(): void;
   /** Atomically reserves ip; false when it is taken. */
   reserve(r: Reservation): boolean;
-  release(ip: number): void;
+  release(r: Reservation): void;
+  /** Every reservation, read in full (GC, STATUS). */
   list(): Reservation[];
+  /** Reserved addresses only (allocation). */
+  usedIps(): number[];
+  byAttachment(containerId: string, ifname: string): Reservation | undefined;
   lastReserved(): number | undefined;
   setLastReserved(ip: number): void;
 }
@@ -29,6 +38,12 @@ export interface Store {
 const LOCK_EX = 2;
 const LAST = 'last_reserved_ip.0';
 const TMP = '.tmp-';
+const INDEX = 'a-';
+const IP_RE = /^\d+\.\d+\.\d+\.\d+$/;
+
+function indexName(containerId: string, ifname: string): string {
+  return INDEX + createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 32);
+}
 
 export class DiskStore implements Store {
   readonly dir: string;
@@ -40,8 +55,15 @@ export class DiskStore implements Store {
 
   lock(): void {
     if (this.lockFd >= 0) return;
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const fd = openSync(join(this.dir, 'lock'), constants.O_RDWR | constants.O_CREAT, 0o600);
+    const path = join(this.dir, 'lock');
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+    }
     const c = libc();
     for (;;) {
       if (c.flock(fd, LOCK_EX) === 0) break;
@@ -51,7 +73,6 @@ export class DiskStore implements Store {
       throw new SysError(`flock ${this.dir}/lock`, e);
     }
     this.lockFd = fd;
-    this.sweepTemp();
   }
 
   unlock(): void {
@@ -60,35 +81,8 @@ export class DiskStore implements Store {
     this.lockFd = -1;
   }
 
-  private sweepTemp(): void {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return;
-    }
-    for (const n of names) if (n.startsWith(TMP)) rmQuiet(join(this.dir, n));
-  }
-
-  reserve(r: Reservation): boolean {
-    const tmp = join(this.dir, `${TMP}${process.pid}-${r.ip}`);
-    writeFileSync(tmp, `${r.containerId}\r\n${r.ifname}`, { mode: 0o644 });
-    try {
-      linkSync(tmp, join(this.dir, intToIpv4(r.ip)));
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
-    } finally {
-      rmQuiet(tmp);
-    }
-  }
-
-  release(ip: number): void {
-    rmQuiet(join(this.dir, intToIpv4(ip)));
-  }
-
-  list(): Reservation[] {
+  /** Directory entries; temp files left by killed processes are swept on the way (we hold the lock). */
+  private names(): string[] {
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -96,20 +90,75 @@ export class DiskStore implements Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
+    for (const n of names) if (n.startsWith(TMP)) rmQuiet(join(this.dir, n));
+    return names;
+  }
+
+  reserve(r: Reservation): boolean {
+    const tmp = join(this.dir, `${TMP}${process.pid}-${r.ip}`);
+    writeFileSync(tmp, `${r.containerId}\r\n${r.ifname}`, { mode: 0o644 });
+    try {
+      linkSync(tmp, join(this.dir, intToIpv4(r.ip)));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    } finally {
+      rmQuiet(tmp);
+    }
+    const idx = join(this.dir, indexName(r.containerId, r.ifname));
+    rmQuiet(idx);
+    symlinkSync(intToIpv4(r.ip), idx);
+    return true;
+  }
+
+  release(r: Reservation): void {
+    const idx = join(this.dir, indexName(r.containerId, r.ifname));
+    try {
+      if (readlinkSync(idx) === intToIpv4(r.ip)) rmQuiet(idx);
+    } catch {
+      /* no index */
+    }
+    rmQuiet(join(this.dir, intToIpv4(r.ip)));
+  }
+
+  private read(ipText: string): Reservation | undefined {
+    let text: string;
+    try {
+      text = readFileSync(join(this.dir, ipText), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    const [containerId = '', ifname = ''] = text.split(/\r?\n/);
+    return { ip: ipv4ToInt(ipText), containerId: containerId.trim(), ifname: ifname.trim() };
+  }
+
+  list(): Reservation[] {
     const out: Reservation[] = [];
-    for (const n of names) {
-      if (!/^\d+\.\d+\.\d+\.\d+$/.test(n)) continue;
-      let text = '';
-      try {
-        text = readFileSync(join(this.dir, n), 'utf8');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw e;
-      }
-      const [containerId = '', ifname = ''] = text.split(/\r?\n/);
-      out.push({ ip: ipv4ToInt(n), containerId: containerId.trim(), ifname: ifname.trim() });
+    for (const n of this.names()) {
+      if (!IP_RE.test(n)) continue;
+      const r = this.read(n);
+      if (r) out.push(r);
     }
     return out;
+  }
+
+  usedIps(): number[] {
+    return this.names()
+      .filter((n) => IP_RE.test(n))
+      .map(ipv4ToInt);
+  }
+
+  byAttachment(containerId: string, ifname: string): Reservation | undefined {
+    let target: string;
+    try {
+      target = readlinkSync(join(this.dir, indexName(containerId, ifname)));
+    } catch {
+      return undefined;
+    }
+    if (!IP_RE.test(target)) return undefined;
+    const r = this.read(target);
+    return r && r.containerId === containerId && r.ifname === ifname ? r : undefined;
   }
 
   lastReserved(): number | undefined {
@@ -152,11 +201,17 @@ export class MemoryStore implements Store {
     this.entries.set(r.ip, { ...r });
     return true;
   }
-  release(ip: number): void {
-    this.entries.delete(ip);
+  release(r: Reservation): void {
+    this.entries.delete(r.ip);
   }
   list(): Reservation[] {
     return [...this.entries.values()];
+  }
+  usedIps(): number[] {
+    return [...this.entries.keys()];
+  }
+  byAttachment(containerId: string, ifname: string): Reservation | undefined {
+    return this.list().find((r) => r.containerId === containerId && r.ifname === ifname);
   }
   lastReserved(): number | undefined {
     return this.last;
