@@ -59,16 +59,24 @@ export class NodeInformer {
   readonly backoff: Backoff;
   private readonly clock: Clock;
   /** Counters for tests and metrics. */
-  readonly stats = { lists: 0, watches: 0, relistsOnGone: 0, errors: 0, events: 0, bookmarks: 0 };
+  readonly stats = { lists: 0, watches: 0, relistsOnGone: 0, errors: 0, events: 0, bookmarks: 0, idleAborts: 0 };
 
   constructor(
     private readonly api: NodeApi,
     private readonly handlers: InformerHandlers,
-    opts: { backoff?: Backoff; clock?: Clock } = {},
+    opts: { backoff?: Backoff; clock?: Clock; idleTimeoutMs?: number } = {},
   ) {
     this.backoff = opts.backoff ?? new Backoff();
     this.clock = opts.clock ?? realClock;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 11 * 60_000;
   }
+
+  /**
+   * A watch that delivers nothing for this long is presumed dead (a peer that
+   * vanished without a reset leaves a half-open connection, and the server's
+   * own timeoutSeconds is at most 10 minutes): it is aborted and resumed.
+   */
+  private readonly idleTimeoutMs: number;
 
   get(name: string): NodeLike | undefined {
     return this.cache.get(name);
@@ -187,14 +195,25 @@ export class NodeInformer {
     return new Promise((resolve) => {
       let gone = false;
       let settled = false;
+      let idle: unknown;
+      const armIdle = (): void => {
+        if (idle !== undefined) this.clock.clearTimeout(idle);
+        idle = this.clock.setTimeout(() => {
+          this.stats.idleAborts++;
+          this.handle?.abort();
+          finish(new Error(`watch silent for ${this.idleTimeoutMs} ms; reconnecting`));
+        }, this.idleTimeoutMs);
+      };
       const finish = (v: unknown): void => {
         if (settled) return;
         settled = true;
+        if (idle !== undefined) this.clock.clearTimeout(idle);
         this.handle = undefined;
         resolve(v);
       };
       const onEvent = (type: string, object: unknown): void => {
         if (this.stopped || settled) return;
+        armIdle();
         const obj = object as NodeLike & { code?: number };
         if (type === 'ERROR') {
           if (obj?.code === 410) gone = true;
@@ -221,6 +240,7 @@ export class NodeInformer {
         finish(err);
       };
       this.stats.watches++;
+      armIdle();
       this.api.watch(this.rv, onEvent, onDone).then(
         (h) => {
           if (settled || this.stopped) h.abort();
