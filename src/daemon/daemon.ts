@@ -11,7 +11,7 @@ import { cidrKey, cidrOrThrow, type Cidr } from './cidr.js';
 import { computeDesired, type ParsedNode, type Skipped } from './desired.js';
 import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from './dataplane.js';
 import { NodeInformer, type NodeApi } from './informer.js';
-import { installPlugin, writeConflist } from './install.js';
+import { installPlugin, removeConflist, writeConflist } from './install.js';
 import type { NodeLike } from './desired.js';
 import { describeApiError, type ConditionPatcher } from './kube.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -103,6 +103,13 @@ export class Daemon {
 
   start(): void {
     this.log.info({ config: this.cfg }, 'bvcnid starting');
+    // A conflist left from before a reboot (bpffs is empty again) would let the
+    // kubelet create pods before the dataplane exists; after a plain restart
+    // (programs and maps still pinned) it stays, and pods keep being created.
+    if (!this.deps.dataplane.ready(this.cfg.pinDir)) {
+      const removed = removeConflist(this.cfg.cniConfDir);
+      if (removed) this.log.warn({ conflist: removed }, 'dataplane not loaded: removed the conflist until it is');
+    }
     this.phase = 'waiting-for-podcidr';
     void this.waitForSelf();
   }

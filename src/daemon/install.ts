@@ -90,6 +90,14 @@ export function installPlugin(source: string, binDir: string): { binary: string;
   return { binary, dir, changed };
 }
 
+/** Removes the conflist if present; returns its path when it did. */
+export function removeConflist(confDir: string): string | undefined {
+  const path = join(confDir, CONFLIST_NAME);
+  if (!existsSync(path)) return undefined;
+  rmSync(path, { force: true });
+  return path;
+}
+
 export function removeInstalled(confDir: string, binDir: string): string[] {
   const removed: string[] = [];
   for (const p of [join(confDir, CONFLIST_NAME), join(binDir, PLUGIN_NAME), join(binDir, PLUGIN_DIR_NAME)]) {

@@ -153,16 +153,17 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     await h.daemon.stop();
   });
 
-  test('restart while the API server is down: the adopted map is left alone, not ready, no conflist; resync applies only the difference', async () => {
+  test('restart while the API server is down: the adopted map and the conflist are left alone, not ready; resync applies only the difference', async () => {
     const events: string[] = [];
     const dp = new FakeDataplane(events);
+    dp.attached = true; // programs and maps still pinned from the previous daemon
     // What a previous daemon left pinned: b is still right, c was deleted while nobody watched.
     dp.tunnel.update({ prefixlen: 24, addr: '10.244.2.0' }, { node_ip: '192.0.2.12', flags: 0 });
     dp.tunnel.update({ prefixlen: 32, addr: '192.0.2.12' }, { node_ip: '192.0.2.12', flags: 1 });
     dp.tunnel.update({ prefixlen: 24, addr: '10.244.3.0' }, { node_ip: '192.0.2.13', flags: 0 });
     dp.tunnel.writes = 0;
     const h = harness('life-a', dp);
-    rmSync(conflist(h), { force: true });
+    assert.ok(existsSync(conflist(h)), 'left by the previous daemon');
     await srv.stop();
     try {
       h.daemon.start();
@@ -170,7 +171,7 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
       assert.equal(h.daemon.ready().ready, false);
       assert.equal(dp.tunnel.removes + dp.tunnel.writes, 0, 'nothing written while the API server is away');
       assert.equal(dp.tunnel.m.size, 3);
-      assert.ok(!existsSync(conflist(h)));
+      assert.ok(existsSync(conflist(h)), 'pods keep being created through the still-loaded dataplane');
     } finally {
       await srv.start();
     }
@@ -178,6 +179,23 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     assert.deepEqual(dp.tunnel.keys(), ['10.244.2.0/24', '192.0.2.12/32']);
     assert.equal(dp.tunnel.writes, 0, 'entries that were right are not rewritten');
     assert.equal(dp.tunnel.removes, 1);
+    await h.daemon.stop();
+  });
+
+  test('after a reboot (nothing pinned) a leftover conflist is removed until the dataplane is back', async () => {
+    const h = harness('life-d');
+    mkdirSync(h.cfg.cniConfDir, { recursive: true });
+    writeFileSync(conflist(h), '{"stale":true}');
+    await srv.stop();
+    try {
+      h.daemon.start();
+      assert.ok(!existsSync(conflist(h)), 'stale conflist removed at start');
+    } finally {
+      await srv.start();
+    }
+    srv.addNode(makeNode('life-d', { podCIDR: '10.244.4.0/24', internalIP: '192.0.2.14' }));
+    await waitFor('conflist back once ready', () => existsSync(conflist(h)) && h.daemon.ready().ready, 15_000);
+    assert.match(readFileSync(conflist(h), 'utf8'), /10\.244\.4\.0\/24/);
     await h.daemon.stop();
   });
 
