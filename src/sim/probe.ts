@@ -98,14 +98,18 @@ function tcp(t) {
 function udp(t) {
   return new Promise((res) => {
     const tok = 'tok' + Math.random().toString(36).slice(2);
+    // Connected, so an ICMP port unreachable surfaces as ECONNREFUSED.
     const s = dgram.createSocket('udp4');
-    let tries = 0;
-    const send = () => { tries++; s.send(tok, t.port, t.ip); };
-    const iv = setInterval(() => { if (tries < 4) send(); }, Math.max(50, timeout / 5));
-    const timer = setTimeout(() => { clearInterval(iv); s.close(); res({ error: 'no reply' }); }, timeout);
-    s.on('message', (m) => { const x = m.toString(); if (x.includes(tok)) { clearInterval(iv); clearTimeout(timer); s.close(); res({ line: x }); } });
-    s.on('error', (e) => { clearInterval(iv); clearTimeout(timer); res({ error: e.code || e.message }); });
-    send();
+    let tries = 0, iv, timer, over = false;
+    const finish = (r) => { if (over) return; over = true; clearInterval(iv); clearTimeout(timer); try { s.close(); } catch {} res(r); };
+    const send = () => { tries++; s.send(tok, (e) => e && finish({ error: e.code || e.message })); };
+    s.on('message', (m) => { const x = m.toString(); if (x.includes(tok)) finish({ line: x }); });
+    s.on('error', (e) => finish({ error: e.code || e.message }));
+    timer = setTimeout(() => finish({ error: 'no reply' }), timeout);
+    s.connect(t.port, t.ip, () => {
+      iv = setInterval(() => { if (tries < 4) send(); }, Math.max(50, timeout / 5));
+      send();
+    });
   });
 }
 Promise.all(targets.map((t) => (t.proto === 'tcp' ? tcp(t) : udp(t)))).then((r) => { process.stdout.write(JSON.stringify(r)); });

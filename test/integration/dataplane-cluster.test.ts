@@ -152,6 +152,29 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
     }
   });
 
+  test('ICMP errors of masqueraded flows reach the pod: port unreachable (UDP) and fragmentation needed (TCP keeps flowing)', async () => {
+    const p = pod(1, 1);
+    // Nothing listens on 7999 in the internet: without reverse NAT of the ICMP error the probe times out instead.
+    const [closed] = await probeMany(p.path, [{ ip: c.internet.ip, port: 7999, proto: 'udp' }], 2000);
+    assert.deepEqual(closed, { ok: false, error: 'ECONNREFUSED' });
+
+    // A narrower hop between the underlay router and the internet: the router answers big DF packets with
+    // "fragmentation needed" addressed to the node IP; the pod must learn the path MTU from it. (Only the
+    // router's side shrinks, or the server would advertise a small MSS and no big packet would be sent.)
+    await startIperfServer(c, c.internet);
+    await c.exec(c.underlay, ['ip', 'link', 'set', 'inet', 'mtu', '1300']);
+    try {
+      await c.exec(p, ['ip', 'route', 'flush', 'cache']);
+      const r = await iperf(p.path, c.internet.ip, { bytes: '5M' });
+      assert.ok(r.bytes > 1_000_000, `received ${r.bytes}`);
+      const route = (await c.exec(p, ['ip', 'route', 'get', c.internet.ip])).stdout;
+      assert.match(route, /mtu 1300/, `the pod learned no path MTU: ${route}`);
+    } finally {
+      await c.exec(c.underlay, ['ip', 'link', 'set', 'inet', 'mtu', '1500']);
+      await c.exec(p, ['ip', 'route', 'flush', 'cache']);
+    }
+  });
+
   test('bvcni leaves no nftables or iptables rule in any node', async () => {
     for (const n of c.nodes) {
       const nft = await c.exec(n, ['nft', 'list', 'ruleset']);
