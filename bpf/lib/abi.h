@@ -156,19 +156,37 @@ enum nat_tcp_state {
 	NAT_TCP_NONE        = 0,  /* not TCP */
 	NAT_TCP_SYN         = 1,  /* SYN seen from the pod, no reply yet */
 	NAT_TCP_ESTABLISHED = 2,  /* the remote answered */
-	NAT_TCP_FIN         = 3,  /* a FIN was seen in either direction */
-	NAT_TCP_CLOSED      = 4,  /* a RST was seen */
+	NAT_TCP_FIN         = 3,  /* the remote sent the first FIN: it will hold TIME_WAIT */
+	NAT_TCP_CLOSED      = 4,  /* RST, or closed by the pod first and fully acknowledged */
+	NAT_TCP_FIN_POD     = 5,  /* the pod sent the first FIN */
+	NAT_TCP_LAST_ACK    = 6,  /* pod closed first, the remote's FIN seen, the pod's last ACK not yet */
+	NAT_TCP_TIME_WAIT   = 7,  /* remote closed first and both FINs seen: the remote is in TIME_WAIT */
 };
 
-/* Idle time after which an entry is stale, by protocol and TCP state (ns). */
+/*
+ * Idle time after which an entry is stale, by protocol and TCP state (ns).
+ *
+ * Port reuse: a CLOSED mapping may be handed to a new flow at once. It is
+ * CLOSED only when the remote holds no state for the tuple: after a RST, or
+ * when the pod closed first (the pod, not the remote, then sits in TIME_WAIT,
+ * on its own address and port) and its last ACK went out. When the remote
+ * closed first it sits in TIME_WAIT for 60 s (Linux's TCP_TIMEWAIT_LEN) and a
+ * new SYN on the same tuple could be refused, so the port waits that long.
+ */
 #define NAT_SEC                  1000000000ULL
 #define NAT_TIMEOUT_TCP_SYN      (60ULL * NAT_SEC)
 #define NAT_TIMEOUT_TCP_EST      (7440ULL * NAT_SEC)
 #define NAT_TIMEOUT_TCP_FIN      (120ULL * NAT_SEC)
 #define NAT_TIMEOUT_TCP_CLOSED   (10ULL * NAT_SEC)
+#define NAT_TIMEOUT_TCP_TIME_WAIT (60ULL * NAT_SEC)
 #define NAT_TIMEOUT_UDP          (60ULL * NAT_SEC)
 #define NAT_TIMEOUT_ICMP         (30ULL * NAT_SEC)
-/* Hashed port candidates tried before REASON_DROP_NAT_NO_PORT. */
-#define NAT_PORT_PROBES          16
+/*
+ * Port allocation: NAT_PORT_PROBES hashed starting points, from each of which
+ * NAT_PORT_RUN consecutive ports are tried, before REASON_DROP_NAT_NO_PORT.
+ * Runs find the free ports of a nearly full range that random probes miss.
+ */
+#define NAT_PORT_PROBES          8
+#define NAT_PORT_RUN             16
 
 #endif /* BVCNI_ABI_H */

@@ -44,7 +44,11 @@ static __always_inline __u64 nat_timeout(__u8 proto, __u8 state)
 	case NAT_TCP_SYN:
 		return NAT_TIMEOUT_TCP_SYN;
 	case NAT_TCP_FIN:
+	case NAT_TCP_FIN_POD:
+	case NAT_TCP_LAST_ACK:
 		return NAT_TIMEOUT_TCP_FIN;
+	case NAT_TCP_TIME_WAIT:
+		return NAT_TIMEOUT_TCP_TIME_WAIT;
 	case NAT_TCP_CLOSED:
 		return NAT_TIMEOUT_TCP_CLOSED;
 	default:
@@ -57,14 +61,28 @@ static __always_inline int nat_stale(const struct nat_entry *e, __u8 proto, __u6
 	return now > e->last_seen_ns && now - e->last_seen_ns > nat_timeout(proto, e->tcp_state);
 }
 
+/* A reservation a new flow may take over: see the port reuse rule in abi.h. */
+static __always_inline int nat_reusable(const struct nat_entry *e, __u8 proto, __u64 now)
+{
+	return nat_stale(e, proto, now) || (proto == IPPROTO_TCP && e->tcp_state == NAT_TCP_CLOSED);
+}
+
 static __always_inline __u8 nat_tcp_next(__u8 state, __u8 flags, int from_pod)
 {
 	if (flags & TCPF_RST)
 		return NAT_TCP_CLOSED;
-	if (flags & TCPF_FIN)
-		return NAT_TCP_FIN;
 	if (from_pod && (flags & TCPF_SYN) && !(flags & TCPF_ACK))
 		return NAT_TCP_SYN;
+	if (flags & TCPF_FIN) {
+		/* Who closes first decides who keeps TIME_WAIT. */
+		if (state == NAT_TCP_FIN_POD || state == NAT_TCP_LAST_ACK)
+			return from_pod ? state : NAT_TCP_LAST_ACK;
+		if (state == NAT_TCP_FIN || state == NAT_TCP_TIME_WAIT)
+			return from_pod ? NAT_TCP_TIME_WAIT : state;
+		return from_pod ? NAT_TCP_FIN_POD : NAT_TCP_FIN;
+	}
+	if (state == NAT_TCP_LAST_ACK && from_pod && (flags & TCPF_ACK))
+		return NAT_TCP_CLOSED;
 	if (!from_pod && state == NAT_TCP_SYN)
 		return NAT_TCP_ESTABLISHED;
 	if (state == NAT_TCP_NONE)
@@ -219,8 +237,9 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 		rval.to_addr = f.saddr;
 		rval.to_port = f.sport;
 		rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
-		for (i = 0; i < NAT_PORT_PROBES; i++) {
-			__u16 cand = bpf_htons((__u16)(min + nat_hash(&f, i) % range));
+		for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
+			__u32 start = nat_hash(&f, i / NAT_PORT_RUN) % range;
+			__u16 cand = bpf_htons((__u16)(min + (start + i % NAT_PORT_RUN) % range));
 
 			rkey.dport = cand;
 			if (bpf_map_update_elem(&BVCNI_MAP_NAT, &rkey, &rval, BPF_NOEXIST) == 0) {
@@ -228,7 +247,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 				break;
 			}
 			re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
-			if (re && (nat_stale(re, f.proto, now) ||
+			if (re && (nat_reusable(re, f.proto, now) ||
 				   (re->to_addr == f.saddr && re->to_port == f.sport))) {
 				if (bpf_map_update_elem(&BVCNI_MAP_NAT, &rkey, &rval, BPF_ANY) == 0) {
 					port = cand;

@@ -130,7 +130,16 @@ export const natEntry = struct('nat_entry', 24, [
 export type NatEntry = CodecValue<typeof natEntry>;
 
 /** enum nat_tcp_state */
-export const NatTcpState = { NONE: 0, SYN: 1, ESTABLISHED: 2, FIN: 3, CLOSED: 4 } as const;
+export const NatTcpState = {
+  NONE: 0,
+  SYN: 1,
+  ESTABLISHED: 2,
+  FIN: 3,
+  CLOSED: 4,
+  FIN_POD: 5,
+  LAST_ACK: 6,
+  TIME_WAIT: 7,
+} as const;
 
 const SEC = 1_000_000_000n;
 /** Idle timeouts (ns) after which a NAT entry is stale, as in abi.h's NAT_TIMEOUT_*. */
@@ -139,10 +148,12 @@ export const NatTimeout = {
   TCP_EST: 7440n * SEC,
   TCP_FIN: 120n * SEC,
   TCP_CLOSED: 10n * SEC,
+  TCP_TIME_WAIT: 60n * SEC,
   UDP: 60n * SEC,
   ICMP: 30n * SEC,
 } as const;
-export const NAT_PORT_PROBES = 16;
+export const NAT_PORT_PROBES = 8;
+export const NAT_PORT_RUN = 16;
 
 export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17 } as const;
 
@@ -154,7 +165,11 @@ export function natTimeout(proto: number, tcpState: number): bigint {
     case NatTcpState.SYN:
       return NatTimeout.TCP_SYN;
     case NatTcpState.FIN:
+    case NatTcpState.FIN_POD:
+    case NatTcpState.LAST_ACK:
       return NatTimeout.TCP_FIN;
+    case NatTcpState.TIME_WAIT:
+      return NatTimeout.TCP_TIME_WAIT;
     case NatTcpState.CLOSED:
       return NatTimeout.TCP_CLOSED;
     default:

@@ -294,6 +294,56 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(counter('DROP_NAT_NO_PORT'), before + BigInt(drops));
   });
 
+  test('a closed TCP mapping is reused at once only when the remote holds no TIME_WAIT', () => {
+    // One port in the range, so the second flow can only get it by reuse.
+    const port = 61500;
+    const remote = '198.51.100.20';
+    maps.config.update(0, config({ nat_port_min: port, nat_port_max: port }));
+    const FIN_ACK = 0x11;
+    const ACK = 0x10;
+    const SYN = 0x02;
+    const fromPod = (src: string, sport: number, flags: number) =>
+      exec('pod', packet({ src, dst: remote, proto: PROTO.TCP, sport, dport: 80, tcpFlags: flags }));
+    const fromRemote = (flags: number) =>
+      exec('uplinkIngress', packet({ src: remote, dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: port, tcpFlags: flags }));
+    const state = () =>
+      maps.nat.lookup({ saddr: remote, daddr: NODE_IP, sport: 80, dport: port, proto: PROTO.TCP, dir: NatDir.ingress })?.tcp_state;
+    try {
+      // Flow A: the remote closes first, so it sits in TIME_WAIT: the port must wait.
+      assert.equal(parse(fromPod(POD1.ip, 41000, SYN).out).sport, port);
+      fromRemote(0x12);
+      fromRemote(FIN_ACK);
+      assert.equal(state(), NatTcpState.FIN);
+      fromPod(POD1.ip, 41000, FIN_ACK);
+      assert.equal(state(), NatTcpState.TIME_WAIT);
+      const blocked = counter('DROP_NAT_NO_PORT');
+      assert.equal(fromPod(POD2.ip, 42000, SYN).retval, TC_ACT_SHOT, 'remote in TIME_WAIT: no reuse');
+      assert.equal(counter('DROP_NAT_NO_PORT'), blocked + 1n);
+
+      // Flow B (after A is reset): the pod closes first and sends the last ACK: reusable at once.
+      fromRemote(0x04); // RST
+      assert.equal(state(), NatTcpState.CLOSED);
+      assert.equal(parse(fromPod(POD2.ip, 42000, SYN).out).sport, port, 'RST frees the port');
+      fromRemote(0x12);
+      assert.equal(state(), NatTcpState.ESTABLISHED);
+      fromPod(POD2.ip, 42000, FIN_ACK);
+      assert.equal(state(), NatTcpState.FIN_POD);
+      assert.equal(fromPod(POD1.ip, 41001, SYN).retval, TC_ACT_SHOT, 'half-closed: still in use');
+      fromRemote(FIN_ACK);
+      assert.equal(state(), NatTcpState.LAST_ACK);
+      assert.equal(fromPod(POD1.ip, 41001, SYN).retval, TC_ACT_SHOT, 'last ACK not yet sent: still in use');
+      fromPod(POD2.ip, 42000, ACK);
+      assert.equal(state(), NatTcpState.CLOSED);
+      const c = parse(fromPod(POD1.ip, 41001, SYN).out);
+      assert.deepEqual([c.src, c.sport], [NODE_IP, port], 'closed by the pod first: reused at once');
+      const reply = parse(fromRemote(0x12).out);
+      assert.deepEqual([reply.dst, reply.dport], [POD1.ip, 41001], 'replies now reach the new owner');
+    } finally {
+      maps.config.update(0, config());
+      for (const k of [...maps.nat.keys()]) if (k.saddr === remote || k.daddr === remote) maps.nat.delete(k);
+    }
+  });
+
   test('stale NAT entries are ignored by the programs and collected by collectNat; live ones stay', () => {
     const stalePort = 61999; // outside the range the programs allocate from: no collision with live flows
     const old = { created_ns: 1n, last_seen_ns: 1n, to_port: 0, tcp_state: NatTcpState.NONE, flags: 0 };

@@ -142,6 +142,7 @@ describe('ABI: enums and constants match abi.h', () => {
     assert.equal(Number(headerDefine('BVCNI_ENDPOINTS_MAX')), abi.ENDPOINTS_MAX);
     assert.equal(Number(headerDefine('BVCNI_NAT_MAX')), abi.NAT_MAX);
     assert.equal(Number(headerDefine('NAT_PORT_PROBES')), abi.NAT_PORT_PROBES);
+    assert.equal(Number(headerDefine('NAT_PORT_RUN')), abi.NAT_PORT_RUN);
     for (const [k, v] of Object.entries(abi.MapName)) {
       assert.equal(headerDefine(`BVCNI_MAP_${k.toUpperCase()}`), v);
     }
@@ -157,6 +158,7 @@ describe('ABI: enums and constants match abi.h', () => {
         TCP_EST: sec('NAT_TIMEOUT_TCP_EST'),
         TCP_FIN: sec('NAT_TIMEOUT_TCP_FIN'),
         TCP_CLOSED: sec('NAT_TIMEOUT_TCP_CLOSED'),
+        TCP_TIME_WAIT: sec('NAT_TIMEOUT_TCP_TIME_WAIT'),
         UDP: sec('NAT_TIMEOUT_UDP'),
         ICMP: sec('NAT_TIMEOUT_ICMP'),
       },
