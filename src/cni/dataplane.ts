@@ -23,7 +23,7 @@ export type Readiness = { ready: true } | { ready: false; reason: string };
 export interface Dataplane {
   readiness(pinDir: string): Readiness;
   register(pinDir: string, ep: Endpoint): void;
-  /** Removes a pod's entry; false when there was none. */
+  /** Removes a pod's entry (tolerant of absent); false when no dataplane is pinned there. */
   unregister(pinDir: string, ip: string): boolean;
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
@@ -49,9 +49,8 @@ export class PinnedDataplane implements Dataplane {
   unregister(pinDir: string, ip: string): boolean {
     // DEL stays idempotent after an uninstall removed the maps.
     if (!existsSync(mapPin(pinDir, MapName.endpoints))) return false;
-    const had = this.lookup(pinDir, ip) !== undefined;
     unregisterEndpoint(pinDir, ip);
-    return had;
+    return true;
   }
 
   lookup(pinDir: string, ip: string): EndpointValue | undefined {
