@@ -1,5 +1,6 @@
 // Argument parsing for bvcnictl (commander), turned into a plain function:
 // argv in, { output, exitCode } out. Nothing here writes to the terminal.
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { commands as registry } from './commands/index.js';
 import { CliError, type CommandResult, type CommandSpec, type OptionValues } from './types.js';
@@ -45,6 +46,8 @@ export async function runCli(argv: readonly string[], commands: readonly Command
 
 async function runHandler(spec: CommandSpec, opts: OptionValues): Promise<CommandResult> {
   try {
+    if (opts.netns !== undefined && !existsSync(opts.netns))
+      throw new CliError(`network namespace ${opts.netns} does not exist`, 'list them with: ip netns list (paths are /run/netns/NAME)');
     return await spec.run(opts);
   } catch (e) {
     const err = e instanceof CliError ? e : new CliError((e as Error).message ?? String(e));

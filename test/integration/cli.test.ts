@@ -337,6 +337,9 @@ describe('bvcnictl on a simulated node', () => {
       const j = await runCli([name, '--pin-dir', missing, '--json']);
       assert.deepEqual(Object.keys(JSON.parse(j.output) as Json), ['error', 'hint']);
     }
+    const noNs = await runCli(['status', '--pin-dir', n0.pinDir, '--netns', '/run/netns/bvx-no-such-ns']);
+    assert.equal(noNs.exitCode, 1);
+    assert.match(noNs.output, /^error: network namespace \/run\/netns\/bvx-no-such-ns does not exist\nhint: /);
     const d = await runCli(['doctor', '--pin-dir', missing, '--json']);
     assert.equal(d.exitCode, 1);
     const checks = (JSON.parse(d.output) as { checks: { name: string; result: string }[] }).checks;
