@@ -85,13 +85,14 @@ async function convergence(): Promise<void> {
   }
 }
 
-function rssMiB(pid: number): { rss: number; hwm: number } {
+/** VmRSS counts the node binary's shared text pages too (~40 MiB); RssAnon is the daemon's own memory. */
+function rssMiB(pid: number): { rss: number; hwm: number; anon: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
-async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number): Promise<{ ms: number; fromSpawnMs: number; reconcileMs: number; rss: number; hwm: number }> {
+async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number): Promise<{ ms: number; fromSpawnMs: number; reconcileMs: number; rss: number; hwm: number; anon: number }> {
   const n = c.nodes[0]!;
   const d = new DaemonProc(c, n, kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8']);
   // A fresh node each round: no dataplane, no pins (what a first start sees).
@@ -180,6 +181,7 @@ async function scale(): Promise<void> {
     const rec: number[] = [];
     const rss: number[] = [];
     const hwm: number[] = [];
+    const anon: number[] = [];
     const fms: number[] = [];
     const spawn: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -189,8 +191,9 @@ async function scale(): Promise<void> {
       rec.push(d.reconcileMs);
       rss.push(d.rss);
       hwm.push(d.hwm);
+      anon.push(d.anon);
       fms.push(await flannelProgram(c, round));
-      console.log(`round ${round}: bvcnid sync ${fmt(d.ms)} ms (from process start ${fmt(d.fromSpawnMs)} ms, reconcile ${fmt(d.reconcileMs)} ms, RSS ${d.rss.toFixed(0)} MiB, peak ${d.hwm.toFixed(0)} MiB); flannel-style ip/bridge -batch ${fmt(fms.at(-1)!)} ms`);
+      console.log(`round ${round}: bvcnid sync ${fmt(d.ms)} ms (from process start ${fmt(d.fromSpawnMs)} ms, reconcile ${fmt(d.reconcileMs)} ms, RSS ${d.rss.toFixed(0)} MiB, peak ${d.hwm.toFixed(0)} MiB, anon ${d.anon.toFixed(0)} MiB); flannel-style ip/bridge -batch ${fmt(fms.at(-1)!)} ms`);
     }
     const ratio = median(dms) / median(fms);
     printTable(
@@ -198,7 +201,7 @@ async function scale(): Promise<void> {
       ['variant', 'time ms', 'detail', 'target'],
       [
         ['bvcnid: list request → all entries in the map', fmt(median(dms)), `reconcile alone ${fmt(median(rec))} ms; from process start (Node.js start-up, own Node GET, dataplane set-up) ${fmt(median(spawn))} ms`, `≤ 1000 ms: ${median(dms) <= 1000 ? 'met' : 'NOT met'}`],
-        ['bvcnid RSS after sync', `${median(rss).toFixed(0)} MiB`, `peak ${median(hwm).toFixed(0)} MiB`, `≤ 100 MiB: ${median(hwm) <= 100 ? 'met' : 'NOT met'}`],
+        ['bvcnid RSS after sync', `${median(rss).toFixed(0)} MiB`, `peak ${median(hwm).toFixed(0)} MiB; private (RssAnon) ${median(anon).toFixed(0)} MiB`, `≤ 100 MiB: ${median(hwm) <= 100 ? 'met' : 'NOT met'}`],
         ['flannel-style (neigh + route + fdb via -batch)', fmt(median(fms)), `${SCALE * 3} kernel entries`, 'baseline'],
         ['ratio bvcnid / flannel', ratio.toFixed(2) + '×', '', `≤ 0.5×: ${ratio <= 0.5 ? 'met' : 'NOT met'}`],
       ],
