@@ -1,9 +1,10 @@
 // vagrant/ cannot run here (no VMs): check what can be checked without them —
 // the scripts parse, they are wired into the Vagrantfile, and bvcni.yaml is the
 // cluster's only networking step.
-import { test, describe } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -89,5 +90,97 @@ describe('vagrant/', () => {
     assert.match(c, /pings pod b on another node/);
     assert.match(c, /reaches the internet/);
     assert.match(c, /exit 1/);
+  });
+});
+
+// A stand-in for Vagrant's configuration API that records what the Vagrantfile
+// asks for, so its structure can be checked without Vagrant or VMs.
+const RECORDER = `
+require "json"
+$global = { "settings" => {}, "synced" => [] }
+$machines = {}
+$cur = nil
+class Rec
+  def initialize(path) = (@path = path)
+  def method_missing(name, *args, **kw, &blk)
+    n = name.to_s
+    target = $cur || $global
+    if n.end_with?("=")
+      target["settings"][(@path + [n.chomp("=")]).join(".")] = args[0]
+      return args[0]
+    end
+    case n
+    when "define"
+      m = { "settings" => {}, "provision" => [], "networks" => [], "primary" => kw[:primary] }
+      $machines[args[0]] = m
+      prev = $cur; $cur = m
+      blk.call(Rec.new([]))
+      $cur = prev
+    when "provision" then target["provision"] << { "name" => args[0], "path" => kw[:path], "env" => kw[:env] }
+    when "network" then target["networks"] << { "type" => args[0], "ip" => kw[:ip] }
+    when "synced_folder" then $global["synced"] << { "from" => args[0], "to" => args[1], "disabled" => kw[:disabled] }
+    when "provider" then blk&.call(Rec.new(@path + ["provider:" + args[0].to_s]))
+    else Rec.new(@path + [n])
+    end
+  end
+  def respond_to_missing?(*) = true
+end
+module Vagrant
+  def self.configure(_v) = yield(Rec.new([]))
+end
+Dir.chdir(File.dirname(ARGV[0])) { load ARGV[0] }
+puts JSON.generate({ "global" => $global, "machines" => $machines })
+`;
+
+interface Recorded {
+  global: { settings: Record<string, unknown>; synced: { from: string; to: string; disabled?: boolean }[] };
+  machines: Record<string, { primary?: boolean; settings: Record<string, unknown>; networks: { type: string; ip?: string }[]; provision: { name: string; path: string; env: Record<string, string> }[] }>;
+}
+
+describe('vagrant/Vagrantfile, evaluated', { skip: !has('ruby') && 'ruby not installed' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bvx-vagrant-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const evaluate = (): Recorded => {
+    writeFileSync(join(dir, 'recorder.rb'), RECORDER);
+    const r = spawnSync('ruby', [join(dir, 'recorder.rb'), join(VAGRANT, 'Vagrantfile')], {
+      encoding: 'utf8',
+      env: { ...process.env, BVCNI_VAGRANT_CACHE: join(dir, 'cache') },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as Recorded;
+  };
+
+  test('three Debian 12 machines: one primary control plane, two workers, each on its own private IP', () => {
+    const v = evaluate();
+    assert.equal(v.global.settings['vm.box'], 'debian/bookworm64');
+    assert.deepEqual(Object.keys(v.machines).sort(), ['cp', 'w1', 'w2']);
+    assert.equal(v.machines.cp!.primary, true);
+    const ips = Object.values(v.machines).map((m) => m.networks.find((n) => n.type === 'private_network')?.ip);
+    assert.equal(new Set(ips).size, 3);
+    for (const [name, m] of Object.entries(v.machines)) {
+      const ip = m.networks.find((n) => n.type === 'private_network')!.ip!;
+      for (const p of m.provision) {
+        assert.equal(p.env.NODE_IP, ip, `${name} ${p.name}: NODE_IP is the private IP`);
+        assert.equal(p.env.NODE_NAME, name);
+        assert.equal(p.env.CP_IP, v.machines.cp!.networks[0]!.ip);
+        assert.equal(p.env.POD_CIDR, '10.244.0.0/16');
+        assert.match(p.env.TOKEN ?? '', /^[a-z0-9]{6}\.[a-z0-9]{16}$/, 'a valid kubeadm bootstrap token');
+      }
+    }
+    assert.ok(v.global.synced.some((s) => s.from === '..' && s.to === '/bvcni'), 'the repository is synced to /bvcni');
+  });
+
+  test('provisioning order: packages, image, default route, then kubeadm init or join', () => {
+    const v = evaluate();
+    assert.deepEqual(v.machines.cp!.provision.map((p) => p.name), ['common', 'image', 'route', 'control-plane']);
+    for (const w of ['w1', 'w2']) assert.deepEqual(v.machines[w]!.provision.map((p) => p.name), ['common', 'image', 'route', 'worker']);
+    for (const m of Object.values(v.machines)) for (const p of m.provision) assert.ok(existsSync(join(VAGRANT, p.path)), p.path);
+  });
+
+  test('one bootstrap token per cluster, kept across evaluations (workers join later)', () => {
+    const a = evaluate().machines.w1!.provision[0]!.env.TOKEN;
+    const b = evaluate().machines.w2!.provision[0]!.env.TOKEN;
+    assert.equal(a, b);
+    assert.equal(readFileSync(join(dir, 'cache', 'kubeadm-token'), 'utf8').trim(), a);
   });
 });
