@@ -6,7 +6,7 @@ import { isAbsolute } from 'node:path';
 import { validIfname } from './env.js';
 import { Code, CniError, invalidConfig } from './errors.js';
 import { isSupported, type CniVersion } from './version.js';
-import { parseCidr, type Cidr } from './cidr.js';
+import { parseCidr, type Cidr } from '../common/cidr.js';
 
 export interface NetConf {
   cniVersion: CniVersion;

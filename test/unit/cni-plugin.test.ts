@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ipv4ToInt, intToIpv4 } from '../../loader/codec.js';
-import { parseCidr } from '../../src/cni/cidr.js';
+import { parseCidr } from '../../src/common/cidr.js';
 import type { Services } from '../../src/cni/context.js';
 import { FakeDataplane } from '../../src/cni/dataplane.js';
 import { CniError } from '../../src/cni/errors.js';

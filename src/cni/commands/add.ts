@@ -5,7 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { intToIpv4 } from '../../../loader/codec.js';
 import { addAddr, addRoute, createBridge, createVeth, defaultRouteLink, deleteLink, getLink, setLinkMtu, setLinkUp, type Link } from '../../netlink/rtnl.js';
 import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
-import { gateway } from '../cidr.js';
+import { firstHost } from '../../common/cidr.js';
 import type { NetConf } from '../config.js';
 import { hostVethName, randomMac, type Invocation } from '../context.js';
 import { Code, CniError } from '../errors.js';
@@ -62,7 +62,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
 
     mark('ipam reserve');
     host = svc.hostSocket();
-    const gw = intToIpv4(gateway(conf.podCidr));
+    const gw = firstHost(conf.podCidr);
     const bridge = ensureBridge(host, conf, gw);
     const mtu = conf.mtu ?? bridge.mtu;
     mark('bridge');

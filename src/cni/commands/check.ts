@@ -3,7 +3,7 @@
 // endpoint entry. The first mismatch is the error.
 import { intToIpv4 } from '../../../loader/codec.js';
 import { getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
-import { gateway } from '../cidr.js';
+import { firstHost } from '../../common/cidr.js';
 import { hostVethName, type Invocation } from '../context.js';
 import { Code, CniError } from '../errors.js';
 import { findByAttachment } from '../ipam/allocator.js';
@@ -51,7 +51,7 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
   } catch (e) {
     throw new CniError(Code.netns, `cannot enter CNI_NETNS ${env.netns}`, (e as Error).message);
   }
-  const gw = intToIpv4(gateway(conf.podCidr));
+  const gw = firstHost(conf.podCidr);
   let podMac: string;
   try {
     const link = getLink(pod, env.ifname);

@@ -4,7 +4,7 @@
 // (left by ADDs killed before they could record more).
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
 import { deleteLink, getLink, listLinks } from '../../netlink/rtnl.js';
-import { contains } from '../cidr.js';
+import { containsIp } from '../../common/cidr.js';
 import { HOST_VETH_RE, hostVethName, type Invocation } from '../context.js';
 
 export function cmdGc({ conf, svc }: Invocation): void {
@@ -30,7 +30,7 @@ export function cmdGc({ conf, svc }: Invocation): void {
     let entries = 0;
     for (const ip of svc.dataplane.podIps(conf.pinDir)) {
       const n = ipv4ToInt(ip);
-      if (contains(conf.podCidr, n) && !reserved.has(n)) {
+      if (containsIp(conf.podCidr, n) && !reserved.has(n)) {
         svc.dataplane.unregister(conf.pinDir, ip);
         entries++;
       }

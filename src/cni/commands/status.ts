@@ -1,5 +1,5 @@
 // STATUS (1.1.0): ready only when the dataplane is loaded and addresses remain.
-import { formatCidr } from '../cidr.js';
+import { formatCidr } from '../../common/cidr.js';
 import type { Invocation } from '../context.js';
 import { Code, CniError } from '../errors.js';
 import { freeCount } from '../ipam/allocator.js';

@@ -1,11 +1,11 @@
 // Address allocation over a Store. Callers hold the store's lock.
-import { broadcast, formatCidr, gateway, type Cidr } from '../cidr.js';
+import { broadcastOf, formatCidr, type Cidr } from '../../common/cidr.js';
 import { Code, CniError } from '../errors.js';
 import type { Reservation, Store } from './store.js';
 
 /** First and last assignable host: never the network, the gateway or the broadcast address. */
 export function poolRange(c: Cidr): { first: number; last: number } {
-  return { first: (gateway(c) + 1) >>> 0, last: (broadcast(c) - 1) >>> 0 };
+  return { first: (c.addr + 2) >>> 0, last: (broadcastOf(c) - 1) >>> 0 };
 }
 
 export function poolSize(c: Cidr): number {
