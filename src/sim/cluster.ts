@@ -98,7 +98,6 @@ export class Cluster {
   private readonly extraNetns = new Set<string>();
   private readonly podCounters = new Map<SimNode, number>();
   private destroyed = false;
-  private readonly exitHook = (): void => this.destroySync();
 
   private constructor(
     readonly prefix: string,
@@ -108,7 +107,8 @@ export class Cluster {
   ) {
     this.underlay = { name: `${prefix}-u`, path: netnsPath(`${prefix}-u`) };
     this.internet = { name: `${prefix}-inet`, path: netnsPath(`${prefix}-inet`), ip: INTERNET_IP };
-    process.once('exit', this.exitHook);
+    liveClusters.add(this);
+    if (liveClusters.size === 1) process.on('exit', destroyLiveClusters);
   }
 
   static async create(opts: ClusterOptions): Promise<Cluster> {
@@ -121,7 +121,10 @@ export class Cluster {
     const c = new Cluster(opts.prefix, opts.dataplane, dir, mtu);
     try {
       await c.buildUnderlay();
-      await Promise.all(Array.from({ length: opts.nodes }, (_, i) => c.buildNode(i)));
+      // allSettled: tearing down while a sibling is still creating devices would race with it.
+      const built = await Promise.allSettled(Array.from({ length: opts.nodes }, (_, i) => c.buildNode(i)));
+      const failed = built.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       if (opts.dataplane === 'flannel') await setupFlannel(c.nodes, { masquerade: opts.masquerade ?? true });
       if (opts.dataplane === 'bvcni') {
         const dp = await loadDataplane();
@@ -370,7 +373,8 @@ export class Cluster {
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    process.removeListener('exit', this.exitHook);
+    liveClusters.delete(this);
+    if (liveClusters.size === 0) process.removeListener('exit', destroyLiveClusters);
     for (const c of this.children) c.kill('SIGKILL');
     this.children.clear();
     // Pods first: their veths' host ends live in the node namespaces.
@@ -384,6 +388,13 @@ export class Cluster {
   [Symbol.asyncDispose](): Promise<void> {
     return this.destroy();
   }
+}
+
+// One exit listener for all clusters of the process: a test that throws
+// before its own teardown still leaves nothing behind.
+const liveClusters = new Set<Cluster>();
+function destroyLiveClusters(): void {
+  for (const c of [...liveClusters]) c.destroySync();
 }
 
 export function createCluster(opts: ClusterOptions): Promise<Cluster> {

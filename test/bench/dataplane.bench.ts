@@ -48,6 +48,7 @@ interface Row {
   median: number;
   unit: string;
   ratio?: string;
+  paired?: string;
   target?: string;
 }
 const rows: Row[] = [];
@@ -64,15 +65,22 @@ function ratio(bench: string, a: string, b: string, target: string, res: Map<str
   if (!row || !Number.isFinite(ma) || !Number.isFinite(mb)) return;
   const text = `${(ma / mb).toFixed(2)}× ${b}`;
   row.ratio = row.ratio ? `${row.ratio}; ${text}` : text;
+  // Runs r of a and b ran back to back, so their quotient cancels most of the machine's drift.
+  const xs = res.get(a)!;
+  const ys = res.get(b)!;
+  const pairs = xs.map((x, i) => x / ys[i]!).filter(Number.isFinite);
+  const ptext = `${median(pairs).toFixed(2)}×`;
+  row.paired = row.paired ? `${row.paired}; ${ptext}` : ptext;
   row.target = row.target ? `${row.target}; ${target}` : target;
 }
 
 function printTable(): void {
   const lines = [
-    '| benchmark | variant | median | unit | ratio | target |',
-    '|---|---|---:|---|---|---|',
+    '| benchmark | variant | median | unit | ratio of medians | median of paired ratios | target |',
+    '|---|---|---:|---|---|---|---|',
     ...rows.map(
-      (r) => `| ${r.bench} | ${r.variant} | ${r.median.toFixed(r.median >= 100 ? 0 : 2)} | ${r.unit} | ${r.ratio ?? ''} | ${r.target ?? ''} |`,
+      (r) =>
+        `| ${r.bench} | ${r.variant} | ${r.median.toFixed(r.median >= 100 ? 0 : 2)} | ${r.unit} | ${r.ratio ?? ''} | ${r.paired ?? ''} | ${r.target ?? ''} |`,
     ),
   ];
   process.stdout.write(`\n${lines.join('\n')}\n\n(${RUNS} interleaved runs per variant, ${SECONDS} s per iperf3 run)\n`);

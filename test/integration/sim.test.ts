@@ -148,6 +148,25 @@ describe('simulator: lifecycle', () => {
     }
   });
 
+  test('a process that dies with a cluster still up (uncaught error) leaves nothing behind', async () => {
+    const prefix = uniquePrefix('bvs');
+    const sim = new URL('../../src/sim/index.js', import.meta.url).pathname;
+    const script = [
+      `const { createCluster } = await import(${JSON.stringify(sim)});`,
+      `await createCluster({ prefix: ${JSON.stringify(prefix)}, nodes: 1, dataplane: 'flannel', podsPerNode: 1 });`,
+      `console.log('up');`,
+      `setImmediate(() => { throw new Error('crash'); });`,
+    ].join('\n');
+    const r = await run(['node', '--import', 'tsx', '--input-type=module', '-e', script], { allowFail: true, timeoutMs: 60_000 });
+    assert.match(r.stdout, /up/, r.stderr);
+    assert.notEqual(r.code, 0);
+    try {
+      assert.deepEqual(leftovers(prefix), []);
+    } finally {
+      await cleanupLeftovers(prefix);
+    }
+  });
+
   test('bad options are refused before anything is created', async () => {
     const prefix = uniquePrefix('bvs');
     await assert.rejects(createCluster({ prefix: 'BAD-prefix', nodes: 1, dataplane: 'none' }), /prefix/);
