@@ -61,6 +61,16 @@ describe('simulator: flannel-style baseline cluster', () => {
     assert.ok(existsSync(c.nodes[1]!.stateDir));
   });
 
+  test('the baseline programs what flannel does per remote node: FDB, neighbour and onlink route', async () => {
+    const n0 = c.nodes[0]!;
+    const fdb = (await run(['bridge', 'fdb', 'show', 'dev', 'flannel.1'], { netns: n0.path })).stdout;
+    assert.match(fdb, /dst 192\.0\.2\.11 self permanent/);
+    const neigh = (await run(['ip', '-4', 'neigh', 'show', 'dev', 'flannel.1'], { netns: n0.path })).stdout;
+    assert.match(neigh, /^10\.244\.1\.0 lladdr \S+ PERMANENT/m);
+    const routes = (await run(['ip', '-4', 'route'], { netns: n0.path })).stdout;
+    assert.match(routes, /^10\.244\.1\.0\/24 via 10\.244\.1\.0 dev flannel\.1 onlink/m);
+  });
+
   test('pods on different nodes reach each other with their own addresses (TCP, UDP, ping)', async () => {
     const [a, b] = c.pods;
     assert.ok((await ping(a!.path, b!.ip)).ok);
