@@ -95,6 +95,13 @@ source_preserved() {
 check "pod a sees pod b's real address on a TCP connection (no NAT inside the cluster)" source_preserved
 check "the control plane node reaches pod a on a worker" ping -c 3 -W 2 "$a_ip"
 check "pod a reaches node ${workers[1]} ($(node_ip_of "${workers[1]}"))" ping_from a "$(node_ip_of "${workers[1]}")"
+# Services: kube-proxy DNATs a pod's connection to a ClusterIP in the host stack. The API
+# server's TLS port answers a plain HTTP request with 400, which proves the connection.
+svc_ip=$(kubectl get service kubernetes -n default -o jsonpath='{.spec.clusterIP}')
+reaches_service() {
+  kubectl -n "$NS" exec "$1" -- wget -T 5 -O /dev/null "http://$svc_ip:443/" 2>&1 | grep -q 'HTTP/1\.[01] 400'
+}
+check "pod a reaches the kubernetes Service ($svc_ip:443) through kube-proxy" reaches_service a
 check "pod a reaches the internet ($INTERNET_IP)" ping_from a "$INTERNET_IP"
 check "pod b reaches the internet by name ($INTERNET_NAME, through cluster DNS)" \
   kubectl -n "$NS" exec b -- wget -q -T 5 -O /dev/null "http://$INTERNET_NAME/"
