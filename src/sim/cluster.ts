@@ -365,6 +365,15 @@ export class Cluster {
     return this.nodes.flatMap((n) => n.pods);
   }
 
+  /**
+   * Leaves the cluster in place when this process exits (e.g. `make demo`
+   * with KEEP=1); cleanupLeftovers(prefix) or destroy() still remove it.
+   */
+  keepAfterExit(): void {
+    liveClusters.delete(this);
+    if (liveClusters.size === 0) process.removeListener('exit', destroyLiveClusters);
+  }
+
   async destroy(): Promise<void> {
     this.destroySync();
   }

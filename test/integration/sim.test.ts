@@ -158,12 +158,14 @@ describe('simulator: lifecycle', () => {
     }
   });
 
-  test('a process that dies with a cluster still up (uncaught error) leaves nothing behind', async () => {
+  test('a process that dies with a cluster still up (uncaught error) leaves nothing behind, unless told to keep it', async () => {
     const prefix = uniquePrefix('bvs');
     const sim = new URL('../../src/sim/index.js', import.meta.url).pathname;
     const script = [
       `const { createCluster } = await import(${JSON.stringify(sim)});`,
       `await createCluster({ prefix: ${JSON.stringify(prefix)}, nodes: 1, dataplane: 'flannel', podsPerNode: 1 });`,
+      `const kept = await createCluster({ prefix: ${JSON.stringify(prefix)} + 'k', nodes: 1, dataplane: 'none' });`,
+      `kept.keepAfterExit();`,
       `console.log('up');`,
       `setImmediate(() => { throw new Error('crash'); });`,
     ].join('\n');
@@ -171,10 +173,12 @@ describe('simulator: lifecycle', () => {
     assert.match(r.stdout, /up/, r.stderr);
     assert.notEqual(r.code, 0);
     try {
-      assert.deepEqual(leftovers(prefix), []);
+      assert.deepEqual(leftovers(`${prefix}-`), []);
+      assert.ok(leftovers(`${prefix}k-`).length > 0, 'keepAfterExit() must keep its cluster');
     } finally {
       await cleanupLeftovers(prefix);
     }
+    assert.deepEqual(leftovers(prefix), []);
   });
 
   test('bad options are refused before anything is created', async () => {
