@@ -10,6 +10,7 @@ export function mark(label: string): void {
 if (on) {
   process.on('exit', () => {
     const lines = marks.slice(1).map(([l, t], i) => `${l.padEnd(24)} ${(t - marks[i]![1]).toFixed(2)} ms`);
-    process.stderr.write(`bvcni trace (process uptime at start ${marks[0]![1].toFixed(1)} ms)\n${lines.join('\n')}\n`);
+    const end = performance.timeOrigin + marks[marks.length - 1]![1];
+    process.stderr.write(`bvcni trace (process uptime at start ${marks[0]![1].toFixed(1)} ms; last mark at epoch ${end.toFixed(3)} ms)\n${lines.join('\n')}\n`);
   });
 }

@@ -11,10 +11,17 @@ export interface Libc {
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   close(fd: number): number;
   flock(fd: number, op: number): number;
+  /** Leaves at once: no atexit handlers, no V8 or addon teardown. */
+  exit(code: number): never;
   errno(): number;
 }
 
 let lib: Libc | undefined;
+
+/** libc bound already (so koffi is loaded), without binding it. */
+export function libcIfLoaded(): Libc | undefined {
+  return lib;
+}
 
 export function libc(): Libc {
   if (lib) return lib;
@@ -26,12 +33,17 @@ export function libc(): Libc {
   const recv = f('long recv(int, void *buf, size_t, int)');
   const close = f('int close(int)');
   const flock = f('int flock(int, int)');
+  const exit = f('void _exit(int)');
   lib = {
     socket: (d, t, p) => socket(d, t, p),
     sendto: (fd, b, l, fl, a, al) => sendto(fd, b, l, fl, a, al),
     recv: (fd, b, l, fl) => recv(fd, b, l, fl),
     close: (fd) => close(fd),
     flock: (fd, op) => flock(fd, op),
+    exit: (code) => {
+      exit(code);
+      throw new Error('_exit returned');
+    },
     errno: () => k.errno(),
   };
   return lib;
