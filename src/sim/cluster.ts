@@ -324,8 +324,11 @@ export class Cluster {
         const { conf } = this.cniConfig(node);
         const r = await run([this.pluginPath(node)], { netns: node.path, input: conf, env: this.pluginEnv(node, 'DEL', pod.name, pod.path), allowFail: true });
         if (r.code !== 0) throw new Error(`CNI DEL for ${pod.name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
-      } else if (this.dataplane === 'bvcni') {
-        (await loadDataplane()).unregisterEndpoint(node.pinDir, pod.ip, { netns: node.path });
+      } else {
+        if (this.dataplane === 'bvcni') (await loadDataplane()).unregisterEndpoint(node.pinDir, pod.ip, { netns: node.path });
+        // The kernel frees a deleted namespace (and the veth in it) asynchronously, sometimes
+        // much later under load: delete the pair now so the pod is unreachable on return.
+        await run(['ip', 'link', 'del', pod.hostIfname], { netns: node.path, allowFail: true });
       }
     } finally {
       deleteNetnsSync(pod.name);
