@@ -336,9 +336,7 @@ async function demo(opts: { prefix: string; keep: boolean; summary?: string }): 
 /** The cluster removes itself when this process exits unless told otherwise. */
 function keepRunning(c: Cluster, children: ChildProcess[]): void {
   for (const child of children) child.unref();
-  // Cluster has no public "keep" yet; its exit hook ends in destroySync(), so
-  // this instance's destroySync becomes a no-op (--cleanup removes it later).
-  c.destroySync = (): void => {};
+  c.keepAfterExit();
 }
 
 function printKeepHelp(c: Cluster, pods: SimPod[], kubeconfig: string, logs: string[]): void {
