@@ -1,6 +1,6 @@
 // What every command handler gets: parsed input plus the side-effecting
 // services (dataplane, IPAM store, netlink sockets), injectable for tests.
-import { createHash, randomBytes } from 'node:crypto';
+import { hash64hex } from './hash.js';
 import type { NetConf } from './config.js';
 import type { Dataplane } from './dataplane.js';
 import type { CniEnv } from './env.js';
@@ -26,14 +26,14 @@ export interface Invocation {
 
 /** Host-side veth name: derived from the attachment so DEL and GC find it without the pod namespace. */
 export function hostVethName(containerId: string, ifname: string): string {
-  return `veth${createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 11)}`;
+  return `veth${hash64hex(`${containerId}/${ifname}`).slice(0, 11)}`;
 }
 
 export const HOST_VETH_RE = /^veth[0-9a-f]{11}$/;
 
-/** A random unicast, locally administered MAC. */
+/** A random unicast, locally administered MAC (Math.random: uniqueness, not secrecy, and no OpenSSL start-up). */
 export function randomMac(): string {
-  const b = randomBytes(6);
+  const b = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
   b[0] = (b[0]! & 0xfe) | 0x02;
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
 }

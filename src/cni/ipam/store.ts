@@ -1,15 +1,16 @@
 // host-local's store: one file per reserved IP under <dataDir>/<network>/,
 // named by the address and holding "<containerID>\r\n<ifname>";
 // last_reserved_ip.0 for round-robin; an flock on ./lock held by whoever
-// allocates or releases. A reservation is created by link(2) of a fully
-// written temp file, so it is atomic and never half-written even if the
-// process is SIGKILLed; stale temp files are swept under the lock.
+// allocates or releases. A reservation is created with O_EXCL, so claiming an
+// address is atomic; a process SIGKILLed mid-write leaves a file that names no
+// valid attachment, which GC releases. (Temp files of earlier versions are
+// swept under the lock.)
 // Beside it, an index symlink a-<hash(attachment)> -> IP lets ADD and DEL find
 // an attachment's address without reading every reservation (O(1) instead of
 // O(pods)); it is only a hint, checked against the reservation it names, and
 // an IP file without one is still found by GC, which reads everything.
-import { createHash } from 'node:crypto';
-import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hash64hex } from '../hash.js';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
 import { libc, SysError } from '../../netlink/libc.js';
@@ -42,7 +43,7 @@ const INDEX = 'a-';
 const IP_RE = /^\d+\.\d+\.\d+\.\d+$/;
 
 function indexName(containerId: string, ifname: string): string {
-  return INDEX + createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 32);
+  return INDEX + hash64hex(`${containerId}\0${ifname}`);
 }
 
 export class DiskStore implements Store {
@@ -95,19 +96,22 @@ export class DiskStore implements Store {
   }
 
   reserve(r: Reservation): boolean {
-    const tmp = join(this.dir, `${TMP}${process.pid}-${r.ip}`);
-    writeFileSync(tmp, `${r.containerId}\r\n${r.ifname}`, { mode: 0o644 });
     try {
-      linkSync(tmp, join(this.dir, intToIpv4(r.ip)));
+      // O_EXCL claims the address atomically. A process killed before the
+      // write completes leaves a file naming no valid attachment: GC frees it.
+      writeFileSync(join(this.dir, intToIpv4(r.ip)), `${r.containerId}\r\n${r.ifname}`, { flag: 'wx', mode: 0o644 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
-    } finally {
-      rmQuiet(tmp);
     }
     const idx = join(this.dir, indexName(r.containerId, r.ifname));
-    rmQuiet(idx);
-    symlinkSync(intToIpv4(r.ip), idx);
+    try {
+      symlinkSync(intToIpv4(r.ip), idx);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      rmQuiet(idx);
+      symlinkSync(intToIpv4(r.ip), idx);
+    }
     return true;
   }
 
@@ -170,9 +174,8 @@ export class DiskStore implements Store {
   }
 
   setLastReserved(ip: number): void {
-    const tmp = join(this.dir, `${TMP}${process.pid}-last`);
-    writeFileSync(tmp, intToIpv4(ip));
-    renameSync(tmp, join(this.dir, LAST));
+    // Written in place: a torn write only moves where the next search starts.
+    writeFileSync(join(this.dir, LAST), intToIpv4(ip));
   }
 }
 
