@@ -101,6 +101,29 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
     assert.equal(c.mtu, undefined);
   });
 
+  test('self-contained: runs with no Node.js, no system libbpf/libelf and an empty environment', async () => {
+    const pod = await node.pod('selfc');
+    const hide = ['/usr/bin/node', '/usr/lib/x86_64-linux-gnu/libbpf.so.1', '/usr/lib/x86_64-linux-gnu/libelf.so.1']
+      .filter((f) => existsSync(f))
+      .map((f) => `/usr/bin/mount --bind /dev/null "$(/usr/bin/readlink -f ${f})"`)
+      .join(' && ');
+    // A private mount namespace in which node and the system libbpf are gone.
+    const script = `${hide} && ! /usr/bin/test -s /usr/bin/node && exec /usr/bin/nsenter --net=${node.ns} -- ${PLUGIN}`;
+    const { spawnSync } = await import('node:child_process');
+    const { cniEnv } = await import('../fixtures/cni/harness.js');
+    const r = spawnSync('/usr/bin/unshare', ['--mount', '--propagation', 'private', '/bin/sh', '-c', script], {
+      env: cniEnv({ command: 'ADD', containerId: 'selfc', netns: pod, ifname: 'eth0', stdin: '' }),
+      input: JSON.stringify(node.conf('1.1.0')),
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, `${r.stdout} ${r.stderr}`);
+    const res = JSON.parse(r.stdout) as { ips: { address: string }[] };
+    assert.ok((await node.endpoints()).includes(res.ips[0]!.address.split('/')[0]!), 'registered through the shipped libbpf');
+    const del = await node.exec({ command: 'DEL', containerId: 'selfc', netns: pod, ifname: 'eth0', stdin: node.conf('1.1.0') });
+    assert.equal(del.code, 0);
+    node.deletePod(pod);
+  });
+
   test('a second ADD of the same interface fails and leaves the first intact', async () => {
     const pod = await node.pod('dup');
     const first = await node.exec({ command: 'ADD', containerId: 'dup1', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
