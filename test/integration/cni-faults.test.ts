@@ -69,7 +69,7 @@ describe('bvcni under SIGKILL', { timeout: 600_000 }, () => {
         // Land the kills across the plugin's work (IPAM, netlink, map update) rather
         // than mostly in Node start-up: a late random fraction of a current ADD's time.
         const t0 = performance.now();
-        const r = await addMaybeKilled(node, `f${i}`, ns, kill ? (0.5 + Math.random() * 0.6) * addMs : undefined);
+        const r = await addMaybeKilled(node, `f${i}`, ns, kill ? (0.4 + Math.random() * 0.6) * addMs : undefined);
         if (!kill) addMs = addMs * 0.8 + (performance.now() - t0) * 0.2;
         if (r.killed) {
           killed++;
@@ -88,7 +88,7 @@ describe('bvcni under SIGKILL', { timeout: 600_000 }, () => {
     };
     await Promise.all(Array.from({ length: PARALLEL }, worker));
     assert.deepEqual(errors, [], 'every unkilled ADD and DEL succeeded');
-    assert.ok(killed >= CYCLES * KILL_RATIO * 0.7, `about ${KILL_RATIO * 100}% of ADDs were killed (${killed})`);
+    assert.ok(killed >= CYCLES * KILL_RATIO * 0.6, `about ${KILL_RATIO * 100}% of ADDs were killed (${killed})`);
     console.log(`# cycles ${CYCLES}, killed ${killed}, of which ${killedAfterWork} after creating the pod interface`);
 
     const leftovers = { addresses: node.reservations().length, veths: (await node.hostVeths()).length, entries: (await node.endpoints()).length };
