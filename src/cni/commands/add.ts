@@ -73,8 +73,8 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
       createVeth(host, { hostName: vethName, podName: env.ifname, podNsFd: nsFd, podMac, mtu, master: bridge.index });
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === EEXIST) {
-        // Either our host name is left over from a killed ADD of this same attachment,
-        // or the name is taken in the pod namespace; clear ours and retry once.
+        // The pod side was checked free above, so this is our derived host name,
+        // left over by a killed ADD of this same attachment: clear it and retry once.
         if (!deleteLink(host, vethName)) throw new CniError(Code.interfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
         createVeth(host, { hostName: vethName, podName: env.ifname, podNsFd: nsFd, podMac, mtu, master: bridge.index });
       } else throw e;
