@@ -18,6 +18,8 @@ import {
 } from '../../src/sim/index.js';
 import { tunnelKey, tunnelValue } from '../../src/dataplane/abi.js';
 import { BpfMap } from '../../loader/index.js';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -87,6 +89,8 @@ function printTable(): void {
   for (const n of notes) process.stdout.write(`- ${n}\n`);
 }
 
+const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const startLoad = loadavg();
 const clusters: Cluster[] = [];
 try {
   const flannel = await createCluster({ prefix: uniquePrefix('bvs'), nodes: 2, dataplane: 'flannel', podsPerNode: 1 });
@@ -196,6 +200,7 @@ try {
     record('tunnel map scale, cross-node TCP', 'Gbit/s', rSc);
     ratio('tunnel map scale, cross-node TCP', sc[1]!.name, sc[0]!.name, '≥ 0.98', rSc);
   }
+  notes.push(`load average (1/5/15 min) at start ${startLoad}, at end ${loadavg()} on ${availableParallelism()} CPUs: other work on the machine moves throughput figures by ±20%`);
   printTable();
 } finally {
   for (const c of clusters) await c.destroy();
