@@ -200,7 +200,7 @@ try {
     record('tunnel map scale, cross-node TCP', 'Gbit/s', rSc);
     ratio('tunnel map scale, cross-node TCP', sc[1]!.name, sc[0]!.name, '≥ 0.98', rSc);
   }
-  notes.push(`load average (1/5/15 min) at start ${startLoad}, at end ${loadavg()} on ${availableParallelism()} CPUs: other work on the machine moves throughput figures by ±20%`);
+  notes.push(`load average (1/5/15 min) at start ${startLoad}, at end ${loadavg()} on ${availableParallelism()} CPUs: throughput runs are sensitive to other work on the machine (single runs varied by more than ±20% while developing this)`);
   printTable();
 } finally {
   for (const c of clusters) await c.destroy();
