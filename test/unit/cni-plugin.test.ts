@@ -124,6 +124,14 @@ describe('DiskStore', () => {
       assert.equal(s.reserve({ ip: ipv4ToInt('10.0.0.5'), containerId: 'c', ifname: 'eth0' }), true);
       assert.equal(s.reserve({ ip: ipv4ToInt('10.0.0.5'), containerId: 'd', ifname: 'eth0' }), false);
       assert.deepEqual(s.list(), [{ ip: ipv4ToInt('10.0.0.5'), containerId: 'c', ifname: 'eth0' }]);
+      assert.deepEqual(s.byAttachment('c', 'eth0')?.ip, ipv4ToInt('10.0.0.5'), 'found through the index');
+      // An index left pointing at a released address is pruned; a live one stays.
+      assert.equal(s.reserve({ ip: ipv4ToInt('10.0.0.7'), containerId: 'gone', ifname: 'eth0' }), true);
+      rmSync(join(dir, 'net', '10.0.0.7'));
+      assert.equal(s.byAttachment('gone', 'eth0'), undefined);
+      assert.equal(s.prune(), 1);
+      assert.equal(s.prune(), 0);
+      assert.deepEqual(s.byAttachment('c', 'eth0')?.ip, ipv4ToInt('10.0.0.5'));
       // Another process must wait for our lock before it can reserve.
       const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url).replace(/cni-plugin\.test\.ts$/, '../fixtures/cni/store-child.ts'), dir], {
         stdio: ['ignore', 'pipe', 'inherit'],

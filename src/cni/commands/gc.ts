@@ -26,6 +26,7 @@ export function cmdGc({ conf, svc }: Invocation): void {
       store.release(r);
       released++;
     }
+    const pruned = store.prune?.() ?? 0;
     const reserved = new Set(store.list().map((r) => r.ip));
     let entries = 0;
     for (const ip of svc.dataplane.podIps(conf.pinDir)) {
@@ -44,7 +45,7 @@ export function cmdGc({ conf, svc }: Invocation): void {
         }
       }
     }
-    svc.log.info('gc', { released, entries, veths, valid: valid.size });
+    svc.log.info('gc', { released, entries, veths, pruned, valid: valid.size });
   } finally {
     store.unlock();
     host.close();

@@ -32,6 +32,8 @@ export interface Store {
   /** Reserved addresses only (allocation). */
   usedIps(): number[];
   byAttachment(containerId: string, ifname: string): Reservation | undefined;
+  /** Drops bookkeeping that no reservation backs any more (GC); returns how many entries went. */
+  prune?(): number;
   lastReserved(): number | undefined;
   setLastReserved(ip: number): void;
 }
@@ -151,6 +153,25 @@ export class DiskStore implements Store {
     return this.names()
       .filter((n) => IP_RE.test(n))
       .map(ipv4ToInt);
+  }
+
+  prune(): number {
+    let n = 0;
+    for (const name of this.names()) {
+      if (!name.startsWith(INDEX)) continue;
+      let target = '';
+      try {
+        target = readlinkSync(join(this.dir, name));
+      } catch {
+        /* not a link: not ours to keep */
+      }
+      const r = IP_RE.test(target) ? this.read(target) : undefined;
+      if (!r || indexName(r.containerId, r.ifname) !== name) {
+        rmQuiet(join(this.dir, name));
+        n++;
+      }
+    }
+    return n;
   }
 
   byAttachment(containerId: string, ifname: string): Reservation | undefined {
