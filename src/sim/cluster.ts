@@ -227,6 +227,10 @@ export class Cluster {
   }
 
   private async addPodDirect(node: SimNode, podName: string, name: string, path: string): Promise<SimPod> {
+    const bridge = await run(['ip', 'link', 'show', 'dev', node.bridge], { netns: node.path, allowFail: true });
+    if (bridge.code !== 0) {
+      throw new Error(`${node.name} has no bridge ${node.bridge} yet: a 'direct' pod needs the node's dataplane (wait for the daemon, or use via: 'plugin')`);
+    }
     // Never reused, so a removed pod's address and veth name stay free of stale state.
     const n = this.podCounters.get(node) ?? 0;
     this.podCounters.set(node, n + 1);
@@ -234,6 +238,16 @@ export class Cluster {
     const hostIfname = `vp${n}`;
     const pod: SimNetns = { name, path };
     await this.sh(node, 'ip', 'link', 'add', hostIfname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name);
+    try {
+      return await this.wireDirectPod(node, podName, pod, ip, hostIfname);
+    } catch (e) {
+      await run(['ip', 'link', 'del', hostIfname], { netns: node.path, allowFail: true });
+      throw e;
+    }
+  }
+
+  private async wireDirectPod(node: SimNode, podName: string, pod: SimNetns, ip: string, hostIfname: string): Promise<SimPod> {
+    const { name, path } = pod;
     await this.sh(node, 'ip', 'link', 'set', hostIfname, 'mtu', String(node.podMtu), 'master', node.bridge, 'up');
     await this.sh(pod, 'ip', 'link', 'set', 'eth0', 'mtu', String(node.podMtu), 'up');
     await this.sh(pod, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0');

@@ -121,6 +121,9 @@ describe('simulator: lifecycle', () => {
       assert.equal((await tcpWhoami(c.nodes[1]!.path, INTERNET_IP)).peer, '192.0.2.11');
       const links = await run(['ip', '-br', 'link'], { netns: c.nodes[0]!.path });
       assert.doesNotMatch(links.stdout, /cni0|flannel/);
+      await assert.rejects(c.addPod(c.nodes[0]!, 'early'), /no bridge cni0/);
+      assert.deepEqual(listNetns(`${c.prefix}-n0-`), [], 'a failed addPod leaves no pod namespace');
+      assert.deepEqual(c.nodes[0]!.pods, []);
     } finally {
       await c.destroy();
     }
