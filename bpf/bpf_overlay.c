@@ -20,6 +20,7 @@
 #include "lib/ipv4.h"
 #include "lib/encap.h"
 #include "lib/deliver.h"
+#include "lib/conntrack.h"
 
 static __always_inline int from_overlay(struct __sk_buff *skb)
 {
@@ -36,7 +37,11 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	if (!cfg)
 		return DROP(REASON_DROP_NO_CONFIG);
 	daddr = ip->daddr;
-	if (daddr == cfg->node_ip) {
+	/*
+	 * For this node, or a reply in a flow the host translated (a Service
+	 * backend answering a local pod): up the stack, where conntrack undoes it.
+	 */
+	if (daddr == cfg->node_ip || ct_host_translated(skb, ip)) {
 		if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
 			return DROP(REASON_DROP_INVALID);
 		return TC_ACT_OK;

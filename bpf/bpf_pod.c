@@ -14,6 +14,7 @@
 #include "lib/nat.h"
 #include "lib/fib.h"
 #include "lib/deliver.h"
+#include "lib/conntrack.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -40,6 +41,12 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	/* Multicast and limited broadcast stay link-local. */
 	if ((bpf_ntohl(daddr) >> 28) >= 0xe)
+		return TC_ACT_OK;
+	/* ClusterIPs are kube-proxy's: its DNAT runs in the host stack. */
+	if (cfg->service_prefix && ipv4_in_prefix(daddr, cfg->service_cidr, cfg->service_prefix))
+		return TC_ACT_OK;
+	/* A reply in a flow the host translated must be untranslated by it. */
+	if (ct_host_translated(skb, ip))
 		return TC_ACT_OK;
 
 	if (ipv4_in_prefix(daddr, cfg->pod_cidr, cfg->pod_prefix)) {

@@ -73,6 +73,8 @@ struct bvcni_config {
 	__u8  uplink_mac[6];
 	__u32 mtu;              /* pod MTU, host order */
 	__u32 flags;            /* enum config_flags */
+	__u32 service_cidr;     /* network order: ClusterIPs, handed to the host stack (kube-proxy) */
+	__u32 service_prefix;   /* host order; 0: no service range */
 };
 
 enum config_flags {

@@ -21,6 +21,8 @@ export interface DaemonConfig {
   nodeName: string;
   iface: string;
   clusterCidr: string;
+  /** Service ClusterIP range; '' disables the pass-through to kube-proxy. */
+  serviceCidr?: string;
   pinDir: string;
   cniConfDir: string;
   cniBinDir: string;
@@ -191,6 +193,7 @@ export class Daemon {
       nodeIp: self.internalIp,
       podCidr: cidrKey(self.podCidr),
       clusterCidr: cidrKey(this.clusterCidr),
+      ...(this.cfg.serviceCidr !== undefined ? { serviceCidr: this.cfg.serviceCidr } : {}),
       ...(this.cfg.mtu ? { mtu: this.cfg.mtu } : {}),
     };
   }

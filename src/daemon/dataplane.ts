@@ -4,20 +4,8 @@
 import { dataplaneReady, ensureNodeDataplane, readDropStats, removeNodeDataplane } from '../dataplane/index.js';
 import type { TunnelTable } from './reconcile.js';
 
-export interface NodeDataplaneConfig {
-  pinDir: string;
-  bridge: string;
-  vxlanDev: string;
-  vxlanPort: number;
-  vni: number;
-  uplink: string;
-  nodeIp: string;
-  podCidr: string;
-  clusterCidr: string;
-  mtu?: number;
-  /** Unset: the daemon's own network namespace. */
-  netns?: string;
-}
+export type { NodeDataplaneConfig } from '../dataplane/index.js';
+import type { NodeDataplaneConfig } from '../dataplane/index.js';
 
 export interface DropCount {
   reason: string;

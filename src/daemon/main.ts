@@ -19,6 +19,7 @@ interface Flags {
   kubeconfig?: string;
   iface?: string;
   clusterCidr: string;
+  serviceCidr: string;
   pinDir: string;
   cniConfDir: string;
   cniBinDir: string;
@@ -47,6 +48,11 @@ function program(): Command {
     .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster service account)').env('KUBECONFIG'))
     .addOption(new Option('--iface <dev>', 'uplink interface (default: the default route\'s)').env('BVCNI_IFACE'))
     .addOption(new Option('--cluster-cidr <cidr>', 'cluster pod CIDR').env('BVCNI_CLUSTER_CIDR').default('10.244.0.0/16'))
+    .addOption(
+      new Option('--service-cidr <cidr>', "Service ClusterIP range, handed to kube-proxy in the host stack ('' to disable)")
+        .env('BVCNI_SERVICE_CIDR')
+        .default('10.96.0.0/12'),
+    )
     .addOption(new Option('--pin-dir <dir>', 'bpffs directory of the pinned maps').env('BVCNI_PIN_DIR').default('/sys/fs/bpf/bvcni'))
     .addOption(new Option('--cni-conf-dir <dir>', 'CNI config directory').env('BVCNI_CNI_CONF_DIR').default('/etc/cni/net.d'))
     .addOption(new Option('--cni-bin-dir <dir>', 'CNI plugin directory').env('BVCNI_CNI_BIN_DIR').default('/opt/cni/bin'))
@@ -103,6 +109,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = pino({ level: flags.logLevel, base: { node: flags.nodeName }, timestamp: pino.stdTimeFunctions.isoTime });
   try {
     cidrOrThrow(flags.clusterCidr, '--cluster-cidr');
+    if (flags.serviceCidr) cidrOrThrow(flags.serviceCidr, '--service-cidr');
     parseHostPort(flags.healthAddr);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'bad flag');
@@ -112,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     nodeName: flags.nodeName ?? '',
     iface: flags.iface ?? '',
     clusterCidr: flags.clusterCidr,
+    serviceCidr: flags.serviceCidr,
     pinDir: flags.pinDir,
     cniConfDir: flags.cniConfDir,
     cniBinDir: flags.cniBinDir,

@@ -48,7 +48,7 @@ export type EndpointValue = CodecValue<typeof endpointValue>;
 
 export const ConfigFlags = { ready: 1 << 0, masquerade: 1 << 1 } as const;
 
-export const configValue = struct('bvcni_config', 60, [
+export const configValue = struct('bvcni_config', 68, [
   { name: 'node_ip', kind: 'ipv4', offset: 0 },
   { name: 'pod_cidr', kind: 'ipv4', offset: 4 },
   { name: 'pod_prefix', kind: 'u32', offset: 8 },
@@ -64,6 +64,8 @@ export const configValue = struct('bvcni_config', 60, [
   { name: 'uplink_mac', kind: 'mac', offset: 46 },
   { name: 'mtu', kind: 'u32', offset: 52 },
   { name: 'flags', kind: 'u32', offset: 56 },
+  { name: 'service_cidr', kind: 'ipv4', offset: 60 },
+  { name: 'service_prefix', kind: 'u32', offset: 64 },
 ] as const);
 export type ConfigValue = CodecValue<typeof configValue>;
 

@@ -16,4 +16,3 @@ export {
   type NodeDataplaneConfig,
   type NodeAttachments,
 } from './node.js';
-export { parseCidr, firstHost, macForIp, ipInCidr, type Cidr } from './cidr.js';

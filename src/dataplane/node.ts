@@ -14,11 +14,11 @@ import {
 } from '../../loader/index.js';
 import { run } from '../common/exec.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
-import { firstHost, macForIp, parseCidr, cidrContains, type Cidr } from './cidr.js';
+import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
 import { attachPodProgram } from './endpoint.js';
 import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, type DataplaneMaps } from './maps.js';
-import { ipv4ToInt } from '../../loader/codec.js';
+import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 
 export interface NodeDataplaneConfig {
   pinDir: string;
@@ -39,6 +39,11 @@ export interface NodeDataplaneConfig {
   natPortMax?: number;
   /** Masquerade traffic leaving the cluster CIDR (default true). */
   masquerade?: boolean;
+  /**
+   * The Service ClusterIP range: pod traffic to it goes up the host stack for
+   * kube-proxy to translate, never masqueraded. '' disables the pass-through.
+   */
+  serviceCidr?: string;
 }
 
 export const NodeDefaults = {
@@ -48,6 +53,8 @@ export const NodeDefaults = {
   vxlanPort: 8472,
   vni: 1,
   clusterCidr: '10.244.0.0/16',
+  /** kubeadm's and kube-apiserver's default --service-cluster-ip-range. */
+  serviceCidr: '10.96.0.0/12',
   /** Above Linux's default ephemeral range (32768-60999), and reserved anyway. */
   natPortMin: 61000,
   natPortMax: 65000,
@@ -83,6 +90,16 @@ interface LinkInfo {
   linkinfo?: { info_kind?: string; info_data?: { external?: boolean; port?: number } };
 }
 
+/**
+ * A stable locally administered MAC derived from an IPv4 address (0a:58 +
+ * address, as OVN does), so the gateway MAC survives bridge re-creation and
+ * never follows a port's MAC.
+ */
+export function macForIp(ip: string): string {
+  const n = ipv4ToInt(ip);
+  return bufferToMac(Buffer.from([0x0a, 0x58, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
+}
+
 async function linkShow(name: string, netns?: string): Promise<LinkInfo | undefined> {
   const r = await run(['ip', '-d', '-j', 'link', 'show', 'dev', name], { netns, allowFail: true });
   if (r.code !== 0) return undefined;
@@ -92,15 +109,21 @@ async function linkShow(name: string, netns?: string): Promise<LinkInfo | undefi
 interface Validated {
   pod: Cidr;
   cluster: Cidr;
+  service?: Cidr;
   natMin: number;
   natMax: number;
 }
 
 function validate(cfg: NodeDataplaneConfig): Validated {
   ipv4ToInt(cfg.nodeIp);
-  const pod = parseCidr(cfg.podCidr, 'podCidr');
-  const cluster = parseCidr(cfg.clusterCidr, 'clusterCidr');
+  const pod = parseCidr(cfg.podCidr, { what: 'podCidr', strict: true });
+  const cluster = parseCidr(cfg.clusterCidr, { what: 'clusterCidr', strict: true });
   if (!cidrContains(cluster, pod)) throw new TypeError(`podCidr ${cfg.podCidr} is not inside clusterCidr ${cfg.clusterCidr}`);
+  const serviceText = cfg.serviceCidr ?? NodeDefaults.serviceCidr;
+  const service = serviceText ? parseCidr(serviceText, { what: 'serviceCidr', strict: true }) : undefined;
+  if (service && cidrsOverlap(service, cluster)) {
+    throw new TypeError(`serviceCidr ${serviceText} overlaps clusterCidr ${cfg.clusterCidr}`);
+  }
   firstHost(pod);
   const natMin = cfg.natPortMin ?? NodeDefaults.natPortMin;
   const natMax = cfg.natPortMax ?? NodeDefaults.natPortMax;
@@ -114,7 +137,7 @@ function validate(cfg: NodeDataplaneConfig): Validated {
   for (const [k, v] of [['bridge', cfg.bridge], ['vxlanDev', cfg.vxlanDev], ['uplink', cfg.uplink]] as const) {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v)) throw new TypeError(`${k}: bad interface name ${JSON.stringify(v)}`);
   }
-  return { pod, cluster, natMin, natMax };
+  return { pod, cluster, service, natMin, natMax };
 }
 
 async function sysctl(netns: string | undefined, key: string, value: string): Promise<void> {
@@ -228,9 +251,9 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     await sysctl(ns, `net.ipv4.conf.${dev.replace(/\./g, '/')}.rp_filter`, '0');
   }
   // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
-  await run(['ip', 'route', 'replace', `${v.cluster.network}/${v.cluster.prefix}`, 'dev', cfg.vxlanDev, 'src', cfg.nodeIp], { netns: ns });
+  await run(['ip', 'route', 'replace', formatCidr(v.cluster), 'dev', cfg.vxlanDev, 'src', cfg.nodeIp], { netns: ns });
   // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
-  await run(['ip', 'route', 'replace', `${v.pod.network}/${v.pod.prefix}`, 'dev', cfg.bridge, 'proto', 'kernel', 'scope', 'link', 'src', cfg.nodeIp], { netns: ns });
+  await run(['ip', 'route', 'replace', formatCidr(v.pod), 'dev', cfg.bridge, 'proto', 'kernel', 'scope', 'link', 'src', cfg.nodeIp], { netns: ns });
 
   const progs = loadPrograms(cfg.pinDir, objDir);
   let maps: DataplaneMaps | undefined;
@@ -256,9 +279,9 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
 
     const config: ConfigValue = {
       node_ip: cfg.nodeIp,
-      pod_cidr: v.pod.network,
+      pod_cidr: intToIpv4(v.pod.addr),
       pod_prefix: v.pod.prefix,
-      cluster_cidr: v.cluster.network,
+      cluster_cidr: intToIpv4(v.cluster.addr),
       cluster_prefix: v.cluster.prefix,
       vxlan_ifindex: vxlan.ifindex,
       uplink_ifindex: uplink.ifindex,
@@ -270,6 +293,8 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       uplink_mac: uplink.address,
       mtu,
       flags: ConfigFlags.ready | (cfg.masquerade === false ? 0 : ConfigFlags.masquerade),
+      service_cidr: intToIpv4(v.service?.addr ?? 0),
+      service_prefix: v.service?.prefix ?? 0,
     };
     // Last: READY is what lets the programs act.
     maps.config.update(0, config);

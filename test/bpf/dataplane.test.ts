@@ -76,6 +76,8 @@ function config(overrides: Partial<ConfigValue> = {}): ConfigValue {
     uplink_mac: '02:00:00:00:00:11',
     mtu: 1450,
     flags: ConfigFlags.ready | ConfigFlags.masquerade,
+    service_cidr: '10.96.0.0',
+    service_prefix: 12,
     ...overrides,
   };
 }
@@ -196,6 +198,24 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     const gone = exec('overlayIngress', packet({ src: '10.244.2.2', dst: '10.244.1.50', proto: PROTO.TCP, sport: 80, dport: 1 }));
     assert.equal(gone.retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
+  });
+
+  test('traffic to a ClusterIP goes up the host stack untouched, for kube-proxy; never masqueraded', () => {
+    const pkt = packet({ src: POD1.ip, dst: '10.96.0.10', proto: PROTO.UDP, sport: 33000, dport: 53 });
+    const r = exec('pod', pkt);
+    assert.equal(r.retval, TC_ACT_OK);
+    assert.deepEqual(r.out, pkt);
+    const fwd = { saddr: POD1.ip, daddr: '10.96.0.10', sport: 33000, dport: 53, proto: PROTO.UDP, dir: NatDir.egress };
+    assert.equal(maps.nat.lookup(fwd), undefined, 'no masquerade mapping');
+    // Without a service range configured the same packet is masqueraded.
+    maps.config.update(0, config({ service_prefix: 0 }));
+    try {
+      assert.equal(exec('pod', pkt).retval, TC_ACT_REDIRECT);
+      assert.ok(maps.nat.lookup(fwd));
+    } finally {
+      maps.config.update(0, config());
+      for (const k of [...maps.nat.keys()]) if (k.saddr === '10.96.0.10' || k.daddr === '10.96.0.10') maps.nat.delete(k);
+    }
   });
 
   test('masquerade TCP: SNAT to the node IP with valid checksums, and the reply translated back', () => {

@@ -135,11 +135,10 @@ describe('make demo', { timeout: 600_000 }, () => {
   });
 
   // kube-proxy DNATs pod → ClusterIP in the host stack (iptables here stands in for it, inside
-  // a node namespace of this test). Known broken at the time of writing: the pod program
-  // masquerades the ClusterIP out of the uplink before the DNAT, and replies delivered by
-  // redirect would bypass conntrack. A todo: it reports without failing the suite; drop the
-  // todo once the dataplane hands Service traffic to the host stack.
-  test('a pod reaches a Service backend (same node and across nodes) through kube-proxy-style DNAT', { todo: 'dataplane: Services through kube-proxy' }, async () => {
+  // a node namespace of this test). It fails if the pod program masquerades the ClusterIP
+  // instead of handing it to the stack, or if a backend's reply is redirected into the client
+  // pod past conntrack (the client would see the backend's address and reset).
+  test('a pod reaches a Service backend (same node and across nodes) through kube-proxy-style DNAT', async () => {
     const prefix = uniquePrefix('bvx');
     prefixes.push(prefix);
     const r = await runDemo(['--prefix', prefix], { KEEP: '1' });

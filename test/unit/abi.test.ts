@@ -183,6 +183,8 @@ describe('ABI: enums and constants match abi.h', () => {
       uplink_mac: '02:00:00:00:00:01',
       mtu: 1450,
       flags: 3,
+      service_cidr: '10.96.0.0',
+      service_prefix: 12,
     };
     const b = Buffer.alloc(abi.configValue.size);
     abi.configValue.encode(cfg, b);

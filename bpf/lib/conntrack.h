@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The host's connection tracker, asked through the bpf_skb_ct_lookup kfunc.
+ *
+ * Why: bvcni delivers packets past the host stack (bpf_redirect_peer). That
+ * is only right for flows the host has not translated. A Service reply
+ * (kube-proxy's DNAT), a NodePort reply with externalTrafficPolicy=Local, or
+ * anything else iptables/nftables NATed must go up the stack so conntrack
+ * undoes the translation; otherwise the pod sees the backend's address and
+ * drops the reply. The kfuncs are weak: on a kernel without conntrack the
+ * lookup compiles away to "not translated".
+ */
+#ifndef BVCNI_CONNTRACK_H
+#define BVCNI_CONNTRACK_H
+
+#include <bpf/bpf_core_read.h>
+#include "common.h"
+#include "ipv4.h"
+
+/* The kernel's struct bpf_ct_opts, first 12 bytes (the size every kernel since 6.0 accepts). */
+struct bvcni_ct_opts {
+	__s32 netns_id;
+	__s32 error;
+	__u8  l4proto;
+	__u8  dir;
+	__u8  reserved[2];
+};
+
+/* Only the field we read, relocated against the running kernel's BTF (CO-RE). */
+struct nf_conn {
+	unsigned long status;
+} __attribute__((preserve_access_index));
+
+extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_sz,
+					 struct bvcni_ct_opts *opts, __u32 opts_sz) __ksym __weak;
+extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
+
+#define CT_CURRENT_NETNS (-1)
+#define CT_IPS_SRC_NAT   (1UL << 4)
+#define CT_IPS_DST_NAT   (1UL << 5)
+
+/* Whether the host NATed the flow this TCP or UDP packet belongs to (in either direction). */
+static __always_inline int ct_host_translated(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bvcni_ct_opts opts = { .netns_id = CT_CURRENT_NETNS };
+	struct nf_conn *ct;
+	__u16 ports[2];
+	unsigned long status;
+
+	if (!bpf_skb_ct_lookup || !bpf_ct_release)
+		return 0;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return 0;
+	if (ipv4_is_fragment(ip))
+		return 0;
+	tuple.ipv4.saddr = ip->saddr;
+	tuple.ipv4.daddr = ip->daddr;
+	opts.l4proto = ip->protocol;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + ip->ihl * 4, ports, sizeof(ports)) < 0)
+		return 0;
+	tuple.ipv4.sport = ports[0];
+	tuple.ipv4.dport = ports[1];
+	ct = bpf_skb_ct_lookup(skb, &tuple, sizeof(tuple.ipv4), &opts, sizeof(opts));
+	if (!ct)
+		return 0;
+	status = BPF_CORE_READ(ct, status);
+	bpf_ct_release(ct);
+	return (status & (CT_IPS_SRC_NAT | CT_IPS_DST_NAT)) != 0;
+}
+
+#endif
