@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Backoff, realClock, type Clock } from './backoff.js';
-import { cidrKey, cidrOrThrow, type Cidr } from './cidr.js';
+import { formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
 import { computeDesired, type ParsedNode, type Skipped } from './desired.js';
 import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from './dataplane.js';
 import { NodeInformer, type NodeApi } from './informer.js';
@@ -75,7 +75,7 @@ export class Daemon {
     readonly cfg: DaemonConfig,
     private readonly deps: DaemonDeps,
   ) {
-    this.clusterCidr = cidrOrThrow(cfg.clusterCidr, '--cluster-cidr');
+    this.clusterCidr = parseCidr(cfg.clusterCidr, { what: '--cluster-cidr', strict: true });
     this.clock = deps.clock ?? realClock;
     this.log = deps.log;
     this.informer = new NodeInformer(deps.api, {
@@ -191,8 +191,8 @@ export class Daemon {
       vni: this.cfg.vni,
       uplink: this.cfg.iface,
       nodeIp: self.internalIp,
-      podCidr: cidrKey(self.podCidr),
-      clusterCidr: cidrKey(this.clusterCidr),
+      podCidr: formatCidr(self.podCidr),
+      clusterCidr: formatCidr(this.clusterCidr),
       ...(this.cfg.serviceCidr !== undefined ? { serviceCidr: this.cfg.serviceCidr } : {}),
       ...(this.cfg.mtu ? { mtu: this.cfg.mtu } : {}),
     };
@@ -233,7 +233,7 @@ export class Daemon {
   private finishStartup(): void {
     if (this.conflistWritten || !this.dp || !this.self) return;
     const conf = writeConflist(this.cfg.cniConfDir, {
-      podCidr: cidrKey(this.self.podCidr),
+      podCidr: formatCidr(this.self.podCidr),
       bridge: this.cfg.bridge,
       mtu: this.dp.mtu,
       dataDir: this.cfg.stateDir,
@@ -320,11 +320,11 @@ export class Daemon {
       return;
     }
     if (!samePod) {
-      const key = `self:${cidrKey(self.podCidr)}`;
+      const key = `self:${formatCidr(self.podCidr)}`;
       if (this.loggedBad.get(this.cfg.nodeName) !== key) {
         this.loggedBad.set(this.cfg.nodeName, key);
         this.log.error(
-          { was: cidrKey(cur.podCidr), now: cidrKey(self.podCidr) },
+          { was: formatCidr(cur.podCidr), now: formatCidr(self.podCidr) },
           'this node\'s own podCIDR changed; running pods keep the old one: drain the node and restart bvcnid',
         );
       }

@@ -1,8 +1,8 @@
 // From Node objects to the tunnel map this node must hold. Pure: no I/O, so
 // every rule about which Node is usable is unit-tested here.
-import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
+import { intToIpv4 } from '../../loader/codec.js';
 import { TunnelFlags, type TunnelKey, type TunnelValue } from '../dataplane/abi.js';
-import { cidrContains, cidrKey, parseCidr, supernet, type Cidr } from './cidr.js';
+import { cidrContains, CidrError, formatCidr, isIpv4, parseCidr, supernet, type Cidr } from '../common/cidr.js';
 
 /** The few fields of a Node the daemon reads (structurally compatible with client-node's V1Node). */
 export interface NodeLike {
@@ -39,20 +39,21 @@ export function parseNode(n: NodeLike): NodeParse {
   let sawV6 = false;
   const errors: string[] = [];
   for (const t of texts) {
-    const r = parseCidr(String(t));
-    if (r.ok) {
-      podCidr = r.cidr;
+    try {
+      podCidr = parseCidr(String(t), { strict: true });
       break;
+    } catch (e) {
+      if (!(e instanceof CidrError)) throw e;
+      if (e.ipv6) sawV6 = true;
+      else errors.push(e.message);
     }
-    if (r.ipv6) sawV6 = true;
-    else errors.push(r.error);
   }
   if (!podCidr) {
     if (errors.length) return { ok: false, name, reason: SkipReason.invalidPodCidr, detail: errors.join('; ') };
     if (sawV6) return { ok: false, name, reason: SkipReason.ipv6Only, detail: `podCIDRs ${texts.join(',')} are IPv6 only` };
   }
   const internal = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
-  const v4 = internal.find((a) => isV4(a));
+  const v4 = internal.find((a) => isIpv4(a));
   if (!podCidr) return { ok: false, name, reason: SkipReason.invalidPodCidr, detail: 'no usable podCIDR' };
   if (!v4) {
     if (internal.some((a) => a.includes(':')))
@@ -60,15 +61,6 @@ export function parseNode(n: NodeLike): NodeParse {
     return { ok: false, name, reason: SkipReason.noInternalIp, detail: 'no InternalIP address' };
   }
   return { ok: true, node: { name, podCidr, internalIp: v4 } };
-}
-
-function isV4(a: string): boolean {
-  try {
-    ipv4ToInt(a);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface TunnelEntry {
@@ -132,7 +124,7 @@ export function computeDesired(all: Iterable<NodeLike>, selfName: string, cluste
       skipped.push({
         name,
         reason: SkipReason.outsideClusterCidr,
-        detail: `podCIDR ${cidrKey(p.node.podCidr)} is outside the cluster CIDR ${cidrKey(clusterCidr)}`,
+        detail: `podCIDR ${formatCidr(p.node.podCidr)} is outside the cluster CIDR ${formatCidr(clusterCidr)}`,
       });
       continue;
     }
@@ -172,7 +164,7 @@ export function computeDesired(all: Iterable<NodeLike>, selfName: string, cluste
       skipped.push({
         name: node.name,
         reason: SkipReason.overlappingPodCidr,
-        detail: `podCIDR ${cidrKey(node.podCidr)} overlaps node ${other}'s`,
+        detail: `podCIDR ${formatCidr(node.podCidr)} overlaps node ${other}'s`,
       });
       continue;
     }

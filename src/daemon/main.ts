@@ -11,7 +11,7 @@ import { kernelDataplane } from './dataplane.js';
 import { removeInstalled } from './install.js';
 import { conditionPatcher, loadKubeConfig, nodeApi, nodeGetter } from './kube.js';
 import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
-import { cidrOrThrow } from './cidr.js';
+import { parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 
 interface Flags {
@@ -108,8 +108,8 @@ export async function main(argv: string[]): Promise<number> {
   const flags = cmd.opts<Flags>();
   const log = pino({ level: flags.logLevel, base: { node: flags.nodeName }, timestamp: pino.stdTimeFunctions.isoTime });
   try {
-    cidrOrThrow(flags.clusterCidr, '--cluster-cidr');
-    if (flags.serviceCidr) cidrOrThrow(flags.serviceCidr, '--service-cidr');
+    parseCidr(flags.clusterCidr, { what: '--cluster-cidr', strict: true });
+    if (flags.serviceCidr) parseCidr(flags.serviceCidr, { what: '--service-cidr', strict: true });
     parseHostPort(flags.healthAddr);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'bad flag');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { computeDesired, parseNode, SkipReason, type NodeLike } from '../../src/daemon/desired.js';
 import { TunnelReconciler, type TunnelTable } from '../../src/daemon/reconcile.js';
 import { TunnelFlags, type TunnelKey, type TunnelValue } from '../../src/dataplane/abi.js';
-import { cidrOrThrow } from '../../src/daemon/cidr.js';
+import { parseCidr } from '../../src/common/cidr.js';
 
 function node(name: string, podCIDR: string | string[] | undefined, ip: string | string[] | undefined, created = '2024-01-01T00:00:00Z'): NodeLike {
   const cidrs = podCIDR === undefined ? undefined : Array.isArray(podCIDR) ? podCIDR : [podCIDR];
@@ -39,7 +39,7 @@ class FakeTable implements TunnelTable {
   }
 }
 
-const cluster = cidrOrThrow('10.244.0.0/16', 'cluster');
+const cluster = parseCidr('10.244.0.0/16', { strict: true });
 
 describe('desired tunnel state', () => {
   test('every other node contributes its podCIDR and its own /32, both to its InternalIP; self contributes nothing', () => {
