@@ -35,7 +35,7 @@ NODE_TEST   := node --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: all deps build bpf typecheck bins test test-unit bench demo clean
+.PHONY: all deps build bpf typecheck bins test test-unit bench demo demo-clean clean
 all: build
 
 deps:
@@ -90,6 +90,10 @@ bench: build
 
 demo: build
 	$(Q)node --import tsx src/sim/demo.ts
+
+# Removes a cluster that `KEEP=1 make demo` left running.
+demo-clean:
+	$(Q)node --import tsx src/sim/demo.ts --cleanup
 
 clean:
 	rm -rf dist

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nftables iptables
   busybox-static containerd runc podman containernetworking-plugins
   make git ca-certificates
+  shellcheck ruby   # static checks of vagrant/ (its scripts and Vagrantfile)
 )
 
 missing=()
