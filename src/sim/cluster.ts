@@ -43,6 +43,11 @@ export interface ClusterOptions {
   masquerade?: boolean;
   /** bvcni only: fill the tunnel maps as the daemon would (default true). */
   programTunnels?: boolean;
+  /**
+   * The underlay drops (and counts) packets with a pod address, as a cloud VPC
+   * does, so anything that skips the overlay fails visibly (default true).
+   */
+  vpcFilter?: boolean;
 }
 
 export interface SimNetns {
@@ -87,6 +92,22 @@ export interface AddPodOptions {
 }
 
 const NAME_RE = /^[a-z][a-z0-9]{1,11}$/;
+
+export const VPC_TABLE = 'sim_vpc';
+// Bridged (node to node) and routed (to the internet) traffic both pass here.
+const VPC_RULES = ['bridge', 'ip']
+  .map((family) =>
+    [
+      `table ${family} ${VPC_TABLE} {`,
+      '  chain forward {',
+      '    type filter hook forward priority 0; policy accept;',
+      `    ip saddr ${CLUSTER_CIDR} counter drop`,
+      `    ip daddr ${CLUSTER_CIDR} counter drop`,
+      '  }',
+      '}',
+    ].join('\n'),
+  )
+  .join('\n');
 const POD_RE = /^[a-z][a-z0-9]{0,9}$/;
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -120,7 +141,7 @@ export class Cluster {
     const dir = mkdtempSync(join(tmpdir(), `${opts.prefix}-`));
     const c = new Cluster(opts.prefix, opts.dataplane, dir, mtu);
     try {
-      await c.buildUnderlay();
+      await c.buildUnderlay(opts.vpcFilter ?? true);
       // allSettled: tearing down while a sibling is still creating devices would race with it.
       const built = await Promise.allSettled(Array.from({ length: opts.nodes }, (_, i) => c.buildNode(i)));
       const failed = built.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -148,11 +169,12 @@ export class Cluster {
     return run(argv, { netns: ns.path });
   }
 
-  private async buildUnderlay(): Promise<void> {
+  private async buildUnderlay(vpcFilter: boolean): Promise<void> {
     const u = this.underlay;
     const inet = this.internet;
     await createNetns(u.name);
     await createNetns(inet.name);
+    if (vpcFilter) await run(['nft', '-f', '-'], { netns: u.path, input: VPC_RULES });
     await this.sh(u, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     await this.sh(u, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
     await this.sh(u, 'ip', 'addr', 'add', `${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX}`, 'dev', 'br0');
@@ -472,6 +494,18 @@ export async function restoreTunnel(local: SimNode, remote: SimNode): Promise<vo
   } finally {
     maps.close();
   }
+}
+
+/** Packets the underlay dropped for carrying a pod address bare (0 unless something skipped the overlay). */
+export async function vpcDrops(c: Cluster): Promise<number> {
+  let total = 0;
+  for (const family of ['bridge', 'ip']) {
+    const r = await run(['nft', '-j', 'list', 'table', family, VPC_TABLE], { netns: c.underlay.path, allowFail: true });
+    if (r.code !== 0) throw new Error(`no VPC filter in ${c.underlay.name} (created with vpcFilter: false?)`);
+    const items = (JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }).nftables;
+    for (const it of items) for (const e of it.rule?.expr ?? []) total += e.counter?.packets ?? 0;
+  }
+  return total;
 }
 
 /** Turns checksum offloads off on both ends of every pod veth and on the underlay, so bad checksums are seen. */

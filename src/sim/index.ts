@@ -23,6 +23,8 @@ export {
   disableChecksumOffload,
   cleanupLeftovers,
   linkInfo,
+  vpcDrops,
+  VPC_TABLE,
   type ClusterOptions,
   type DataplaneKind,
   type SimNetns,

@@ -19,6 +19,7 @@ import {
   tcpWhoami,
   udpWhoami,
   uniquePrefix,
+  vpcDrops,
   type Cluster,
   type DataplaneApi,
   type DropStat,
@@ -268,5 +269,9 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
       // The counters must have seen the transfers, or the check proves nothing.
       assert.ok(after[i]!.InSegs! - before[i]!.InSegs! > 1000, `${ns.name} received ${after[i]!.InSegs! - before[i]!.InSegs!} segments`);
     });
+  });
+
+  test('after every test above, the underlay never carried a packet with a pod address outside the overlay', async () => {
+    assert.equal(await vpcDrops(c), 0);
   });
 });

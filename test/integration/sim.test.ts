@@ -17,6 +17,7 @@ import {
   tcpWhoami,
   udpWhoami,
   uniquePrefix,
+  vpcDrops,
   type Cluster,
 } from '../../src/sim/index.js';
 import { listNetns } from '../../src/sim/netns.js';
@@ -121,6 +122,11 @@ describe('simulator: lifecycle', () => {
       assert.equal((await tcpWhoami(c.nodes[1]!.path, INTERNET_IP)).peer, '192.0.2.11');
       const links = await run(['ip', '-br', 'link'], { netns: c.nodes[0]!.path });
       assert.doesNotMatch(links.stdout, /cni0|flannel/);
+      // The underlay behaves like a cloud VPC: a pod address outside the overlay is dropped and counted.
+      assert.equal(await vpcDrops(c), 0);
+      await run(['ip', 'addr', 'add', '10.244.0.99/32', 'dev', 'eth0'], { netns: c.nodes[0]!.path });
+      assert.equal((await ping(c.nodes[0]!.path, c.nodes[1]!.ip, { count: 2, source: '10.244.0.99', timeoutS: 1 })).ok, false);
+      assert.ok((await vpcDrops(c)) >= 2);
       await assert.rejects(c.addPod(c.nodes[0]!, 'early'), /no bridge cni0/);
       assert.deepEqual(listNetns(`${c.prefix}-n0-`), [], 'a failed addPod leaves no pod namespace');
       assert.deepEqual(c.nodes[0]!.pods, []);
