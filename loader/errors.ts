@@ -12,7 +12,8 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 }
 
-export class BpfError extends Error {
+/** A failed system or library call: the operation, the errno and its name. */
+export class SysError extends Error {
   readonly code: string;
   constructor(
     readonly op: string,
@@ -20,8 +21,16 @@ export class BpfError extends Error {
     detail?: string,
   ) {
     super(`${op}: ${errnoName(errno)}${detail ? ` (${detail})` : ''}`);
-    this.name = 'BpfError';
+    this.name = 'SysError';
     this.code = errnoName(errno);
+  }
+}
+
+/** A failed libbpf or bpf(2) call. */
+export class BpfError extends SysError {
+  constructor(op: string, errno: number, detail?: string) {
+    super(op, errno, detail);
+    this.name = 'BpfError';
   }
 }
 

@@ -1,6 +1,6 @@
 // The TypeScript binding to libbpf. Knows nothing of Kubernetes or of bvcni's
 // maps: those live in src/dataplane.
-export { BpfError, VerifierError, errnoName } from './errors.js';
+export { BpfError, SysError, VerifierError, errnoName } from './errors.js';
 export { BpfObject, type OpenOptions } from './object.js';
 export { BpfProgram } from './program.js';
 export { BpfMap, numPossibleCpus, type UpdateFlag } from './map.js';

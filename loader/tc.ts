@@ -147,16 +147,21 @@ export function queryTc(t: TcTarget & { direction: TcDirection; handle?: number;
   return maybeInNetns(t.netns, () => queryHere(resolveHere(t), t.direction, t.handle ?? 1, t.priority ?? 1));
 }
 
+/** Resolves the interface here, or undefined when it is gone (teardown tolerates that). */
+function resolveIfPresent(t: TcTarget): number | undefined {
+  try {
+    return resolveHere(t);
+  } catch (e) {
+    if (e instanceof BpfError && e.errno === ENODEV) return undefined;
+    throw e;
+  }
+}
+
 /** Removes one filter; tolerant of an interface, hook or filter already gone. */
 export function detachTc(t: TcTarget & { direction: TcDirection; priority?: number; handle?: number }): void {
   maybeInNetns(t.netns, () => {
-    let ifindex: number;
-    try {
-      ifindex = resolveHere(t);
-    } catch (e) {
-      if (e instanceof BpfError && e.errno === ENODEV) return;
-      throw e;
-    }
+    const ifindex = resolveIfPresent(t);
+    if (ifindex === undefined) return;
     const ret = bpf().bpf_tc_detach(
       hook(ifindex, ATTACH_POINT[t.direction]),
       opts({ handle: t.handle ?? 1, priority: t.priority ?? 1 }),
@@ -169,13 +174,8 @@ export function detachTc(t: TcTarget & { direction: TcDirection; priority?: numb
 /** Removes the clsact qdisc and with it every tc filter on the interface. */
 export function destroyClsact(t: TcTarget): void {
   maybeInNetns(t.netns, () => {
-    let ifindex: number;
-    try {
-      ifindex = resolveHere(t);
-    } catch (e) {
-      if (e instanceof BpfError && e.errno === ENODEV) return;
-      throw e;
-    }
+    const ifindex = resolveIfPresent(t);
+    if (ifindex === undefined) return;
     const ret = bpf().bpf_tc_hook_destroy(hook(ifindex, BOTH)) as number;
     if (ret === -ENOENT || ret === -EINVAL_) return;
     check(`remove clsact on ${describe(t)}`, ret);

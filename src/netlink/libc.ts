@@ -49,26 +49,4 @@ export function libc(): Libc {
   return lib;
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
-  16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC', 34: 'ERANGE',
-  61: 'ENODATA', 75: 'EOVERFLOW', 93: 'EPROTONOSUPPORT', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT',
-  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 105: 'ENOBUFS',
-};
-
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `E${errno}`;
-}
-
-export class SysError extends Error {
-  readonly code: string;
-  constructor(
-    readonly op: string,
-    readonly errno: number,
-    detail?: string,
-  ) {
-    super(`${op}: ${errnoName(errno)}${detail ? ` (${detail})` : ''}`);
-    this.name = 'SysError';
-    this.code = errnoName(errno);
-  }
-}
+export { SysError, errnoName } from '../../loader/errors.js';

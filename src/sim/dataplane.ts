@@ -2,20 +2,11 @@
 // built with 'flannel' or 'none' must not need libbpf or the BPF objects
 // (and the benchmark baseline must not depend on them).
 import type { TunnelKey, TunnelValue, EndpointKey, EndpointValue } from '../dataplane/abi.js';
+// Types only: erased at run time, so they load nothing.
+import type { NodeDataplaneConfig } from '../dataplane/node.js';
 
-export interface SimNodeDataplaneConfig {
-  pinDir: string;
-  netns: string;
-  bridge: string;
-  vxlanDev: string;
-  vxlanPort: number;
-  vni: number;
-  uplink: string;
-  nodeIp: string;
-  podCidr: string;
-  clusterCidr: string;
-  mtu?: number;
-}
+/** A simulated node's dataplane config: always inside the node's namespace. */
+export type SimNodeDataplaneConfig = NodeDataplaneConfig & { netns: string };
 
 /** The map operations the simulator needs; the loader's BpfMap satisfies it. */
 export interface SimMap<K, V> {
