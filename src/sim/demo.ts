@@ -27,6 +27,7 @@ import {
   type SimNode,
   type SimPod,
 } from './index.js';
+import { median } from '../common/stats.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BVCNID = join(REPO_ROOT, 'dist/bin/bvcnid');
@@ -218,10 +219,6 @@ async function matrix(c: Cluster, pods: SimPod[]): Promise<Pair[]> {
 }
 
 const label = (p: SimPod): string => `n${p.node.index}/${p.podName}`;
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
-};
 
 function printMatrix(pods: SimPod[], pairs: Pair[]): void {
   const cols = [...pods.map(label), 'internet'];

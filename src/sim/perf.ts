@@ -157,9 +157,4 @@ export async function connRate(
   return { perSecond: (j.done * 1000) / Math.max(1, j.elapsed), done: j.done, failed: j.failed };
 }
 
-export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+export { median } from '../common/stats.js';

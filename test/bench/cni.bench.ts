@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { TestNode, cniEnv, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
 import { join } from 'node:path';
+import { median } from '../../src/common/stats.js';
 
 const ROUNDS = Number(process.env.BVCNI_BENCH_ROUNDS ?? 40);
 const PARALLEL = 100;
@@ -23,11 +24,6 @@ function timed(ns: string, argv: string[], env: Record<string, string>, stdin: s
   });
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function main(): Promise<void> {
   const node = await TestNode.create();

@@ -1,14 +1,5 @@
-// Shared by every benchmark: medians, percentiles and the markdown table.
-export function median(xs: readonly number[]): number {
-  return percentile(xs, 50);
-}
-
-export function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const idx = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
-  return s[idx]!;
-}
+// Shared by every benchmark: the markdown table (statistics live in src/common/stats.ts).
+export { median, percentile } from '../../src/common/stats.js';
 
 export function printTable(title: string, header: readonly string[], rows: readonly (readonly string[])[]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
