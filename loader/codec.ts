@@ -49,9 +49,12 @@ export function fieldSize(f: FieldSpec): number {
   return f.kind === 'pad' ? (f.length ?? 0) : KIND_SIZE[f.kind];
 }
 
-export interface StructCodec<T> extends Codec<T> {
+/** The decoded value type of a codec: `CodecValue<typeof myStruct>`. */
+export type CodecValue<C> = C extends Codec<infer T> ? T : never;
+
+export interface StructCodec<T, F extends readonly FieldSpec[] = readonly FieldSpec[]> extends Codec<T> {
   readonly name: string;
-  readonly fields: readonly FieldSpec[];
+  readonly fields: F;
 }
 
 /** A codec for a C struct whose fields are given with their offsets. */
@@ -59,7 +62,7 @@ export function struct<const F extends readonly FieldSpec[]>(
   name: string,
   size: number,
   fields: F,
-): StructCodec<StructOf<F>> {
+): StructCodec<StructOf<F>, F> {
   let end = 0;
   for (const f of fields) {
     if (f.offset < end) throw new Error(`codec ${name}: field ${f.name} overlaps the previous field`);

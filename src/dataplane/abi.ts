@@ -1,10 +1,9 @@
 // TypeScript mirror of bpf/lib/abi.h: the one place user space knows the
 // layout of the pinned maps. test/unit/abi.test.ts checks every codec here
 // against the BTF of the compiled objects.
-import { struct, u32, type Codec } from '../../loader/codec.js';
+import { struct, u32, type Codec, type CodecValue } from '../../loader/codec.js';
 
-/** The decoded value type of a codec (the struct's fields with their literal kinds). */
-export type CodecValue<C> = C extends Codec<infer T> ? T : never;
+export type { CodecValue };
 
 export const MapName = {
   tunnel: 'bvcni_tunnel',
