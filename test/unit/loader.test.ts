@@ -334,3 +334,19 @@ describe('bad input: a clear error and nothing left behind', () => {
     assert.equal(listTc({ ifname: 'lo' }, 'ingress').filter((f) => f.progId === prog.id).length, 0);
   });
 });
+
+describe('batch delete', () => {
+  test('deletes what exists, skips what does not, in one call where the kernel can', () => {
+    using obj = BpfObject.open(COUNTER_OBJ);
+    obj.load();
+    using hash = obj.map('lt_hash', roundtripKey, counterValue);
+    for (let i = 0; i < 100; i++) hash.update({ a: i, b: 0 }, { packets: 1n, bytes: 1n });
+    // Present, then missing (the kernel's batch stops there), then present again.
+    const keys = [0, 1, 2, 1000, 3, 4].map((a) => ({ a, b: 0 }));
+    assert.equal(hash.deleteBatch(keys), 5);
+    assert.equal([...hash.keys()].length, 95);
+    assert.equal(hash.lookup({ a: 3, b: 0 }), undefined);
+    assert.deepEqual(hash.lookup({ a: 5, b: 0 }), { packets: 1n, bytes: 1n });
+    assert.equal(hash.deleteBatch([]), 0);
+  });
+});
