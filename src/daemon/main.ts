@@ -11,7 +11,7 @@ import { kernelDataplane } from './dataplane.js';
 import { removeInstalled } from './install.js';
 import { conditionPatcher, loadKubeConfig, nodeApi, nodeGetter } from './kube.js';
 import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
-import { parseCidr } from '../common/cidr.js';
+import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 
 interface Flags {
@@ -108,8 +108,14 @@ export async function main(argv: string[]): Promise<number> {
   const flags = cmd.opts<Flags>();
   const log = pino({ level: flags.logLevel, base: { node: flags.nodeName }, timestamp: pino.stdTimeFunctions.isoTime });
   try {
-    parseCidr(flags.clusterCidr, { what: '--cluster-cidr', strict: true });
-    if (flags.serviceCidr) parseCidr(flags.serviceCidr, { what: '--service-cidr', strict: true });
+    const cluster = parseCidr(flags.clusterCidr, { what: '--cluster-cidr', strict: true });
+    if (flags.serviceCidr) {
+      const service = parseCidr(flags.serviceCidr, { what: '--service-cidr', strict: true });
+      // Pods and ClusterIPs sharing addresses would send pod traffic to kube-proxy.
+      if (cidrsOverlap(cluster, service)) {
+        throw new Error(`--service-cidr ${flags.serviceCidr} overlaps --cluster-cidr ${flags.clusterCidr}`);
+      }
+    }
     parseHostPort(flags.healthAddr);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'bad flag');

@@ -41,7 +41,7 @@ async function convergence(): Promise<void> {
     const started = await startApiInUnderlay(c);
     api = started.api;
     for (const n of c.nodes) api.addNode(nodeObject(n));
-    for (const n of c.nodes) daemons.push(new DaemonProc(c, n, started.kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8']));
+    for (const n of c.nodes) daemons.push(new DaemonProc(c, n, started.kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8', '--service-cidr', '172.20.0.0/16']));
     daemons.forEach((d) => d.start());
     for (const d of daemons) await waitFor(`${d.node.name} ready`, () => d.ready(), 30_000);
     const maps = c.nodes.map((n) => openDataplaneMaps(n.pinDir));
@@ -94,7 +94,7 @@ function rssMiB(pid: number): { rss: number; hwm: number; anon: number } {
 
 async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number): Promise<{ ms: number; fromSpawnMs: number; reconcileMs: number; rss: number; hwm: number; anon: number }> {
   const n = c.nodes[0]!;
-  const d = new DaemonProc(c, n, kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8']);
+  const d = new DaemonProc(c, n, kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8', '--service-cidr', '172.20.0.0/16']);
   // A fresh node each round: no dataplane, no pins (what a first start sees).
   await run([...d.args(), '--uninstall'], { netns: n.path, allowFail: true });
   const listsBefore = api.requests.filter((r) => r.verb === 'list').length;
