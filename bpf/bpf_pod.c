@@ -14,7 +14,6 @@
 #include "lib/nat.h"
 #include "lib/fib.h"
 #include "lib/deliver.h"
-#include "lib/conntrack.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -45,14 +44,14 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	/* ClusterIPs are kube-proxy's: its DNAT runs in the host stack. */
 	if (cfg->service_prefix && ipv4_in_prefix(daddr, cfg->service_cidr, cfg->service_prefix))
 		return TC_ACT_OK;
-	/* A reply in a flow the host translated must be untranslated by it. */
-	if (ct_host_translated(skb, ip))
-		return TC_ACT_OK;
 
 	if (ipv4_in_prefix(daddr, cfg->pod_cidr, cfg->pod_prefix)) {
 		ep = endpoint_get(daddr);
 		if (!ep)
 			return TC_ACT_OK; /* the gateway, the subnet broadcast: the host's business */
+		/* A Service backend answering a pod of this node: conntrack must undo the DNAT. */
+		if (ct_host_translated(skb, ip))
+			return TC_ACT_OK;
 		return deliver_to_pod(skb, ep);
 	}
 
@@ -75,6 +74,8 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		if (ttl <= 1)
 			return DROP(REASON_DROP_TTL);
 		ret = nat_egress(skb, cfg, ip);
+		if (ret == NAT_TO_STACK)
+			return TC_ACT_OK;
 		if (ret)
 			return ret;
 		return fib_redirect(skb, bridge, node_ip, daddr, tos, ttl);

@@ -14,9 +14,12 @@
 #include "maps.h"
 #include "csum.h"
 #include "ipv4.h"
+#include "conntrack.h"
 
 /* Not a TC verdict: "translated, deliver it". */
 #define NAT_XLATED 0x10000
+/* Not a TC verdict: "a flow the host translated: leave it to the host stack". */
+#define NAT_TO_STACK 0x20000
 
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
@@ -215,6 +218,13 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	rkey.dir = NAT_DIR_INGRESS;
 
 	fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
+	/*
+	 * With no mapping of ours, the packet may answer a connection the host
+	 * translated (a NodePort with externalTrafficPolicy=Local): conntrack must
+	 * see it. Asked only then: our own flows have their mapping.
+	 */
+	if (!fe && ct_host_translated(skb, ip))
+		return NAT_TO_STACK;
 	if (fe && fe->to_addr == cfg->node_ip) {
 		rkey.dport = fe->to_port;
 		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);

@@ -28,7 +28,7 @@ import {
   type SimPod,
 } from '../../src/sim/index.js';
 import { listTc } from '../../loader/index.js';
-import { NodeDefaults } from '../../src/dataplane/index.js';
+import { NodeDefaults, listNat } from '../../src/dataplane/index.js';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -269,6 +269,30 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
       // The counters must have seen the transfers, or the check proves nothing.
       assert.ok(after[i]!.InSegs! - before[i]!.InSegs! > 1000, `${ns.name} received ${after[i]!.InSegs! - before[i]!.InSegs!} segments`);
     });
+  });
+
+  // kube-proxy's NodePort with externalTrafficPolicy=Local: DNAT to a pod of this node and no
+  // SNAT, so the pod answers the client's own address, outside the cluster. That reply must go
+  // through the host's conntrack (un-DNAT), not through bvcni's masquerade; if it were
+  // masqueraded the client would get a SYN-ACK from a port it never called and the connect fails.
+  test('a NodePort-style DNAT to a local pod works from outside: the reply is left to the host conntrack', async () => {
+    const n = node(0);
+    const p = pod(0, 0);
+    const nodePort = '30080';
+    await c.exec(n, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', n.ip, '-p', 'tcp', '--dport', nodePort,
+      '-j', 'DNAT', '--to-destination', `${p.ip}:${RESPONDER_PORT}`]);
+    try {
+      const seen = await tcpWhoami(c.internet.path, n.ip, Number(nodePort));
+      assert.equal(seen.peer, c.internet.ip, 'the pod sees the outside client itself (no SNAT)');
+      // The reply's own tuple (from the pod's listening port): earlier tests' pod → internet flows differ.
+      const mine = listNat(n.pinDir, { podIp: p.ip }).filter(
+        (f) => f.key.saddr === p.ip && f.key.sport === RESPONDER_PORT && f.key.daddr === c.internet.ip,
+      );
+      assert.deepEqual(mine, [], 'bvcni created no masquerade mapping for the reply');
+    } finally {
+      // Remove the whole table iptables-nft created, so no other test sees a leftover chain.
+      await c.exec(n, ['nft', 'delete', 'table', 'ip', 'nat'], { allowFail: true });
+    }
   });
 
   test('after every test above, the underlay never carried a packet with a pod address outside the overlay', async () => {
