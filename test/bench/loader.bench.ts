@@ -4,27 +4,19 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BpfObject, struct } from '../../loader/index.js';
+import { BpfObject } from '../../loader/index.js';
+import { COUNTER_OBJ, counterValue as value, roundtripKey as key } from '../fixtures/bpf/counter.js';
 import { median, printTable } from './stats.js';
 
 const N = 10_000;
 const ROUNDS = 9;
-
-const key = struct('roundtrip_key', 8, [
-  { name: 'a', kind: 'u32', offset: 0 },
-  { name: 'b', kind: 'u32', offset: 4 },
-] as const);
-const value = struct('counter_value', 16, [
-  { name: 'packets', kind: 'u64', offset: 0 },
-  { name: 'bytes', kind: 'u64', offset: 8 },
-] as const);
 
 const dir = mkdtempSync(join(tmpdir(), 'bvcni-bench-'));
 try {
   const cBin = join(dir, 'map-ops');
   execFileSync('cc', ['-O2', '-o', cBin, 'test/bench/map-ops.c', '-lbpf']);
 
-  const obj = BpfObject.open('dist/test/bpf/counter.o');
+  const obj = BpfObject.open(COUNTER_OBJ);
   obj.load();
   const map = obj.map('lt_hash', key, value);
 

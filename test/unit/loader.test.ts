@@ -15,7 +15,6 @@ import {
   detachTc,
   listTc,
   MapType,
-  struct,
   testRun,
   u32,
   VerifierError,
@@ -25,21 +24,7 @@ import {
 import { run } from '../../src/common/exec.js';
 import { createNetns, deleteNetnsSync, uniquePrefix } from '../../src/sim/netns.js';
 
-const COUNTER_OBJ = 'dist/test/bpf/counter.o';
-const REJECT_OBJ = 'dist/test/bpf/reject.o';
-
-const counterValue = struct('counter_value', 16, [
-  { name: 'packets', kind: 'u64', offset: 0 },
-  { name: 'bytes', kind: 'u64', offset: 8 },
-] as const);
-const roundtripKey = struct('roundtrip_key', 8, [
-  { name: 'a', kind: 'u32', offset: 0 },
-  { name: 'b', kind: 'u32', offset: 4 },
-] as const);
-const lpmKey = struct('lpm_key', 8, [
-  { name: 'prefixlen', kind: 'u32', offset: 0 },
-  { name: 'addr', kind: 'ipv4', offset: 4 },
-] as const);
+import { COUNTER_OBJ, REJECT_OBJ, counterValue, lpmKey, roundtripKey } from '../fixtures/bpf/counter.js';
 
 const prefix = uniquePrefix('bvl');
 const pinRoot = `/sys/fs/bpf/${prefix}`;
