@@ -143,6 +143,17 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 	return DROP(REASON_DROP_UNSUPPORTED);
 }
 
+/* The map key of a flow as it stands on the wire, in one direction. */
+static __always_inline void nat_key_of(const struct nat_flow *f, __u8 dir, struct nat_key *k)
+{
+	k->saddr = f->saddr;
+	k->daddr = f->daddr;
+	k->sport = f->sport;
+	k->dport = f->dport;
+	k->proto = f->proto;
+	k->dir = dir;
+}
+
 static __always_inline __u32 nat_hash(const struct nat_flow *f, __u32 salt)
 {
 	__u32 h = f->saddr * 0x9e3779b1U;
@@ -204,12 +215,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	if (ret)
 		return ret;
 
-	fkey.saddr = f.saddr;
-	fkey.daddr = f.daddr;
-	fkey.sport = f.sport;
-	fkey.dport = f.dport;
-	fkey.proto = f.proto;
-	fkey.dir = NAT_DIR_EGRESS;
+	nat_key_of(&f, NAT_DIR_EGRESS, &fkey);
 
 	rkey.saddr = f.daddr;
 	rkey.daddr = cfg->node_ip;
@@ -411,12 +417,7 @@ static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni
 	if (!nat_port_in_range(cfg, f.dport))
 		return TC_ACT_OK;
 
-	rkey.saddr = f.saddr;
-	rkey.daddr = f.daddr;
-	rkey.sport = f.sport;
-	rkey.dport = f.dport;
-	rkey.proto = f.proto;
-	rkey.dir = NAT_DIR_INGRESS;
+	nat_key_of(&f, NAT_DIR_INGRESS, &rkey);
 	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
 	now = bpf_ktime_get_ns();
 	if (!re || nat_stale(re, f.proto, now))
