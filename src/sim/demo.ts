@@ -28,6 +28,7 @@ import {
   type SimPod,
 } from './index.js';
 import { median } from '../common/stats.js';
+import { waitFor } from '../common/wait.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BVCNID = join(REPO_ROOT, 'dist/bin/bvcnid');
@@ -107,18 +108,6 @@ function startDetached(netns: string, argv: string[], log: string): ChildProcess
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, check?: () => string | undefined): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const problem = check?.();
-    if (problem) throw new Error(`${what}: ${problem}`);
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const tail = (file: string, lines = 8): string =>
   existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n') : '(no log)';
 
@@ -129,9 +118,11 @@ async function startApiServer(c: Cluster): Promise<{ child: ChildProcess; kubeco
   const log = join(dir, 'apiserver.log');
   const child = startDetached(c.underlay.path, [process.execPath, '--import', 'tsx', THIS_FILE, '--serve-api', dir], log);
   const kubeconfig = join(dir, 'kubeconfig');
-  await waitFor('the API server', () => (readFileSync(log, 'utf8').includes('ready') ? true : undefined), 30_000, () =>
-    child.exitCode !== null ? `exited ${child.exitCode}: ${tail(log)}` : undefined,
-  );
+  await waitFor('the API server', () => readFileSync(log, 'utf8').includes('ready'), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    abortIf: () => (child.exitCode !== null ? `exited ${child.exitCode}: ${tail(log)}` : undefined),
+  });
   return { child, kubeconfig };
 }
 
@@ -283,9 +274,11 @@ async function demo(opts: { prefix: string; keep: boolean; summary?: string }): 
     c.nodes.forEach((n, i) => daemons.push(startDaemon(n, s.kubeconfig, logs[i]!)));
     for (const [i, n] of c.nodes.entries()) {
       const d = daemons[i]!;
-      await waitFor(`bvcnid on ${n.name} to be ready`, async () => ((await readyz(n)) && tunnelEntries(n) === 2 * (NODES - 1) ? true : undefined), 60_000, () =>
-        d.exitCode !== null || d.signalCode !== null ? `exited (${d.exitCode ?? d.signalCode}): ${tail(logs[i]!)}` : undefined,
-      );
+      await waitFor(`bvcnid on ${n.name} to be ready`, async () => (await readyz(n)) && tunnelEntries(n) === 2 * (NODES - 1), {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        abortIf: () => (d.exitCode !== null || d.signalCode !== null ? `exited (${d.exitCode ?? d.signalCode}): ${tail(logs[i]!)}` : undefined),
+      });
     }
     say(`bvcnid ready on every node: dataplane attached, plugin + conflist installed, tunnel maps converged (${2 * (NODES - 1)} entries each)`);
 

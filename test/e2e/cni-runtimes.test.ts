@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
 import { PLUGIN, TestNode } from '../fixtures/cni/harness.js';
+import { waitFor } from '../../src/common/wait.js';
 
 const BUSYBOX = '/bin/busybox';
 
@@ -21,15 +22,6 @@ function rootfs(dir: string): string {
   for (const app of ['sh', 'ip', 'ping', 'sleep', 'cat', 'ls', 'echo']) symlinkSync('/bin/busybox', join(dir, 'bin', app));
   writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1 localhost\n');
   return dir;
-}
-
-async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function conflist(node: TestNode, name: string): string {
@@ -122,7 +114,7 @@ describe('containerd: ctr run --cni', { timeout: 240_000, skip: !existsSync('/us
       if (!hadOptCni) rmSync('/opt/cni', { recursive: true, force: true });
     });
     containerd = spawn('/usr/bin/nsenter', [`--net=${node.ns}`, '--', 'containerd', '--config', join(work, 'config.toml')], { stdio: 'ignore' });
-    await waitFor('containerd socket', async () => existsSync(address()) && (await ctr(['version'], { allowFail: true })).code === 0);
+    await waitFor('containerd socket', async () => existsSync(address()) && (await ctr(['version'], { allowFail: true })).code === 0, { timeoutMs: 30_000 });
   });
 
   after(async () => {
@@ -147,7 +139,7 @@ describe('containerd: ctr run --cni', { timeout: 240_000, skip: !existsSync('/us
     const c2 = `${node.prefix}-c2`;
     const long = spawn('/usr/bin/nsenter', [`--net=${node.ns}`, '--', 'ctr', '--address', address(), 'run', '--rm', '--cni', '--rootfs', r1, c1, '/bin/sleep', '120'], { stdio: 'ignore' });
     try {
-      await waitFor('first container address', () => node.reservations(node.prefix).length === 1);
+      await waitFor('first container address', () => node.reservations(node.prefix).length === 1, { timeoutMs: 30_000 });
       const ip1 = node.reservations(node.prefix)[0]!;
       assert.match(ip1, /^10\.244\.1\.\d+$/);
       const out = await ctr(['run', '--rm', '--cni', '--rootfs', r2, c2, '/bin/sh', '-c', `ip -4 addr show eth0; ping -c1 -W2 10.244.1.1 && ping -c1 -W2 ${ip1} && echo REACHED`], { timeoutMs: 60_000 });
@@ -215,7 +207,7 @@ describe('podman (CNI backend)', { timeout: 240_000, skip: !existsSync('/usr/bin
     const c1 = `${node.prefix}-p1`;
     await podman(['run', '-d', '--name', c1, '--network', node.prefix, '--rootfs', r1, '/bin/sleep', '120']);
     try {
-      await waitFor('first container address', () => node.reservations(node.prefix).length === 1);
+      await waitFor('first container address', () => node.reservations(node.prefix).length === 1, { timeoutMs: 30_000 });
       const ip1 = node.reservations(node.prefix)[0]!;
       const out = await podman(['run', '--rm', '--network', node.prefix, '--rootfs', r2, '/bin/sh', '-c', `ip -4 addr show eth0; ping -c1 -W2 10.244.1.1 && ping -c1 -W2 ${ip1} && echo REACHED`]);
       assert.match(out.stdout, /inet 10\.244\.1\.\d+\/24/, 'second container has an address from the podCIDR');
