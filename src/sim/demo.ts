@@ -70,7 +70,7 @@ export interface DemoSummary {
 
 async function serveApi(dir: string): Promise<void> {
   // Loaded only here: the demo proper never needs the server's code in-process.
-  const { FakeKubeApiServer } = await import('../../test/support/kube-apiserver.js');
+  const { FakeKubeApiServer } = await import('./kube-apiserver.js');
   const api = new FakeKubeApiServer();
   const nodes = JSON.parse(readFileSync(join(dir, 'nodes.json'), 'utf8')) as Parameters<typeof api.addNode>[0][];
   for (const n of nodes) api.addNode(n);

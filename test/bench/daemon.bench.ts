@@ -14,7 +14,7 @@ import { run } from '../../src/common/exec.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { createCluster, uniquePrefix, type Cluster } from '../../src/sim/index.js';
-import { makeNode, type FakeKubeApiServer } from '../support/kube-apiserver.js';
+import { makeNode, type FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 import { median, percentile, printTable } from './stats.js';

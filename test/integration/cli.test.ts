@@ -15,7 +15,7 @@ import { installPlugin, writeConflist, CONFLIST_NAME } from '../../src/daemon/in
 import { openTunnelMap } from '../../src/dataplane/maps.js';
 import { TC_HANDLE, TC_PRIORITY, programPin } from '../../src/dataplane/layout.js';
 import { createCluster, ping, uniquePrefix, INTERNET_IP, type Cluster, type SimNode } from '../../src/sim/index.js';
-import { FakeKubeApiServer, makeNode } from '../support/kube-apiserver.js';
+import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
 
 const PLUGIN = fileURLToPath(new URL('../../dist/bin/bvcni', import.meta.url));
 

@@ -15,7 +15,7 @@ import { conditionPatcher, nodeApi, nodeGetter } from '../../src/daemon/kube.js'
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
 import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';
-import { FakeKubeApiServer, makeNode } from '../support/kube-apiserver.js';
+import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 
 class FakeTunnel implements TunnelTable {

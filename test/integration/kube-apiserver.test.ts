@@ -12,7 +12,7 @@ import {
   setHeaderOptions,
   type V1Node,
 } from '@kubernetes/client-node';
-import { FakeKubeApiServer, makeNode } from '../support/kube-apiserver.js';
+import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from '../support/kube-util.js';
 import { NodeInformer } from '../../src/daemon/informer.js';
 import { nodeApi } from '../../src/daemon/kube.js';

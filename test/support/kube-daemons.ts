@@ -9,7 +9,7 @@ import { withNetns } from '../../loader/index.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { TunnelFlags } from '../../src/dataplane/abi.js';
 import { UNDERLAY_GATEWAY, type Cluster, type SimNode } from '../../src/sim/index.js';
-import { FakeKubeApiServer, makeNode, type FakeApiOptions } from './kube-apiserver.js';
+import { FakeKubeApiServer, makeNode, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from './kube-util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -1,5 +1,6 @@
-// A small Kubernetes API server for tests: Nodes only, in memory, over plain
-// HTTP, speaking the real wire protocol to the real @kubernetes/client-node:
+// A small Kubernetes API server for the simulator (make demo) and the tests:
+// Nodes only, in memory, over plain HTTP, speaking the real wire protocol to
+// the real @kubernetes/client-node:
 // list with resourceVersion (and limit/continue), chunked watch streams of JSON
 // lines (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR), 410 Gone for compacted
 // resourceVersions (as an HTTP status or as a watch ERROR event, as the real
