@@ -2,7 +2,23 @@
 // directory) in the CNI bin dir, and the conflist in the CNI conf dir. Every
 // write is temp-then-rename so the kubelet or a running ADD never sees half a
 // file; the conflist is what turns the node Ready, so it is written last.
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export const CONFLIST_NAME = '00-bvcni.conflist';
@@ -55,39 +71,80 @@ export function writeConflist(confDir: string, c: PluginConfig): { path: string;
   return { path, changed: writeFileAtomic(path, conflistText(c)) };
 }
 
+/** Each installed version of the plugin: `<binDir>/.bvcni-<digest>/{bvcni, bvcni.d/}`. */
+const VERSION_PREFIX = `.${PLUGIN_NAME}-`;
+
 /**
- * Copies the plugin and, when present, its support directory into binDir.
- * The directory goes first (a new binary must find its new support files);
- * the old directory is replaced by rename, then removed.
+ * A digest of what is being installed: size and mtime of the binary and of
+ * every support file. Cheap (no 100 MB file through the heap) and enough: a
+ * restart with the same image finds its version in place, an upgrade or a
+ * rollback brings other files.
  */
-export function installPlugin(source: string, binDir: string): { binary: string; dir?: string; changed: boolean } {
+function versionDigest(source: string, srcDir: string | undefined): string {
+  const h = createHash('sha256');
+  const add = (p: string, name: string): void => {
+    const st = statSync(p);
+    h.update(`${name}\0${st.size}\0${st.mtimeMs}\0`);
+  };
+  add(source, PLUGIN_NAME);
+  if (srcDir) for (const f of readdirSync(srcDir).sort()) add(join(srcDir, f), f);
+  return h.digest('hex').slice(0, 12);
+}
+
+/**
+ * Installs the plugin and its support directory so that a concurrent ADD
+ * sees either the old version or the new one, whole, never a mix: each
+ * version is copied into a directory of its own, then the `bvcni` symlink is
+ * switched with one rename. The plugin finds its support directory beside its
+ * resolved path (process.execPath follows the symlink). The previous version
+ * is kept for calls that started before the switch; older ones are removed.
+ */
+export function installPlugin(source: string, binDir: string): { binary: string; version: string; changed: boolean } {
   if (!existsSync(source)) throw new Error(`plugin ${source} does not exist (build it, or pass --plugin)`);
   mkdirSync(binDir, { recursive: true });
-  let changed = false;
   const srcDir = join(dirname(source), PLUGIN_DIR_NAME);
-  let dir: string | undefined;
-  if (existsSync(srcDir) && statSync(srcDir).isDirectory()) {
-    dir = join(binDir, PLUGIN_DIR_NAME);
-    const tmp = tmpName(dir);
+  const hasDir = existsSync(srcDir) && statSync(srcDir).isDirectory();
+  const version = `${VERSION_PREFIX}${versionDigest(source, hasDir ? srcDir : undefined)}`;
+  const versionDir = join(binDir, version);
+  if (!existsSync(versionDir)) {
+    const tmp = tmpName(versionDir);
     rmSync(tmp, { recursive: true, force: true });
-    cpSync(srcDir, tmp, { recursive: true, dereference: true });
-    const old = `${tmp}.old`;
-    rmSync(old, { recursive: true, force: true });
-    if (existsSync(dir)) renameSync(dir, old);
-    renameSync(tmp, dir);
-    rmSync(old, { recursive: true, force: true });
-    changed = true;
+    mkdirSync(tmp);
+    // copy_file_range in the kernel: the binary never passes through the JS heap.
+    copyFileSync(source, join(tmp, PLUGIN_NAME));
+    chmodSync(join(tmp, PLUGIN_NAME), 0o755);
+    if (hasDir) cpSync(srcDir, join(tmp, PLUGIN_DIR_NAME), { recursive: true, dereference: true });
+    renameSync(tmp, versionDir);
   }
   const binary = join(binDir, PLUGIN_NAME);
-  // Always replaced (an upgrade or a rollback may keep size and age): the copy
-  // runs in the kernel (copy_file_range), never through the JS heap, and the
-  // rename makes it atomic for a concurrent ADD.
-  const tmp = tmpName(binary);
-  copyFileSync(source, tmp);
-  chmodSync(tmp, 0o755);
-  renameSync(tmp, binary);
-  changed = true;
-  return { binary, dir, changed };
+  const target = join(version, PLUGIN_NAME);
+  let previous: string | undefined;
+  try {
+    previous = readlinkSync(binary);
+  } catch {
+    previous = undefined; // absent, or a plain file from an older layout
+  }
+  const changed = previous !== target;
+  if (changed) {
+    const tmpLink = tmpName(binary);
+    rmSync(tmpLink, { force: true });
+    symlinkSync(target, tmpLink);
+    renameSync(tmpLink, binary);
+  }
+  const keep = new Set([version, previous?.split('/')[0]]);
+  for (const f of readdirSync(binDir)) {
+    const stale = (f.startsWith(VERSION_PREFIX) && !keep.has(f)) || (f === PLUGIN_DIR_NAME && changed);
+    if (stale) rmSync(join(binDir, f), { recursive: true, force: true });
+  }
+  return { binary, version, changed };
+}
+
+/** What an install put in binDir: the link (or binary), every version, an old layout's bvcni.d. */
+export function installedPluginFiles(binDir: string): string[] {
+  if (!existsSync(binDir)) return [];
+  return readdirSync(binDir)
+    .filter((f) => f === PLUGIN_NAME || f === PLUGIN_DIR_NAME || f.startsWith(VERSION_PREFIX))
+    .map((f) => join(binDir, f));
 }
 
 /** Removes the conflist if present; returns its path when it did. */
@@ -100,8 +157,9 @@ export function removeConflist(confDir: string): string | undefined {
 
 export function removeInstalled(confDir: string, binDir: string): string[] {
   const removed: string[] = [];
-  for (const p of [join(confDir, CONFLIST_NAME), join(binDir, PLUGIN_NAME), join(binDir, PLUGIN_DIR_NAME)]) {
-    if (existsSync(p)) {
+  for (const p of [join(confDir, CONFLIST_NAME), ...installedPluginFiles(binDir)]) {
+    // lstat, not exists: a symlink whose version is gone must go too.
+    if (lstatSync(p, { throwIfNoEntry: false })) {
       rmSync(p, { recursive: true, force: true });
       removed.push(p);
     }

@@ -4,9 +4,9 @@
 // an adopted map while the API server is away.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Daemon, type DaemonConfig } from '../../src/daemon/daemon.js';
@@ -149,7 +149,8 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     const conf = JSON.parse(readFileSync(conflist(h), 'utf8')) as { cniVersion: string; plugins: Record<string, unknown>[] };
     assert.equal(conf.cniVersion, '1.0.0');
     assert.deepEqual(conf.plugins[0], { type: 'bvcni', podcidr: '10.244.1.0/24', bridge: 'cni0', mtu: 1450, dataDir: h.cfg.stateDir, pinDir: h.cfg.pinDir });
-    assert.ok(existsSync(join(h.cfg.cniBinDir, 'bvcni')) && existsSync(join(h.cfg.cniBinDir, 'bvcni.d/lib')), 'plugin and its directory installed');
+    const installed = realpathSync(join(h.cfg.cniBinDir, 'bvcni'));
+    assert.ok(existsSync(join(dirname(installed), 'bvcni.d/lib')), 'the support directory beside the resolved plugin');
     await h.daemon.stop();
   });
 

@@ -1,6 +1,6 @@
 // bvcnictl doctor: every condition the node needs, each failed one with the
 // command or action that fixes it. Non-zero exit when anything fails.
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runSync } from '../../common/exec.js';
 import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME } from '../../daemon/install.js';
@@ -293,8 +293,10 @@ function pluginCheck(binDir: string): Check {
     versions = undefined;
   }
   if (r.code !== 0 || !versions) return fail(`${bin} VERSION failed (exit ${r.code}): ${(r.stdout + r.stderr).trim().slice(0, 200)}`);
-  const dir = existsSync(join(binDir, PLUGIN_DIR_NAME)) ? ` + ${PLUGIN_DIR_NAME}/` : '';
-  return { name, result: 'ok', detail: `${bin}${dir} speaks ${versions.join(', ')}` };
+  // The support directory sits beside the binary's resolved path (one per installed version).
+  const real = realpathSync(bin);
+  const dir = existsSync(join(dirname(real), PLUGIN_DIR_NAME)) ? ` + ${PLUGIN_DIR_NAME}/` : '';
+  return { name, result: 'ok', detail: `${bin}${real === bin ? '' : ` → ${real}`}${dir} speaks ${versions.join(', ')}` };
 }
 
 export function makeDoctorCommand(apiCheck?: Probe['apiCheck']): CommandSpec {

@@ -3,7 +3,7 @@
 // --yes it only says what it would remove. Pods on the node lose their network.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME, removeInstalled } from '../../daemon/install.js';
+import { CONFLIST_NAME, installedPluginFiles, removeInstalled } from '../../daemon/install.js';
 import { NodeDefaults, removeNodeDataplane } from '../../dataplane/node.js';
 import { isBpffs, listLinks, readConfig } from '../inspect.js';
 import { CliError, toJson, type CommandSpec } from '../types.js';
@@ -43,7 +43,7 @@ export const uninstall: CommandSpec = {
       pinDir: existsSync(opts.pinDir) ? opts.pinDir : null,
       devices: [target.bridge, target.vxlanDev].filter((d) => present.has(d)),
       uplinkFilter: target.uplink || null,
-      files: [join(confDir, CONFLIST_NAME), join(binDir, PLUGIN_NAME), join(binDir, PLUGIN_DIR_NAME)].filter((f) => existsSync(f)),
+      files: [join(confDir, CONFLIST_NAME)].filter((f) => existsSync(f)).concat(installedPluginFiles(binDir)),
     };
     if (!opts.yes) {
       const out = opts.json
