@@ -54,6 +54,8 @@ export class Daemon {
   private readonly informer: NodeInformer;
   private readonly clusterCidr: Cidr;
   private dp?: AttachedDataplane;
+  /** The uplink in use: --iface, or found from the InternalIP at each set-up. */
+  private uplink = '';
   private reconciler?: TunnelReconciler;
   private self?: ParsedNode;
   private reconcileQueued = false;
@@ -189,7 +191,7 @@ export class Daemon {
       vxlanDev: this.cfg.vxlanDev,
       vxlanPort: this.cfg.vxlanPort,
       vni: this.cfg.vni,
-      uplink: this.cfg.iface,
+      uplink: this.uplink,
       nodeIp: self.internalIp,
       podCidr: formatCidr(self.podCidr),
       clusterCidr: formatCidr(this.clusterCidr),
@@ -199,9 +201,11 @@ export class Daemon {
   }
 
   private async setup(): Promise<void> {
-    const dpCfg = this.dataplaneConfig();
     const t0 = performance.now();
     try {
+      // Resolved each time: a node whose InternalIP moved may have moved NIC too.
+      this.uplink = this.cfg.iface || (await this.deps.dataplane.findUplink(this.self!.internalIp));
+      const dpCfg = this.dataplaneConfig();
       this.log.info({ podCidr: dpCfg.podCidr, nodeIp: dpCfg.nodeIp, uplink: dpCfg.uplink }, 'setting up the dataplane');
       this.dp = await this.deps.dataplane.ensure(dpCfg);
       this.reconciler = new TunnelReconciler(this.dp.tunnel);

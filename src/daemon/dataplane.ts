@@ -1,7 +1,7 @@
 // The daemon's view of src/dataplane: the node's devices, programs and pinned
 // maps. One module, so the daemon logic is testable against a fake and the
 // dataplane library's API is adapted in one place.
-import { dataplaneReady, ensureNodeDataplane, readDropStats, removeNodeDataplane } from '../dataplane/index.js';
+import { dataplaneReady, ensureNodeDataplane, findUplink, readDropStats, removeNodeDataplane } from '../dataplane/index.js';
 import type { TunnelTable } from './reconcile.js';
 
 export type { NodeDataplaneConfig } from '../dataplane/index.js';
@@ -23,6 +23,8 @@ export interface AttachedDataplane {
 }
 
 export interface DataplaneDriver {
+  /** The uplink when --iface is not given: see src/dataplane's findUplink. */
+  findUplink(nodeIp: string): Promise<string>;
   ensure(cfg: NodeDataplaneConfig): Promise<AttachedDataplane>;
   remove(cfg: NodeDataplaneConfig): Promise<void>;
   ready(pinDir: string): boolean;
@@ -30,6 +32,7 @@ export interface DataplaneDriver {
 }
 
 export const kernelDataplane: DataplaneDriver = {
+  findUplink: (nodeIp) => findUplink(nodeIp),
   async ensure(cfg) {
     const nd = await ensureNodeDataplane(cfg);
     return {

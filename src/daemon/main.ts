@@ -2,7 +2,6 @@
 // fallback so the same binary runs in a cluster and, several at once, in the
 // simulator.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -46,7 +45,7 @@ function program(): Command {
     .description('bvcni node daemon: owns the node dataplane and keeps the tunnel map equal to the cluster\'s Nodes')
     .addOption(new Option('--node-name <name>', 'this node\'s Node name').env('NODE_NAME'))
     .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster service account)').env('KUBECONFIG'))
-    .addOption(new Option('--iface <dev>', 'uplink interface (default: the default route\'s)').env('BVCNI_IFACE'))
+    .addOption(new Option('--iface <dev>', "uplink interface (default: the one holding the Node's InternalIP, else the default route's)").env('BVCNI_IFACE'))
     .addOption(new Option('--cluster-cidr <cidr>', 'cluster pod CIDR').env('BVCNI_CLUSTER_CIDR').default('10.244.0.0/16'))
     .addOption(
       new Option('--service-cidr <cidr>', "Service ClusterIP range, handed to kube-proxy in the host stack ('' to disable)")
@@ -69,14 +68,6 @@ function program(): Command {
     .showHelpAfterError();
 }
 
-function defaultRouteDev(): string {
-  const out = execFileSync('ip', ['-j', 'route', 'show', 'default'], { encoding: 'utf8' });
-  const routes = JSON.parse(out || '[]') as { dev?: string }[];
-  const dev = routes.find((r) => r.dev)?.dev;
-  if (!dev) throw new Error('no default route: pass --iface');
-  return dev;
-}
-
 function defaultPlugin(): string {
   // dist/bin/bvcnid → dist/bin/bvcni; under tsx (src/daemon/main.ts) → dist/bin/bvcni of the repo.
   const here = dirname(resolve(process.argv[1] ?? '.'));
@@ -92,6 +83,7 @@ async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<
     vxlanDev: cfg.vxlanDev,
     vxlanPort: cfg.vxlanPort,
     vni: cfg.vni,
+    // Empty: the uplink recorded in the pinned config.
     uplink: cfg.iface,
     nodeIp: '0.0.0.0',
     podCidr: '0.0.0.0/32',
@@ -137,12 +129,6 @@ export async function main(argv: string[]): Promise<number> {
     mtu: flags.mtu,
     plugin: flags.plugin ?? defaultPlugin(),
   };
-  try {
-    if (!cfg.iface) cfg.iface = defaultRouteDev();
-  } catch (e) {
-    log.fatal({ err: (e as Error).message }, 'cannot find the uplink');
-    return 2;
-  }
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
   if (flags.uninstall) return uninstall(flags, cfg, log);
   if (!cfg.nodeName) {

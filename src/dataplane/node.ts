@@ -17,7 +17,7 @@ import { ConfigFlags, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
 import { attachPodProgram } from './endpoint.js';
 import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
-import { openConfigMap, openDataplaneMaps, type DataplaneMaps } from './maps.js';
+import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 
 export interface NodeDataplaneConfig {
@@ -231,6 +231,23 @@ function attach(netns: string | undefined, ifindex: number, direction: TcDirecti
   return attachTc({ ifindex, netns, direction, program: prog, handle: TC_HANDLE, priority: TC_PRIORITY });
 }
 
+/**
+ * The node's uplink: the interface that holds its InternalIP, else the one of
+ * the default route. On hosts with several NICs (a VM with a NAT adapter and
+ * a private network, say) the default route often uses another interface
+ * than the one the cluster talks over.
+ */
+export async function findUplink(nodeIp: string, netns?: string): Promise<string> {
+  const addrs = await run(['ip', '-j', '-4', 'addr', 'show'], { netns, allowFail: true });
+  const links = JSON.parse(addrs.stdout || '[]') as { ifname: string; addr_info?: { local?: string }[] }[];
+  const holder = links.find((l) => l.addr_info?.some((a) => a.local === nodeIp))?.ifname;
+  if (holder) return holder;
+  const routes = await run(['ip', '-j', '-4', 'route', 'show', 'default'], { netns, allowFail: true });
+  const dev = (JSON.parse(routes.stdout || '[]') as { dev?: string }[]).find((r) => r.dev)?.dev;
+  if (!dev) throw new Error(`no interface holds ${nodeIp} and there is no default route: pass --iface`);
+  return dev;
+}
+
 export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<NodeDataplane> {
   const v = validate(cfg);
   const ns = cfg.netns;
@@ -337,7 +354,10 @@ export function dataplaneReady(pinDir: string): boolean {
  * device (their filters go with them), unpin every map and program. Tolerant
  * of any part already gone.
  */
-export async function removeNodeDataplane(cfg: Pick<NodeDataplaneConfig, 'pinDir' | 'netns' | 'bridge' | 'vxlanDev' | 'uplink'>): Promise<void> {
+/** Uninstall. Without `uplink`, the one the dataplane attached to, as its pinned config records it. */
+export async function removeNodeDataplane(
+  cfg: Pick<NodeDataplaneConfig, 'pinDir' | 'netns' | 'bridge' | 'vxlanDev'> & { uplink?: string },
+): Promise<void> {
   const ns = cfg.netns;
   const errors: unknown[] = [];
   const attempt = (fn: () => void): void => {
@@ -360,7 +380,11 @@ export async function removeNodeDataplane(cfg: Pick<NodeDataplaneConfig, 'pinDir
       }
     });
   }
-  attempt(() => detachTc({ ifname: cfg.uplink, netns: ns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY }));
+  const uplinkIndex = cfg.uplink ? undefined : readDataplaneConfig(cfg.pinDir)?.uplink_ifindex;
+  if (cfg.uplink || uplinkIndex) {
+    const uplink = cfg.uplink ? { ifname: cfg.uplink } : { ifindex: uplinkIndex };
+    attempt(() => detachTc({ ...uplink, netns: ns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY }));
+  }
   for (const dev of [cfg.vxlanDev, cfg.bridge]) {
     const r = await run(['ip', 'link', 'del', dev], { netns: ns, allowFail: true });
     if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr)) errors.push(new Error(`ip link del ${dev}: ${r.stderr.trim()}`));

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Daemon, type DaemonConfig } from '../../src/daemon/daemon.js';
-import type { AttachedDataplane, DataplaneDriver } from '../../src/daemon/dataplane.js';
+import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from '../../src/daemon/dataplane.js';
 import { conditionPatcher, nodeApi, nodeGetter } from '../../src/daemon/kube.js';
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
@@ -48,9 +48,17 @@ class FakeDataplane implements DataplaneDriver {
   failNext = 0;
   /** Order of observable steps, to check the conflist comes last. */
   conflistExists: () => boolean = () => false;
+  /** InternalIPs the daemon asked the uplink of, and the uplink it then set up on. */
+  readonly uplinkAsked: string[] = [];
+  lastUplink?: string;
   constructor(private readonly events: string[]) {}
-  async ensure(): Promise<AttachedDataplane> {
+  async findUplink(nodeIp: string): Promise<string> {
+    this.uplinkAsked.push(nodeIp);
+    return `nic-of-${nodeIp}`;
+  }
+  async ensure(cfg?: NodeDataplaneConfig): Promise<AttachedDataplane> {
     this.ensures++;
+    this.lastUplink = cfg?.uplink;
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('EPERM: cannot create the bridge');
@@ -136,6 +144,24 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
   }
 
   const conflist = (h: Harness): string => join(h.cfg.cniConfDir, '00-bvcni.conflist');
+
+  test('without --iface the uplink is the interface found for the Node\'s InternalIP; with it, --iface', async () => {
+    srv.addNode(makeNode('life-u', { podCIDR: '10.244.7.0/24', internalIP: '192.0.2.17' }));
+    const h = harness('life-u');
+    h.cfg.iface = '';
+    h.daemon.start();
+    await waitFor('ready', () => h.daemon.ready().ready);
+    assert.deepEqual(h.dp.uplinkAsked, ['192.0.2.17']);
+    assert.equal(h.dp.lastUplink, 'nic-of-192.0.2.17');
+    await h.daemon.stop();
+    const named = harness('life-u');
+    named.daemon.start();
+    await waitFor('ready', () => named.daemon.ready().ready);
+    assert.deepEqual(named.dp.uplinkAsked, [], '--iface given: nothing to find');
+    assert.equal(named.dp.lastUplink, 'eth0');
+    await named.daemon.stop();
+    srv.deleteNode('life-u');
+  });
 
   test('conflist only after the dataplane is attached and the tunnel map reflects a full list; then the Node condition', async () => {
     srv.addNode(makeNode('life-a', { podCIDR: '10.244.1.0/24', internalIP: '192.0.2.11' }));
