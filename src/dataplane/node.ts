@@ -151,10 +151,27 @@ async function sysctl(netns: string | undefined, key: string, value: string): Pr
 /** Adds our NAT range to ip_local_reserved_ports (keeping what is there), so node sockets never pick those ports. */
 async function reservePorts(netns: string | undefined, min: number, max: number): Promise<void> {
   const cur = (await run(['sysctl', '-n', 'net.ipv4.ip_local_reserved_ports'], { netns })).stdout.trim();
-  const want = `${min}-${max}`;
-  const parts = cur ? cur.split(',') : [];
-  if (parts.includes(want)) return;
-  await sysctl(netns, 'net.ipv4.ip_local_reserved_ports', [...parts, want].join(','));
+  // The kernel reports the union, merged ("61000-65535" after adding 61000-65000 to
+  // 65001-65535): look for coverage, not for our own string.
+  if (portsCovered(cur, min, max)) return;
+  await sysctl(netns, 'net.ipv4.ip_local_reserved_ports', cur ? `${cur},${min}-${max}` : `${min}-${max}`);
+}
+
+/** Whether every port of min..max is in a ip_local_reserved_ports list ("1,3-5,…"). */
+export function portsCovered(list: string, min: number, max: number): boolean {
+  const ranges = list
+    .split(',')
+    .filter(Boolean)
+    .map((r) => r.split('-').map(Number))
+    .map(([lo, hi]) => [lo!, hi ?? lo!] as const)
+    .sort((a, b) => a[0] - b[0]);
+  let next = min;
+  for (const [lo, hi] of ranges) {
+    if (lo > next) break;
+    if (hi >= next) next = hi + 1;
+    if (next > max) return true;
+  }
+  return next > max;
 }
 
 async function ensureBridge(cfg: NodeDataplaneConfig, gw: string, prefix: number, mtu: number): Promise<LinkInfo> {
