@@ -50,26 +50,18 @@ export class DaemonMetrics {
     });
     this.relists = new Counter({ name: 'bvcni_node_lists_total', help: 'Full Node lists (start, 410 Gone)', registers });
     const self = this;
-    new Gauge({
-      name: 'bvcni_drops_packets',
-      help: 'Packets counted by the BPF programs, by reason and direction (FORWARD is not a drop)',
-      labelNames: ['reason', 'direction'],
-      registers,
-      collect() {
-        this.reset();
-        for (const d of self.safe(() => self.sources?.drops() ?? [], [])) this.set({ reason: d.reason, direction: d.direction }, Number(d.packets));
-      },
-    });
-    new Gauge({
-      name: 'bvcni_drops_bytes',
-      help: 'Bytes counted by the BPF programs, by reason and direction',
-      labelNames: ['reason', 'direction'],
-      registers,
-      collect() {
-        this.reset();
-        for (const d of self.safe(() => self.sources?.drops() ?? [], [])) this.set({ reason: d.reason, direction: d.direction }, Number(d.bytes));
-      },
-    });
+    for (const unit of ['packets', 'bytes'] as const) {
+      new Gauge({
+        name: `bvcni_drops_${unit}`,
+        help: `${unit === 'packets' ? 'Packets' : 'Bytes'} counted by the BPF programs, by reason and direction (FORWARD is not a drop)`,
+        labelNames: ['reason', 'direction'],
+        registers,
+        collect() {
+          this.reset();
+          for (const d of self.safe(() => self.sources?.drops() ?? [], [])) this.set({ reason: d.reason, direction: d.direction }, Number(d[unit]));
+        },
+      });
+    }
     new Gauge({
       name: 'bvcni_nat_entries',
       help: 'Entries in the masquerade (NAT) table',
