@@ -9,6 +9,12 @@ export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
+  /**
+   * sendto on libuv's thread pool. The kernel handles a netlink request inside
+   * sendto, so a slow one (a link delete waits for RCU) leaves the event loop free.
+   * Resolves to the return value; errno is the pool thread's and is not reported.
+   */
+  sendtoAsync(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): Promise<number>;
   close(fd: number): number;
   flock(fd: number, op: number): number;
   /** Leaves at once: no atexit handlers, no V8 or addon teardown. */
@@ -38,6 +44,10 @@ export function libc(): Libc {
     socket: (d, t, p) => socket(d, t, p),
     sendto: (fd, b, l, fl, a, al) => sendto(fd, b, l, fl, a, al),
     recv: (fd, b, l, fl) => recv(fd, b, l, fl),
+    sendtoAsync: (fd, b, l, fl, a, al) =>
+      new Promise((resolve, reject) => {
+        (sendto as unknown as { async: (...args: unknown[]) => void }).async(fd, b, l, fl, a, al, (err: unknown, n: number) => (err ? reject(err as Error) : resolve(n)));
+      }),
     close: (fd) => close(fd),
     flock: (fd, op) => flock(fd, op),
     exit: (code) => {

@@ -24,7 +24,7 @@ import {
   rtmsg,
   type Attr,
 } from './message.js';
-import { NetlinkError, type NetlinkSocket } from './socket.js';
+import { NetlinkError, NetlinkSocket } from './socket.js';
 
 export interface Link {
   index: number;
@@ -159,6 +159,25 @@ export function deleteLink(s: NetlinkSocket, name: string): boolean {
   } catch (e) {
     if (isGone(e)) return false;
     throw e;
+  }
+}
+
+/**
+ * Deletes a link by index with the kernel's slow part (deleting a veth waits
+ * for RCU, 15-25 ms here) off the event loop. By index, not name: a link
+ * created later under the same name is never the one deleted. Resolves false
+ * when it was already gone.
+ */
+export async function deleteLinkIndexAsync(index: number): Promise<boolean> {
+  const s = new NetlinkSocket();
+  try {
+    await s.requestAsync(`delete link #${index}`, RTM.DELLINK, 0, ifinfomsg({ index }));
+    return true;
+  } catch (e) {
+    if (isGone(e)) return false;
+    throw e;
+  } finally {
+    s.close();
   }
 }
 

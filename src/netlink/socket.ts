@@ -60,9 +60,19 @@ export class NetlinkSocket {
     return this.exchange(op, type, dump ? NLM_F_DUMP : 0, body);
   }
 
-  private exchange(op: string, type: number, flags: number, body: Buffer): NlMessage[] {
+  /**
+   * request() with the send on the thread pool: for requests the kernel is slow
+   * to carry out. The caller must not use this socket until it settles.
+   */
+  async requestAsync(op: string, type: number, flags: number, body: Buffer): Promise<void> {
     if (this.fd < 0) throw new Error('netlink socket is closed');
-    const c = libc();
+    const { seq, msg } = this.message(type, flags | NLM_F_ACK, body);
+    if ((await libc().sendtoAsync(this.fd, msg, msg.length, 0, NetlinkSocket.kernel, 12)) < 0) throw new Error(`${op}: sendto failed`);
+    // The kernel queued the ACK before sendto returned: this recv does not wait.
+    this.receive(op, seq, flags | NLM_F_ACK);
+  }
+
+  private message(type: number, flags: number, body: Buffer): { seq: number; msg: Buffer } {
     const seq = ++this.seq;
     const msg = Buffer.alloc(16 + body.length);
     msg.writeUInt32LE(msg.length, 0);
@@ -70,7 +80,19 @@ export class NetlinkSocket {
     msg.writeUInt16LE(flags | NLM_F_REQUEST, 6);
     msg.writeUInt32LE(seq, 8);
     body.copy(msg, 16);
+    return { seq, msg };
+  }
+
+  private exchange(op: string, type: number, flags: number, body: Buffer): NlMessage[] {
+    if (this.fd < 0) throw new Error('netlink socket is closed');
+    const c = libc();
+    const { seq, msg } = this.message(type, flags, body);
     if (c.sendto(this.fd, msg, msg.length, 0, NetlinkSocket.kernel, 12) < 0) throw new SysError(`${op}: sendto`, c.errno());
+    return this.receive(op, seq, flags);
+  }
+
+  private receive(op: string, seq: number, flags: number): NlMessage[] {
+    const c = libc();
     const out: NlMessage[] = [];
     const multi = (flags & NLM_F_DUMP) === NLM_F_DUMP;
     for (;;) {
