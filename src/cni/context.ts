@@ -15,6 +15,11 @@ export interface Services {
   hostSocket(): NetlinkSocket;
   /** A netlink socket inside a pod namespace. */
   podSocket(netns: string): NetlinkSocket;
+  /**
+   * Deletes a pod's host veth (and so its peer), tolerant of absent. The plugin
+   * waits for it; bvcnid returns at once and lets the kernel finish later.
+   */
+  removeHostVeth(host: NetlinkSocket, name: string): void;
   log: Logger;
 }
 

@@ -6,6 +6,7 @@ import type { CniEnv } from './env.js';
 import { DiskStore } from './ipam/store.js';
 import { fileLogger } from './log.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
+import { deleteLink } from '../netlink/rtnl.js';
 
 export function realServices(conf: NetConf, env: CniEnv): Services {
   return {
@@ -13,6 +14,7 @@ export function realServices(conf: NetConf, env: CniEnv): Services {
     store: (c) => new DiskStore(c.dataDir, c.name),
     hostSocket: () => new NetlinkSocket(),
     podSocket: (ns) => socketIn(ns),
+    removeHostVeth: (host, name) => void deleteLink(host, name),
     log: fileLogger(conf.dataDir, { cmd: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined, network: conf.name }),
   };
 }

@@ -22,7 +22,7 @@ import { buildResult, mergeInto } from '../../src/cni/result.js';
 /** Services that fail the test if a command reaches the system. */
 function untouchable(): Services {
   const no = (): never => assert.fail('a side effect was attempted before validation finished');
-  return { dataplane: new FakeDataplane(), store: no, hostSocket: no, podSocket: no, log: nullLogger };
+  return { dataplane: new FakeDataplane(), store: no, hostSocket: no, podSocket: no, removeHostVeth: no, log: nullLogger };
 }
 
 const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' };

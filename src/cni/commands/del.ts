@@ -2,7 +2,6 @@
 // or empty CNI_NETNS does not matter. Device first, then endpoint, then the
 // reservation: a DEL killed half-way is finished by the next DEL or by GC.
 import { intToIpv4 } from '../../../loader/codec.js';
-import { deleteLink } from '../../netlink/rtnl.js';
 import { hostVethName, type Invocation } from '../context.js';
 import { findByAttachment } from '../ipam/allocator.js';
 import { mark } from '../trace.js';
@@ -11,7 +10,7 @@ export function cmdDel({ env, conf, svc }: Invocation): void {
   mark('handler entered');
   const host = svc.hostSocket();
   try {
-    deleteLink(host, hostVethName(env.containerId, env.ifname));
+    svc.removeHostVeth(host, hostVethName(env.containerId, env.ifname));
   } finally {
     host.close();
   }
