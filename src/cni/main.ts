@@ -1,12 +1,13 @@
 // bvcni entry point: read stdin, run one command, write the result or the
 // spec's error JSON to stdout. Nothing else ever reaches stdout.
+// bvcnid answers when it runs (delegate.ts); otherwise this process does the
+// work, and only then loads the handlers, koffi and libbpf.
 import { readFileSync } from 'node:fs';
-import { handle } from './plugin.js';
-import { realServices } from './services.js';
+import { delegate } from './delegate.js';
 import { toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
 import { mark } from './trace.js';
-import { libcIfLoaded } from '../netlink/libc.js';
+import type { Outcome } from './plugin.js';
 
 function readStdin(): string {
   if (process.env.CNI_COMMAND === 'VERSION') return '';
@@ -17,11 +18,23 @@ function readStdin(): string {
   }
 }
 
-function main(): void {
+async function runLocally(stdin: string): Promise<Outcome> {
+  const [{ handle }, { realServices }] = await Promise.all([import('./plugin.js'), import('./services.js')]);
+  mark('handlers loaded');
+  return handle(process.env, stdin, realServices);
+}
+
+async function main(): Promise<void> {
   mark('modules loaded');
-  let out;
+  const stdin = readStdin();
+  let out: Outcome | undefined;
+  let local = false;
   try {
-    out = handle(process.env, readStdin(), realServices);
+    if (process.env.CNI_COMMAND !== 'VERSION') out = await delegate(process.env, stdin);
+    if (!out) {
+      local = true;
+      out = await runLocally(stdin);
+    }
   } catch (e) {
     out = { stdout: `${JSON.stringify(toErrorJson(e, LATEST))}\n`, exitCode: 1 };
   }
@@ -31,11 +44,11 @@ function main(): void {
   // Once koffi is loaded, Node's orderly exit (V8, addon and library
   // teardown) costs ~1.5 ms of every ADD/DEL. stdout and the log were written
   // synchronously, nothing is pending: leave at once.
-  const c = libcIfLoaded();
+  const c = local ? (await import('../netlink/libc.js')).libcIfLoaded() : undefined;
   if (c) {
     process.emit('exit', out.exitCode);
     c.exit(out.exitCode);
   }
 }
 
-main();
+void main();

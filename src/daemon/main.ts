@@ -12,6 +12,7 @@ import { conditionPatcher, loadKubeConfig, nodeApi, nodeGetter } from './kube.js
 import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
+import { CniServer } from './cni-server.js';
 
 interface Flags {
   nodeName?: string;
@@ -152,6 +153,13 @@ export async function main(argv: string[]): Promise<number> {
     log.fatal({ err: (e as Error).message, addr: flags.healthAddr }, 'cannot serve health and metrics');
     return 1;
   }
+  // The plugin's fast path; without it the plugin does the work itself, so a failure here is not fatal.
+  const cni = new CniServer({ stateDir: cfg.stateDir, pinDir: cfg.pinDir, log: log.child({ component: 'cni' }) });
+  try {
+    await cni.start();
+  } catch (e) {
+    log.error({ err: (e as Error).message, socket: cni.path }, 'cannot serve the CNI plugin; it will work alone');
+  }
   daemon.start();
 
   return new Promise<number>((resolveExit) => {
@@ -162,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
       log.info({ signal }, 'stopping; the dataplane stays in place');
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();
-      void daemon.stop().finally(() => {
+      void Promise.allSettled([daemon.stop(), cni.stop()]).finally(() => {
         server.closeAllConnections();
         server.close(() => resolveExit(0));
       });

@@ -1,0 +1,139 @@
+// The plugin's fast path: when bvcnid runs on the node it listens on
+// <dataDir>/bvcnid.sock and runs the very same handler (plugin.ts) warm, with
+// libbpf loaded and its code compiled, and deletes a DEL's veth after it has
+// answered. This process then only forwards its CNI_* environment and stdin
+// and prints the answer, so it never loads koffi or libbpf.
+//
+// A path names a namespace only within one PID and mount namespace, and the
+// daemon runs in a pod: the request carries the identity (device, inode) of
+// the node's and the pod's network namespaces as this process sees them, and
+// the daemon declines when its view differs. Declined, absent or refusing
+// daemon: the plugin does the work itself, as it always could.
+import { statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { DEFAULTS } from './config.js';
+import { Code, CniError, toErrorJson } from './errors.js';
+import { LATEST } from './version.js';
+import type { Outcome } from './plugin.js';
+
+export const DAEMON_SOCKET = 'bvcnid.sock';
+const PROTOCOL = 1;
+/** Longer than any ADD takes when many queue up at the daemon, short of the runtime's own limits. */
+const ANSWER_TIMEOUT_MS = 30_000;
+
+export interface NsId {
+  dev: number;
+  ino: number;
+}
+
+export interface DelegateRequest {
+  protocol: number;
+  /** The CNI_* variables of the invocation. */
+  env: Record<string, string>;
+  stdin: string;
+  /** The network namespace the plugin runs in: the node's. */
+  nodeNs?: NsId;
+  /** CNI_NETNS as the plugin sees it; absent when it could not be opened. */
+  podNs?: NsId;
+}
+
+export type DelegateReply = { outcome: Outcome } | { declined: string };
+
+export function daemonSocketPath(dataDir: string): string {
+  return join(dataDir, DAEMON_SOCKET);
+}
+
+/** The namespace behind a path (following /proc's magic links); undefined when it cannot be reached. */
+export function nsId(path: string): NsId | undefined {
+  if (!path) return undefined;
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return undefined;
+  }
+}
+
+export function sameNs(a: NsId | undefined, b: NsId | undefined): boolean {
+  return a?.dev === b?.dev && a?.ino === b?.ino;
+}
+
+export function cniVariables(vars: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(vars)) if (k.startsWith('CNI_') && v !== undefined) out[k] = v;
+  return out;
+}
+
+function dataDirOf(stdin: string): string | undefined {
+  try {
+    const d = (JSON.parse(stdin) as { dataDir?: unknown } | null)?.dataDir ?? DEFAULTS.dataDir;
+    return typeof d === 'string' && d.startsWith('/') ? d : undefined;
+  } catch {
+    // Not even JSON: the local handler answers with the right error.
+    return undefined;
+  }
+}
+
+function versionOf(stdin: string): string {
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
+    return typeof v === 'string' ? v : LATEST;
+  } catch {
+    return LATEST;
+  }
+}
+
+function tryAgain(stdin: string, msg: string, details: string): Outcome {
+  const err = toErrorJson(new CniError(Code.tryAgainLater, msg, details), versionOf(stdin));
+  return { stdout: `${JSON.stringify(err)}\n`, exitCode: 1 };
+}
+
+/**
+ * Asks bvcnid to run this invocation. Undefined: do it locally (no daemon, it
+ * declined, or it went away before the request reached it). Once the request
+ * has reached the daemon, only DEL (idempotent) falls back to local work; an ADD
+ * whose answer is lost is answered "try again later", and the runtime's DEL and
+ * retry clean up whatever the daemon had done.
+ */
+export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANSWER_TIMEOUT_MS): Promise<Outcome | undefined> {
+  const dataDir = dataDirOf(stdin);
+  if (!dataDir || vars.BVCNI_NO_DAEMON) return Promise.resolve(undefined);
+  const env = cniVariables(vars);
+  const request: DelegateRequest = { protocol: PROTOCOL, env, stdin, nodeNs: nsId('/proc/self/ns/net'), podNs: nsId(env.CNI_NETNS ?? '') };
+  return new Promise((resolve) => {
+    let sent = false;
+    let settled = false;
+    let answer = '';
+    const sock = connect(daemonSocketPath(dataDir));
+    const finish = (out: Outcome | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(out);
+    };
+    const lost = (why: string): void => {
+      if (!sent || env.CNI_COMMAND === 'DEL') finish(undefined);
+      else finish(tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${daemonSocketPath(dataDir)}`));
+    };
+    const timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => {
+      sent = true;
+      sock.end(JSON.stringify(request));
+    });
+    sock.on('data', (d: string) => (answer += d));
+    sock.on('error', (e) => lost(e.message));
+    sock.on('end', () => {
+      let reply: DelegateReply;
+      try {
+        reply = JSON.parse(answer) as DelegateReply;
+      } catch {
+        lost('connection closed before a complete answer');
+        return;
+      }
+      finish('outcome' in reply ? reply.outcome : undefined);
+    });
+  });
+}

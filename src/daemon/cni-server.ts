@@ -1,0 +1,154 @@
+// bvcnid's side of the plugin's fast path (src/cni/delegate.ts): a unix
+// socket in the state directory, one request per connection, answered by the
+// plugin's own handler running in this warm process. Requests run one at a
+// time (the handler is synchronous), which is also what the IPAM file lock
+// would impose. The only difference from the plugin's own run is the DEL's
+// veth: it is deleted after the answer, on libuv's thread pool.
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { DEFAULTS, type NetConf } from '../cni/config.js';
+import { daemonSocketPath, nsId, sameNs, type DelegateReply, type DelegateRequest } from '../cni/delegate.js';
+import { handle, type Outcome } from '../cni/plugin.js';
+import { PinnedDataplane } from '../cni/dataplane.js';
+import type { Services } from '../cni/context.js';
+import type { CniEnv } from '../cni/env.js';
+import { DiskStore } from '../cni/ipam/store.js';
+import { fileLogger } from '../cni/log.js';
+import { deleteLinkIndexAsync, getLink } from '../netlink/rtnl.js';
+import { NetlinkSocket, socketIn } from '../netlink/socket.js';
+
+const MAX_REQUEST_BYTES = 1 << 20;
+
+export type CniHandler = (env: NodeJS.ProcessEnv, stdin: string) => Outcome;
+
+export interface CniServerOptions {
+  stateDir: string;
+  pinDir: string;
+  log: Logger;
+  /** Defaults to the plugin's handler with daemonServices(). */
+  handler?: CniHandler;
+}
+
+export class CniServer {
+  private server?: Server;
+  private readonly handler: CniHandler;
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly nodeNs = nsId('/proc/self/ns/net');
+  served = 0;
+  declined = 0;
+
+  constructor(private readonly opts: CniServerOptions) {
+    this.handler = opts.handler ?? ((env, stdin) => handle(env, stdin, daemonServices(opts.log, (p) => this.track(p))));
+  }
+
+  get path(): string {
+    return daemonSocketPath(this.opts.stateDir);
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.opts.stateDir, { recursive: true, mode: 0o755 });
+    // A socket file left by a killed daemon refuses connections: replace it.
+    removeQuiet(this.path);
+    const server = createServer({ allowHalfOpen: true }, (sock) => this.serve(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // Whoever may run the plugin (root) may use it; nobody else.
+    chmodSync(this.path, 0o600);
+    server.on('error', (err) => this.opts.log.error({ err: err.message }, 'CNI socket failed'));
+    this.server = server;
+    this.opts.log.info({ socket: this.path }, 'serving the CNI plugin');
+  }
+
+  /** Stops listening and waits for deferred veth deletes; the socket file goes, so plugins work alone. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    removeQuiet(this.path);
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'deferred veth delete failed')).finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+
+  private serve(sock: Socket): void {
+    let text = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      text += d;
+      if (text.length > MAX_REQUEST_BYTES) sock.destroy();
+    });
+    sock.on('error', () => {
+      /* the plugin went away; nothing to answer */
+    });
+    sock.on('end', () => sock.end(JSON.stringify(this.answer(text))));
+  }
+
+  private answer(text: string): DelegateReply {
+    let req: DelegateRequest;
+    try {
+      req = JSON.parse(text) as DelegateRequest;
+    } catch {
+      return this.decline('undecodable request');
+    }
+    if (req.protocol !== 1 || typeof req.stdin !== 'string' || typeof req.env !== 'object' || req.env === null) return this.decline('unknown protocol');
+    if (!sameNs(req.nodeNs, this.nodeNs)) return this.decline('the plugin runs in another network namespace');
+    const netns = String(req.env.CNI_NETNS ?? '');
+    if (netns && !sameNs(req.podNs, nsId(netns))) return this.decline(`CNI_NETNS ${netns} is another namespace (or none) from here`);
+    if (pinDirOf(req.stdin) !== this.opts.pinDir) return this.decline('the network config names another pin directory');
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(req.env)) if (k.startsWith('CNI_') && typeof v === 'string') env[k] = v;
+    this.served++;
+    return { outcome: this.handler(env, req.stdin) };
+  }
+
+  private decline(reason: string): DelegateReply {
+    this.declined++;
+    this.opts.log.debug({ reason }, 'CNI request declined; the plugin does it itself');
+    return { declined: reason };
+  }
+}
+
+function pinDirOf(stdin: string): string | undefined {
+  try {
+    const d = (JSON.parse(stdin) as { pinDir?: unknown } | null)?.pinDir ?? DEFAULTS.pinDir;
+    return typeof d === 'string' ? d : undefined;
+  } catch {
+    // Undecodable config: the handler answers with the spec's error, as the plugin would.
+    return DEFAULTS.pinDir;
+  }
+}
+
+function removeQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* not there */
+  }
+}
+
+/** The plugin's services, except that a DEL's veth is deleted after the answer. */
+export function daemonServices(log: Logger, defer: (p: Promise<unknown>) => void): (conf: NetConf, env: CniEnv) => Services {
+  const dataplane = new PinnedDataplane();
+  return (conf, env) => ({
+    dataplane,
+    store: (c) => new DiskStore(c.dataDir, c.name),
+    hostSocket: () => new NetlinkSocket(),
+    podSocket: (ns) => socketIn(ns),
+    removeHostVeth: (host, name) => {
+      const link = getLink(host, name);
+      if (!link) return;
+      log.debug({ veth: name, ifindex: link.index }, 'deleting veth after answering');
+      defer(deleteLinkIndexAsync(link.index));
+    },
+    log: fileLogger(conf.dataDir, { cmd: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined, network: conf.name, via: 'bvcnid' }),
+  });
+}
