@@ -3,7 +3,10 @@
 // (bvcni, reference, floors, bvcni, ...), with the Node start-up floor
 // (`node -e 0`) and the executable's own floor (VERSION). Target:
 // (bvcni − node floor) ≤ 0.5 × reference, for ADD and for DEL.
-// Then pods per second for 100 parallel ADDs, both plugins.
+// bvcni runs as on a node: with bvcnid up, so the plugin hands its work to it;
+// "bvcni alone" (BVCNI_NO_DAEMON=1) is the plugin doing everything itself, as
+// it does when bvcnid is down or declines.
+// Then pods per second for 100 parallel ADDs, each way.
 import { spawn } from 'node:child_process';
 import { TestNode, cniEnv, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
 import { join } from 'node:path';
@@ -28,39 +31,36 @@ function timed(ns: string, argv: string[], env: Record<string, string>, stdin: s
 async function main(): Promise<void> {
   const node = await TestNode.create();
   try {
+    await node.startDaemon();
     const conf = JSON.stringify(node.conf('1.0.0'));
     const ref = JSON.stringify(node.refConf('1.0.0'));
-    const t: Record<string, number[]> = { bvcniAdd: [], bvcniDel: [], refAdd: [], refDel: [], nodeFloor: [], seaFloor: [] };
+    const t: Record<string, number[]> = { bvcniAdd: [], bvcniDel: [], aloneAdd: [], aloneDel: [], refAdd: [], refDel: [], nodeFloor: [], seaFloor: [] };
     const check = (what: string, r: { code: number | null; stdout: string }): void => {
       if (r.code !== 0) throw new Error(`${what} failed: ${r.stdout}`);
     };
+    const variants = {
+      bvcni: { bin: PLUGIN, stdin: conf, extra: {} as Record<string, string> },
+      alone: { bin: PLUGIN, stdin: conf, extra: { BVCNI_NO_DAEMON: '1' } },
+      ref: { bin: join(REF_DIR, 'bridge'), stdin: ref, extra: {} },
+    };
+    type Which = keyof typeof variants;
+    const orders: Which[][] = [['bvcni', 'alone', 'ref'], ['ref', 'bvcni', 'alone'], ['alone', 'ref', 'bvcni']];
     for (let i = 0; i < ROUNDS; i++) {
-      const pa = await node.pod(`a${i}`);
-      const pr = await node.pod(`r${i}`);
-      const env = (cmd: string, netns: string): Record<string, string> => cniEnv({ command: cmd, containerId: `b${i}`, netns, ifname: 'eth0', stdin: '' }, REF_DIR);
-      // Alternate which plugin goes first so neither always runs on a warmer cache.
-      const order = i % 2 ? ['bvcni', 'ref'] : ['ref', 'bvcni'];
-      for (const which of order) {
-        if (which === 'bvcni') {
-          let r = await timed(node.ns, [PLUGIN], env('ADD', pa), conf);
-          check('bvcni ADD', r);
-          t.bvcniAdd!.push(r.ms);
-          r = await timed(node.ns, [PLUGIN], env('DEL', pa), conf);
-          check('bvcni DEL', r);
-          t.bvcniDel!.push(r.ms);
-        } else {
-          let r = await timed(node.ns, [join(REF_DIR, 'bridge')], env('ADD', pr), ref);
-          check('bridge ADD', r);
-          t.refAdd!.push(r.ms);
-          r = await timed(node.ns, [join(REF_DIR, 'bridge')], env('DEL', pr), ref);
-          check('bridge DEL', r);
-          t.refDel!.push(r.ms);
-        }
+      // Rotate which plugin goes first so none always runs on a warmer cache.
+      for (const which of orders[i % orders.length]!) {
+        const v = variants[which];
+        const pod = await node.pod(`${which[0]}${i}`);
+        const env = (cmd: string): Record<string, string> => ({ ...cniEnv({ command: cmd, containerId: `${which}${i}`, netns: pod, ifname: 'eth0', stdin: '' }, REF_DIR), ...v.extra });
+        let r = await timed(node.ns, [v.bin], env('ADD'), v.stdin);
+        check(`${which} ADD`, r);
+        t[`${which}Add`]!.push(r.ms);
+        r = await timed(node.ns, [v.bin], env('DEL'), v.stdin);
+        check(`${which} DEL`, r);
+        t[`${which}Del`]!.push(r.ms);
+        node.deletePod(pod);
       }
       t.nodeFloor!.push((await timed(node.ns, [process.execPath, '-e', '0'], {}, '')).ms);
       t.seaFloor!.push((await timed(node.ns, [PLUGIN], { CNI_COMMAND: 'VERSION' }, '')).ms);
-      node.deletePod(pa);
-      node.deletePod(pr);
     }
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)])) as Record<keyof typeof t, number>;
     const f = (x: number): string => x.toFixed(2).padStart(8);
@@ -68,28 +68,34 @@ async function main(): Promise<void> {
     console.log(`  node -e 0 floor      ${f(m.nodeFloor)}`);
     console.log(`  bvcni VERSION floor  ${f(m.seaFloor)}   (the executable's own start-up)`);
     console.log(`  reference ADD        ${f(m.refAdd)}   (bridge + host-local)`);
-    console.log(`  bvcni ADD            ${f(m.bvcniAdd)}`);
+    console.log(`  bvcni ADD            ${f(m.bvcniAdd)}   (bvcnid running, as on a node)`);
+    console.log(`  bvcni ADD alone      ${f(m.aloneAdd)}   (no bvcnid: the plugin does the work)`);
     console.log(`  reference DEL        ${f(m.refDel)}`);
     console.log(`  bvcni DEL            ${f(m.bvcniDel)}`);
-    const addRatio = (m.bvcniAdd - m.nodeFloor) / m.refAdd;
-    const delRatio = (m.bvcniDel - m.nodeFloor) / m.refDel;
-    console.log(`  (bvcni ADD - node floor) / reference ADD = ${addRatio.toFixed(3)}   target <= 0.5  ${addRatio <= 0.5 ? 'MET' : 'NOT MET'}`);
-    console.log(`  (bvcni DEL - node floor) / reference DEL = ${delRatio.toFixed(3)}   target <= 0.5  ${delRatio <= 0.5 ? 'MET' : 'NOT MET'}`);
-    console.log(`  (bvcni ADD - own floor)  / reference ADD = ${((m.bvcniAdd - m.seaFloor) / m.refAdd).toFixed(3)}`);
-    console.log(`  (bvcni DEL - own floor)  / reference DEL = ${((m.bvcniDel - m.seaFloor) / m.refDel).toFixed(3)}`);
+    console.log(`  bvcni DEL alone      ${f(m.aloneDel)}`);
+    const ratio = (label: string, x: number, floor: number, refMs: number, target = false): void => {
+      const r = (x - floor) / refMs;
+      console.log(`  ${label.padEnd(40)} = ${r.toFixed(3)}${target ? `   target <= 0.5  ${r <= 0.5 ? 'MET' : 'NOT MET'}` : ''}`);
+    };
+    ratio('(bvcni ADD - node floor) / reference ADD', m.bvcniAdd, m.nodeFloor, m.refAdd, true);
+    ratio('(bvcni DEL - node floor) / reference DEL', m.bvcniDel, m.nodeFloor, m.refDel, true);
+    ratio('(alone ADD - node floor) / reference ADD', m.aloneAdd, m.nodeFloor, m.refAdd);
+    ratio('(alone DEL - node floor) / reference DEL', m.aloneDel, m.nodeFloor, m.refDel);
+    ratio('(bvcni ADD - own floor) / reference ADD', m.bvcniAdd, m.seaFloor, m.refAdd);
+    ratio('(bvcni DEL - own floor) / reference DEL', m.bvcniDel, m.seaFloor, m.refDel);
 
-    // Throughput: 100 ADDs at once, each plugin (then DEL them all).
-    for (const which of ['bvcni', 'ref'] as const) {
+    // Throughput: 100 ADDs at once, each way (then DEL them all).
+    for (const which of ['bvcni', 'alone', 'ref'] as const) {
+      const v = variants[which];
       const pods: string[] = [];
       for (let i = 0; i < PARALLEL; i++) pods.push(await node.pod(`${which[0]}p${i}`));
-      const bin = which === 'bvcni' ? PLUGIN : join(REF_DIR, 'bridge');
-      const stdin = which === 'bvcni' ? conf : ref;
+      const env = (cmd: string, p: string, i: number): Record<string, string> => ({ ...cniEnv({ command: cmd, containerId: `t${which}${i}`, netns: p, ifname: 'eth0', stdin: '' }), ...v.extra });
       const t0 = performance.now();
-      const rs = await Promise.all(pods.map((p, i) => timed(node.ns, [bin], cniEnv({ command: 'ADD', containerId: `t${i}`, netns: p, ifname: 'eth0', stdin: '' }), stdin)));
+      const rs = await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('ADD', p, i), v.stdin)));
       const secs = (performance.now() - t0) / 1000;
       const failed = rs.filter((r) => r.code !== 0).length;
-      console.log(`  ${which === 'bvcni' ? 'bvcni    ' : 'reference'} ${PARALLEL} parallel ADDs: ${(PARALLEL / secs).toFixed(1)} pods/s (${failed} failed)`);
-      await Promise.all(pods.map((p, i) => timed(node.ns, [bin], cniEnv({ command: 'DEL', containerId: `t${i}`, netns: p, ifname: 'eth0', stdin: '' }), stdin)));
+      console.log(`  ${which.padEnd(9)} ${PARALLEL} parallel ADDs: ${(PARALLEL / secs).toFixed(1)} pods/s (${failed} failed)`);
+      await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('DEL', p, i), v.stdin)));
       pods.forEach((p) => node.deletePod(p));
     }
   } finally {
