@@ -2,11 +2,14 @@
 // killed attachments are never DELeted (the runtime lost track of them),
 // their pod namespaces are kept (so their veths survive), then one GC with no
 // valid attachments must leave 0 addresses, 0 veths, 0 endpoint entries.
+// Then the same with bvcnid serving the plugin and itself SIGKILLed and
+// restarted again and again in the middle of it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { run } from '../../src/common/exec.js';
 import { createNetns, deleteNetnsSync, netnsPath } from '../../src/sim/netns.js';
+import { sleep } from '../../src/common/wait.js';
 import { PLUGIN, TestNode, cniEnv } from '../fixtures/cni/harness.js';
 
 // make test runs 300 cycles; test/bench/cni-faults.bench.ts runs the full 1,000.
@@ -107,5 +110,77 @@ describe('bvcni under SIGKILL', { timeout: 600_000 }, () => {
     const ns = await node.pod('after');
     const add = await node.exec({ command: 'ADD', containerId: 'after', netns: ns, ifname: 'eth0', stdin: node.conf('1.1.0') });
     assert.equal(add.code, 0, add.stdout);
+  });
+});
+
+describe('bvcni served by bvcnid, with bvcnid SIGKILLed over and over', { timeout: 600_000 }, () => {
+  const DAEMON_CYCLES = Math.round(CYCLES / 2);
+  let node: TestNode;
+  const kept: string[] = [];
+  before(async () => {
+    node = await TestNode.create();
+    await node.startDaemon();
+  });
+  after(async () => {
+    for (const n of kept) deleteNetnsSync(n);
+    await node?.destroy();
+  });
+
+  test(`${DAEMON_CYCLES} ADD/DEL cycles, ${KILL_RATIO * 100}% of plugins and bvcnid itself killed, then GC: nothing leaks`, async () => {
+    let next = 0;
+    let pluginKills = 0;
+    let lostAnswers = 0;
+    let daemonKills = 0;
+    const errors: string[] = [];
+    let done = false;
+    // bvcnid dies at random moments (mid-request, mid deferred veth delete, idle) and comes back.
+    const killer = (async () => {
+      while (!done) {
+        await sleep(200 + Math.random() * 500);
+        if (done) break;
+        await node.stopDaemon('SIGKILL');
+        daemonKills++;
+        await sleep(Math.random() * 200);
+        await node.startDaemon();
+      }
+    })();
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const i = next++;
+        if (i >= DAEMON_CYCLES) return;
+        const name = `${node.prefix}-g${i}`;
+        const ns = await createNetns(name);
+        const kill = Math.random() < KILL_RATIO;
+        const r = await addMaybeKilled(node, `g${i}`, ns, kill ? 5 + Math.random() * 40 : undefined);
+        if (r.killed) {
+          pluginKills++;
+          kept.push(name);
+          continue;
+        }
+        if (r.code !== 0) {
+          // The one error a dying bvcnid may cause: the answer was lost, try again later.
+          if (/"code":11/.test(r.stdout) && /bvcnid did not answer/.test(r.stdout)) lostAnswers++;
+          else errors.push(`ADD g${i}: ${r.stdout}`);
+        }
+        // As a runtime does after a failed ADD too.
+        const d = await node.exec({ command: 'DEL', containerId: `g${i}`, netns: ns, ifname: 'eth0', stdin: node.conf('1.1.0') });
+        if (d.code !== 0) errors.push(`DEL g${i}: ${d.stdout}`);
+        deleteNetnsSync(name);
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: PARALLEL }, worker));
+    } finally {
+      done = true;
+      await killer;
+    }
+    console.log(`# cycles ${DAEMON_CYCLES}, plugins killed ${pluginKills}, bvcnid killed ${daemonKills}, answers lost ${lostAnswers}`);
+    assert.deepEqual(errors, [], 'every ADD and DEL succeeded, or (ADD) was told to try again');
+    assert.ok(daemonKills >= 3, `bvcnid was killed during the run (${daemonKills})`);
+    const gc = await node.exec({ command: 'GC', stdin: node.conf('1.1.0', { 'cni.dev/valid-attachments': [] }) });
+    assert.equal(gc.code, 0, gc.stdout);
+    assert.deepEqual(node.reservations(), [], 'no leaked addresses');
+    assert.deepEqual(await node.hostVeths(), [], 'no leaked veths');
+    assert.deepEqual(await node.endpoints(), [], 'no leaked endpoint entries');
   });
 });
