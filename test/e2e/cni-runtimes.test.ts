@@ -157,6 +157,24 @@ describe('containerd: ctr run --cni', { timeout: 240_000, skip: !existsSync('/us
     assert.deepEqual(await node.endpoints(), [], 'and its endpoint entry');
     assert.deepEqual(await node.hostVeths(), [], 'and its veth');
   });
+
+  test('with bvcnid running, containerd\'s calls are served by it (CNI_NETNS=/proc/PID/ns/net) and the container works', async () => {
+    await node.startDaemon();
+    try {
+      const r3 = rootfs(join(work, 'rootfs3'));
+      const out = await ctr(['run', '--rm', '--cni', '--rootfs', r3, `${node.prefix}-c3`, '/bin/sh', '-c', 'ip -4 addr show eth0; ping -c1 -W2 10.244.1.1 && echo REACHED'], { timeoutMs: 60_000 });
+      assert.match(out.stdout, /inet 10\.244\.1\.\d+\/24/);
+      assert.match(out.stdout, /REACHED/);
+      const log = readFileSync(join(node.dataDir, 'bvcni.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const mine = log.filter((l) => l.network === node.prefix && (l.msg === 'added' || l.msg === 'deleted'));
+      assert.deepEqual(mine.slice(-2).map((l) => `${String(l.msg)} via ${String(l.via)}`), ['added via bvcnid', 'deleted via bvcnid']);
+      assert.deepEqual(node.reservations(node.prefix), []);
+      assert.deepEqual(await node.endpoints(), []);
+      await waitFor('veth deleted after the answer', async () => (await node.hostVeths()).length === 0, { timeoutMs: 10_000 });
+    } finally {
+      await node.stopDaemon();
+    }
+  });
 });
 
 describe('podman (CNI backend)', { timeout: 240_000, skip: !existsSync('/usr/bin/podman') && 'podman not installed' }, () => {
