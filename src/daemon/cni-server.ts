@@ -107,7 +107,10 @@ export class CniServer {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(req.env)) if (k.startsWith('CNI_') && typeof v === 'string') env[k] = v;
     this.served++;
-    return { outcome: this.handler(env, req.stdin) };
+    const t0 = performance.now();
+    const outcome = this.handler(env, req.stdin);
+    this.opts.log.debug({ command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, exitCode: outcome.exitCode, ms: +(performance.now() - t0).toFixed(3) }, 'CNI request served');
+    return { outcome };
   }
 
   private decline(reason: string): DelegateReply {
