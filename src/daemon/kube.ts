@@ -1,13 +1,16 @@
 // The daemon's only contact with @kubernetes/client-node: kubeconfig, the
 // Node list/watch calls behind the informer, and the NetworkUnavailable
 // condition. Kept to one module so the library's API churn stays here.
-import {
-  CoreV1Api,
-  KubeConfig,
-  PatchStrategy,
-  Watch,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+//
+// Only KubeConfig (credentials, TLS, proxies, token refresh) and Watch are
+// used from the library. The generated API classes (CoreV1Api) would pull in
+// every model and the ObjectSerializer's type map, about 14 MiB of the
+// daemon's RSS, to make three requests; those go through KubeConfig's own
+// request options instead (applyToHTTPSOptions, what Watch builds on too), and
+// tools/bundle.ts leaves the generated code out of the bundle.
+import http from 'node:http';
+import https from 'node:https';
+import { ApiException, KubeConfig, Watch } from '@kubernetes/client-node';
 import type { NodeApi, NodeListResult, WatchHandle } from './informer.js';
 import type { NodeLike } from './desired.js';
 
@@ -30,8 +33,67 @@ function watchTimeoutSeconds(): number {
 
 const LIST_PAGE = 500;
 
+/**
+ * One API request with the kubeconfig's credentials; the parsed JSON body.
+ * Non-2xx answers throw client-node's ApiException (code = HTTP status), as
+ * its generated clients do, so error handling (410, 404) is the same.
+ */
+async function request(
+  kc: KubeConfig,
+  method: string,
+  path: string,
+  query: Record<string, string | number | undefined> = {},
+  body?: { contentType: string; value: unknown },
+): Promise<unknown> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('No currently active cluster');
+  const url = new URL(cluster.server + path);
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+  const payload = body === undefined ? undefined : JSON.stringify(body.value);
+  const opts: https.RequestOptions = {
+    method,
+    headers: { accept: 'application/json', ...(body ? { 'content-type': body.contentType } : {}) },
+  };
+  await kc.applyToHTTPSOptions(opts);
+  const send = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = send(url, opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown;
+        let parseError: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch (e) {
+          parseError = e;
+        }
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          // Never an empty result: an empty Node list would delete every tunnel entry.
+          if (parseError) reject(new Error(`${method} ${path}: response is not JSON: ${String(parseError)}`));
+          else resolve(parsed);
+          return;
+        }
+        const msg = (parsed as { message?: unknown } | undefined)?.message;
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = String(v);
+        reject(new ApiException(status, typeof msg === 'string' ? msg : (res.statusMessage ?? ''), parsed ?? text, headers));
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+interface NodeListPage {
+  items?: NodeLike[];
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+
 export function nodeApi(kc: KubeConfig): NodeApi {
-  const core = kc.makeApiClient(CoreV1Api);
   const watcher = new Watch(kc);
   return {
     async list(): Promise<NodeListResult> {
@@ -42,10 +104,11 @@ export function nodeApi(kc: KubeConfig): NodeApi {
       let cont: string | undefined;
       let resourceVersion = '';
       do {
-        const page = await core.listNode({ limit: LIST_PAGE, _continue: cont });
+        const page = (await request(kc, 'GET', '/api/v1/nodes', { limit: LIST_PAGE, continue: cont })) as NodeListPage;
+        if (!Array.isArray(page?.items)) throw new Error('GET /api/v1/nodes: the answer is not a list');
         for (const n of page.items) items.push(slimNode(n));
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-        cont = page.metadata?._continue || undefined;
+        cont = page.metadata?.continue || undefined;
       } while (cont);
       return { items, resourceVersion };
     },
@@ -61,12 +124,13 @@ export function nodeApi(kc: KubeConfig): NodeApi {
   };
 }
 
+const nodePath = (name: string): string => `/api/v1/nodes/${encodeURIComponent(name)}`;
+
 /** GET one Node; undefined when it does not exist (404). */
 export function nodeGetter(kc: KubeConfig): (name: string) => Promise<NodeLike | undefined> {
-  const core = kc.makeApiClient(CoreV1Api);
   return async (name) => {
     try {
-      return slimNode(await core.readNode({ name }));
+      return slimNode((await request(kc, 'GET', nodePath(name))) as NodeLike);
     } catch (e) {
       if ((e as { code?: unknown }).code === 404) return undefined;
       throw e;
@@ -92,7 +156,6 @@ export interface ConditionPatcher {
 }
 
 export function conditionPatcher(kc: KubeConfig): ConditionPatcher {
-  const core = kc.makeApiClient(CoreV1Api);
   return {
     async setNetworkAvailable(nodeName, message) {
       const now = new Date().toISOString();
@@ -111,10 +174,7 @@ export function conditionPatcher(kc: KubeConfig): ConditionPatcher {
           ],
         },
       };
-      await core.patchNodeStatus(
-        { name: nodeName, body },
-        setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-      );
+      await request(kc, 'PATCH', `${nodePath(nodeName)}/status`, {}, { contentType: 'application/strategic-merge-patch+json', value: body });
     },
   };
 }
