@@ -2,7 +2,7 @@
 // every rule about which Node is usable is unit-tested here.
 import { intToIpv4 } from '../../loader/codec.js';
 import { TunnelFlags, type TunnelKey, type TunnelValue } from '../dataplane/abi.js';
-import { cidrContains, CidrError, formatCidr, isIpv4, parseCidr, supernet, type Cidr } from '../common/cidr.js';
+import { cidrContains, CidrError, formatCidr, isIpv4, parseCidr, type Cidr } from '../common/cidr.js';
 
 /** The few fields of a Node the daemon reads (structurally compatible with client-node's V1Node). */
 export interface NodeLike {
@@ -132,21 +132,27 @@ export function computeDesired(all: Iterable<NodeLike>, selfName: string, cluste
   }
   candidates.sort((a, b) => a.order - b.order || (a.node.name < b.node.name ? -1 : a.node.name > b.node.name ? 1 : 0));
 
-  // Overlap test in O(33) per node: `claimed` holds accepted CIDRs, `covered`
-  // every strict supernet of an accepted CIDR. Numeric keys (address × 64 +
-  // prefix): a 5,000-node list must not allocate 100,000 strings.
-  const numKey = (c: Cidr): number => c.addr * 64 + c.prefix;
-  const claimed = new Map<number, string>();
-  const covered = new Map<number, string>();
+  // Overlap test in O(33) per node: `claimed[p]` holds the accepted CIDRs of
+  // prefix length p, `covered[p]` every strict supernet of length p of an
+  // accepted CIDR, each keyed by the network bits alone (a small integer for
+  // p ≤ 30). The test allocates nothing: with a CIDR object and a boxed key per
+  // supernet, every reconcile of 5,000 nodes churned through 500,000 objects.
+  const claimed: Map<number, string>[] = [];
+  const covered: Map<number, string>[] = [];
+  for (let p = 0; p <= 32; p++) {
+    claimed.push(new Map());
+    covered.push(new Map());
+  }
+  const bits = (addr: number, p: number): number => (p === 0 ? 0 : addr >>> (32 - p));
   const claim = (c: Cidr, owner: string): void => {
-    claimed.set(numKey(c), owner);
-    for (let p = 0; p < c.prefix; p++) covered.set(numKey(supernet(c, p)), owner);
+    claimed[c.prefix]!.set(bits(c.addr, c.prefix), owner);
+    for (let p = 0; p < c.prefix; p++) covered[p]!.set(bits(c.addr, p), owner);
   };
   const conflict = (c: Cidr): string | undefined => {
-    const k = covered.get(numKey(c));
+    const k = covered[c.prefix]!.get(bits(c.addr, c.prefix));
     if (k !== undefined) return k;
     for (let p = 0; p <= c.prefix; p++) {
-      const o = claimed.get(numKey(supernet(c, p)));
+      const o = claimed[p]!.get(bits(c.addr, p));
       if (o !== undefined) return o;
     }
     return undefined;
