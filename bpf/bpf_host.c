@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Attached at the uplink's ingress: replies to masqueraded flows (and ICMP
- * errors quoting them) are translated back and handed to the pod before the
- * host stack sees them (it would answer with a RST, and conntrack would pay
- * for every packet). Everything else is the host's and passes untouched; so
- * does everything while the config is not ready.
+ * Attached at the uplink's ingress: VXLAN packets for local pods are
+ * decapsulated and delivered here (lib/decap.h says why not in the VXLAN
+ * device), and replies to masqueraded flows (and ICMP errors quoting them)
+ * are translated back and handed to the pod before the host stack sees them
+ * (it would answer with a RST, and conntrack would pay for every packet).
+ * Everything else is the host's and passes untouched; so does everything
+ * while the config is not ready.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -13,6 +15,7 @@
 #include "lib/ipv4.h"
 #include "lib/nat.h"
 #include "lib/deliver.h"
+#include "lib/decap.h"
 
 static __always_inline int from_uplink(struct __sk_buff *skb)
 {
@@ -28,6 +31,13 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 		return ret == TC_ACT_OK ? ret : TC_ACT_OK;
 	cfg = config_get();
 	if (!cfg)
+		return TC_ACT_OK;
+	ret = vxlan_decap_to_pod(skb, cfg);
+	if (ret != TC_ACT_OK)
+		return ret;
+	/* Unchanged, but the verifier forgets packet pointers across a failed adjust_room. */
+	ip = ipv4_hdr(skb, &ret);
+	if (!ip)
 		return TC_ACT_OK;
 	ttl = ip->ttl;
 	ret = nat_ingress(skb, cfg, ip, &pod_ip);

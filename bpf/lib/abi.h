@@ -75,6 +75,8 @@ struct bvcni_config {
 	__u32 flags;            /* enum config_flags */
 	__u32 service_cidr;     /* network order: ClusterIPs, handed to the host stack (kube-proxy) */
 	__u32 service_prefix;   /* host order; 0: no service range */
+	__u16 vxlan_port;       /* host order: the VXLAN device's UDP port, decapsulated at the uplink */
+	__u16 pad;
 };
 
 enum config_flags {

@@ -39,8 +39,12 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
 #define CT_IPS_SRC_NAT   (1UL << 4)
 #define CT_IPS_DST_NAT   (1UL << 5)
 
-/* Whether the host NATed the flow this TCP or UDP packet belongs to (in either direction). */
-static __always_inline int ct_host_translated(struct __sk_buff *skb, const struct iphdr *ip)
+/*
+ * Whether the host NATed the flow this TCP or UDP packet belongs to (in
+ * either direction). l4off: where ip's ports are in the packet (past an outer
+ * header when the packet is still encapsulated).
+ */
+static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const struct iphdr *ip, __u32 l4off)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bvcni_ct_opts opts = { .netns_id = CT_CURRENT_NETNS };
@@ -57,7 +61,7 @@ static __always_inline int ct_host_translated(struct __sk_buff *skb, const struc
 	tuple.ipv4.saddr = ip->saddr;
 	tuple.ipv4.daddr = ip->daddr;
 	opts.l4proto = ip->protocol;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + ip->ihl * 4, ports, sizeof(ports)) < 0)
+	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)) < 0)
 		return 0;
 	tuple.ipv4.sport = ports[0];
 	tuple.ipv4.dport = ports[1];
@@ -67,6 +71,11 @@ static __always_inline int ct_host_translated(struct __sk_buff *skb, const struc
 	status = BPF_CORE_READ(ct, status);
 	bpf_ct_release(ct);
 	return (status & (CT_IPS_SRC_NAT | CT_IPS_DST_NAT)) != 0;
+}
+
+static __always_inline int ct_host_translated(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	return ct_host_translated_at(skb, ip, ETH_HLEN + ip->ihl * 4);
 }
 
 #endif

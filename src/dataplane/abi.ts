@@ -47,7 +47,7 @@ export type EndpointValue = CodecValue<typeof endpointValue>;
 
 export const ConfigFlags = { ready: 1 << 0, masquerade: 1 << 1 } as const;
 
-export const configValue = struct('bvcni_config', 68, [
+export const configValue = struct('bvcni_config', 72, [
   { name: 'node_ip', kind: 'ipv4', offset: 0 },
   { name: 'pod_cidr', kind: 'ipv4', offset: 4 },
   { name: 'pod_prefix', kind: 'u32', offset: 8 },
@@ -65,6 +65,8 @@ export const configValue = struct('bvcni_config', 68, [
   { name: 'flags', kind: 'u32', offset: 56 },
   { name: 'service_cidr', kind: 'ipv4', offset: 60 },
   { name: 'service_prefix', kind: 'u32', offset: 64 },
+  { name: 'vxlan_port', kind: 'u16', offset: 68 },
+  { name: 'pad', kind: 'pad', offset: 70, length: 2 },
 ] as const);
 export type ConfigValue = CodecValue<typeof configValue>;
 

@@ -329,6 +329,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       flags: ConfigFlags.ready | (cfg.masquerade === false ? 0 : ConfigFlags.masquerade),
       service_cidr: intToIpv4(v.service?.addr ?? 0),
       service_prefix: v.service?.prefix ?? 0,
+      vxlan_port: cfg.vxlanPort,
     };
     // Last: READY is what lets the programs act.
     maps.config.update(0, config);

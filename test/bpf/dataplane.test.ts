@@ -78,6 +78,7 @@ function config(overrides: Partial<ConfigValue> = {}): ConfigValue {
     flags: ConfigFlags.ready | ConfigFlags.masquerade,
     service_cidr: '10.96.0.0',
     service_prefix: 12,
+    vxlan_port: 8472,
     ...overrides,
   };
 }

@@ -185,6 +185,7 @@ describe('ABI: enums and constants match abi.h', () => {
       flags: 3,
       service_cidr: '10.96.0.0',
       service_prefix: 12,
+      vxlan_port: 8472,
     };
     const b = Buffer.alloc(abi.configValue.size);
     abi.configValue.encode(cfg, b);
