@@ -23,7 +23,7 @@ import {
   type ConfigValue,
   type DataplaneMaps,
 } from '../../src/dataplane/index.js';
-import { PROTO, packet, parse, parseIp } from './packet.js';
+import { PROTO, packet, parse, parseIp, vxlanPacket } from './packet.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -199,6 +199,33 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     const gone = exec('overlayIngress', packet({ src: '10.244.2.2', dst: '10.244.1.50', proto: PROTO.TCP, sport: 80, dport: 1 }));
     assert.equal(gone.retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
+  });
+
+  test('VXLAN at the uplink: for a local pod decapsulated and delivered; anything else left to the VXLAN device', () => {
+    maps.config.update(0, config());
+    const inner = packet({ src: '10.244.2.2', dst: POD1.ip, proto: PROTO.TCP, sport: 80, dport: 1234 });
+    const outer = { src: '192.0.2.12', dst: NODE_IP, vni: 1 };
+    const r = exec('uplinkIngress', vxlanPacket(outer, inner));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    assert.equal(r.out.length, inner.length, 'exactly the outer headers removed');
+    const p = parse(r.out);
+    assert.deepEqual([p.dstMac, p.srcMac, p.src, p.dst, p.sport, p.dport], [POD1.mac, GW_MAC, '10.244.2.2', POD1.ip, 80, 1234]);
+    assert.ok(p.ipCsumOk && p.l4CsumOk);
+    assert.deepEqual(r.out.subarray(12), inner.subarray(12), 'the inner packet untouched past the MACs');
+
+    const passes = {
+      'the node itself': vxlanPacket(outer, packet({ src: '10.244.2.2', dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 1234 })),
+      'no such endpoint': vxlanPacket(outer, packet({ src: '10.244.2.2', dst: '10.244.1.50', proto: PROTO.TCP, sport: 80, dport: 1 })),
+      'another VNI': vxlanPacket({ ...outer, vni: 2 }, inner),
+      'another UDP port': vxlanPacket({ ...outer, port: 4789 }, inner),
+      'CE-marked (the device propagates ECN)': vxlanPacket({ ...outer, tos: 3 }, inner),
+      'for another address': vxlanPacket({ ...outer, dst: '192.0.2.99' }, inner),
+    };
+    for (const [what, pkt] of Object.entries(passes)) {
+      const x = exec('uplinkIngress', pkt);
+      assert.equal(x.retval, TC_ACT_OK, what);
+      assert.deepEqual(x.out, pkt, `${what}: unchanged`);
+    }
   });
 
   test('traffic to a ClusterIP goes up the host stack untouched, for kube-proxy; never masqueraded', () => {

@@ -154,3 +154,35 @@ export function parse(frame: Buffer): Parsed {
     ...parseIp(frame, 14),
   };
 }
+
+export interface VxlanSpec {
+  src: string;
+  dst: string;
+  vni: number;
+  port?: number;
+  /** The outer TOS byte (ECN in its low two bits). */
+  tos?: number;
+}
+
+/** An Ethernet frame wrapped in outer Ethernet + IPv4 + UDP (checksum 0, as VXLAN senders do) + VXLAN. */
+export function vxlanPacket(outer: VxlanSpec, inner: Buffer): Buffer {
+  const vx = Buffer.alloc(8);
+  vx[0] = 0x08;
+  vx.writeUIntBE(outer.vni, 4, 3);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(40000, 0);
+  udp.writeUInt16BE(outer.port ?? 8472, 2);
+  udp.writeUInt16BE(8 + vx.length + inner.length, 4);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip[1] = outer.tos ?? 0;
+  ip.writeUInt16BE(20 + udp.length + vx.length + inner.length, 2);
+  ip[8] = 64;
+  ip[9] = PROTO.UDP;
+  ip.writeUInt32BE(ipv4ToInt(outer.src), 12);
+  ip.writeUInt32BE(ipv4ToInt(outer.dst), 16);
+  ip.writeUInt16BE(checksum(ip), 10);
+  const eth = Buffer.alloc(14);
+  eth.writeUInt16BE(0x0800, 12);
+  return Buffer.concat([eth, ip, udp, vx, inner]);
+}
