@@ -14,6 +14,7 @@ import { TestNode, shape, type CniOutcome } from '../fixtures/cni/harness.js';
 import { run } from '../../src/common/exec.js';
 import { waitFor } from '../../src/common/wait.js';
 import { daemonSocketPath } from '../../src/cni/delegate.js';
+import { fastPathCheck } from '../../src/cli/commands/doctor.js';
 
 const ALONE = { BVCNI_NO_DAEMON: '1' };
 
@@ -169,12 +170,17 @@ describe('bvcni with bvcnid serving it', { timeout: 300_000 }, () => {
     assert.equal((await node.exec({ command: 'ADD', containerId: 'k1', netns: p1, ifname: 'eth0', stdin: conf })).code, 0);
     // Killed right after answering a DEL: its veth delete may not have run.
     assert.equal((await node.exec({ command: 'DEL', containerId: 'k1', netns: p1, ifname: 'eth0', stdin: conf })).code, 0);
+    assert.equal((await fastPathCheck(node.dataDir)).result, 'ok');
     await node.stopDaemon('SIGKILL');
+    const dead = await fastPathCheck(node.dataDir);
+    assert.equal(dead.result, 'fail', 'bvcnictl doctor sees the socket left by a dead bvcnid');
+    assert.match(dead.detail, /ECONNREFUSED/);
     const alone = await node.exec({ command: 'ADD', containerId: 'k2', netns: p2, ifname: 'eth0', stdin: conf });
     assert.equal(alone.code, 0, alone.stdout);
     assert.equal(handledBy(node, 'ADD', 'k2'), 'plugin');
 
     await node.startDaemon();
+    assert.equal((await fastPathCheck(node.dataDir)).result, 'ok');
     const p3 = await node.pod('k3');
     const served = await node.exec({ command: 'ADD', containerId: 'k3', netns: p3, ifname: 'eth0', stdin: conf });
     assert.equal(served.code, 0, served.stdout);
@@ -188,6 +194,8 @@ describe('bvcni with bvcnid serving it', { timeout: 300_000 }, () => {
     assert.equal((await node.exec({ command: 'DEL', containerId: 'k3', netns: p3, ifname: 'eth0', stdin: conf })).code, 0);
     await noVethsLeft(node);
     assert.deepEqual(node.reservations(), []);
+    await node.stopDaemon();
+    assert.equal((await fastPathCheck(node.dataDir)).result, 'skip', 'a stopped bvcnid removes its socket');
   });
 });
 

@@ -3,7 +3,10 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runSync } from '../../common/exec.js';
+import { connect } from 'node:net';
 import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME } from '../../daemon/install.js';
+import { DEFAULTS } from '../../cni/config.js';
+import { daemonSocketPath } from '../../cni/delegate.js';
 import { loadKubeConfig, nodeApi } from '../../daemon/kube.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { VXLAN_OVERHEAD } from '../../dataplane/node.js';
@@ -238,6 +241,7 @@ export async function runChecks(p: Probe): Promise<Check[]> {
   );
   add(conflistCheck(p.confDir, p.pinDir, config));
   add(pluginCheck(p.binDir));
+  add(await fastPathCheck(pluginDataDir(p.confDir)));
   add(await (p.apiCheck ?? apiReachable)(p.kubeconfig));
   return checks;
 }
@@ -272,6 +276,37 @@ function conflistCheck(confDir: string, pinDir: string, config: ConfigValue | un
   if (problems.length)
     return fail(problems.join('; '), first !== CONFLIST_NAME ? `move ${join(confDir, first!)} away (another CNI?)` : RESTART);
   return { name, result: 'ok', detail: `${path} (cniVersion ${parsed.cniVersion})` };
+}
+
+/** The plugin's dataDir as the conflist gives it (where bvcnid's socket is), else the default. */
+function pluginDataDir(confDir: string): string {
+  try {
+    const conf = JSON.parse(readFileSync(join(confDir, CONFLIST_NAME), 'utf8')) as { plugins?: { dataDir?: unknown }[] };
+    const d = conf.plugins?.[0]?.dataDir;
+    if (typeof d === 'string') return d;
+  } catch {
+    /* no or bad conflist: reported by its own check */
+  }
+  return DEFAULTS.dataDir;
+}
+
+/** Whether bvcnid answers on the plugin's socket. Without it the plugin works alone, only slower. */
+export async function fastPathCheck(dataDir: string): Promise<Check> {
+  const name = 'plugin served by bvcnid';
+  const path = daemonSocketPath(dataDir);
+  if (!existsSync(path)) return { name, result: 'skip', detail: `no ${path}: the plugin does its work alone (slower; bvcnid creates it at start)` };
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    const sock = connect(path, () => sock.end(JSON.stringify({ protocol: 0 })));
+    sock.setEncoding('utf8');
+    sock.setTimeout(5000, () => sock.destroy(new Error('no answer within 5 s')));
+    sock.on('data', (d: string) => (text += d));
+    sock.on('end', () => resolve(text));
+    sock.on('error', (e) => resolve(`error: ${e.message}`));
+  });
+  // A probe of an unknown protocol version is declined: that answer proves a live bvcnid.
+  if (answer.includes('"declined"')) return { name, result: 'ok', detail: `bvcnid answers on ${path}` };
+  return { name, result: 'fail', detail: `${path}: ${answer.slice(0, 200) || 'closed without an answer'} (the plugin works alone meanwhile)`, fix: RESTART };
 }
 
 function pluginCheck(binDir: string): Check {
