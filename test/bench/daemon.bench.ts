@@ -35,6 +35,7 @@ function deployedNodeOptions(): string {
     if (field(o, 'kind') !== 'DaemonSet') continue;
     const pod = field(field(field(o, 'spec'), 'template'), 'spec');
     const daemon = list(field(pod, 'containers')).find((c) => field(c, 'name') === 'bvcnid');
+    if (!daemon) throw new Error('deploy/bvcni.yaml: the DaemonSet has no bvcnid container');
     const env = list(field(daemon, 'env')).find((e) => field(e, 'name') === 'NODE_OPTIONS');
     return String(field(env, 'value') ?? '');
   }
