@@ -12,10 +12,11 @@ import {
   setHeaderOptions,
   type V1Node,
 } from '@kubernetes/client-node';
-import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { createServer } from 'node:http';
+import { FakeKubeApiServer, makeNode, makeRealisticNode } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from '../support/kube-util.js';
 import { NodeInformer } from '../../src/daemon/informer.js';
-import { nodeApi } from '../../src/daemon/kube.js';
+import { nodeApi, slimNode } from '../../src/daemon/kube.js';
 import { Backoff } from '../../src/daemon/backoff.js';
 
 function client(srv: FakeKubeApiServer): { kc: KubeConfig; core: CoreV1Api } {
@@ -230,5 +231,83 @@ describe('fake kube-apiserver with the real client library', () => {
     assert.equal(pages, 3);
     assert.deepEqual(names, ['l0', 'l1', 'l2', 'l3', 'l4']);
     for (let i = 0; i < 5; i++) srv.deleteNode(`l${i}`);
+  });
+
+  test('paging follows changes between pages: a continue token names a position, not a node', async () => {
+    for (const n of ['m1', 'm3', 'm5', 'm7']) srv.addNode(makeNode(n, { podCIDR: '10.244.40.0/24', internalIP: '192.0.2.40' }));
+    const { core } = client(srv);
+    const first = await core.listNode({ limit: 2 });
+    assert.deepEqual(first.items.map((n) => n.metadata!.name), ['m1', 'm3']);
+    assert.equal(first.metadata?.remainingItemCount, 2);
+    // The page's last node goes, one sorts before the position, one after it.
+    srv.deleteNode('m3');
+    srv.addNode(makeNode('m2', { podCIDR: '10.244.41.0/24', internalIP: '192.0.2.41' }));
+    srv.addNode(makeNode('m4', { podCIDR: '10.244.42.0/24', internalIP: '192.0.2.42' }));
+    const second = await core.listNode({ limit: 2, _continue: first.metadata!._continue });
+    assert.deepEqual(second.items.map((n) => n.metadata!.name), ['m4', 'm5']);
+    assert.equal(second.metadata?.remainingItemCount, 1);
+    assert.equal(second.metadata?.resourceVersion, first.metadata?.resourceVersion, 'a continued list keeps its resourceVersion');
+    const last = await core.listNode({ limit: 2, _continue: second.metadata!._continue });
+    assert.deepEqual(last.items.map((n) => n.metadata!.name), ['m7']);
+    assert.equal(last.metadata?._continue, undefined);
+    // After compaction the same token has expired.
+    srv.compact();
+    await assert.rejects(core.listNode({ limit: 2, _continue: second.metadata!._continue }), (e: { code?: number }) => e.code === 410);
+    for (const n of ['m1', 'm2', 'm4', 'm5', 'm7']) srv.deleteNode(n);
+  });
+
+  test('the daemon lists kubelet-sized Nodes page by page, each slimmed, in name order', async () => {
+    const s = new FakeKubeApiServer();
+    await s.start();
+    try {
+      // More than two of the daemon's pages (500).
+      const count = 1100;
+      for (let i = 0; i < count; i++) s.addNode(makeRealisticNode(`big-${String(i).padStart(4, '0')}`, { podCIDR: `10.${1 + (i >> 8)}.${i & 255}.0/24`, internalIP: `198.18.${i >> 8}.${i & 255}` }));
+      const { kc } = client(s);
+      const { items, resourceVersion } = await nodeApi(kc).list();
+      assert.equal(resourceVersion, String(s.resourceVersion));
+      assert.deepEqual(items, s.listNodes().map((n) => slimNode(JSON.parse(JSON.stringify(n)))));
+      assert.equal(items[1099]!.spec?.podCIDR, '10.5.75.0/24');
+      assert.equal(s.requests.filter((r) => r.verb === 'list').length, 3);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a 2xx list answer that is not a JSON list rejects; a 410 stays an ApiException with code 410', async () => {
+    const answers: [number, string][] = [
+      [200, '{"kind":"Status","status":"Success"}'],
+      [200, '{"kind":"NodeList","items":{}}'],
+      [200, '{"kind":"NodeList","items":[{"metadata":{"name":"a"}},{"metadata":'],
+      [200, '{"kind":"NodeList","items":[{"metadata":{"name":"a"}} {"metadata":{"name":"b"}}]}'],
+      [200, '<html>ok</html>'],
+      [200, ''],
+      [410, '{"kind":"Status","code":410,"reason":"Expired","message":"too old"}'],
+    ];
+    let next = 0;
+    const raw = createServer((req, res) => {
+      req.resume();
+      const [status, body] = answers[next++]!;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    try {
+      const port = (raw.address() as { port: number }).port;
+      const kc = new KubeConfig();
+      kc.loadFromString(JSON.stringify({
+        clusters: [{ name: 'raw', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'raw', user: { token: 't' } }],
+        contexts: [{ name: 'raw', context: { cluster: 'raw', user: 'raw' } }],
+        'current-context': 'raw',
+      }));
+      const api = nodeApi(kc);
+      for (let i = 0; i < answers.length - 1; i++) {
+        await assert.rejects(api.list(), (e: Error & { code?: unknown }) => e.code === undefined && /not a list|not JSON/.test(e.message), `answer ${i}: ${answers[i]![1]}`);
+      }
+      await assert.rejects(api.list(), (e: { code?: unknown; message?: string }) => e.code === 410 && e.message?.includes('too old') === true);
+    } finally {
+      await new Promise<void>((r) => raw.close(() => r()));
+    }
   });
 });
