@@ -13,6 +13,7 @@ import https from 'node:https';
 import { ApiException, KubeConfig, Watch } from '@kubernetes/client-node';
 import type { NodeApi, NodeListResult, WatchHandle } from './informer.js';
 import type { NodeLike } from './desired.js';
+import { ListItemSplitter } from './json-items.js';
 
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -33,18 +34,36 @@ function watchTimeoutSeconds(): number {
 
 const LIST_PAGE = 500;
 
+/** How a 2xx body is consumed as it arrives; end() gives the result or throws. */
+interface BodyReader<T> {
+  write(chunk: Buffer): void;
+  end(): T;
+}
+
+/** The whole body, parsed at once: for answers that are single objects. */
+function jsonBody(): BodyReader<unknown> {
+  const chunks: Buffer[] = [];
+  return {
+    write: (c) => void chunks.push(c),
+    end: () => JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown,
+  };
+}
+
 /**
- * One API request with the kubeconfig's credentials; the parsed JSON body.
- * Non-2xx answers throw client-node's ApiException (code = HTTP status), as
- * its generated clients do, so error handling (410, 404) is the same.
+ * One API request with the kubeconfig's credentials. A 2xx body goes through
+ * `reader` as it streams in; a body it cannot read rejects (never an empty
+ * result: an empty Node list would delete every tunnel entry). Non-2xx answers
+ * throw client-node's ApiException (code = HTTP status), as its generated
+ * clients do, so error handling (410, 404) is the same.
  */
-async function request(
+async function request<T>(
   kc: KubeConfig,
   method: string,
   path: string,
+  reader: BodyReader<T>,
   query: Record<string, string | number | undefined> = {},
   body?: { contentType: string; value: unknown },
-): Promise<unknown> {
+): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
   const url = new URL(cluster.server + path);
@@ -56,26 +75,40 @@ async function request(
   };
   await kc.applyToHTTPSOptions(opts);
   const send = url.protocol === 'https:' ? https.request : http.request;
-  return new Promise((resolve, reject) => {
+  return new Promise<T>((resolve, reject) => {
     const req = send(url, opts, (res) => {
+      const status = res.statusCode ?? 0;
+      const notJson = (e: unknown): Error => new Error(`${method} ${path}: response is not JSON: ${String(e)}`);
+      if (status >= 200 && status < 300) {
+        res.on('data', (c: Buffer) => {
+          try {
+            reader.write(c);
+          } catch (e) {
+            // The rest of a malformed body is not worth reading.
+            res.destroy();
+            reject(notJson(e));
+          }
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          try {
+            resolve(reader.end());
+          } catch (e) {
+            reject(notJson(e));
+          }
+        });
+        return;
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         let parsed: unknown;
-        let parseError: unknown;
         try {
           parsed = JSON.parse(text);
-        } catch (e) {
-          parseError = e;
-        }
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          // Never an empty result: an empty Node list would delete every tunnel entry.
-          if (parseError) reject(new Error(`${method} ${path}: response is not JSON: ${String(parseError)}`));
-          else resolve(parsed);
-          return;
+        } catch {
+          // An error answer need not be JSON; its text goes into the exception.
         }
         const msg = (parsed as { message?: unknown } | undefined)?.message;
         const headers: Record<string, string> = {};
@@ -89,8 +122,28 @@ async function request(
 }
 
 interface NodeListPage {
-  items?: NodeLike[];
+  items: NodeLike[];
   metadata?: { resourceVersion?: string; continue?: string };
+}
+
+/**
+ * A NodeList page read item by item as it streams in, each Node slimmed at
+ * once: the daemon's memory for a list does not grow with the size of the
+ * Node objects, only with their number. Undefined for JSON that is not a list.
+ */
+function slimNodeList(): BodyReader<NodeListPage | undefined> {
+  const items: NodeLike[] = [];
+  const splitter = new ListItemSplitter((item) => items.push(slimNode(item as NodeLike)));
+  return {
+    write: (c) => splitter.write(c),
+    end: () => {
+      const { doc, streamed } = splitter.end();
+      const page = doc as { items?: unknown; metadata?: NodeListPage['metadata'] } | null;
+      if (!Array.isArray(page?.items)) return undefined; // JSON, but not a list
+      if (!streamed) for (const n of page.items as NodeLike[]) items.push(slimNode(n));
+      return { items, metadata: page.metadata };
+    },
+  };
 }
 
 export function nodeApi(kc: KubeConfig): NodeApi {
@@ -104,8 +157,8 @@ export function nodeApi(kc: KubeConfig): NodeApi {
       let cont: string | undefined;
       let resourceVersion = '';
       do {
-        const page = (await request(kc, 'GET', '/api/v1/nodes', { limit: LIST_PAGE, continue: cont })) as NodeListPage;
-        if (!Array.isArray(page?.items)) throw new Error('GET /api/v1/nodes: the answer is not a list');
+        const page = await request(kc, 'GET', '/api/v1/nodes', slimNodeList(), { limit: LIST_PAGE, continue: cont });
+        if (!page) throw new Error('GET /api/v1/nodes: the answer is not a list');
         for (const n of page.items) items.push(slimNode(n));
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
         cont = page.metadata?.continue || undefined;
@@ -130,7 +183,7 @@ const nodePath = (name: string): string => `/api/v1/nodes/${encodeURIComponent(n
 export function nodeGetter(kc: KubeConfig): (name: string) => Promise<NodeLike | undefined> {
   return async (name) => {
     try {
-      return slimNode((await request(kc, 'GET', nodePath(name))) as NodeLike);
+      return slimNode((await request(kc, 'GET', nodePath(name), jsonBody())) as NodeLike);
     } catch (e) {
       if ((e as { code?: unknown }).code === 404) return undefined;
       throw e;
@@ -174,7 +227,7 @@ export function conditionPatcher(kc: KubeConfig): ConditionPatcher {
           ],
         },
       };
-      await request(kc, 'PATCH', `${nodePath(nodeName)}/status`, {}, { contentType: 'application/strategic-merge-patch+json', value: body });
+      await request(kc, 'PATCH', `${nodePath(nodeName)}/status`, jsonBody(), {}, { contentType: 'application/strategic-merge-patch+json', value: body });
     },
   };
 }
