@@ -6,6 +6,8 @@
  * node's bridge, so without this program the kernel drops them as
  * PACKET_OTHERHOST. Pods get them through bpf_redirect_peer; packets for this
  * node's own IP (a remote pod talking to this node) go up the host stack.
+ * Most packets for pods never come here: bpf_host decapsulates them at the
+ * uplink (lib/decap.h). This path serves what that one leaves to the device.
  *
  * egress: node-originated traffic to remote pods. The node routes the
  * cluster CIDR to this device (one route, NOARP device, no neighbour or FDB

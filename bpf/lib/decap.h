@@ -9,7 +9,7 @@
  * throughput here.
  *
  * Anything else takes the VXLAN device as before (bpf_overlay's ingress):
- * packets for this node, for addresses with no endpoint, flows the host
+ * packets from hosts that are not cluster nodes, packets for this node, for addresses with no endpoint, flows the host
  * translated, CE-marked packets (the device propagates ECN), other ports and
  * VNIs, headers a NIC left outside the linear part (rare: drivers pull them
  * in), and whatever the helper refuses. Like the device with a zero outer
@@ -44,6 +44,17 @@ struct vxlan_hdr_min {
 #define IP_ECN_MASK 0x3
 #define IP_ECN_CE   0x3
 
+/*
+ * Only a cluster node's packets skip the host stack: the rest meet the host's
+ * firewall on the way to the VXLAN socket, as they did before this path.
+ */
+static __always_inline int vxlan_from_node(__u32 saddr)
+{
+	const struct tunnel_value *tun = tunnel_get(saddr);
+
+	return tun && (tun->flags & TUNNEL_F_NODE_IP) && tun->node_ip == saddr;
+}
+
 /* The inner IPv4 header of a VXLAN packet for us, or NULL when the packet is not one. */
 static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, const struct bvcni_config *cfg)
 {
@@ -58,6 +69,8 @@ static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, con
 	if ((void *)(iip + 1) > data_end)
 		return 0;
 	if (ip->ihl != 5 || ip->protocol != IPPROTO_UDP || ip->daddr != cfg->node_ip || ipv4_is_fragment(ip))
+		return 0;
+	if (!vxlan_from_node(ip->saddr))
 		return 0;
 	if ((ip->tos & IP_ECN_MASK) == IP_ECN_CE)
 		return 0;

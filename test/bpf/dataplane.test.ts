@@ -220,6 +220,7 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
       'another UDP port': vxlanPacket({ ...outer, port: 4789 }, inner),
       'CE-marked (the device propagates ECN)': vxlanPacket({ ...outer, tos: 3 }, inner),
       'for another address': vxlanPacket({ ...outer, dst: '192.0.2.99' }, inner),
+      'from a host that is not a cluster node': vxlanPacket({ ...outer, src: '192.0.2.99' }, inner),
     };
     for (const [what, pkt] of Object.entries(passes)) {
       const x = exec('uplinkIngress', pkt);
