@@ -32,7 +32,8 @@ function watchTimeoutSeconds(): number {
   return 300 + Math.floor(Math.random() * 300);
 }
 
-const LIST_PAGE = 500;
+/** Nodes per list request: what client-go's informers ask for. */
+export const LIST_PAGE = 500;
 
 /** How a 2xx body is consumed as it arrives; end() gives the result or throws. */
 interface BodyReader<T> {

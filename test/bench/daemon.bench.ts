@@ -6,8 +6,13 @@
 //     10,000 entries in the map) and the daemon's RSS, interleaved (A B C A B C…)
 //     with the same daemon on V8's default heap flags and with programming the
 //     same 5,000 nodes flannel's way (neighbour + onlink route through
-//     `ip -batch`, FDB through `bridge -batch`) in a namespace.
+//     `ip -batch`, FDB through `bridge -batch`) in a namespace; and, as the
+//     floor under any way of reading the list, the same pages fetched from the
+//     same node and discarded.
 // bvcnid runs with the node options the DaemonSet gives it (deploy/bvcni.yaml).
+// The remote Nodes are kubelet-sized (~13 KiB of JSON each: images, conditions,
+// managedFields…; makeRealisticNode) unless BVK_NODE_SIZE=small asks for the
+// ~0.4 KiB ones of makeNode, which carry only what the daemon reads.
 // The 5,000 remote node addresses come from 198.18.0.0/15 (RFC 2544, for
 // benchmarks); nothing is ever routed to them, they are only map values.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -16,15 +21,22 @@ import { parseAllDocuments } from 'yaml';
 import { run } from '../../src/common/exec.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
-import { createCluster, uniquePrefix, type Cluster } from '../../src/sim/index.js';
-import { makeNode, type FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
-import { DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
+import { createCluster, UNDERLAY_GATEWAY, uniquePrefix, type Cluster } from '../../src/sim/index.js';
+import { LIST_PAGE } from '../../src/daemon/kube.js';
+import { makeNode, makeRealisticNode, type FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { BVCNID, DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 import { median, percentile, printTable } from './stats.js';
 
 const EVENTS = Number(process.env.BVK_EVENTS ?? 200);
 const SCALE = Number(process.env.BVK_SCALE ?? 5000);
 const ROUNDS = Number(process.env.BVK_ROUNDS ?? 3);
+const NODE_SIZE = process.env.BVK_NODE_SIZE ?? 'realistic';
+if (NODE_SIZE !== 'realistic' && NODE_SIZE !== 'small') throw new Error(`BVK_NODE_SIZE=${NODE_SIZE}: realistic or small`);
+const remoteNode = NODE_SIZE === 'realistic' ? makeRealisticNode : makeNode;
+/** What the bench's Nodes weigh, for its output. */
+const NODE_BYTES = Buffer.byteLength(JSON.stringify(remoteNode('bvk-r1234', { podCIDR: '10.5.210.0/24', internalIP: '198.18.4.211' })));
+const SIZE_LABEL = `${NODE_SIZE} Nodes, ${(NODE_BYTES / 1024).toFixed(1)} KiB of JSON each`;
 
 /** NODE_OPTIONS of the bvcnid container in deploy/bvcni.yaml (V8 heap flags that decide its RSS). */
 function deployedNodeOptions(): string {
@@ -49,6 +61,32 @@ function setNodeFlags(flags: string): void {
   process.env.BVK_NODE_FLAGS = flags;
 }
 setNodeFlags(DEPLOYED_FLAGS);
+
+/**
+ * BVK_COMPARE=label=/path/to/bvcnid,… adds other builds of the daemon to the
+ * scale rounds (with the deployed flags), to compare a change in the same run.
+ */
+const COMPARE = (process.env.BVK_COMPARE ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`BVK_COMPARE: ${kv} is not label=path`);
+    return { label: kv.slice(0, eq), binary: kv.slice(eq + 1) };
+  });
+
+/** A DaemonProc that runs another bvcnid build. */
+class OtherDaemonProc extends DaemonProc {
+  constructor(
+    readonly binary: string,
+    ...rest: ConstructorParameters<typeof DaemonProc>
+  ) {
+    super(...rest);
+  }
+  override args(): string[] {
+    return super.args().map((a) => (a === BVCNID ? this.binary : a));
+  }
+}
 
 function remote(i: number): { name: string; podCidr: string; ip: string; mac: string } {
   // 10.1.0.0/24 … 10.20.x.0/24: inside the bench's cluster CIDR 10.0.0.0/8, clear of the simulated nodes' 10.244/16.
@@ -80,7 +118,7 @@ async function convergence(): Promise<void> {
         const key = { prefixlen: Number(len), addr: addr! };
         const adding = e % 2 === 0;
         const t0 = performance.now();
-        if (adding) api.addNode(makeNode(r.name, { podCIDR: r.podCidr, internalIP: r.ip }));
+        if (adding) api.addNode(remoteNode(r.name, { podCIDR: r.podCidr, internalIP: r.ip }));
         else api.deleteNode(r.name);
         const pending = new Set(maps.map((_, i) => i));
         for (;;) {
@@ -97,7 +135,7 @@ async function convergence(): Promise<void> {
     }
     const all = [...lat.add, ...lat.del];
     printTable(
-      `Convergence: Node event at the API server → tunnel map of all 3 daemons (${EVENTS} events; node flags ${DEPLOYED_FLAGS || 'none'})`,
+      `Convergence: Node event at the API server → tunnel map of all 3 daemons (${EVENTS} events; ${SIZE_LABEL}; node flags ${DEPLOYED_FLAGS || 'none'})`,
       ['events', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'target'],
       [
         ['add', fmt(median(lat.add)), fmt(percentile(lat.add, 90)), fmt(percentile(lat.add, 99)), fmt(Math.max(...lat.add)), ''],
@@ -128,10 +166,11 @@ interface SyncResult {
   anon: number;
 }
 
-async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number, nodeFlags: string): Promise<SyncResult> {
+async function daemonSync(c: Cluster, api: FakeKubeApiServer, kubeconfig: string, round: number, nodeFlags: string, binary?: string): Promise<SyncResult> {
   const n = c.nodes[0]!;
   setNodeFlags(nodeFlags);
-  const d = new DaemonProc(c, n, kubeconfig, ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8', '--service-cidr', '172.20.0.0/16']);
+  const daemonArgs = ['--log-level', 'info', '--cluster-cidr', '10.0.0.0/8', '--service-cidr', '172.20.0.0/16'];
+  const d = binary ? new OtherDaemonProc(binary, c, n, kubeconfig, daemonArgs) : new DaemonProc(c, n, kubeconfig, daemonArgs);
   // A fresh node each round: no dataplane, no pins (what a first start sees).
   await run([...d.args(), '--uninstall'], { netns: n.path, allowFail: true });
   const listsBefore = api.requests.filter((r) => r.verb === 'list').length;
@@ -216,6 +255,39 @@ async function flannelProgram(c: Cluster, round: number): Promise<number> {
   return ms;
 }
 
+// Reads every page the daemon's list reads (same node, same page size) and
+// throws the bytes away: what the API server and the wire alone cost, the floor
+// under any way of reading them.
+const WIRE_SCRIPT = `
+const http = require('node:http');
+const [base, limit] = process.argv.slice(1);
+const t0 = performance.now();
+let pages = 0, bytes = 0;
+function page(cont) {
+  const q = '?limit=' + limit + (cont ? '&continue=' + encodeURIComponent(cont) : '');
+  http.get(base + '/api/v1/nodes' + q, { headers: { accept: 'application/json' } }, (res) => {
+    if (res.statusCode !== 200) throw new Error('status ' + res.statusCode);
+    let head = '';
+    res.on('data', (c) => {
+      bytes += c.length;
+      if (head.length < 4096) head += c.toString('latin1', 0, Math.min(c.length, 4096));
+    });
+    res.on('end', () => {
+      pages++;
+      const next = /"continue":"([^"]*)"/.exec(head)?.[1];
+      if (next) page(next);
+      else console.log(JSON.stringify({ ms: performance.now() - t0, pages, bytes }));
+    });
+  }).on('error', (e) => { throw e; });
+}
+page('');
+`;
+
+async function wireFloor(c: Cluster, api: FakeKubeApiServer): Promise<{ ms: number; pages: number; bytes: number }> {
+  const r = await run([process.execPath, '-e', WIRE_SCRIPT, api.url(UNDERLAY_GATEWAY), String(LIST_PAGE)], { netns: c.nodes[0]!.path });
+  return JSON.parse(r.stdout) as { ms: number; pages: number; bytes: number };
+}
+
 async function scale(): Promise<void> {
   const c = await createCluster({ prefix: uniquePrefix('bvk'), nodes: 1, dataplane: 'none' });
   let api: FakeKubeApiServer | undefined;
@@ -225,18 +297,22 @@ async function scale(): Promise<void> {
     api.addNode(nodeObject(c.nodes[0]!));
     for (let i = 0; i < SCALE; i++) {
       const r = remote(i);
-      api.addNode(makeNode(r.name, { podCIDR: r.podCidr, internalIP: r.ip }));
+      api.addNode(remoteNode(r.name, { podCIDR: r.podCidr, internalIP: r.ip }));
     }
     // The same daemon on V8's defaults, when the deployment changes them: what the flags buy and cost.
     const variants = [
-      { label: `bvcnid (node flags: ${DEPLOYED_FLAGS || 'none'})`, flags: DEPLOYED_FLAGS },
-      ...(DEPLOYED_FLAGS ? [{ label: 'bvcnid on V8 defaults', flags: '' }] : []),
+      { label: `bvcnid (node flags: ${DEPLOYED_FLAGS || 'none'})`, flags: DEPLOYED_FLAGS, binary: undefined as string | undefined },
+      ...(DEPLOYED_FLAGS ? [{ label: 'bvcnid on V8 defaults', flags: '', binary: undefined }] : []),
+      ...COMPARE.map((x) => ({ label: x.label, flags: DEPLOYED_FLAGS, binary: x.binary })),
     ];
     const runs = variants.map(() => [] as SyncResult[]);
     const fms: number[] = [];
+    const wire: { ms: number; pages: number; bytes: number }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
+      wire.push(await wireFloor(c, api));
+      console.log(`round ${round}: the same ${wire.at(-1)!.pages} pages fetched and discarded ${fmt(wire.at(-1)!.ms)} ms`);
       for (const [i, v] of variants.entries()) {
-        const d = await daemonSync(c, api, started.kubeconfig, round, v.flags);
+        const d = await daemonSync(c, api, started.kubeconfig, round, v.flags, v.binary);
         runs[i]!.push(d);
         console.log(`round ${round}, ${v.label}: sync ${fmt(d.ms)} ms (from process start ${fmt(d.fromSpawnMs)} ms, reconcile ${fmt(d.reconcileMs)} ms, RSS ${d.rss.toFixed(0)} MiB, peak ${d.hwm.toFixed(0)} MiB, anon ${d.anon.toFixed(0)} MiB)`);
       }
@@ -256,8 +332,15 @@ async function scale(): Promise<void> {
         [`${v.label}: ratio to flannel`, ratio.toFixed(2) + '×', '', shipped ? `≤ 0.5×: ${ratio <= 0.5 ? 'met' : 'NOT met'}` : ''],
       );
     }
+    const wireMs = median(wire.map((w) => w.ms));
+    rows.push([
+      'floor: the same list pages fetched and discarded (API server + wire)',
+      fmt(wireMs),
+      `${wire[0]!.pages} pages, ${(wire[0]!.bytes / 1048576).toFixed(1)} MiB; ratio to flannel ${(wireMs / median(fms)).toFixed(2)}×`,
+      '',
+    ]);
     rows.push(['flannel-style (neigh + route + fdb via -batch)', fmt(median(fms)), `${SCALE * 3} kernel entries`, 'baseline']);
-    printTable(`Scale: initial sync of ${SCALE} Nodes (${ROUNDS} interleaved rounds, medians)`, ['variant', 'time ms', 'detail', 'target'], rows);
+    printTable(`Scale: initial sync of ${SCALE} Nodes (${SIZE_LABEL}; ${ROUNDS} interleaved rounds, medians)`, ['variant', 'time ms', 'detail', 'target'], rows);
   } finally {
     await api?.close();
     await c.destroy();
