@@ -274,20 +274,12 @@ describe('fake kube-apiserver with the real client library', () => {
     }
   });
 
-  test('a 2xx list answer that is not a JSON list rejects; a 410 stays an ApiException with code 410', async () => {
-    const answers: [number, string][] = [
-      [200, '{"kind":"Status","status":"Success"}'],
-      [200, '{"kind":"NodeList","items":{}}'],
-      [200, '{"kind":"NodeList","items":[{"metadata":{"name":"a"}},{"metadata":'],
-      [200, '{"kind":"NodeList","items":[{"metadata":{"name":"a"}} {"metadata":{"name":"b"}}]}'],
-      [200, '<html>ok</html>'],
-      [200, ''],
-      [410, '{"kind":"Status","code":410,"reason":"Expired","message":"too old"}'],
-    ];
+  test('a 2xx list answer that is not a JSON list rejects, on any page; a 410 stays an ApiException with code 410', async () => {
+    let script: [number, string][] = [];
     let next = 0;
     const raw = createServer((req, res) => {
       req.resume();
-      const [status, body] = answers[next++]!;
+      const [status, body] = script[next++] ?? [500, '{"kind":"Status","code":500,"message":"unexpected request"}'];
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(body);
     });
@@ -302,10 +294,33 @@ describe('fake kube-apiserver with the real client library', () => {
         'current-context': 'raw',
       }));
       const api = nodeApi(kc);
-      for (let i = 0; i < answers.length - 1; i++) {
-        await assert.rejects(api.list(), (e: Error & { code?: unknown }) => e.code === undefined && /not a list|not JSON/.test(e.message), `answer ${i}: ${answers[i]![1]}`);
+      const list = (answers: [number, string][]): ReturnType<typeof api.list> => {
+        script = answers;
+        next = 0;
+        return api.list();
+      };
+      const first = '{"kind":"NodeList","metadata":{"resourceVersion":"7","continue":"c1"},"items":[{"metadata":{"name":"a"}}]}';
+      const last = '{"kind":"NodeList","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"b"}}]}';
+      const notList = /not a list|not JSON/;
+      for (const body of [
+        '{"kind":"Status","status":"Success"}',
+        '{"kind":"NodeList","items":{}}',
+        '{"kind":"NodeList","items":[{"metadata":{"name":"a"}},{"metadata":',
+        '{"kind":"NodeList","items":[{"metadata":{"name":"a"}} {"metadata":{"name":"b"}}]}',
+        '<html>ok</html>',
+        '',
+      ]) {
+        await assert.rejects(list([[200, body]]), (e: Error & { code?: unknown }) => e.code === undefined && notList.test(e.message), body);
+        // The same as a later page.
+        await assert.rejects(list([[200, first], [200, body]]), (e: Error & { code?: unknown }) => e.code === undefined && notList.test(e.message), `page 2: ${body}`);
       }
-      await assert.rejects(api.list(), (e: { code?: unknown; message?: string }) => e.code === 410 && e.message?.includes('too old') === true);
+      const gone = '{"kind":"Status","code":410,"reason":"Expired","message":"too old"}';
+      await assert.rejects(list([[410, gone]]), (e: { code?: unknown; message?: string }) => e.code === 410 && e.message?.includes('too old') === true);
+      await assert.rejects(list([[200, first], [410, gone]]), (e: { code?: unknown }) => e.code === 410);
+      assert.deepEqual(await list([[200, first], [200, last]]), {
+        items: [slimNode({ metadata: { name: 'a' } }), slimNode({ metadata: { name: 'b' } })],
+        resourceVersion: '7',
+      });
     } finally {
       await new Promise<void>((r) => raw.close(() => r()));
     }
