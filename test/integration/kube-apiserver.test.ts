@@ -302,6 +302,8 @@ describe('fake kube-apiserver with the real client library', () => {
       const first = '{"kind":"NodeList","metadata":{"resourceVersion":"7","continue":"c1"},"items":[{"metadata":{"name":"a"}}]}';
       const last = '{"kind":"NodeList","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"b"}}]}';
       const notList = /not a list|not JSON/;
+      const big = Array.from({ length: 3000 }, (_, i) => JSON.stringify(makeRealisticNode(`x${i}`, { images: 0 }))).join(',');
+      assert.ok(big.length > 2 << 20);
       for (const body of [
         '{"kind":"Status","status":"Success"}',
         '{"kind":"NodeList","items":{}}',
@@ -309,6 +311,10 @@ describe('fake kube-apiserver with the real client library', () => {
         '{"kind":"NodeList","items":[{"metadata":{"name":"a"}} {"metadata":{"name":"b"}}]}',
         '<html>ok</html>',
         '',
+        // Beyond the size the daemon parses at once, read item by item.
+        `{"kind":"NodeList","items":[${big},{"metadata":{"name":"a"}} {"metadata":{"name":"b"}}]}`,
+        `{"kind":"NodeList","items":[${big},{"metadata":{"name":"a"}}`,
+        `{"kind":"Status","message":"${'x'.repeat(2 << 20)}"}`,
       ]) {
         await assert.rejects(list([[200, body]]), (e: Error & { code?: unknown }) => e.code === undefined && notList.test(e.message), body);
         // The same as a later page.
@@ -317,6 +323,10 @@ describe('fake kube-apiserver with the real client library', () => {
       const gone = '{"kind":"Status","code":410,"reason":"Expired","message":"too old"}';
       await assert.rejects(list([[410, gone]]), (e: { code?: unknown; message?: string }) => e.code === 410 && e.message?.includes('too old') === true);
       await assert.rejects(list([[200, first], [410, gone]]), (e: { code?: unknown }) => e.code === 410);
+      const bigList = await list([[200, `{"kind":"NodeList","metadata":{"resourceVersion":"8"},"items":[${big}]}`]]);
+      assert.equal(bigList.items.length, 3000);
+      assert.deepEqual(bigList.items[2999], slimNode(JSON.parse(JSON.stringify(makeRealisticNode('x2999', { images: 0 })))));
+      assert.equal(bigList.resourceVersion, '8');
       assert.deepEqual(await list([[200, first], [200, last]]), {
         items: [slimNode({ metadata: { name: 'a' } }), slimNode({ metadata: { name: 'b' } })],
         resourceVersion: '7',

@@ -152,4 +152,30 @@ describe('ListItemSplitter', () => {
     assert.throws(() => s.write(Buffer.from('{"b":2}]}')), /items\[0\] is not JSON/);
     assert.throws(() => s.end(), /items\[0\] is not JSON/);
   });
+
+  test('random documents, randomly cut, match JSON.parse', () => {
+    let x = 12345;
+    const rnd = (k: number): number => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return (x >>> 8) % k;
+    };
+    const alphabet = ['a', '"', '\\', '{', '}', '[', ']', ',', ':', ' ', 'é', '🚀', '\n', 'items'];
+    const str = (): string => Array.from({ length: rnd(8) }, () => alphabet[rnd(alphabet.length)]!).join('');
+    const value = (depth: number): unknown => {
+      switch (depth > 3 ? rnd(3) : rnd(6)) {
+        case 0: return str();
+        case 1: return rnd(1000) - 500;
+        case 2: return [true, false, null][rnd(3)];
+        case 3: return Array.from({ length: rnd(4) }, () => value(depth + 1));
+        default: return Object.fromEntries(Array.from({ length: rnd(4) }, () => [str(), value(depth + 1)]));
+      }
+    };
+    for (let doc = 0; doc < 200; doc++) {
+      const whole = { kind: str(), metadata: { continue: str() }, items: Array.from({ length: rnd(6) }, () => value(0)) };
+      const text = JSON.stringify(whole, null, rnd(2) ? 1 : undefined);
+      const { items, doc: rest } = split(cut(text, randomCuts(Buffer.byteLength(text), doc + 1, rnd(10))));
+      assert.deepEqual(items, whole.items, text);
+      assert.deepEqual((rest as { metadata: unknown }).metadata, whole.metadata);
+    }
+  });
 });
