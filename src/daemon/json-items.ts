@@ -22,6 +22,14 @@ const COMMA = 0x2c;
 const COLON = 0x3a;
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
+/**
+ * Elements are parsed together up to about this much JSON: one JSON.parse per
+ * element is most of the cost for small objects in a process that has just
+ * started, and the bound keeps what is alive at once small whatever the
+ * elements' size (large ones are parsed one by one).
+ */
+const BATCH_BYTES = 8 * 1024;
+
 const PLACEHOLDER = Buffer.from('0');
 const SEPARATOR = Buffer.from(',');
 const CLOSE = Buffer.from(']');
@@ -85,7 +93,7 @@ export class ListItemSplitter {
     // Start of the current run of bytes that belong to the skeleton; -1 inside the streamed array.
     let outStart = this.inItems ? -1 : 0;
     let itemStart = this.inItem ? 0 : -1;
-    // The elements that begin and end in this chunk, parsed together at its end.
+    // Consecutive elements that begin and end in this chunk, parsed together.
     let batchStart = -1;
     let batchEnd = -1;
     let batchCount = 0;
@@ -159,6 +167,11 @@ export class ListItemSplitter {
               if (batchStart < 0) batchStart = itemStart;
               batchEnd = i;
               batchCount++;
+              if (batchEnd - batchStart >= BATCH_BYTES) {
+                this.emitBatch(chunk.toString('utf8', batchStart, batchEnd), batchCount);
+                batchStart = -1;
+                batchCount = 0;
+              }
             }
             this.inItem = false;
           }
@@ -230,12 +243,7 @@ export class ListItemSplitter {
     if (outStart >= 0 && outStart < n) this.skeleton.push(Buffer.from(chunk.subarray(outStart)));
   }
 
-  /**
-   * Elements that lie within one chunk, with the commas and spaces between
-   * them, parsed as one array: one JSON.parse per chunk, not per element (most
-   * of the cost for small objects in a process that just started). A chunk
-   * bounds what is alive at once, whatever the elements' size.
-   */
+  /** Consecutive elements of one chunk, with the commas and spaces between them, parsed as one array. */
   private emitBatch(text: string, count: number): void {
     const first = this.itemCount;
     let items: unknown[];
