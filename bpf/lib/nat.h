@@ -227,9 +227,11 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	/*
 	 * With no mapping of ours, the packet may answer a connection the host
 	 * translated (a NodePort with externalTrafficPolicy=Local): conntrack must
-	 * see it. Asked only then: our own flows have their mapping.
+	 * see it. Asked only then: our own flows have their mapping. A bare SYN
+	 * opens a connection and answers none, so new connections skip the lookup.
 	 */
-	if (!fe && ct_host_translated(skb, ip))
+	if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
+	    ct_host_translated(skb, ip))
 		return NAT_TO_STACK;
 	if (fe && fe->to_addr == cfg->node_ip) {
 		rkey.dport = fe->to_port;
