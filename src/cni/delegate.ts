@@ -16,6 +16,7 @@ import { DEFAULTS } from './config.js';
 import { Code, CniError, toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
 import type { Outcome } from './plugin.js';
+import { mark } from './trace.js';
 
 export const DAEMON_SOCKET = 'bvcnid.sock';
 const PROTOCOL = 1;
@@ -104,8 +105,9 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
   return new Promise((resolve) => {
     let sent = false;
     let settled = false;
-    let answer = '';
+    const answer: Buffer[] = [];
     const sock = connect(daemonSocketPath(dataDir));
+    mark('delegate: connecting');
     const finish = (out: Outcome | undefined): void => {
       if (settled) return;
       settled = true;
@@ -118,17 +120,19 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
       else finish(tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${daemonSocketPath(dataDir)}`));
     };
     const timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
-    sock.setEncoding('utf8');
+    // Queued now, sent as soon as the connection is up: no extra turn of the event loop.
+    sock.end(JSON.stringify(request));
     sock.on('connect', () => {
+      mark('delegate: connected');
       sent = true;
-      sock.end(JSON.stringify(request));
     });
-    sock.on('data', (d: string) => (answer += d));
+    sock.on('data', (d: Buffer) => answer.push(d));
     sock.on('error', (e) => lost(e.message));
     sock.on('end', () => {
+      mark('delegate: answered');
       let reply: DelegateReply;
       try {
-        reply = JSON.parse(answer) as DelegateReply;
+        reply = JSON.parse(Buffer.concat(answer).toString('utf8')) as DelegateReply;
       } catch {
         lost('connection closed before a complete answer');
         return;
