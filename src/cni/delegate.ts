@@ -12,7 +12,7 @@
 import { statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { DEFAULTS } from './config.js';
+import { DEFAULTS, sniffVersion } from './config.js';
 import { Code, CniError, toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
 import type { Outcome } from './plugin.js';
@@ -60,33 +60,32 @@ export function sameNs(a: NsId | undefined, b: NsId | undefined): boolean {
   return a?.dev === b?.dev && a?.ino === b?.ino;
 }
 
-export function cniVariables(vars: NodeJS.ProcessEnv): Record<string, string> {
+/** The CNI_* variables only (the daemon gets nothing else of the plugin's environment). */
+export function cniVariables(vars: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(vars)) if (k.startsWith('CNI_') && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(vars)) if (k.startsWith('CNI_') && typeof v === 'string') out[k] = v;
   return out;
 }
 
-function dataDirOf(stdin: string): string | undefined {
+/**
+ * A path field of the config on stdin, its default when absent; undefined
+ * when stdin is not a JSON object or the field is not a string (the handler
+ * then answers with the spec's error).
+ */
+export function configString(stdin: string, field: 'dataDir' | 'pinDir'): string | undefined {
+  let conf: unknown;
   try {
-    const d = (JSON.parse(stdin) as { dataDir?: unknown } | null)?.dataDir ?? DEFAULTS.dataDir;
-    return typeof d === 'string' && d.startsWith('/') ? d : undefined;
+    conf = JSON.parse(stdin);
   } catch {
-    // Not even JSON: the local handler answers with the right error.
     return undefined;
   }
-}
-
-function versionOf(stdin: string): string {
-  try {
-    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
-    return typeof v === 'string' ? v : LATEST;
-  } catch {
-    return LATEST;
-  }
+  if (!conf || typeof conf !== 'object') return undefined;
+  const v = (conf as Record<string, unknown>)[field] ?? DEFAULTS[field];
+  return typeof v === 'string' ? v : undefined;
 }
 
 function tryAgain(stdin: string, msg: string, details: string): Outcome {
-  const err = toErrorJson(new CniError(Code.tryAgainLater, msg, details), versionOf(stdin));
+  const err = toErrorJson(new CniError(Code.tryAgainLater, msg, details), sniffVersion(stdin) ?? LATEST);
   return { stdout: `${JSON.stringify(err)}\n`, exitCode: 1 };
 }
 
@@ -98,8 +97,8 @@ function tryAgain(stdin: string, msg: string, details: string): Outcome {
  * retry clean up whatever the daemon had done.
  */
 export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANSWER_TIMEOUT_MS): Promise<Outcome | undefined> {
-  const dataDir = dataDirOf(stdin);
-  if (!dataDir || vars.BVCNI_NO_DAEMON) return Promise.resolve(undefined);
+  const dataDir = configString(stdin, 'dataDir');
+  if (!dataDir?.startsWith('/') || vars.BVCNI_NO_DAEMON) return Promise.resolve(undefined);
   const env = cniVariables(vars);
   const request: DelegateRequest = { protocol: PROTOCOL, env, stdin, nodeNs: nsId('/proc/self/ns/net'), podNs: nsId(env.CNI_NETNS ?? '') };
   return new Promise((resolve) => {

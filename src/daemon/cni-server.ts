@@ -7,16 +7,14 @@
 import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { DEFAULTS, type NetConf } from '../cni/config.js';
-import { daemonSocketPath, nsId, sameNs, type DelegateReply, type DelegateRequest } from '../cni/delegate.js';
+import type { NetConf } from '../cni/config.js';
+import { cniVariables, configString, daemonSocketPath, nsId, sameNs, type DelegateReply, type DelegateRequest } from '../cni/delegate.js';
 import { handle, type Outcome } from '../cni/plugin.js';
 import { PinnedDataplane } from '../cni/dataplane.js';
 import type { Services } from '../cni/context.js';
 import type { CniEnv } from '../cni/env.js';
-import { DiskStore } from '../cni/ipam/store.js';
-import { fileLogger } from '../cni/log.js';
+import { realServices } from '../cni/services.js';
 import { deleteLinkIndexAsync, getLink } from '../netlink/rtnl.js';
-import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
 
@@ -103,9 +101,10 @@ export class CniServer {
     if (!sameNs(req.nodeNs, this.nodeNs)) return this.decline('the plugin runs in another network namespace');
     const netns = String(req.env.CNI_NETNS ?? '');
     if (netns && !sameNs(req.podNs, nsId(netns))) return this.decline(`CNI_NETNS ${netns} is another namespace (or none) from here`);
-    if (pinDirOf(req.stdin) !== this.opts.pinDir) return this.decline('the network config names another pin directory');
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(req.env)) if (k.startsWith('CNI_') && typeof v === 'string') env[k] = v;
+    // A config that is not JSON, or a bad pinDir, gets the handler's spec error, as from the plugin.
+    const pinDir = configString(req.stdin, 'pinDir');
+    if (pinDir !== undefined && pinDir !== this.opts.pinDir) return this.decline('the network config names another pin directory');
+    const env = cniVariables(req.env);
     this.served++;
     const t0 = performance.now();
     const outcome = this.handler(env, req.stdin);
@@ -120,16 +119,6 @@ export class CniServer {
   }
 }
 
-function pinDirOf(stdin: string): string | undefined {
-  try {
-    const d = (JSON.parse(stdin) as { pinDir?: unknown } | null)?.pinDir ?? DEFAULTS.pinDir;
-    return typeof d === 'string' ? d : undefined;
-  } catch {
-    // Undecodable config: the handler answers with the spec's error, as the plugin would.
-    return DEFAULTS.pinDir;
-  }
-}
-
 function removeQuiet(path: string): void {
   try {
     unlinkSync(path);
@@ -141,17 +130,11 @@ function removeQuiet(path: string): void {
 /** The plugin's services, except that a DEL's veth is deleted after the answer. */
 export function daemonServices(log: Logger, defer: (p: Promise<unknown>) => void): (conf: NetConf, env: CniEnv) => Services {
   const dataplane = new PinnedDataplane();
-  return (conf, env) => ({
-    dataplane,
-    store: (c) => new DiskStore(c.dataDir, c.name),
-    hostSocket: () => new NetlinkSocket(),
-    podSocket: (ns) => socketIn(ns),
-    removeHostVeth: (host, name) => {
-      const link = getLink(host, name);
-      if (!link) return;
-      log.debug({ veth: name, ifindex: link.index }, 'deleting veth after answering');
-      defer(deleteLinkIndexAsync(link.index));
-    },
-    log: fileLogger(conf.dataDir, { cmd: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined, network: conf.name, via: 'bvcnid' }),
-  });
+  const removeHostVeth: Services['removeHostVeth'] = (host, name) => {
+    const link = getLink(host, name);
+    if (!link) return;
+    log.debug({ veth: name, ifindex: link.index }, 'deleting veth after answering');
+    defer(deleteLinkIndexAsync(link.index));
+  };
+  return (conf, env) => realServices(conf, env, { via: 'bvcnid', dataplane, removeHostVeth });
 }
