@@ -12,9 +12,10 @@ import { cniVariables, configString, daemonSocketPath, nsId, sameNs, type Delega
 import { handle, type Outcome } from '../cni/plugin.js';
 import { PinnedDataplane } from '../cni/dataplane.js';
 import type { Services } from '../cni/context.js';
-import type { CniEnv } from '../cni/env.js';
+import { COMMANDS, type CniEnv } from '../cni/env.js';
 import { realServices } from '../cni/services.js';
 import { deleteLinkIndexAsync, getLink } from '../netlink/rtnl.js';
+import type { DaemonMetrics } from './metrics.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
 
@@ -26,6 +27,7 @@ export interface CniServerOptions {
   log: Logger;
   /** Defaults to the plugin's handler with daemonServices(). */
   handler?: CniHandler;
+  metrics?: Pick<DaemonMetrics, 'cniRequests' | 'cniDuration'>;
 }
 
 export class CniServer {
@@ -98,25 +100,36 @@ export class CniServer {
       return this.decline('undecodable request');
     }
     if (req.protocol !== 1 || typeof req.stdin !== 'string' || typeof req.env !== 'object' || req.env === null) return this.decline('unknown protocol');
-    if (!sameNs(req.nodeNs, this.nodeNs)) return this.decline('the plugin runs in another network namespace');
-    const netns = String(req.env.CNI_NETNS ?? '');
-    if (netns && !sameNs(req.podNs, nsId(netns))) return this.decline(`CNI_NETNS ${netns} is another namespace (or none) from here`);
+    const env = cniVariables(req.env);
+    const cmd = env.CNI_COMMAND;
+    if (!sameNs(req.nodeNs, this.nodeNs)) return this.decline('the plugin runs in another network namespace', cmd);
+    const netns = env.CNI_NETNS ?? '';
+    if (netns && !sameNs(req.podNs, nsId(netns))) return this.decline(`CNI_NETNS ${netns} is another namespace (or none) from here`, cmd);
     // A config that is not JSON, or a bad pinDir, gets the handler's spec error, as from the plugin.
     const pinDir = configString(req.stdin, 'pinDir');
-    if (pinDir !== undefined && pinDir !== this.opts.pinDir) return this.decline('the network config names another pin directory');
-    const env = cniVariables(req.env);
+    if (pinDir !== undefined && pinDir !== this.opts.pinDir) return this.decline('the network config names another pin directory', cmd);
     this.served++;
     const t0 = performance.now();
     const outcome = this.handler(env, req.stdin);
-    this.opts.log.debug({ command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, exitCode: outcome.exitCode, ms: +(performance.now() - t0).toFixed(3) }, 'CNI request served');
+    const ms = performance.now() - t0;
+    const command = commandLabel(env.CNI_COMMAND);
+    this.opts.metrics?.cniRequests.inc({ command, result: outcome.exitCode === 0 ? 'ok' : 'error' });
+    this.opts.metrics?.cniDuration.observe({ command }, ms / 1000);
+    this.opts.log.debug({ command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, exitCode: outcome.exitCode, ms: +ms.toFixed(3) }, 'CNI request served');
     return { outcome };
   }
 
-  private decline(reason: string): DelegateReply {
+  private decline(reason: string, command?: string): DelegateReply {
     this.declined++;
+    this.opts.metrics?.cniRequests.inc({ command: commandLabel(command), result: 'declined' });
     this.opts.log.debug({ reason }, 'CNI request declined; the plugin does it itself');
     return { declined: reason };
   }
+}
+
+/** A bounded label: whatever a client sends, the metric gets one of the spec's commands or "other". */
+function commandLabel(command: string | undefined): string {
+  return command && (COMMANDS as readonly string[]).includes(command) ? command : 'other';
 }
 
 function removeQuiet(path: string): void {

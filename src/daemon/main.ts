@@ -154,7 +154,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   // The plugin's fast path; without it the plugin does the work itself, so a failure here is not fatal.
-  const cni = new CniServer({ stateDir: cfg.stateDir, pinDir: cfg.pinDir, log: log.child({ component: 'cni' }) });
+  const cni = new CniServer({ stateDir: cfg.stateDir, pinDir: cfg.pinDir, log: log.child({ component: 'cni' }), metrics });
   try {
     await cni.start();
   } catch (e) {

@@ -21,6 +21,8 @@ export class DaemonMetrics {
   readonly skippedNodes: Gauge;
   readonly badNodeEvents: Counter;
   readonly relists: Counter;
+  readonly cniRequests: Counter;
+  readonly cniDuration: Histogram;
   private sources?: ScrapeSources;
 
   constructor() {
@@ -49,6 +51,19 @@ export class DaemonMetrics {
       registers,
     });
     this.relists = new Counter({ name: 'bvcni_node_lists_total', help: 'Full Node lists (start, 410 Gone)', registers });
+    this.cniRequests = new Counter({
+      name: 'bvcni_cni_requests_total',
+      help: "CNI commands the plugin handed to bvcnid: result ok, error (the spec's error JSON) or declined (the plugin did the work itself)",
+      labelNames: ['command', 'result'],
+      registers,
+    });
+    this.cniDuration = new Histogram({
+      name: 'bvcni_cni_request_duration_seconds',
+      help: 'Time bvcnid spent on a CNI command it served',
+      labelNames: ['command'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
     const self = this;
     for (const unit of ['packets', 'bytes'] as const) {
       new Gauge({

@@ -8,9 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
-import { TestNode, shape, type CniOutcome } from '../fixtures/cni/harness.js';
+import { TestNode, daemonRequest, shape, type CniOutcome } from '../fixtures/cni/harness.js';
 import { run } from '../../src/common/exec.js';
 import { waitFor } from '../../src/common/wait.js';
 import { daemonSocketPath } from '../../src/cni/delegate.js';
@@ -124,7 +123,7 @@ describe('bvcni with bvcnid serving it', { timeout: 300_000 }, () => {
     // A namespace path the daemon would resolve to another namespace than the plugin's is
     // simulated by a request that states another identity; the daemon must refuse it.
     const pod = await node.pod('x');
-    const reply = await rawRequest(daemonSocketPath(node.dataDir), {
+    const reply = await daemonRequest(daemonSocketPath(node.dataDir), {
       protocol: 1,
       env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cx', CNI_NETNS: pod, CNI_IFNAME: 'eth0' },
       stdin: JSON.stringify(node.conf('1.0.0')),
@@ -133,7 +132,7 @@ describe('bvcni with bvcnid serving it', { timeout: 300_000 }, () => {
     });
     assert.match(String(reply.declined), /another network namespace/);
     assert.deepEqual(node.reservations(), [], 'a declined request did nothing');
-    assert.match(String((await rawRequest(daemonSocketPath(node.dataDir), { protocol: 99 })).declined), /protocol/);
+    assert.match(String((await daemonRequest(daemonSocketPath(node.dataDir), { protocol: 99 })).declined), /protocol/);
 
     // Another pin directory than the daemon's: declined, and the plugin answers alone (nothing pinned there).
     const other = await node.exec({ command: 'ADD', containerId: 'cx', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0', { pinDir: '/sys/fs/bpf/bvcni-test-nothing' }) });
@@ -198,20 +197,3 @@ describe('bvcni with bvcnid serving it', { timeout: 300_000 }, () => {
     assert.equal((await fastPathCheck(node.dataDir)).result, 'skip', 'a stopped bvcnid removes its socket');
   });
 });
-
-function rawRequest(path: string, body: object): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const s = connect(path, () => s.end(JSON.stringify(body)));
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('error', reject);
-    s.on('end', () => {
-      try {
-        resolve(JSON.parse(text) as Record<string, unknown>);
-      } catch (e) {
-        reject(e as Error);
-      }
-    });
-  });
-}
