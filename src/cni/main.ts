@@ -49,6 +49,9 @@ async function main(): Promise<void> {
     process.emit('exit', out.exitCode);
     c.exit(out.exitCode);
   }
+  // Without koffi: process.exit still skips waiting for the closed socket's
+  // handles to drain (measured 1.3 ms of every call bvcnid answers).
+  process.exit(out.exitCode);
 }
 
 void main();
