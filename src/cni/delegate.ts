@@ -107,6 +107,7 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
     const answer: Buffer[] = [];
     const sock = connect(daemonSocketPath(dataDir));
     mark('delegate: connecting');
+    let timer: NodeJS.Timeout | undefined;
     const finish = (out: Outcome | undefined): void => {
       if (settled) return;
       settled = true;
@@ -118,12 +119,14 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
       if (!sent || env.CNI_COMMAND === 'DEL') finish(undefined);
       else finish(tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${daemonSocketPath(dataDir)}`));
     };
-    const timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
-    // Queued now, sent as soon as the connection is up: no extra turn of the event loop.
-    sock.end(JSON.stringify(request));
+    // Written once connected (a write queued before costs more than the wait),
+    // and the timer armed only then, while bvcnid works: a unix socket connect
+    // succeeds or fails at once, so only the answer needs a deadline.
     sock.on('connect', () => {
       mark('delegate: connected');
       sent = true;
+      sock.end(JSON.stringify(request));
+      timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
     });
     sock.on('data', (d: Buffer) => answer.push(d));
     sock.on('error', (e) => lost(e.message));
