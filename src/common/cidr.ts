@@ -69,11 +69,6 @@ export function cidrContains(outer: Cidr, inner: Cidr): boolean {
   return inner.prefix >= outer.prefix && containsIp(outer, inner.addr);
 }
 
-/** The CIDR of prefix p (p ≤ c.prefix) that contains c. */
-export function supernet(c: Cidr, p: number): Cidr {
-  return { addr: (c.addr & maskOf(p)) >>> 0, prefix: p };
-}
-
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   return cidrContains(a, b) || cidrContains(b, a);
 }

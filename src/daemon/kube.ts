@@ -182,7 +182,8 @@ export function nodeApi(kc: KubeConfig): NodeApi {
       do {
         const page = await request(kc, 'GET', '/api/v1/nodes', slimNodeList(), { limit: LIST_PAGE, continue: cont });
         if (!page) throw new Error('GET /api/v1/nodes: the answer is not a list');
-        for (const n of page.items) items.push(slimNode(n));
+        // Already slimmed as the page was read.
+        for (const n of page.items) items.push(n);
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
         cont = page.metadata?.continue || undefined;
       } while (cont);
