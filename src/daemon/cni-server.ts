@@ -4,7 +4,7 @@
 // time (the handler is synchronous), which is also what the IPAM file lock
 // would impose. The only difference from the plugin's own run is the DEL's
 // veth: it is deleted after the answer, on libuv's thread pool.
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { NetConf } from '../cni/config.js';
@@ -35,8 +35,6 @@ export class CniServer {
   private readonly handler: CniHandler;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly nodeNs = nsId('/proc/self/ns/net');
-  served = 0;
-  declined = 0;
 
   constructor(private readonly opts: CniServerOptions) {
     this.handler = opts.handler ?? ((env, stdin) => handle(env, stdin, daemonServices(opts.log, (p) => this.track(p))));
@@ -53,13 +51,19 @@ export class CniServer {
     const server = createServer({ allowHalfOpen: true }, (sock) => this.serve(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      // Whoever may run the plugin (root) may use it; nobody else, not even
+      // between bind and a chmod: the socket file is created 0600 (the bind
+      // happens inside listen(), synchronously).
+      const umask = process.umask(0o177);
+      try {
+        server.listen(this.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(umask);
+      }
     });
-    // Whoever may run the plugin (root) may use it; nobody else.
-    chmodSync(this.path, 0o600);
     server.on('error', (err) => this.opts.log.error({ err: err.message }, 'CNI socket failed'));
     this.server = server;
     this.opts.log.info({ socket: this.path }, 'serving the CNI plugin');
@@ -108,7 +112,6 @@ export class CniServer {
     // A config that is not JSON, or a bad pinDir, gets the handler's spec error, as from the plugin.
     const pinDir = configString(req.stdin, 'pinDir');
     if (pinDir !== undefined && pinDir !== this.opts.pinDir) return this.decline('the network config names another pin directory', cmd);
-    this.served++;
     const t0 = performance.now();
     const outcome = this.handler(env, req.stdin);
     const ms = performance.now() - t0;
@@ -120,7 +123,6 @@ export class CniServer {
   }
 
   private decline(reason: string, command?: string): DelegateReply {
-    this.declined++;
     this.opts.metrics?.cniRequests.inc({ command: commandLabel(command), result: 'declined' });
     this.opts.log.debug({ reason }, 'CNI request declined; the plugin does it itself');
     return { declined: reason };
