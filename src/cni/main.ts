@@ -3,7 +3,6 @@
 // bvcnid answers when it runs (delegate.ts); otherwise this process does the
 // work, and only then loads the handlers, koffi and libbpf.
 import { readFileSync } from 'node:fs';
-import { delegate } from './delegate.js';
 import { toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
 import { mark } from './trace.js';
@@ -30,7 +29,8 @@ async function main(): Promise<void> {
   let out: Outcome | undefined;
   let local = false;
   try {
-    if (process.env.CNI_COMMAND !== 'VERSION') out = await delegate(process.env, stdin);
+    // Loaded only when used: VERSION (asked before every ADD and DEL by some runtimes) needs no socket.
+    if (process.env.CNI_COMMAND !== 'VERSION') out = await (await import('./delegate.js')).delegate(process.env, stdin);
     if (!out) {
       local = true;
       out = await runLocally(stdin);
