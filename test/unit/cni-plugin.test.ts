@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +116,25 @@ describe('allocator', () => {
 });
 
 describe('DiskStore', () => {
+  test('the round-robin position survives a shorter address written over a longer one, and the old unpadded file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvcunit-'));
+    try {
+      const s = new DiskStore(dir, 'net');
+      s.lock();
+      assert.equal(s.lastReserved(), undefined);
+      s.setLastReserved(ipv4ToInt('10.244.100.200'));
+      assert.equal(intToIpv4(s.lastReserved()!), '10.244.100.200');
+      s.setLastReserved(ipv4ToInt('10.0.0.5'));
+      assert.equal(intToIpv4(s.lastReserved()!), '10.0.0.5');
+      writeFileSync(join(dir, 'net', 'last_reserved_ip.0'), '10.1.2.3');
+      assert.equal(intToIpv4(s.lastReserved()!), '10.1.2.3');
+      s.setLastReserved(ipv4ToInt('10.1.2.4'));
+      assert.equal(intToIpv4(s.lastReserved()!), '10.1.2.4');
+      s.unlock();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
   test('reservations are exclusive and survive as files; the lock excludes another process', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bvcunit-'));
     try {
