@@ -125,7 +125,8 @@ struct stats_value {
  *
  * ICMP echo uses the identifier as the pod-side port: a request is keyed
  * (sport = id, dport = 0), a reply (sport = 0, dport = id).
- * The INGRESS entry is the authoritative one: inserting it with BPF_NOEXIST is
+ * The INGRESS entry is the authoritative one: inserting it with BPF_NOEXIST, or
+ * taking a reusable one over with a compare-and-swap of its last_seen_ns, is
  * what reserves (node ip, nat port, proto, remote ip, remote port), so two pods
  * never share a tuple. Both directions refresh its last_seen_ns and its
  * tcp_state. An entry idle for longer than its NAT_TIMEOUT_* is stale: the

@@ -59,15 +59,46 @@ static __always_inline __u64 nat_timeout(__u8 proto, __u8 state)
 	}
 }
 
-static __always_inline int nat_stale(const struct nat_entry *e, __u8 proto, __u64 now)
+static __always_inline int nat_stale_at(__u64 last_seen, __u8 state, __u8 proto, __u64 now)
 {
-	return now > e->last_seen_ns && now - e->last_seen_ns > nat_timeout(proto, e->tcp_state);
+	return now > last_seen && now - last_seen > nat_timeout(proto, state);
 }
 
-/* A reservation a new flow may take over: see the port reuse rule in abi.h. */
-static __always_inline int nat_reusable(const struct nat_entry *e, __u8 proto, __u64 now)
+static __always_inline int nat_stale(const struct nat_entry *e, __u8 proto, __u64 now)
 {
-	return nat_stale(e, proto, now) || (proto == IPPROTO_TCP && e->tcp_state == NAT_TCP_CLOSED);
+	return nat_stale_at(e->last_seen_ns, e->tcp_state, proto, now);
+}
+
+/*
+ * Takes a reservation over for flow f, in place, when the port reuse rule in
+ * abi.h allows it (or it is f's already). In place because an LRU update pops
+ * a node from the LRU's free list and pushes the replaced one back, under
+ * locks: in a stream of short connections, where nearly every new connection
+ * reuses a closed reservation, those two updates per SYN were ~40% of the pod
+ * program's time. The compare-and-swap on last_seen_ns settles a race with
+ * another pod claiming the same reservation, or with a packet of the old flow
+ * refreshing it (every writer of tcp_state writes last_seen_ns first): the
+ * loser tries its next port.
+ */
+static __always_inline int nat_claim(struct nat_entry *re, const struct nat_flow *f, __u64 now, __u8 state)
+{
+	__u64 seen = *(volatile __u64 *)&re->last_seen_ns;
+	__u8 old_state;
+
+	asm volatile("" ::: "memory"); /* the state read must follow the last_seen read */
+	old_state = *(volatile __u8 *)&re->tcp_state;
+	if (!nat_stale_at(seen, old_state, f->proto, now) &&
+	    !(f->proto == IPPROTO_TCP && old_state == NAT_TCP_CLOSED) &&
+	    !(re->to_addr == f->saddr && re->to_port == f->sport))
+		return 0;
+	if (__sync_val_compare_and_swap(&re->last_seen_ns, seen, now) != seen)
+		return 0;
+	re->created_ns = now;
+	re->to_addr = f->saddr;
+	re->to_port = f->sport;
+	re->flags = 0;
+	re->tcp_state = state;
+	return 1;
 }
 
 static __always_inline __u8 nat_tcp_next(__u8 state, __u8 flags, int from_pod)
@@ -193,6 +224,26 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct nat_f
 	return 0;
 }
 
+static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u16 port_be)
+{
+	__u16 p = bpf_ntohs(port_be);
+
+	return p >= cfg->nat_port_min && p <= cfg->nat_port_max && cfg->nat_port_min;
+}
+
+/* Reserves rkey for flow f: takes the entry re over, or inserts rval where there is none. */
+static __always_inline int nat_take(const struct nat_key *rkey, struct nat_entry *re, const struct nat_flow *f,
+				    __u64 now, const struct nat_entry *rval, int *inserted)
+{
+	if (re)
+		return nat_claim(re, f, now, rval->tcp_state);
+	/* Looked up first: a failed BPF_NOEXIST insert costs an LRU pop and push too. */
+	if (bpf_map_update_elem(&BVCNI_MAP_NAT, rkey, rval, BPF_NOEXIST) != 0)
+		return 0;
+	*inserted = 1;
+	return 1;
+}
+
 /* Pod -> outside the cluster: find or allocate the mapping, then SNAT to the node IP. */
 static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip)
 {
@@ -203,7 +254,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	__u64 now = bpf_ktime_get_ns();
 	__u16 port = 0;
 	__u32 min = cfg->nat_port_min, max = cfg->nat_port_max, range, l4off, i;
-	int ret;
+	int ret, inserted = 0, fresh = 0;
 
 	if (ipv4_is_fragment(ip))
 		return DROP(REASON_DROP_UNSUPPORTED);
@@ -233,6 +284,11 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
 	    ct_host_translated(skb, ip))
 		return NAT_TO_STACK;
+	rval.created_ns = now;
+	rval.last_seen_ns = now;
+	rval.to_addr = f.saddr;
+	rval.to_port = f.sport;
+	rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
 	if (fe && fe->to_addr == cfg->node_ip) {
 		rkey.dport = fe->to_port;
 		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
@@ -243,6 +299,14 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 			if (f.proto == IPPROTO_TCP)
 				re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 1);
 			fe->last_seen_ns = now;
+		} else if (nat_port_in_range(cfg, rkey.dport) && nat_take(&rkey, re, &f, now, &rval, &inserted)) {
+			/*
+			 * The flow's previous port, free again (the pod reused its source
+			 * port, or the mapping idled out unclaimed): kept, which spares
+			 * probing (a lookup of a cold entry) and keeps the flow's port.
+			 */
+			port = rkey.dport;
+			fresh = 1;
 		}
 	}
 
@@ -250,48 +314,44 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 		if (min == 0 || max < min)
 			return DROP(REASON_DROP_NAT_NO_PORT);
 		range = max - min + 1;
-		rval.created_ns = now;
-		rval.last_seen_ns = now;
-		rval.to_addr = f.saddr;
-		rval.to_port = f.sport;
-		rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
 		for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
 			__u32 start = nat_hash(&f, i / NAT_PORT_RUN) % range;
 			__u16 cand = bpf_htons((__u16)(min + (start + i % NAT_PORT_RUN) % range));
 
 			rkey.dport = cand;
-			if (bpf_map_update_elem(&BVCNI_MAP_NAT, &rkey, &rval, BPF_NOEXIST) == 0) {
-				port = cand;
-				break;
-			}
 			re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
-			if (re && (nat_reusable(re, f.proto, now) ||
-				   (re->to_addr == f.saddr && re->to_port == f.sport))) {
-				if (bpf_map_update_elem(&BVCNI_MAP_NAT, &rkey, &rval, BPF_ANY) == 0) {
-					port = cand;
-					break;
-				}
+			if (nat_take(&rkey, re, &f, now, &rval, &inserted)) {
+				port = cand;
+				fresh = 1;
+				break;
 			}
 		}
 		if (!port)
 			return DROP(REASON_DROP_NAT_NO_PORT);
-		fval.created_ns = now;
-		fval.last_seen_ns = now;
-		fval.to_addr = cfg->node_ip;
-		fval.to_port = port;
-		if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
-			bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
-			return DROP(REASON_DROP_NAT_FAILED);
+	}
+	if (fresh) {
+		/*
+		 * Only this flow's own packets read its EGRESS entry: rewriting it in
+		 * place races with nobody. Not after an insert, which may have evicted
+		 * (and so recycled) the element fe points to.
+		 */
+		if (fe && !inserted) {
+			fe->created_ns = now;
+			fe->last_seen_ns = now;
+			fe->to_addr = cfg->node_ip;
+			fe->to_port = port;
+		} else {
+			fval.created_ns = now;
+			fval.last_seen_ns = now;
+			fval.to_addr = cfg->node_ip;
+			fval.to_port = port;
+			if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
+				bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
+				return DROP(REASON_DROP_NAT_FAILED);
+			}
 		}
 	}
 	return nat_rewrite(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port);
-}
-
-static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u16 port_be)
-{
-	__u16 p = bpf_ntohs(port_be);
-
-	return p >= cfg->nat_port_min && p <= cfg->nat_port_max && cfg->nat_port_min;
 }
 
 /*

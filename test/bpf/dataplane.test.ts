@@ -393,6 +393,48 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     }
   });
 
+  test("a flow's previous NAT port is taken back once free, never from a live flow", () => {
+    const remote = '198.51.100.21';
+    const port = 61005;
+    const SYN = 0x02;
+    const fromPod = (src: string, sport: number, flags: number) =>
+      exec('pod', packet({ src, dst: remote, proto: PROTO.TCP, sport, dport: 80, tcpFlags: flags }));
+    const fromRemote = (dport: number, flags: number) =>
+      exec('uplinkIngress', packet({ src: remote, dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport, tcpFlags: flags }));
+    const owner = (p: number) => {
+      const e = maps.nat.lookup({ saddr: remote, daddr: NODE_IP, sport: 80, dport: p, proto: PROTO.TCP, dir: NatDir.ingress });
+      return [e?.to_addr, e?.to_port, e?.tcp_state];
+    };
+    // A connection that the pod closes first: its reservation ends CLOSED, reusable at once.
+    const closeFromPod = (src: string, sport: number, p: number) => {
+      fromRemote(p, 0x12);
+      fromPod(src, sport, 0x11);
+      fromRemote(p, 0x11);
+      fromPod(src, sport, 0x10);
+      assert.equal(owner(p)[2], NatTcpState.CLOSED);
+    };
+    try {
+      // One port in the range: POD1 gets it, closes, and POD2 takes it over.
+      maps.config.update(0, config({ nat_port_min: port, nat_port_max: port }));
+      assert.equal(parse(fromPod(POD1.ip, 43000, SYN).out).sport, port);
+      closeFromPod(POD1.ip, 43000, port);
+      assert.equal(parse(fromPod(POD2.ip, 43000, SYN).out).sport, port);
+      // Live: POD1's next connection from the same source port may not take it back.
+      assert.equal(fromPod(POD1.ip, 43000, SYN).retval, TC_ACT_SHOT);
+      assert.deepEqual(owner(port), [POD2.ip, 43000, NatTcpState.SYN]);
+      closeFromPod(POD2.ip, 43000, port);
+      // Free again, in a wide range: POD1 gets its previous port back rather than a hashed one.
+      maps.config.update(0, config());
+      assert.equal(parse(fromPod(POD1.ip, 43000, SYN).out).sport, port);
+      assert.deepEqual(owner(port), [POD1.ip, 43000, NatTcpState.SYN]);
+      const reply = parse(fromRemote(port, 0x12).out);
+      assert.deepEqual([reply.dst, reply.dport], [POD1.ip, 43000]);
+    } finally {
+      maps.config.update(0, config());
+      for (const k of [...maps.nat.keys()]) if (k.saddr === remote || k.daddr === remote) maps.nat.delete(k);
+    }
+  });
+
   test('stale NAT entries are ignored by the programs and collected by collectNat; live ones stay', () => {
     const stalePort = 61999; // outside the range the programs allocate from: no collision with live flows
     const old = { created_ns: 1n, last_seen_ns: 1n, to_port: 0, tcp_state: NatTcpState.NONE, flags: 0 };
