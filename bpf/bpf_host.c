@@ -21,9 +21,9 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 {
 	const struct bvcni_config *cfg;
 	const struct endpoint_value *ep;
+	struct nat_xlate x = {};
 	struct iphdr *ip;
 	__u32 pod_ip = 0;
-	__u8 ttl;
 	int ret;
 
 	ip = ipv4_hdr(skb, &ret);
@@ -39,17 +39,13 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	ip = ipv4_hdr(skb, &ret);
 	if (!ip)
 		return TC_ACT_OK;
-	ttl = ip->ttl;
-	ret = nat_ingress(skb, cfg, ip, &pod_ip);
+	ret = nat_ingress(skb, cfg, ip, &pod_ip, &x);
 	if (ret != NAT_XLATED)
 		return ret;
 	ep = endpoint_get(pod_ip);
 	if (!ep)
 		return DROP(REASON_DROP_NO_ENDPOINT);
-	ret = ipv4_dec_ttl(skb, ttl);
-	if (ret)
-		return ret;
-	return deliver_to_pod(skb, ep);
+	return deliver_routed_to_pod(skb, ep, &x);
 }
 
 SEC("tc")

@@ -68,17 +68,18 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		return TC_ACT_OK;
 
 	{
-		__u8 tos = ip->tos, ttl = ip->ttl;
+		__u8 tos = ip->tos;
 		__u32 node_ip = cfg->node_ip, bridge = cfg->bridge_ifindex;
+		struct nat_xlate x = {};
 
-		if (ttl <= 1)
+		if (ip->ttl <= 1)
 			return DROP(REASON_DROP_TTL);
-		ret = nat_egress(skb, cfg, ip);
+		ret = nat_egress(skb, cfg, ip, &x);
 		if (ret == NAT_TO_STACK)
 			return TC_ACT_OK;
 		if (ret)
 			return ret;
-		return fib_redirect(skb, bridge, node_ip, daddr, tos, ttl);
+		return fib_redirect(skb, bridge, node_ip, daddr, tos, &x);
 	}
 }
 

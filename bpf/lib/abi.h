@@ -126,7 +126,7 @@ struct stats_value {
  * ICMP echo uses the identifier as the pod-side port: a request is keyed
  * (sport = id, dport = 0), a reply (sport = 0, dport = id).
  * The INGRESS entry is the authoritative one: inserting it with BPF_NOEXIST, or
- * taking a reusable one over with a compare-and-swap of its last_seen_ns, is
+ * taking a reusable one over with a compare-and-swap of its created_ns, is
  * what reserves (node ip, nat port, proto, remote ip, remote port), so two pods
  * never share a tuple. Both directions refresh its last_seen_ns and its
  * tcp_state. An entry idle for longer than its NAT_TIMEOUT_* is stale: the
@@ -149,8 +149,8 @@ enum nat_dir {
 };
 
 struct nat_entry {
-	__u64 created_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of the last packet */
+	__u64 created_ns;       /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC at tick resolution */
+	__u64 last_seen_ns;     /* the same clock, at the last packet */
 	__u32 to_addr;          /* network order: EGRESS -> node ip, INGRESS -> pod ip */
 	__u16 to_port;          /* network order: EGRESS -> nat port, INGRESS -> pod port */
 	__u8  tcp_state;        /* enum nat_tcp_state (meaningful in INGRESS entries) */

@@ -22,28 +22,6 @@ static __always_inline int ipv4_is_fragment(const struct iphdr *ip)
 	return (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
 }
 
-/*
- * We route when we redirect past the host stack, so we decrement the TTL as
- * a router would. A packet that would expire is dropped and counted (the
- * kernel would have sent Time Exceeded; pods rarely rely on it).
- */
-static __always_inline int ipv4_dec_ttl(struct __sk_buff *skb, __u8 ttl)
-{
-	__u16 old, new;
-
-	if (ttl <= 1)
-		return DROP(REASON_DROP_TTL);
-	/* ttl and protocol share one 16-bit checksum word. */
-	old = bpf_htons((__u16)ttl << 8);
-	new = bpf_htons((__u16)(ttl - 1) << 8);
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old, new, 2) < 0)
-		return DROP(REASON_DROP_NAT_FAILED);
-	ttl -= 1;
-	if (bpf_skb_store_bytes(skb, IP_TTL_OFF, &ttl, 1, 0) < 0)
-		return DROP(REASON_DROP_INVALID);
-	return 0;
-}
-
 /* Full header checksum of a 20-byte header given as 5 words (csum field zeroed by the caller). */
 static __always_inline __u16 ipv4_csum20(const __u32 *w)
 {

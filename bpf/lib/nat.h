@@ -5,8 +5,11 @@
  * the uplink. Layout and expiry policy of the map are documented in abi.h.
  *
  * Returns: nat_egress 0 when translated; nat_ingress NAT_XLATED when
- * translated, TC_ACT_OK when the packet is not ours; DROP(reason) otherwise. Every helper that writes the packet
- * invalidates packet pointers: values needed later are copied first.
+ * translated, TC_ACT_OK when the packet is not ours; DROP(reason) otherwise.
+ * Both leave the address and port fields to forward_write (lib/forward.h),
+ * which stores them with the MACs and the TTL in one write. Every helper that
+ * writes the packet invalidates packet pointers: values needed later are
+ * copied first.
  */
 #ifndef BVCNI_NAT_H
 #define BVCNI_NAT_H
@@ -15,6 +18,7 @@
 #include "csum.h"
 #include "ipv4.h"
 #include "conntrack.h"
+#include "forward.h"
 
 /* Not a TC verdict: "translated, deliver it". */
 #define NAT_XLATED 0x10000
@@ -36,6 +40,15 @@ struct nat_flow {
 	__u16 l4_csum_off;  /* packet offset of the L4 checksum */
 	__u16 port_off;     /* packet offset of the field that carries our port (sport/dport/echo id) */
 };
+
+/*
+ * Timeouts are seconds long: the clock's tick resolution is plenty, and the
+ * coarse clock costs no clock-source read (~30 ns per packet in a VM).
+ */
+static __always_inline __u64 nat_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
 
 static __always_inline __u64 nat_timeout(__u8 proto, __u8 state)
 {
@@ -75,25 +88,24 @@ static __always_inline int nat_stale(const struct nat_entry *e, __u8 proto, __u6
  * a node from the LRU's free list and pushes the replaced one back, under
  * locks: in a stream of short connections, where nearly every new connection
  * reuses a closed reservation, those two updates per SYN were ~40% of the pod
- * program's time. The compare-and-swap on last_seen_ns settles a race with
- * another pod claiming the same reservation, or with a packet of the old flow
- * refreshing it (every writer of tcp_state writes last_seen_ns first): the
- * loser tries its next port.
+ * program's time. A compare-and-swap of created_ns settles a race between two
+ * pods claiming the same reservation (the loser tries its next port):
+ * created_ns because only claims write it, and they only ever raise it, so
+ * the swap cannot succeed twice on one value (last_seen_ns can: packets write
+ * it, and at the clock's tick resolution often with the same value).
  */
 static __always_inline int nat_claim(struct nat_entry *re, const struct nat_flow *f, __u64 now, __u8 state)
 {
-	__u64 seen = *(volatile __u64 *)&re->last_seen_ns;
-	__u8 old_state;
+	__u64 created = *(volatile __u64 *)&re->created_ns;
+	__u8 old_state = re->tcp_state;
 
-	asm volatile("" ::: "memory"); /* the state read must follow the last_seen read */
-	old_state = *(volatile __u8 *)&re->tcp_state;
-	if (!nat_stale_at(seen, old_state, f->proto, now) &&
+	if (!nat_stale_at(re->last_seen_ns, old_state, f->proto, now) &&
 	    !(f->proto == IPPROTO_TCP && old_state == NAT_TCP_CLOSED) &&
 	    !(re->to_addr == f->saddr && re->to_port == f->sport))
 		return 0;
-	if (__sync_val_compare_and_swap(&re->last_seen_ns, seen, now) != seen)
+	if (__sync_val_compare_and_swap(&re->created_ns, created, now > created ? now : created + 1) != created)
 		return 0;
-	re->created_ns = now;
+	re->last_seen_ns = now;
 	re->to_addr = f->saddr;
 	re->to_port = f->sport;
 	re->flags = 0;
@@ -197,29 +209,29 @@ static __always_inline __u32 nat_hash(const struct nat_flow *f, __u32 salt)
 }
 
 /*
- * Rewrites one address (with its pseudo-header share of the L4 checksum) and
- * one port-like field. is_src: the IP source, else the destination.
+ * Translates one address (with its pseudo-header share of the L4 checksum) and
+ * one port-like field: the L4 checksum here, the fields themselves in x, for
+ * forward_write to store with the rest of the headers. is_src: the IP source,
+ * else the destination.
  */
-static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct nat_flow *f, int is_src,
-				       __u32 old_ip, __u32 new_ip, __u16 old_port, __u16 new_port)
+static __always_inline int nat_xlate_l4(struct __sk_buff *skb, const struct nat_flow *f, int is_src,
+					__u32 old_ip, __u32 new_ip, __u16 old_port, __u16 new_port,
+					struct nat_xlate *x)
 {
-	__u32 ip_off = is_src ? IP_SRC_OFF : IP_DST_OFF;
 	__u64 pseudo = f->proto == IPPROTO_ICMP ? 0 : BPF_F_PSEUDO_HDR;
 	__u64 mangled0 = f->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 
 	if (old_port != new_port) {
 		if (bpf_l4_csum_replace(skb, f->l4_csum_off, old_port, new_port, mangled0 | 2) < 0)
 			return DROP(REASON_DROP_NAT_FAILED);
-		if (bpf_skb_store_bytes(skb, f->port_off, &new_port, 2, 0) < 0)
-			return DROP(REASON_DROP_NAT_FAILED);
+		x->port = new_port;
+		x->port_off = f->port_off;
 	}
 	if (old_ip != new_ip) {
 		if (pseudo && bpf_l4_csum_replace(skb, f->l4_csum_off, old_ip, new_ip, pseudo | mangled0 | 4) < 0)
 			return DROP(REASON_DROP_NAT_FAILED);
-		if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) < 0)
-			return DROP(REASON_DROP_NAT_FAILED);
-		if (bpf_skb_store_bytes(skb, ip_off, &new_ip, 4, 0) < 0)
-			return DROP(REASON_DROP_NAT_FAILED);
+		x->addr = new_ip;
+		x->is_src = is_src;
 	}
 	return 0;
 }
@@ -244,14 +256,15 @@ static __always_inline int nat_take(const struct nat_key *rkey, struct nat_entry
 	return 1;
 }
 
-/* Pod -> outside the cluster: find or allocate the mapping, then SNAT to the node IP. */
-static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip)
+/* Pod -> outside the cluster: find or allocate the mapping, then SNAT to the node IP (written by forward_write). */
+static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
+				      struct nat_xlate *x)
 {
 	struct nat_flow f = {};
 	struct nat_key fkey = {}, rkey = {};
 	struct nat_entry fval = {}, rval = {};
 	struct nat_entry *fe, *re;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = nat_now();
 	__u16 port = 0;
 	__u32 min = cfg->nat_port_min, max = cfg->nat_port_max, range, l4off, i;
 	int ret, inserted = 0, fresh = 0;
@@ -351,7 +364,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 			}
 		}
 	}
-	return nat_rewrite(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port);
+	return nat_xlate_l4(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port, x);
 }
 
 /*
@@ -441,11 +454,11 @@ static __always_inline int nat_ingress_icmp_error(struct __sk_buff *skb, const s
 }
 
 /*
- * Uplink -> pod: a reply to a masqueraded flow gets its destination restored.
- * On success *pod_ip is the pod to deliver to.
+ * Uplink -> pod: a reply to a masqueraded flow gets its destination restored
+ * (written by forward_write, from x). On success *pod_ip is the pod to deliver to.
  */
 static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
-				       __u32 *pod_ip)
+				       __u32 *pod_ip, struct nat_xlate *x)
 {
 	struct nat_flow f = {};
 	struct nat_key rkey = {};
@@ -481,14 +494,14 @@ static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni
 
 	nat_key_of(&f, NAT_DIR_INGRESS, &rkey);
 	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
-	now = bpf_ktime_get_ns();
+	now = nat_now();
 	if (!re || nat_stale(re, f.proto, now))
 		return TC_ACT_OK;
 	re->last_seen_ns = now;
 	if (f.proto == IPPROTO_TCP)
 		re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 0);
 	*pod_ip = re->to_addr;
-	ret = nat_rewrite(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port);
+	ret = nat_xlate_l4(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port, x);
 	return ret ? ret : NAT_XLATED;
 }
 

@@ -12,7 +12,7 @@ export interface NatFlow {
   stale: boolean;
 }
 
-/** bpf_ktime_get_ns() is CLOCK_MONOTONIC, as is process.hrtime on Linux. */
+/** The programs stamp entries with bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC (at tick resolution), as process.hrtime on Linux. */
 export function monotonicNs(): bigint {
   return process.hrtime.bigint();
 }
