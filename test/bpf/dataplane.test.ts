@@ -7,6 +7,7 @@ import { existsSync, readdirSync, rmSync, unlinkSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path';
 import { BpfObject, testRun, withNetns, type BpfProgram } from '../../loader/index.js';
 import { run } from '../../src/common/exec.js';
+import { waitFor } from '../../src/common/wait.js';
 import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';
 import {
   ConfigFlags,
@@ -277,6 +278,26 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.deepEqual([b.dstMac, b.srcMac], [POD1.mac, GW_MAC]);
     assert.ok(b.ipCsumOk && b.l4CsumOk, 'checksums after reverse NAT');
     assert.equal(maps.nat.lookup(revKey)?.tcp_state, NatTcpState.ESTABLISHED);
+  });
+
+  test('a changed next hop (the gateway MAC here) is used once the per-CPU route cache expires', async () => {
+    const NEW_MAC = '02:00:00:00:00:02';
+    const send = () => parse(exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.UDP, sport: 5353, dport: 53 })).out).dstMac;
+    const neigh = (mac: string) => run(['ip', 'neigh', 'replace', '192.0.2.1', 'lladdr', mac, 'dev', 'up0', 'nud', 'permanent'], { netns: netnsPath(NS) });
+    // The cache is per CPU: every test run on one CPU, so the one holding the old next hop answers each time.
+    const affinity = (await run(['taskset', '-p', String(process.pid)])).stdout.trim().split(/\s+/).at(-1)!;
+    await run(['taskset', '-pc', '0', String(process.pid)]);
+    try {
+      assert.equal(send(), ROUTER_MAC);
+      await neigh(NEW_MAC);
+      // The cache holds a next hop for 10 ms (plus a clock tick): well within the wait.
+      await waitFor('the new gateway MAC', () => send() === NEW_MAC, { timeoutMs: 2000, intervalMs: 5 });
+      await neigh(ROUTER_MAC);
+      await waitFor('the old gateway MAC again', () => send() === ROUTER_MAC, { timeoutMs: 2000, intervalMs: 5 });
+    } finally {
+      await neigh(ROUTER_MAC);
+      await run(['taskset', '-p', affinity, String(process.pid)]);
+    }
   });
 
   test("the host's own traffic at the uplink is left alone", () => {
