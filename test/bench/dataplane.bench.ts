@@ -3,6 +3,7 @@
 // masquerade. Variants run interleaved (A B A B ...) so machine noise hits
 // all of them alike; medians and ratios come from the same run.
 //   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
+//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, scale); default: all of them.
 import {
   createCluster,
   iperf,
@@ -31,6 +32,10 @@ const RR_CPU = 1;
 const CRR_PORT = 7002;
 const CRR_MS = 1000;
 const SCALE_ENTRIES = 5000;
+const PARTS = ['tput', 'rr', 'masq', 'crr', 'scale'] as const;
+const ONLY = (process.env.BVB_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
+for (const p of ONLY) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`BVB_ONLY: unknown part ${p} (parts: ${PARTS.join(', ')})`);
+const part = (p: (typeof PARTS)[number]): boolean => ONLY.includes(p);
 
 interface Variant {
   name: string;
@@ -150,57 +155,65 @@ try {
   if (bvcni) pp.push({ name: 'bvcni', run: tput(bvcni, ends(bvcni).client.path, ends(bvcni).server.ip) });
   pp.push({ name: 'flannel-style', run: tput(flannel, fE.client.path, fE.server.ip) });
   pp.push({ name: 'underlay', run: tput(flannel, flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
-  const rTput = await interleave('pod-to-pod TCP', pp);
-  record('cross-node TCP single stream', 'Gbit/s', rTput);
-  ratio('cross-node TCP single stream', 'bvcni', 'flannel-style', '≥ 1.20', rTput);
-  ratio('cross-node TCP single stream', 'bvcni', 'underlay', '≥ 0.90', rTput);
+  if (part('tput')) {
+    const rTput = await interleave('pod-to-pod TCP', pp);
+    record('cross-node TCP single stream', 'Gbit/s', rTput);
+    ratio('cross-node TCP single stream', 'bvcni', 'flannel-style', '≥ 1.20', rTput);
+    ratio('cross-node TCP single stream', 'bvcni', 'underlay', '≥ 0.90', rTput);
+  }
 
   const rr = (from: string, to: string) => async () => (await rrLatency(from, to, RR_PORT, { cpu: RR_CPU, count: 5000 })).p50;
   const rrv: Variant[] = [];
   if (bvcni) rrv.push({ name: 'bvcni', run: rr(ends(bvcni).client.path, ends(bvcni).server.ip) });
   rrv.push({ name: 'flannel-style', run: rr(fE.client.path, fE.server.ip) });
   rrv.push({ name: 'underlay', run: rr(flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
-  const rRr = await interleave('TCP RR', rrv);
-  record('cross-node TCP RR p50 (1 CPU)', 'µs', rRr);
-  ratio('cross-node TCP RR p50 (1 CPU)', 'bvcni', 'flannel-style', '≤ 0.85', rRr);
+  if (part('rr')) {
+    const rRr = await interleave('TCP RR', rrv);
+    record('cross-node TCP RR p50 (1 CPU)', 'µs', rRr);
+    ratio('cross-node TCP RR p50 (1 CPU)', 'bvcni', 'flannel-style', '≤ 0.85', rRr);
+  }
 
   const mq: Variant[] = [];
   if (bvcni) mq.push({ name: 'bvcni masquerade', run: tput(bvcni, ends(bvcni).client.path, bvcni.internet.ip) });
   mq.push({ name: 'nft masquerade', run: tput(flannel, fE.client.path, flannel.internet.ip) });
-  const rMq = await interleave('masquerade TCP', mq);
-  record('pod → internet TCP', 'Gbit/s', rMq);
-  ratio('pod → internet TCP', 'bvcni masquerade', 'nft masquerade', '≥ 1.0', rMq);
-
-  // Short connections leave TIME_WAIT behind on the client: let it reuse ports, from a wide range.
-  const clientSysctls = ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535'];
-  for (const c of clusters) await c.exec(ends(c).client, clientSysctls);
-  const failed = new Map<string, number>();
-  const crr = (c: Cluster, from: SimNetns, label: string) => async () => {
-    const r = await crrRate(from, c.internet.ip);
-    failed.set(label, (failed.get(label) ?? 0) + r.failed);
-    return r.perSecond;
-  };
-  const cr: Variant[] = [];
-  if (bvcni) cr.push({ name: 'bvcni masquerade', run: crr(bvcni, ends(bvcni).client, 'bvcni') });
-  cr.push({ name: 'nft masquerade', run: crr(flannel, fE.client, 'flannel') });
-  // The ceiling for any pod: the node's own connections, with no pod hop and no NAT
-  // (a bvcni node, whose namespace has no netfilter rules).
-  const ceilingNode = bvcni?.nodes[0];
-  if (bvcni && ceilingNode) {
-    await bvcni.exec(ceilingNode, clientSysctls);
-    cr.push({ name: 'node itself, no pod, no NAT', run: crr(bvcni, ceilingNode, 'node itself') });
+  if (part('masq')) {
+    const rMq = await interleave('masquerade TCP', mq);
+    record('pod → internet TCP', 'Gbit/s', rMq);
+    ratio('pod → internet TCP', 'bvcni masquerade', 'nft masquerade', '≥ 1.0', rMq);
   }
-  const rCr = await interleave('short connections', cr);
-  record('pod → internet short connections', 'conn/s', rCr);
-  for (const [dp, n] of failed) notes.push(`short connections, ${dp}: ${n} connections got no answer within 1 s over all runs`);
-  if (bvcni) {
-    const drops = (await loadDataplane()).readDropStats(ends(bvcni).client.node.pinDir).filter((d) => d.packets > 0n);
-    notes.push(`bvcni drops on the client node after the masquerade runs: ${drops.map((d) => `${d.reason}/${d.direction}=${d.packets}`).join(', ') || 'none'}`);
-  }
-  ratio('pod → internet short connections', 'bvcni masquerade', 'nft masquerade', '≥ 1.2', rCr);
-  ratio('pod → internet short connections', 'node itself, no pod, no NAT', 'nft masquerade', 'ceiling, no target', rCr);
 
-  if (bvcni) {
+  if (part('crr')) {
+    // Short connections leave TIME_WAIT behind on the client: let it reuse ports, from a wide range.
+    const clientSysctls = ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535'];
+    for (const c of clusters) await c.exec(ends(c).client, clientSysctls);
+    const failed = new Map<string, number>();
+    const crr = (c: Cluster, from: SimNetns, label: string) => async () => {
+      const r = await crrRate(from, c.internet.ip);
+      failed.set(label, (failed.get(label) ?? 0) + r.failed);
+      return r.perSecond;
+    };
+    const cr: Variant[] = [];
+    if (bvcni) cr.push({ name: 'bvcni masquerade', run: crr(bvcni, ends(bvcni).client, 'bvcni') });
+    cr.push({ name: 'nft masquerade', run: crr(flannel, fE.client, 'flannel') });
+    // The ceiling for any pod: the node's own connections, with no pod hop and no NAT
+    // (a bvcni node, whose namespace has no netfilter rules).
+    const ceilingNode = bvcni?.nodes[0];
+    if (bvcni && ceilingNode) {
+      await bvcni.exec(ceilingNode, clientSysctls);
+      cr.push({ name: 'node itself, no pod, no NAT', run: crr(bvcni, ceilingNode, 'node itself') });
+    }
+    const rCr = await interleave('short connections', cr);
+    record('pod → internet short connections', 'conn/s', rCr);
+    for (const [dp, n] of failed) notes.push(`short connections, ${dp}: ${n} connections got no answer within 1 s over all runs`);
+    if (bvcni) {
+      const drops = (await loadDataplane()).readDropStats(ends(bvcni).client.node.pinDir).filter((d) => d.packets > 0n);
+      notes.push(`bvcni drops on the client node after the masquerade runs: ${drops.map((d) => `${d.reason}/${d.direction}=${d.packets}`).join(', ') || 'none'}`);
+    }
+    ratio('pod → internet short connections', 'bvcni masquerade', 'nft masquerade', '≥ 1.2', rCr);
+    ratio('pod → internet short connections', 'node itself, no pod, no NAT', 'nft masquerade', 'ceiling, no target', rCr);
+  }
+
+  if (bvcni && part('scale')) {
     // Fill the sending node's tunnel map with remote podCIDRs outside the
     // cluster's real ones (100.64.0.0/10 /24s), so lookups walk a large trie
     // while the measured flow still matches its own entry.
