@@ -10,13 +10,13 @@
 // the daemon declines when its view differs. Declined, absent or refusing
 // daemon: the plugin does the work itself, as it always could.
 import { statSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULTS, sniffVersion } from './config.js';
 import { Code, CniError, toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
 import type { Outcome } from './plugin.js';
 import { mark } from './trace.js';
+import { exchange } from './unix-exchange.js';
 
 export const DAEMON_SOCKET = 'bvcnid.sock';
 const PROTOCOL = 1;
@@ -102,46 +102,41 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
   const env = cniVariables(vars);
   const request: DelegateRequest = { protocol: PROTOCOL, env, stdin, nodeNs: nsId('/proc/self/ns/net'), podNs: nsId(env.CNI_NETNS ?? '') };
   return new Promise((resolve) => {
+    const path = daemonSocketPath(dataDir);
     let sent = false;
     let settled = false;
-    const answer: Buffer[] = [];
-    const sock = connect(daemonSocketPath(dataDir));
-    mark('delegate: connecting');
     let timer: NodeJS.Timeout | undefined;
-    const finish = (out: Outcome | undefined, ended = false): void => {
+    const finish = (out: Outcome | undefined): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      // A socket that has seen the daemon's end closes itself (no half-open
-      // sockets here); destroying it anyway costs ~0.3 ms of a cold process.
-      if (!ended) sock.destroy();
+      conn.abort();
       resolve(out);
     };
     const lost = (why: string): void => {
       if (!sent || env.CNI_COMMAND === 'DEL') finish(undefined);
-      else finish(tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${daemonSocketPath(dataDir)}`));
+      else finish(tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${path}`));
     };
-    // Written once connected (a write queued before costs more than the wait),
-    // and the timer armed only then, while bvcnid works: a unix socket connect
-    // succeeds or fails at once, so only the answer needs a deadline.
-    sock.on('connect', () => {
-      mark('delegate: connected');
-      sent = true;
-      sock.end(JSON.stringify(request));
-      timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
+    const conn = exchange(path, JSON.stringify(request), {
+      // A unix socket connect succeeds or fails at once: only the answer needs a deadline.
+      connected: () => {
+        mark('delegate: connected');
+        sent = true;
+        timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
+      },
+      failed: lost,
+      answered: (answer) => {
+        mark('delegate: answered');
+        let reply: DelegateReply;
+        try {
+          reply = JSON.parse(answer.toString('utf8')) as DelegateReply;
+        } catch {
+          lost('connection closed before a complete answer');
+          return;
+        }
+        finish('outcome' in reply ? reply.outcome : undefined);
+      },
     });
-    sock.on('data', (d: Buffer) => answer.push(d));
-    sock.on('error', (e) => lost(e.message));
-    sock.on('end', () => {
-      mark('delegate: answered');
-      let reply: DelegateReply;
-      try {
-        reply = JSON.parse(Buffer.concat(answer).toString('utf8')) as DelegateReply;
-      } catch {
-        lost('connection closed before a complete answer');
-        return;
-      }
-      finish('outcome' in reply ? reply.outcome : undefined, true);
-    });
+    mark('delegate: connecting');
   });
 }
