@@ -129,9 +129,14 @@ struct stats_value {
  * taking a reusable one over with a compare-and-swap of its created_ns, is
  * what reserves (node ip, nat port, proto, remote ip, remote port), so two pods
  * never share a tuple. Both directions refresh its last_seen_ns and its
- * tcp_state. An entry idle for longer than its NAT_TIMEOUT_* is stale: the
- * programs treat it as absent (and may reuse its port); the daemon may delete
- * stale entries; the LRU eviction is only the safety net.
+ * tcp_state. A flow sits on the first port of its probe sequence unless that
+ * was taken when it started: the programs then find its reservation without
+ * the EGRESS entry, and read (and refresh) the EGRESS entry only for the
+ * other flows; it is written for every flow all the same. An entry idle for
+ * longer than its NAT_TIMEOUT_* is stale (an EGRESS entry: when its
+ * reservation is, or is gone or another flow's): the programs treat it as
+ * absent (and may reuse its port); the daemon may delete stale entries; the
+ * LRU eviction is only the safety net.
  */
 struct nat_key {
 	__u32 saddr;            /* network order */

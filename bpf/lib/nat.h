@@ -208,6 +208,14 @@ static __always_inline __u32 nat_hash(const struct nat_flow *f, __u32 salt)
 	return h ^ (h >> 16);
 }
 
+/* The i-th port of flow f's probe sequence (network order): NAT_PORT_RUN consecutive ports from each hashed start. */
+static __always_inline __u16 nat_candidate(const struct nat_flow *f, __u32 min, __u32 range, __u32 i)
+{
+	__u32 start = nat_hash(f, i / NAT_PORT_RUN) % range;
+
+	return bpf_htons((__u16)(min + (start + i % NAT_PORT_RUN) % range));
+}
+
 /*
  * Translates one address (with its pseudo-header share of the L4 checksum) and
  * one port-like field: the L4 checksum here, the fields themselves in x, for
@@ -287,6 +295,31 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	rkey.proto = f.proto;
 	rkey.dir = NAT_DIR_INGRESS;
 
+	rval.created_ns = now;
+	rval.last_seen_ns = now;
+	rval.to_addr = f.saddr;
+	rval.to_port = f.sport;
+	rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
+	range = min && max >= min ? max - min + 1 : 0;
+
+	/*
+	 * A flow sits on its first hashed candidate port unless that was taken
+	 * when it started: then its reservation, looked up directly, is all a
+	 * packet needs, and the EGRESS entry (another lookup of a cold entry, half
+	 * the NAT's cost per packet) is read only for the others.
+	 */
+	if (range) {
+		rkey.dport = nat_candidate(&f, min, range, 0);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+		if (re && re->to_addr == f.saddr && re->to_port == f.sport && !nat_stale(re, f.proto, now)) {
+			port = rkey.dport;
+			re->last_seen_ns = now;
+			if (f.proto == IPPROTO_TCP)
+				re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 1);
+			return nat_xlate_l4(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port, x);
+		}
+	}
+
 	fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
 	/*
 	 * With no mapping of ours, the packet may answer a connection the host
@@ -297,11 +330,6 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
 	    ct_host_translated(skb, ip))
 		return NAT_TO_STACK;
-	rval.created_ns = now;
-	rval.last_seen_ns = now;
-	rval.to_addr = f.saddr;
-	rval.to_port = f.sport;
-	rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
 	if (fe && fe->to_addr == cfg->node_ip) {
 		rkey.dport = fe->to_port;
 		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
@@ -312,24 +340,14 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 			if (f.proto == IPPROTO_TCP)
 				re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 1);
 			fe->last_seen_ns = now;
-		} else if (nat_port_in_range(cfg, rkey.dport) && nat_take(&rkey, re, &f, now, &rval, &inserted)) {
-			/*
-			 * The flow's previous port, free again (the pod reused its source
-			 * port, or the mapping idled out unclaimed): kept, which spares
-			 * probing (a lookup of a cold entry) and keeps the flow's port.
-			 */
-			port = rkey.dport;
-			fresh = 1;
 		}
 	}
 
 	if (!port) {
-		if (min == 0 || max < min)
+		if (!range)
 			return DROP(REASON_DROP_NAT_NO_PORT);
-		range = max - min + 1;
 		for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
-			__u32 start = nat_hash(&f, i / NAT_PORT_RUN) % range;
-			__u16 cand = bpf_htons((__u16)(min + (start + i % NAT_PORT_RUN) % range));
+			__u16 cand = nat_candidate(&f, min, range, i);
 
 			rkey.dport = cand;
 			re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);

@@ -414,9 +414,8 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     }
   });
 
-  test("a flow's previous NAT port is taken back once free, never from a live flow", () => {
+  test("a flow gets its first hashed candidate port when free, never a live flow's, and keeps its port and EGRESS entry", () => {
     const remote = '198.51.100.21';
-    const port = 61005;
     const SYN = 0x02;
     const fromPod = (src: string, sport: number, flags: number) =>
       exec('pod', packet({ src, dst: remote, proto: PROTO.TCP, sport, dport: 80, tcpFlags: flags }));
@@ -426,6 +425,8 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
       const e = maps.nat.lookup({ saddr: remote, daddr: NODE_IP, sport: 80, dport: p, proto: PROTO.TCP, dir: NatDir.ingress });
       return [e?.to_addr, e?.to_port, e?.tcp_state];
     };
+    const egressPort = (src: string, sport: number) =>
+      maps.nat.lookup({ saddr: src, daddr: remote, sport, dport: 80, proto: PROTO.TCP, dir: NatDir.egress })?.to_port;
     // A connection that the pod closes first: its reservation ends CLOSED, reusable at once.
     const closeFromPod = (src: string, sport: number, p: number) => {
       fromRemote(p, 0x12);
@@ -435,20 +436,26 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
       assert.equal(owner(p)[2], NatTcpState.CLOSED);
     };
     try {
-      // One port in the range: POD1 gets it, closes, and POD2 takes it over.
-      maps.config.update(0, config({ nat_port_min: port, nat_port_max: port }));
-      assert.equal(parse(fromPod(POD1.ip, 43000, SYN).out).sport, port);
-      closeFromPod(POD1.ip, 43000, port);
-      assert.equal(parse(fromPod(POD2.ip, 43000, SYN).out).sport, port);
-      // Live: POD1's next connection from the same source port may not take it back.
+      // The same flow twice, with the whole range open: the same (first) candidate both times.
+      const first = parse(fromPod(POD1.ip, 43000, SYN).out).sport;
+      closeFromPod(POD1.ip, 43000, first);
+      assert.equal(parse(fromPod(POD1.ip, 43000, SYN).out).sport, first);
+      closeFromPod(POD1.ip, 43000, first);
+      // POD2 takes that reservation over while it is closed (a one-port range leaves it no other).
+      maps.config.update(0, config({ nat_port_min: first, nat_port_max: first }));
+      assert.equal(parse(fromPod(POD2.ip, 43000, SYN).out).sport, first);
+      // Live: POD1's first candidate is busy, so it may not have it, in a one-port range...
       assert.equal(fromPod(POD1.ip, 43000, SYN).retval, TC_ACT_SHOT);
-      assert.deepEqual(owner(port), [POD2.ip, 43000, NatTcpState.SYN]);
-      closeFromPod(POD2.ip, 43000, port);
-      // Free again, in a wide range: POD1 gets its previous port back rather than a hashed one.
+      assert.deepEqual(owner(first), [POD2.ip, 43000, NatTcpState.SYN]);
+      // ...and in the whole range it goes on to another port, which its later packets keep.
       maps.config.update(0, config());
-      assert.equal(parse(fromPod(POD1.ip, 43000, SYN).out).sport, port);
-      assert.deepEqual(owner(port), [POD1.ip, 43000, NatTcpState.SYN]);
-      const reply = parse(fromRemote(port, 0x12).out);
+      const other = parse(fromPod(POD1.ip, 43000, SYN).out).sport;
+      assert.notEqual(other, first);
+      assert.equal(egressPort(POD1.ip, 43000), other, 'the EGRESS entry leads its packets to their port');
+      assert.equal(parse(fromPod(POD1.ip, 43000, 0x10).out).sport, other);
+      assert.deepEqual(owner(other), [POD1.ip, 43000, NatTcpState.SYN]);
+      assert.deepEqual(owner(first), [POD2.ip, 43000, NatTcpState.SYN], "POD2's reservation untouched");
+      const reply = parse(fromRemote(other, 0x12).out);
       assert.deepEqual([reply.dst, reply.dport], [POD1.ip, 43000]);
     } finally {
       maps.config.update(0, config());
@@ -465,6 +472,12 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     );
     const staleRev = { saddr: '198.51.100.9', daddr: NODE_IP, sport: 53, dport: stalePort, proto: PROTO.UDP, dir: NatDir.ingress };
     maps.nat.update(staleRev, { ...old, to_addr: POD1.ip, to_port: 3000 });
+    // A live flow whose EGRESS entry the programs have not refreshed (they read it only for flows
+    // off their first candidate port): live by its fresh reservation.
+    const quietFwd = { saddr: POD2.ip, daddr: '198.51.100.9', sport: 3001, dport: 53, proto: PROTO.UDP, dir: NatDir.egress };
+    maps.nat.update(quietFwd, { ...old, to_addr: NODE_IP, to_port: stalePort - 1 });
+    const liveRev = { saddr: '198.51.100.9', daddr: NODE_IP, sport: 53, dport: stalePort - 1, proto: PROTO.UDP, dir: NatDir.ingress };
+    maps.nat.update(liveRev, { ...old, last_seen_ns: monotonicNs(), to_addr: POD2.ip, to_port: 3001 });
     maps.config.update(0, config({ nat_port_max: stalePort }));
     try {
       const reply = packet({ src: '198.51.100.9', dst: NODE_IP, proto: PROTO.UDP, sport: 53, dport: stalePort });
@@ -478,6 +491,9 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(collectNat(PIN, monotonicNs()), 2);
     assert.equal(maps.nat.lookup(staleRev), undefined);
     assert.equal(listNat(PIN).length, live, 'live flows survive GC');
+    assert.ok(maps.nat.lookup(quietFwd) && maps.nat.lookup(liveRev), 'a live flow with a quiet EGRESS entry survives GC');
+    maps.nat.delete(quietFwd);
+    maps.nat.delete(liveRev);
   });
 
   test('traffic to outside the cluster passes to the host stack when masquerade is off', () => {
