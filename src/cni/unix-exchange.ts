@@ -129,10 +129,8 @@ function loadPipeBinding(): PipeBinding | undefined {
     ) {
       return undefined;
     }
-    const probe = new Pipe(SOCKET);
-    const usable = ['connect', 'readStart', 'writeUtf8String', 'shutdown', 'close'].every((m) => typeof (probe as unknown as Record<string, unknown>)[m] === 'function');
-    probe.close();
-    if (!usable) return undefined;
+    const methods = Pipe.prototype as unknown as Record<string, unknown>;
+    if (!['connect', 'readStart', 'writeUtf8String', 'shutdown', 'close'].every((m) => typeof methods[m] === 'function')) return undefined;
     return {
       newPipe: () => new Pipe(SOCKET),
       newConnect: () => new PipeConnectWrap(),
