@@ -49,7 +49,10 @@ export class PinnedDataplane implements Dataplane {
   unregister(pinDir: string, ip: string): boolean {
     // DEL stays idempotent after an uninstall removed the maps.
     if (!existsSync(mapPin(pinDir, MapName.endpoints))) return false;
-    unregisterEndpoint(pinDir, ip);
+    // DEL and GC delete the pod's host veth, and its program with it. (With
+    // bvcnid the delete comes after the answer, so a detach here would find
+    // the veth and wait ~up to 30 ms for RCU while bvcnid serves nothing else.)
+    unregisterEndpoint(pinDir, ip, { detach: false });
     return true;
   }
 

@@ -63,15 +63,17 @@ function restore(map: BpfMap<EndpointKey, EndpointValue>, key: EndpointKey, prev
 
 /**
  * Removes the entry (tolerant of absent) and detaches the program if the
- * veth still exists (usually the plugin deletes the veth, which drops it).
+ * veth still exists. detach: false leaves the program to the veth's deletion,
+ * which takes it along: detaching a veth's last filter first waits for RCU
+ * callbacks in flight (rcu_barrier, up to ~30 ms here) for nothing.
  */
-export function unregisterEndpoint(pinDir: string, ip: string, opts: { netns?: string } = {}): void {
+export function unregisterEndpoint(pinDir: string, ip: string, opts: { netns?: string; detach?: boolean } = {}): void {
   ipv4ToInt(ip);
   using map = openEndpointsMap(pinDir);
   const key = { ip };
   const ep = map.lookup(key);
   map.delete(key);
-  if (ep) {
+  if (ep && opts.detach !== false) {
     try {
       detachTc({ ifindex: ep.ifindex, netns: opts.netns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
     } catch {

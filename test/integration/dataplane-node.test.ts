@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { run, startProcess } from '../../src/common/exec.js';
+import { listTc } from '../../loader/index.js';
+import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';
 import {
   TunnelFlags,
@@ -330,6 +332,32 @@ describe('node dataplane (two nodes, real kernel)', { timeout: 180_000 }, () => 
       const res = JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } };
       assert.ok(res.end.sum_received.bytes > 0);
     }
+  });
+
+  test('unregisterEndpoint without detach leaves the program to the veth; by default it detaches it', async () => {
+    const p = pod('a2');
+    const host = netnsPath(NS.n1);
+    const hostIf = `h${p.name}`;
+    const ifindex = (JSON.parse(await ip(NS.n1, '-j', 'link', 'show', hostIf))[0] as { ifindex: number }).ifindex;
+    const podMac = (JSON.parse(await ip(podNs(p), '-j', 'link', 'show', 'eth0'))[0] as { address: string }).address;
+    const register = (): void =>
+      registerEndpoint(PIN.n1, { ip: p.ip, hostIfname: hostIf, hostIfindex: ifindex, podMac, gwMac: dps[0]!.gatewayMac, netns: host });
+    const attached = (): number => listTc({ ifname: hostIf, netns: host }, 'ingress').length;
+    const entry = (): boolean => {
+      using m = openEndpointsMap(PIN.n1);
+      return m.lookup({ ip: p.ip }) !== undefined;
+    };
+    assert.equal(attached(), 1);
+    unregisterEndpoint(PIN.n1, p.ip, { netns: host, detach: false });
+    assert.equal(entry(), false);
+    assert.equal(attached(), 1, 'the program stays until the veth goes');
+    register();
+    unregisterEndpoint(PIN.n1, p.ip, { netns: host });
+    assert.equal(entry(), false);
+    assert.equal(attached(), 0);
+    register();
+    assert.equal(entry(), true);
+    assert.equal(attached(), 1);
   });
 
   test('unregisterEndpoint removes the entry; decapsulated traffic for it is dropped and counted', async () => {
