@@ -9,8 +9,9 @@
 // itself built on, reached through process.binding's allow-list — and
 // otherwise uses node:net. Measured in one run with two minimal clients and a
 // daemon that answers at once: 0.1 ms above an empty executable's start-up
-// over the pipe handle, 2.9 ms over node:net. The binding is Node's internal API: the executable embeds the Node
-// it was built with, and a unit test fails if this Node no longer offers it.
+// over the pipe handle, 2.9 ms over node:net. The binding is Node's internal
+// API: the executable embeds the Node it was built with, and a unit test fails
+// if this Node no longer offers it.
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 
