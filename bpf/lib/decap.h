@@ -28,21 +28,7 @@
 #include "ipv4.h"
 #include "conntrack.h"
 #include "deliver.h"
-
-struct vxlan_hdr_min {
-	__u8 flags;             /* 0x08: the VNI is valid */
-	__u8 reserved1[3];
-	__u8 vni[3];
-	__u8 reserved2;
-};
-#define VXLAN_F_VNI 0x08
-
-/* Outer IPv4 (no options) + UDP + VXLAN + inner Ethernet: what decapsulation removes. */
-#define VXLAN_ENCAP_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct vxlan_hdr_min) + ETH_HLEN)
-#define VXLAN_INNER_IP_OFF (ETH_HLEN + VXLAN_ENCAP_LEN)
-
-#define IP_ECN_MASK 0x3
-#define IP_ECN_CE   0x3
+#include "vxlan.h"
 
 /*
  * Only a cluster node's packets skip the host stack: the rest meet the host's

@@ -18,22 +18,30 @@
 #endif
 
 /*
- * The last route taken, per CPU: the next hop (device, MACs) of one
- * destination, for FIB_CACHE_NS. A lookup costs ~150 ns per packet and a
- * stream of short connections to one service repeats the same one; with the
- * cache a route or neighbour change takes effect within FIB_CACHE_NS (on the
- * coarse clock: up to one tick more) instead of at once. NO_NEIGH answers are
- * never cached. Not pinned and not named bvcni_*: no part of the ABI, private
- * to this object, and a replaced program must not start from its
- * predecessor's next hops.
+ * The last route taken, per CPU and per user (FIB_SLOT_*): the next hop
+ * (device, MACs) of one destination, for FIB_CACHE_NS. A lookup costs
+ * ~150 ns per packet, and a stream of short connections to one service, like
+ * a stream of packets to one node, repeats the same one; with the cache a
+ * route or neighbour change takes effect within FIB_CACHE_NS (on the coarse
+ * clock: up to one tick more) instead of at once. NO_NEIGH answers are never
+ * cached. Not pinned and not named bvcni_*: no part of the ABI, private to
+ * each object, and a replaced program must not start from its predecessor's
+ * next hops.
  */
 #define FIB_CACHE_NS (10ULL * 1000 * 1000)
+
+enum fib_slot {
+	FIB_SLOT_MASQUERADE, /* pods to the outside world */
+	FIB_SLOT_OVERLAY,    /* encapsulated packets to other nodes */
+	FIB_SLOTS,
+};
 
 struct fib_cache_entry {
 	__u64 expires_ns;
 	__u32 saddr;
 	__u32 daddr;
 	__u32 ifindex;
+	__u32 nexthop;
 	__u8  smac[6];
 	__u8  dmac[6];
 	__u8  tos;
@@ -44,26 +52,35 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct fib_cache_entry);
-	__uint(max_entries, 1);
+	__uint(max_entries, FIB_SLOTS);
 } fib_cache SEC(".maps");
 
-static __always_inline int fib_redirect(struct __sk_buff *skb, __u32 in_ifindex, __u32 saddr, __u32 daddr,
-					__u8 tos, const struct nat_xlate *x)
+struct fib_hop {
+	__u32 ifindex;
+	__u32 nexthop;  /* network order: the gateway, or the destination itself on a link */
+	__u8  smac[6];
+	__u8  dmac[6];
+};
+
+/* fib_next_hop found the device but not the neighbour: hop has no MACs. */
+#define FIB_HOP_NO_NEIGH 1
+
+/* 0 with the whole hop, FIB_HOP_NO_NEIGH, or DROP(REASON_DROP_FIB). */
+static __always_inline int fib_next_hop(struct __sk_buff *skb, __u32 slot, __u32 in_ifindex, __u32 saddr,
+					__u32 daddr, __u8 tos, struct fib_hop *hop)
 {
 	struct bpf_fib_lookup p = {};
 	struct fib_cache_entry *c;
 	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 zero = 0;
 	long rc;
-	int ret;
 
-	c = bpf_map_lookup_elem(&fib_cache, &zero);
+	c = bpf_map_lookup_elem(&fib_cache, &slot);
 	if (c && c->daddr == daddr && c->saddr == saddr && c->tos == tos && now < c->expires_ns) {
-		ret = forward_write(skb, c->smac, c->dmac, x);
-		if (ret)
-			return ret;
-		ret = bpf_redirect(c->ifindex, 0);
-		return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
+		hop->ifindex = c->ifindex;
+		hop->nexthop = c->nexthop;
+		__builtin_memcpy(hop->smac, c->smac, 6);
+		__builtin_memcpy(hop->dmac, c->dmac, 6);
+		return 0;
 	}
 
 	p.family = AF_INET;
@@ -74,26 +91,44 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, __u32 in_ifindex,
 	rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return DROP(REASON_DROP_FIB);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		ret = forward_write(skb, 0, 0, x);
-		if (ret)
-			return ret;
-		ret = bpf_redirect_neigh(p.ifindex, 0, 0, 0);
-		return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
-	}
+	hop->ifindex = p.ifindex;
+	hop->nexthop = p.ipv4_dst; /* the lookup put the gateway there, if any */
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return FIB_HOP_NO_NEIGH;
+	__builtin_memcpy(hop->smac, p.smac, 6);
+	__builtin_memcpy(hop->dmac, p.dmac, 6);
 	if (c) {
 		c->expires_ns = now + FIB_CACHE_NS;
 		c->saddr = saddr;
 		c->daddr = daddr;
 		c->tos = tos;
 		c->ifindex = p.ifindex;
+		c->nexthop = p.ipv4_dst;
 		__builtin_memcpy(c->smac, p.smac, 6);
 		__builtin_memcpy(c->dmac, p.dmac, 6);
 	}
-	ret = forward_write(skb, p.smac, p.dmac, x);
+	return 0;
+}
+
+static __always_inline int fib_redirect(struct __sk_buff *skb, __u32 in_ifindex, __u32 saddr, __u32 daddr,
+					__u8 tos, const struct nat_xlate *x)
+{
+	struct fib_hop hop;
+	int ret = fib_next_hop(skb, FIB_SLOT_MASQUERADE, in_ifindex, saddr, daddr, tos, &hop);
+
+	if (ret == FIB_HOP_NO_NEIGH) {
+		ret = forward_write(skb, 0, 0, x);
+		if (ret)
+			return ret;
+		ret = bpf_redirect_neigh(hop.ifindex, 0, 0, 0);
+		return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
+	}
 	if (ret)
 		return ret;
-	ret = bpf_redirect(p.ifindex, 0);
+	ret = forward_write(skb, hop.smac, hop.dmac, x);
+	if (ret)
+		return ret;
+	ret = bpf_redirect(hop.ifindex, 0);
 	return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
 }
 
