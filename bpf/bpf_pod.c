@@ -10,7 +10,7 @@
 #include "lib/metrics.h"
 #include "lib/eth.h"
 #include "lib/ipv4.h"
-#include "lib/encap.h"
+#include "lib/overlay_xmit.h"
 #include "lib/nat.h"
 #include "lib/fib.h"
 #include "lib/deliver.h"
@@ -60,7 +60,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		ret = encap_check_mtu(skb, cfg, ip);
 		if (ret)
 			return ret;
-		return encap_and_redirect(skb, cfg, tun);
+		return overlay_xmit(skb, cfg, tun);
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
 		return DROP(REASON_DROP_NO_TUNNEL);

@@ -24,7 +24,7 @@ import {
   type ConfigValue,
   type DataplaneMaps,
 } from '../../src/dataplane/index.js';
-import { PROTO, packet, parse, parseIp, vxlanPacket } from './packet.js';
+import { PROTO, packet, parse, parseIp, parseVxlan, vxlanPacket } from './packet.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -149,19 +149,67 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     maps.endpoints.delete({ ip: '10.244.1.9' });
   });
 
-  test('remote podCIDR and remote node IP are tunnelled (redirect); a cluster address with no tunnel is dropped', () => {
+  test('remote podCIDR and remote node IP are encapsulated for the node (redirect); a cluster address with no tunnel is dropped', () => {
     const fwd = counter('FORWARD');
     for (const dst of ['10.244.2.2', '192.0.2.12']) {
       const pkt = packet({ src: POD1.ip, dst, proto: PROTO.TCP, sport: 1234, dport: 80 });
       const r = exec('pod', pkt);
       assert.equal(r.retval, TC_ACT_REDIRECT, dst);
-      assert.deepEqual(r.out, pkt, 'the inner packet is not modified');
+      const v = parseVxlan(r.out);
+      assert.deepEqual(v.inner, pkt, 'the whole frame is carried unchanged');
+      assert.equal(v.outer.src, NODE_IP);
+      assert.equal(v.outer.dst, '192.0.2.12');
+      assert.equal(v.outer.proto, PROTO.UDP);
+      assert.equal(v.outer.dport, 8472);
+      assert.ok(v.outer.sport >= 49152, `source port ${v.outer.sport} from the dynamic range`);
+      assert.equal(v.outer.ttl, 64);
+      assert.ok(v.outer.ipCsumOk, 'outer IP checksum');
+      assert.equal(v.df, false, 'DF clear, as the VXLAN device sends');
+      assert.equal(v.ipTotalLength, r.out.length - 14);
+      assert.equal(v.udpLength, r.out.length - 34);
+      assert.equal(v.udpChecksum, 0);
+      assert.equal(v.vxlanFlags, 0x08);
+      assert.equal(v.vni, 1);
     }
     assert.equal(counter('FORWARD'), fwd + 2n);
     const before = counter('DROP_NO_TUNNEL');
     const miss = packet({ src: POD1.ip, dst: '10.244.3.2', proto: PROTO.TCP, sport: 1234, dport: 80 });
     assert.equal(exec('pod', miss).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_NO_TUNNEL'), before + 1n);
+  });
+
+  test('encapsulation: one flow keeps one source port, the outer header carries the inner ECN (CE as ECT(0)), the VNI is the configured one', () => {
+    maps.config.update(0, config({ vni: 0x123456 }));
+    try {
+      const flow = (tos: number) => packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 4000, dport: 53, tos });
+      const ports = new Set<number>();
+      for (const [inner, outer] of [[0, 0], [1, 1], [2, 2], [3, 2], [0xb8 | 1, 1]] as const) {
+        const v = parseVxlan(exec('pod', flow(inner)).out);
+        assert.equal(v.tos, outer, `inner TOS ${inner}`);
+        assert.equal(v.vni, 0x123456);
+        ports.add(v.outer.sport);
+      }
+      assert.equal(ports.size, 1, 'the same flow, the same source port');
+      const other = parseVxlan(exec('pod', packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 4001, dport: 53 })).out);
+      const third = parseVxlan(exec('pod', packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 4002, dport: 53 })).out);
+      assert.ok(new Set([...ports, other.outer.sport, third.outer.sport]).size > 1, 'other flows hash elsewhere');
+    } finally {
+      maps.config.update(0, config());
+    }
+  });
+
+  test('with no route to the node, the packet goes to the VXLAN device with its tunnel key instead', async () => {
+    await run(['ip', 'route', 'add', 'blackhole', '192.0.2.200/32'], { netns: netnsPath(NS) });
+    maps.tunnel.update({ prefixlen: 24, addr: '10.244.5.0' }, { node_ip: '192.0.2.200', flags: 0 });
+    try {
+      const pkt = packet({ src: POD1.ip, dst: '10.244.5.2', proto: PROTO.TCP, sport: 1234, dport: 80 });
+      const r = exec('pod', pkt);
+      assert.equal(r.retval, TC_ACT_REDIRECT);
+      assert.deepEqual(r.out, pkt, 'left for the device to encapsulate');
+    } finally {
+      maps.tunnel.delete({ prefixlen: 24, addr: '10.244.5.0' });
+      await run(['ip', 'route', 'del', 'blackhole', '192.0.2.200/32'], { netns: netnsPath(NS) });
+    }
   });
 
   test('the node egress path sets the tunnel key for remote pods and drops unknown cluster addresses', () => {

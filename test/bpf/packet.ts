@@ -45,6 +45,8 @@ export interface PacketSpec extends L4 {
   dst: string;
   ttl?: number;
   df?: boolean;
+  /** The TOS byte (ECN in its low two bits). */
+  tos?: number;
 }
 
 /** The L4 segment with its checksum filled in. */
@@ -81,6 +83,7 @@ export function ipPacket(spec: PacketSpec): Buffer {
   const seg = l4Segment(spec);
   const ip = Buffer.alloc(20);
   ip[0] = 0x45;
+  ip[1] = spec.tos ?? 0;
   ip.writeUInt16BE(20 + seg.length, 2);
   ip.writeUInt16BE(0x1234, 4);
   ip.writeUInt16BE(spec.df === false ? 0 : 0x4000, 6);
@@ -162,6 +165,34 @@ export interface VxlanSpec {
   port?: number;
   /** The outer TOS byte (ECN in its low two bits). */
   tos?: number;
+}
+
+export interface VxlanParsed {
+  outer: Omit<Parsed, 'dstMac' | 'srcMac'>;
+  tos: number;
+  df: boolean;
+  ipTotalLength: number;
+  udpLength: number;
+  udpChecksum: number;
+  vxlanFlags: number;
+  vni: number;
+  /** The encapsulated Ethernet frame. */
+  inner: Buffer;
+}
+
+/** Takes a VXLAN frame apart (outer Ethernet + IPv4 without options + UDP + VXLAN). */
+export function parseVxlan(frame: Buffer): VxlanParsed {
+  return {
+    outer: parseIp(frame, 14),
+    tos: frame[15]!,
+    df: (frame.readUInt16BE(20) & 0x4000) !== 0,
+    ipTotalLength: frame.readUInt16BE(16),
+    udpLength: frame.readUInt16BE(38),
+    udpChecksum: frame.readUInt16BE(40),
+    vxlanFlags: frame[42]!,
+    vni: frame.readUIntBE(46, 3),
+    inner: frame.subarray(50),
+  };
 }
 
 /** An Ethernet frame wrapped in outer Ethernet + IPv4 + UDP (checksum 0, as VXLAN senders do) + VXLAN. */

@@ -28,6 +28,7 @@ import {
   type SimPod,
 } from '../../src/sim/index.js';
 import { listTc } from '../../loader/index.js';
+import { run } from '../../src/common/exec.js';
 import { NodeDefaults, listNat } from '../../src/dataplane/index.js';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -243,6 +244,36 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
     assert.notDeepEqual(idsAfter, idsBefore, 'the programs were actually replaced');
     assert.ok(res.intervals.length >= 5, `intervals: ${res.intervals}`);
     assert.ok(res.intervals.slice(2).every((g) => g > 0), `the flow stalled: ${res.intervals.map((g) => g.toFixed(2))}`);
+  });
+
+  // A NIC without UDP tunnel offloads: the programs encapsulate pods' TCP super-packets
+  // themselves, so the kernel must be able to cut them up in software at the uplink with
+  // correct inner headers and checksums. The segments reach the receiver unverified by any
+  // device (CHECKSUM_NONE), so its TCP checks every one.
+  test('an uplink without transmit offloads segments encapsulated super-packets in software, with correct checksums', async () => {
+    const a = pod(0, 0);
+    const b = pod(1, 1);
+    const sender = node(0);
+    // Through `ip`: /sys/class/net would show the namespace sysfs was mounted in, not this one.
+    const txStats = async (): Promise<{ packets: number; bytes: number }> => {
+      const r = await run(['ip', '-j', '-s', 'link', 'show', 'dev', sender.uplink], { netns: sender.path });
+      return (JSON.parse(r.stdout) as { stats64: { tx: { packets: number; bytes: number } } }[])[0]!.stats64.tx;
+    };
+    await run(['ethtool', '-K', sender.uplink, 'tx', 'off'], { netns: sender.path });
+    try {
+      await startIperfServer(c, b, 5202);
+      const before = await tcpCounters(b.path);
+      const txBefore = await txStats();
+      await iperf(a.path, b.ip, { bytes: '20M', port: 5202 });
+      const txAfter = await txStats();
+      const after = await tcpCounters(b.path);
+      const perPacket = (txAfter.bytes - txBefore.bytes) / (txAfter.packets - txBefore.packets);
+      assert.ok(perPacket <= 1514, `the uplink sent ${perPacket.toFixed(0)} bytes per packet: not segmented`);
+      assert.ok(after.InSegs! - before.InSegs! > 10_000, `${b.name} received ${after.InSegs! - before.InSegs!} segments`);
+      assert.equal(after.InCsumErrors! - before.InCsumErrors!, 0, 'TcpInCsumErrors');
+    } finally {
+      await run(['ethtool', '-K', sender.uplink, 'tx', 'on'], { netns: sender.path });
+    }
   });
 
   test('with checksum offloads off: 1,400-byte DF pings and bulk TCP through the overlay and the masquerade, no TcpInCsumErrors', async () => {
