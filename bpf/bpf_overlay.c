@@ -13,7 +13,8 @@
  * cluster CIDR to this device (one route, NOARP device, no neighbour or FDB
  * entries); here the same LPM lookup as bpf_pod picks the remote node. The
  * source stays the node IP, so remote pods see the real address. Packets
- * redirected from bpf_pod already carry their tunnel key and pass untouched.
+ * bpf_pod falls back to the device for (lib/overlay_xmit.h) already carry
+ * their tunnel key and pass untouched.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
