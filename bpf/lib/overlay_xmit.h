@@ -18,11 +18,12 @@
  *
  * The next hop's MAC is the neighbour table's business, not ours: the
  * kernel's neighbour output fills it in, resolves it when missing and
- * re-confirms a stale one, so a node whose MAC changes is followed as the
- * device's path would (bpf_fib_lookup's MAC, used as is, would go stale for
- * ever). Measured as fast as writing the MAC ourselves. The device remains
- * the path for what this one cannot do: no route to the node, and packets
- * the helper refuses (already encapsulated, GSO types it cannot extend).
+ * probes it again when it goes stale, as on the device's path; a MAC taken
+ * from bpf_fib_lookup and written here would never be re-confirmed by the
+ * packets that use it. Measured as fast as writing the MAC ourselves. The
+ * device remains the path for what this one cannot do: no route to the
+ * node, and packets the helper refuses (already encapsulated, GSO types it
+ * cannot extend).
  */
 #ifndef BVCNI_OVERLAY_XMIT_H
 #define BVCNI_OVERLAY_XMIT_H
