@@ -17,7 +17,7 @@ struct vxlan_hdr_min {
 #define VXLAN_ENCAP_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct vxlan_hdr_min) + ETH_HLEN)
 #define VXLAN_INNER_IP_OFF (ETH_HLEN + VXLAN_ENCAP_LEN)
 
-/* ECN bits of the IP TOS byte, which encapsulation carries across (RFC 6040). */
+/* ECN bits of the IP TOS byte, which encapsulation carries across as the kernel's tunnels do. */
 #define IP_ECN_MASK 0x3
 #define IP_ECN_CE   0x3
 #define IP_ECN_ECT0 0x2
