@@ -8,11 +8,16 @@
  * GRO cell round; skipping them measured 1.15-1.2x the cross-node TCP
  * throughput here.
  *
+ * A packet for this node itself (a remote pod talking to the node IP) is
+ * decapsulated too and handed to the VXLAN device's receive side, where the
+ * host stack takes it as it would from the device (pod to node IP measured
+ * 1.23x the TCP throughput of the device's whole receive path).
+ *
  * Anything else takes the VXLAN device as before (bpf_overlay's ingress):
- * packets from hosts that are not cluster nodes, packets for this node, for addresses with no endpoint, flows the host
- * translated, CE-marked packets (the device propagates ECN), other ports and
- * VNIs, headers a NIC left outside the linear part (rare: drivers pull them
- * in), and whatever the helper refuses. Like the device with a zero outer
+ * packets from hosts that are not cluster nodes, for addresses with no
+ * endpoint, flows the host translated, CE-marked packets (the device
+ * propagates ECN), other ports and VNIs, headers a NIC left outside the
+ * linear part (rare: drivers pull them in), and whatever the helper refuses. Like the device with a zero outer
  * checksum, we do not verify the outer UDP checksum: the inner packet carries
  * its own.
  *
@@ -81,8 +86,27 @@ static __always_inline int vxlan_decap_to_pod(struct __sk_buff *skb, const struc
 	if (!iip)
 		return TC_ACT_OK;
 	ep = endpoint_get(iip->daddr);
-	if (!ep)
-		return TC_ACT_OK;
+	if (!ep) {
+		int ret;
+
+		__u8 macs[12];
+
+		if (iip->daddr != cfg->node_ip)
+			return TC_ACT_OK;
+		/*
+		 * A pod of another node talking to this node: up the host stack as
+		 * if the VXLAN device had received it, the inner frame whole (its
+		 * ingress program, rp_filter and the host's firewall see the same
+		 * packet on the same device), without the device's outer receive path.
+		 */
+		__builtin_memcpy(macs, (void *)iip - ETH_HLEN, sizeof(macs));
+		if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+			return TC_ACT_OK;
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+			return DROP(REASON_DROP_INVALID);
+		ret = bpf_redirect(cfg->vxlan_ifindex, BPF_F_INGRESS);
+		return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
+	}
 	if (ct_host_translated_at(skb, iip, VXLAN_INNER_IP_OFF + iip->ihl * 4))
 		return TC_ACT_OK;
 	/* On failure the packet is unchanged: the VXLAN device still gets it right. */

@@ -250,7 +250,7 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
   });
 
-  test('VXLAN at the uplink: for a local pod decapsulated and delivered; anything else left to the VXLAN device', () => {
+  test('VXLAN at the uplink: for a local pod or the node decapsulated and delivered; anything else left to the VXLAN device', () => {
     maps.config.update(0, config());
     const inner = packet({ src: '10.244.2.2', dst: POD1.ip, proto: PROTO.TCP, sport: 80, dport: 1234 });
     const outer = { src: '192.0.2.12', dst: NODE_IP, vni: 1 };
@@ -262,8 +262,13 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.ok(p.ipCsumOk && p.l4CsumOk);
     assert.deepEqual(r.out.subarray(12), inner.subarray(12), 'the inner packet untouched past the MACs');
 
+    // For the node itself: decapsulated and handed to the VXLAN device's receive side (ingress).
+    const toNode = packet({ src: '10.244.2.2', dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 1234 });
+    const n = exec('uplinkIngress', vxlanPacket(outer, toNode));
+    assert.equal(n.retval, TC_ACT_REDIRECT, 'the node itself');
+    assert.deepEqual(n.out, toNode, 'the node itself: exactly the outer headers removed');
+
     const passes = {
-      'the node itself': vxlanPacket(outer, packet({ src: '10.244.2.2', dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 1234 })),
       'no such endpoint': vxlanPacket(outer, packet({ src: '10.244.2.2', dst: '10.244.1.50', proto: PROTO.TCP, sport: 80, dport: 1 })),
       'another VNI': vxlanPacket({ ...outer, vni: 2 }, inner),
       'another UDP port': vxlanPacket({ ...outer, port: 4789 }, inner),
