@@ -11,17 +11,19 @@
  *
  * egress: node-originated traffic to remote pods. The node routes the
  * cluster CIDR to this device (one route, NOARP device, no neighbour or FDB
- * entries); here the same LPM lookup as bpf_pod picks the remote node. The
- * source stays the node IP, so remote pods see the real address. Packets
- * bpf_pod falls back to the device for (lib/overlay_xmit.h) already carry
- * their tunnel key and pass untouched.
+ * entries); here the same LPM lookup as bpf_pod picks the remote node, and
+ * the packet is encapsulated and sent to the uplink as bpf_pod's are
+ * (lib/overlay_xmit.h), or given its tunnel key for the device when that
+ * cannot be done. The source stays the node IP, so remote pods see the real
+ * address. Packets bpf_pod falls back to the device for already carry their
+ * tunnel key and pass untouched.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/eth.h"
 #include "lib/ipv4.h"
-#include "lib/encap.h"
+#include "lib/overlay_xmit.h"
 #include "lib/deliver.h"
 #include "lib/conntrack.h"
 
@@ -76,7 +78,8 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 	tun = tunnel_get(ip->daddr);
 	if (!tun)
 		return DROP(REASON_DROP_NO_TUNNEL);
-	return encap_set_key(skb, cfg, tun);
+	ret = overlay_xmit(skb, cfg, tun);
+	return ret == OVERLAY_VIA_DEVICE ? encap_set_key(skb, cfg, tun) : ret;
 }
 
 SEC("tc")

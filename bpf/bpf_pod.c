@@ -60,7 +60,8 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		ret = encap_check_mtu(skb, cfg, ip);
 		if (ret)
 			return ret;
-		return overlay_xmit(skb, cfg, tun);
+		ret = overlay_xmit(skb, cfg, tun);
+		return ret == OVERLAY_VIA_DEVICE ? encap_and_redirect(skb, cfg, tun) : ret;
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
 		return DROP(REASON_DROP_NO_TUNNEL);

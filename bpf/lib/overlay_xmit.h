@@ -52,6 +52,10 @@ static __always_inline __u16 ipv4_csum(const struct iphdr *ip)
 	return (__u16)~csum_fold32(s);
 }
 
+/* overlay_xmit's answer when the packet, unchanged, must take the device (with its tunnel key). */
+#define OVERLAY_VIA_DEVICE 100
+
+/* A redirect, DROP(reason), or OVERLAY_VIA_DEVICE. */
 static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcni_config *cfg,
 					const struct tunnel_value *tun)
 {
@@ -75,15 +79,15 @@ static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcn
 	int ret;
 
 	if ((void *)(inner + 1) > data_end)
-		return encap_and_redirect(skb, cfg, tun);
+		return OVERLAY_VIA_DEVICE;
 	ret = fib_next_hop(skb, FIB_SLOT_OVERLAY, cfg->bridge_ifindex, cfg->node_ip, tun->node_ip, 0, &hop);
 	if (IS_DROP(ret))
-		return encap_and_redirect(skb, cfg, tun);
+		return OVERLAY_VIA_DEVICE;
 	nh.ipv4_nh = hop.nexthop;
 	/* The outer length must fit: otherwise only the device's path knows what to do. */
 	len = skb->len - ETH_HLEN + VXLAN_ENCAP_LEN;
 	if (len > 0xffff)
-		return encap_and_redirect(skb, cfg, tun);
+		return OVERLAY_VIA_DEVICE;
 
 	__builtin_memcpy(&h.inner_eth, eth, ETH_HLEN);
 	ecn = inner->tos & IP_ECN_MASK;
@@ -110,7 +114,7 @@ static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcn
 
 	/* On failure the packet is unchanged and the device can still take it. */
 	if (bpf_skb_adjust_room(skb, VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, OVERLAY_ADJ_FLAGS) < 0)
-		return encap_and_redirect(skb, cfg, tun);
+		return OVERLAY_VIA_DEVICE;
 	if (bpf_skb_store_bytes(skb, 0, &h.eth, ETH_HLEN + VXLAN_ENCAP_LEN, 0) < 0)
 		return DROP(REASON_DROP_REDIRECT);
 	ret = bpf_redirect_neigh(hop.ifindex, &nh, sizeof(nh), 0);

@@ -212,9 +212,21 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     }
   });
 
-  test('the node egress path sets the tunnel key for remote pods and drops unknown cluster addresses', () => {
+  test('the node egress path encapsulates for remote pods (the tunnel key and the device when it cannot) and drops unknown cluster addresses', async () => {
     const ok = packet({ src: NODE_IP, dst: '10.244.2.5', proto: PROTO.ICMP, icmpId: 7 });
-    assert.equal(exec('overlayEgress', ok).retval, TC_ACT_OK);
+    const r = exec('overlayEgress', ok);
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const v = parseVxlan(r.out);
+    assert.deepEqual(v.inner, ok);
+    assert.deepEqual([v.outer.src, v.outer.dst, v.outer.dport, v.vni], [NODE_IP, '192.0.2.12', 8472, 1]);
+    await run(['ip', 'route', 'add', 'blackhole', '192.0.2.12/32'], { netns: netnsPath(NS) });
+    try {
+      const dev = exec('overlayEgress', ok);
+      assert.equal(dev.retval, TC_ACT_OK, 'with no route to the node: the device, with the tunnel key');
+      assert.deepEqual(dev.out, ok);
+    } finally {
+      await run(['ip', 'route', 'del', 'blackhole', '192.0.2.12/32'], { netns: netnsPath(NS) });
+    }
     const before = counter('DROP_NO_TUNNEL', 'egress');
     const miss = packet({ src: NODE_IP, dst: '10.244.9.5', proto: PROTO.ICMP, icmpId: 7 });
     assert.equal(exec('overlayEgress', miss).retval, TC_ACT_SHOT);
