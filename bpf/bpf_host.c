@@ -32,7 +32,7 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	cfg = config_get();
 	if (!cfg)
 		return TC_ACT_OK;
-	ret = vxlan_decap_to_pod(skb, cfg);
+	ret = vxlan_decap(skb, cfg);
 	if (ret != TC_ACT_OK)
 		return ret;
 	/* Unchanged, but the verifier forgets packet pointers across a failed adjust_room. */

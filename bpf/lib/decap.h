@@ -74,8 +74,35 @@ static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, con
 	return iip;
 }
 
+/* Removes the outer headers past the outer Ethernet header; on failure the packet is unchanged. */
+static __always_inline long vxlan_strip(struct __sk_buff *skb)
+{
+	return bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO);
+}
+
+/*
+ * A pod of another node talking to this node: up the host stack as if the
+ * VXLAN device had received it, the inner frame whole (its ingress program,
+ * rp_filter and the host's firewall see the same packet on the same device),
+ * without the device's outer receive path.
+ */
+static __always_inline int vxlan_decap_to_node(struct __sk_buff *skb, const struct bvcni_config *cfg,
+					       const struct iphdr *iip)
+{
+	__u8 macs[12];
+	int ret;
+
+	__builtin_memcpy(macs, (const void *)iip - ETH_HLEN, sizeof(macs));
+	if (vxlan_strip(skb) < 0)
+		return TC_ACT_OK; /* the device still gets it right */
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+		return DROP(REASON_DROP_INVALID);
+	ret = bpf_redirect(cfg->vxlan_ifindex, BPF_F_INGRESS);
+	return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
+}
+
 /* TC_ACT_OK when the packet is not ours to decapsulate, else a redirect or DROP(reason). */
-static __always_inline int vxlan_decap_to_pod(struct __sk_buff *skb, const struct bvcni_config *cfg)
+static __always_inline int vxlan_decap(struct __sk_buff *skb, const struct bvcni_config *cfg)
 {
 	const struct endpoint_value *ep;
 	struct iphdr *iip;
@@ -86,32 +113,12 @@ static __always_inline int vxlan_decap_to_pod(struct __sk_buff *skb, const struc
 	if (!iip)
 		return TC_ACT_OK;
 	ep = endpoint_get(iip->daddr);
-	if (!ep) {
-		int ret;
-
-		__u8 macs[12];
-
-		if (iip->daddr != cfg->node_ip)
-			return TC_ACT_OK;
-		/*
-		 * A pod of another node talking to this node: up the host stack as
-		 * if the VXLAN device had received it, the inner frame whole (its
-		 * ingress program, rp_filter and the host's firewall see the same
-		 * packet on the same device), without the device's outer receive path.
-		 */
-		__builtin_memcpy(macs, (void *)iip - ETH_HLEN, sizeof(macs));
-		if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
-			return TC_ACT_OK;
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
-			return DROP(REASON_DROP_INVALID);
-		ret = bpf_redirect(cfg->vxlan_ifindex, BPF_F_INGRESS);
-		return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
-	}
+	if (!ep)
+		return iip->daddr == cfg->node_ip ? vxlan_decap_to_node(skb, cfg, iip) : TC_ACT_OK;
 	if (ct_host_translated_at(skb, iip, VXLAN_INNER_IP_OFF + iip->ihl * 4))
 		return TC_ACT_OK;
-	/* On failure the packet is unchanged: the VXLAN device still gets it right. */
-	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
-		return TC_ACT_OK;
+	if (vxlan_strip(skb) < 0)
+		return TC_ACT_OK; /* the device still gets it right */
 	return deliver_to_pod(skb, ep);
 }
 
