@@ -8,6 +8,7 @@ import {
   disableChecksumOffload,
   RESPONDER_PORT,
   iperf,
+  IPERF_PORT,
   loadDataplane,
   ping,
   probeMany,
@@ -322,6 +323,32 @@ describe('bvcni dataplane: 3 simulated nodes × 2 pods', () => {
       assert.deepEqual(mine, [], 'bvcni created no masquerade mapping for the reply');
     } finally {
       // Remove the whole table iptables-nft created, so no other test sees a leftover chain.
+      await c.exec(n, ['nft', 'delete', 'table', 'ip', 'nat'], { allowFail: true });
+    }
+  });
+
+  // kube-proxy's default NodePort (externalTrafficPolicy=Cluster): DNAT to a pod on another node and
+  // SNAT to the node IP. The node forwards the request into the overlay (bpf_overlay's egress
+  // encapsulates it) and the pod's answer comes back to the node's IP (bpf_host decapsulates it
+  // and hands it to the VXLAN device's receive side), where conntrack undoes both translations.
+  test('a NodePort-style DNAT to a pod on another node, with SNAT, works from outside through the overlay', async () => {
+    const n = node(0);
+    const p = pod(1, 0);
+    const [whoamiPort, iperfPort] = [30081, 30082];
+    await startIperfServer(c, p);
+    for (const [nodePort, podPort] of [[whoamiPort, RESPONDER_PORT], [iperfPort, IPERF_PORT]]) {
+      await c.exec(n, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', n.ip, '-p', 'tcp', '--dport', String(nodePort),
+        '-j', 'DNAT', '--to-destination', `${p.ip}:${podPort}`]);
+    }
+    await c.exec(n, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-d', p.ip, '-p', 'tcp', '-j', 'MASQUERADE']);
+    try {
+      const seen = await tcpWhoami(c.internet.path, n.ip, whoamiPort);
+      assert.equal(seen.peer, n.ip, 'the pod sees the node that took the NodePort connection');
+      for (const reverse of [false, true]) {
+        const r = await iperf(c.internet.path, n.ip, { bytes: '20M', port: iperfPort, reverse });
+        assert.ok(r.bytes > 10_000_000, `${reverse ? 'pod → outside' : 'outside → pod'}: received ${r.bytes}`);
+      }
+    } finally {
       await c.exec(n, ['nft', 'delete', 'table', 'ip', 'nat'], { allowFail: true });
     }
   });
