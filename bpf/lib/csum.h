@@ -37,4 +37,16 @@ static __always_inline __u16 csum_replace2(__u16 check, __u16 old, __u16 new)
 	return (__u16)~csum_fold32(s);
 }
 
+/* The checksum of an option-less IPv4 header whose check field is 0. */
+static __always_inline __u16 ipv4_csum(const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 s = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
+		s += w[i];
+	return (__u16)~csum_fold32(s);
+}
+
 #endif

@@ -17,9 +17,9 @@
  * packets from hosts that are not cluster nodes, for addresses with no
  * endpoint, flows the host translated, CE-marked packets (the device
  * propagates ECN), other ports and VNIs, headers a NIC left outside the
- * linear part (rare: drivers pull them in), and whatever the helper refuses. Like the device with a zero outer
- * checksum, we do not verify the outer UDP checksum: the inner packet carries
- * its own.
+ * linear part (rare: drivers pull them in), and whatever the helper refuses.
+ * Like the device with a zero outer checksum, we do not verify the outer UDP
+ * checksum: the inner packet carries its own.
  *
  * GSO: a super-packet stays one (BPF_F_ADJ_ROOM_FIXED_GSO keeps the inner
  * MSS). Its UDP_TUNNEL gso_type bit survives, which the kernel's own decap

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * VXLAN transmit through the VXLAN device: layered as set key -> set key and
- * redirect. The node's own traffic goes this way, and pod traffic when
- * overlay_xmit.h cannot encapsulate it itself.
+ * redirect. The fallback for pod and node traffic that overlay_xmit.h cannot
+ * encapsulate itself.
  * Returns: TC_ACT_OK / TC_ACT_REDIRECT, or DROP(REASON_DROP_REDIRECT) when a
  * helper fails. The caller did the tunnel lookup (a miss is its decision).
  */

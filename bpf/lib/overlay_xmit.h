@@ -32,6 +32,7 @@
 #include "encap.h"
 #include "fib.h"
 #include "vxlan.h"
+#include "csum.h"
 
 /* RFC 7348: source ports from the dynamic range. */
 #define VXLAN_SPORT_MIN 49152
@@ -40,17 +41,6 @@
 #define OVERLAY_ADJ_FLAGS (BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | \
 			   BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | \
 			   BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN))
-
-static __always_inline __u16 ipv4_csum(const struct iphdr *ip)
-{
-	const __u16 *w = (const __u16 *)ip;
-	__u32 s = 0;
-
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
-		s += w[i];
-	return (__u16)~csum_fold32(s);
-}
 
 /* overlay_xmit's answer when the packet, unchanged, must take the device (with its tunnel key). */
 #define OVERLAY_VIA_DEVICE 100
