@@ -36,6 +36,11 @@ struct icmphdr_min {
 #define IP_OFFSET 0x1fff
 #define IP_DF     0x4000
 
+/* The helpers' address family (bpf_fib_lookup, bpf_redirect_neigh); not in the uapi headers. */
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
 #ifndef PACKET_HOST
 #define PACKET_HOST 0
 #endif

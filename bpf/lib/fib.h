@@ -13,10 +13,6 @@
 #include "ipv4.h"
 #include "forward.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 /*
  * The last route taken, per CPU and per user (FIB_SLOT_*): the next hop
  * (device, MACs) of one destination, for FIB_CACHE_NS. A lookup costs
