@@ -24,6 +24,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, startProcess } from '../../src/common/exec.js';
+import { installMinimalOverlay } from '../fixtures/bpf/min-overlay.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -136,9 +137,19 @@ try {
     process.stderr.write(`bvcni dataplane unavailable, measuring baselines only: ${(e as Error).message}\n`);
   }
 
-  // Servers: iperf3 and a CPU-pinned echo responder at every receiving end.
   const ends = (c: Cluster) => ({ client: c.pods[0]!, server: c.pods[1]! });
-  for (const c of clusters) {
+  // The ceiling for bvcni's programs: a two-node bvcni cluster whose pod and
+  // uplink programs are replaced by the least work a tc VXLAN overlay can do.
+  let minimal: Cluster | undefined;
+  if (bvcni && part('tput')) {
+    minimal = await createCluster({ prefix: uniquePrefix('bvs'), nodes: 2, dataplane: 'bvcni', podsPerNode: 1 });
+    clusters.push(minimal);
+    await installMinimalOverlay(minimal);
+    await startIperfServer(minimal, ends(minimal).server);
+  }
+
+  // Servers: iperf3 and a CPU-pinned echo responder at every receiving end.
+  for (const c of clusters.filter((x) => x !== minimal)) {
     const { server } = ends(c);
     await startIperfServer(c, server);
     await startIperfServer(c, c.internet);
@@ -155,12 +166,16 @@ try {
   if (bvcni) pp.push({ name: 'bvcni', run: tput(bvcni, ends(bvcni).client.path, ends(bvcni).server.ip) });
   pp.push({ name: 'flannel-style', run: tput(flannel, fE.client.path, fE.server.ip) });
   pp.push({ name: 'underlay', run: tput(flannel, flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
+  if (minimal) pp.push({ name: 'minimal tc overlay', run: tput(minimal, ends(minimal).client.path, ends(minimal).server.ip) });
   if (part('tput')) {
     const rTput = await interleave('pod-to-pod TCP', pp);
     record('cross-node TCP single stream', 'Gbit/s', rTput);
     ratio('cross-node TCP single stream', 'bvcni', 'flannel-style', '≥ 1.20', rTput);
     ratio('cross-node TCP single stream', 'bvcni', 'underlay', '≥ 0.90', rTput);
+    ratio('cross-node TCP single stream', 'bvcni', 'minimal tc overlay', 'no target', rTput);
+    ratio('cross-node TCP single stream', 'minimal tc overlay', 'underlay', 'ceiling, no target', rTput);
   }
+  await minimal?.destroy();
 
   const rr = (from: string, to: string) => async () => (await rrLatency(from, to, RR_PORT, { cpu: RR_CPU, count: 5000 })).p50;
   const rrv: Variant[] = [];

@@ -8,6 +8,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fieldSize, type StructCodec } from '../../loader/codec.js';
 import * as abi from '../../src/dataplane/abi.js';
+import { MIN_OVERLAY_OBJ, minOverlayParams } from '../fixtures/bpf/min-overlay.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'].map((f) => `${ROOT}dist/bpf/${f}`);
@@ -61,25 +62,32 @@ const CODECS: StructCodec<unknown>[] = [
   abi.natEntry,
 ] as StructCodec<unknown>[];
 
+/** Asserts the codec's size and fields against the struct of that name in every object that has it. */
+function assertCodecMatches(codec: StructCodec<unknown>, btfs: Map<number, BtfType>[]): void {
+  let checked = 0;
+  for (const btf of btfs) {
+    const st = [...btf.values()].find((t) => t.kind === 'STRUCT' && t.name === codec.name);
+    if (!st) continue;
+    checked++;
+    assert.equal(codec.size, st.size, `${codec.name} size`);
+    const members = st.members!.map((m) => ({ name: m.name, offset: m.bits_offset / 8, size: sizeOf(btf, m.type_id) }));
+    const fields = codec.fields.map((f) => ({ name: f.name, offset: f.offset, size: fieldSize(f) }));
+    assert.deepEqual(fields, members);
+  }
+  assert.ok(checked > 0, `${codec.name} is in no object's BTF`);
+}
+
 describe('ABI: TypeScript codecs match the compiled C structs', () => {
   for (const obj of OBJECTS) assert.ok(existsSync(obj), `${obj} missing: run make build`);
   const btfs = OBJECTS.map(loadBtf);
 
   for (const codec of CODECS) {
-    test(`${codec.name}: size, member offsets and sizes`, () => {
-      let checked = 0;
-      for (const btf of btfs) {
-        const st = [...btf.values()].find((t) => t.kind === 'STRUCT' && t.name === codec.name);
-        if (!st) continue;
-        checked++;
-        assert.equal(codec.size, st.size, `${codec.name} size`);
-        const members = st.members!.map((m) => ({ name: m.name, offset: m.bits_offset / 8, size: sizeOf(btf, m.type_id) }));
-        const fields = codec.fields.map((f) => ({ name: f.name, offset: f.offset, size: fieldSize(f) }));
-        assert.deepEqual(fields, members);
-      }
-      assert.ok(checked > 0, `${codec.name} is in no object's BTF`);
-    });
+    test(`${codec.name}: size, member offsets and sizes`, () => assertCodecMatches(codec, btfs));
   }
+
+  test("the benchmark's minimal overlay: its parameter struct", () => {
+    assertCodecMatches(minOverlayParams as StructCodec<unknown>, [loadBtf(`${ROOT}${MIN_OVERLAY_OBJ}`)]);
+  });
 
   test('every map the objects declare has a codec of the right key and value size', () => {
     for (const btf of btfs) {
