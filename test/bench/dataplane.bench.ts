@@ -175,7 +175,10 @@ try {
     ratio('cross-node TCP single stream', 'bvcni', 'minimal tc overlay', 'no target', rTput);
     ratio('cross-node TCP single stream', 'minimal tc overlay', 'underlay', 'ceiling, no target', rTput);
   }
-  await minimal?.destroy();
+  if (minimal) {
+    await minimal.destroy();
+    clusters.splice(clusters.indexOf(minimal), 1);
+  }
 
   const rr = (from: string, to: string) => async () => (await rrLatency(from, to, RR_PORT, { cpu: RR_CPU, count: 5000 })).p50;
   const rrv: Variant[] = [];
