@@ -74,12 +74,6 @@ static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, con
 	return iip;
 }
 
-/* Removes the outer headers past the outer Ethernet header; on failure the packet is unchanged. */
-static __always_inline long vxlan_strip(struct __sk_buff *skb)
-{
-	return bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO);
-}
-
 /*
  * A pod of another node talking to this node: up the host stack as if the
  * VXLAN device had received it, the inner frame whole (its ingress program,

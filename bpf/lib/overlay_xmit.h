@@ -8,13 +8,10 @@
  * host's OUTPUT and POSTROUTING hooks (so, like the receive side in decap.h,
  * the host firewall no longer sees these packets).
  *
- * The headers are what the device writes for our tunnel key: DF clear, TTL
- * 64, DSCP 0 and the inner packet's ECN (CE as ECT(0)), no outer UDP
- * checksum, a source port from the flow hash so the underlay spreads flows
- * over its paths. A super-packet stays one: the ENCAP flags mark it as a UDP
- * tunnel GSO packet with inner headers, so a NIC (or the kernel) segments it
- * correctly; FIXED_GSO keeps the inner MSS, which the pod MTU already leaves
- * room for.
+ * The headers are what the device writes for our tunnel key (lib/vxlan.h),
+ * with a source port from the flow hash so the underlay spreads flows over
+ * its paths. A super-packet stays one, marked as a UDP tunnel GSO packet;
+ * the pod MTU already leaves room for the headers in each segment.
  *
  * The next hop's MAC is the neighbour table's business, not ours: the
  * kernel's neighbour output fills it in, resolves it when missing and
@@ -32,15 +29,6 @@
 #include "encap.h"
 #include "fib.h"
 #include "vxlan.h"
-#include "csum.h"
-
-/* RFC 7348: source ports from the dynamic range. */
-#define VXLAN_SPORT_MIN 49152
-#define VXLAN_SPORT_SPAN 16384
-
-#define OVERLAY_ADJ_FLAGS (BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | \
-			   BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | \
-			   BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN))
 
 /* overlay_xmit's answer when the packet, unchanged, must take the device (with its tunnel key). */
 #define OVERLAY_VIA_DEVICE 100
@@ -53,19 +41,10 @@ static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcn
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *inner = data + ETH_HLEN;
-	/* Two bytes ahead of the Ethernet header align the IP header's words: the verifier requires it on the stack. */
-	struct {
-		__u8 pad[2];
-		struct ethhdr eth;
-		struct iphdr ip;
-		struct udphdr udp;
-		struct vxlan_hdr_min vx;
-		struct ethhdr inner_eth;
-	} h = {};
+	struct vxlan_encap h = {};
 	struct bpf_redir_neigh nh = { .nh_family = AF_INET };
 	struct fib_hop hop;
-	__u32 len, hash;
-	__u8 ecn;
+	__u32 len;
 	int ret;
 
 	if ((void *)(inner + 1) > data_end)
@@ -79,33 +58,13 @@ static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcn
 	if (len > 0xffff)
 		return OVERLAY_VIA_DEVICE;
 
-	__builtin_memcpy(&h.inner_eth, eth, ETH_HLEN);
-	ecn = inner->tos & IP_ECN_MASK;
-	hash = bpf_get_hash_recalc(skb);
-
-	h.eth.h_proto = bpf_htons(ETH_P_IP);
-	h.ip.version = 4;
-	h.ip.ihl = 5;
-	h.ip.tos = ecn == IP_ECN_CE ? IP_ECN_ECT0 : ecn;
-	h.ip.tot_len = bpf_htons(len);
-	h.ip.id = (__u16)bpf_get_prandom_u32();
-	h.ip.ttl = 64;
-	h.ip.protocol = IPPROTO_UDP;
-	h.ip.saddr = cfg->node_ip;
-	h.ip.daddr = tun->node_ip;
-	h.ip.check = ipv4_csum(&h.ip);
-	h.udp.source = bpf_htons(VXLAN_SPORT_MIN + (__u16)(((__u64)hash * VXLAN_SPORT_SPAN) >> 32));
-	h.udp.dest = bpf_htons(cfg->vxlan_port);
-	h.udp.len = bpf_htons(len - sizeof(struct iphdr));
-	h.vx.flags = VXLAN_F_VNI;
-	h.vx.vni[0] = cfg->vni >> 16;
-	h.vx.vni[1] = cfg->vni >> 8;
-	h.vx.vni[2] = cfg->vni;
-
-	/* On failure the packet is unchanged and the device can still take it. */
-	if (bpf_skb_adjust_room(skb, VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, OVERLAY_ADJ_FLAGS) < 0)
+	vxlan_encap_fill(&h, eth, inner->tos, len, cfg->node_ip, tun->node_ip, bpf_get_hash_recalc(skb),
+			 cfg->vxlan_port, cfg->vni);
+	ret = vxlan_encap_push(skb, &h);
+	/* Refused, the packet is unchanged and the device can still take it. */
+	if (ret == VXLAN_PUSH_REFUSED)
 		return OVERLAY_VIA_DEVICE;
-	if (bpf_skb_store_bytes(skb, 0, &h.eth, ETH_HLEN + VXLAN_ENCAP_LEN, 0) < 0)
+	if (ret)
 		return DROP(REASON_DROP_REDIRECT);
 	ret = bpf_redirect_neigh(hop.ifindex, &nh, sizeof(nh), 0);
 	return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
