@@ -1,6 +1,7 @@
 // Dataplane benchmarks on simulated clusters: bvcni vs the flannel-style
-// kernel VXLAN path vs the bare underlay, and bvcni's masquerade vs nftables
-// masquerade. Variants run interleaved (A B A B ...) so machine noise hits
+// kernel VXLAN path vs the bare underlay (with a minimal tc overlay as the
+// ceiling for any program at bvcni's attach points), and bvcni's masquerade
+// vs nftables masquerade. Variants run interleaved (A B A B ...) so machine noise hits
 // all of them alike; medians and ratios come from the same run.
 //   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
 //   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, scale); default: all of them.
