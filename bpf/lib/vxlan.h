@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The VXLAN header and what an encapsulation adds, for both directions. */
+/* The VXLAN header, and the one place encapsulation headers are built, pushed and stripped (both directions). */
 #ifndef BVCNI_VXLAN_H
 #define BVCNI_VXLAN_H
 
