@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Backoff, realClock, type Clock } from './backoff.js';
 import { formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
-import { computeDesired, type ParsedNode, type Skipped } from './desired.js';
+import { computeDesired, sameTunnelInputs, type ParsedNode, type Skipped } from './desired.js';
 import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from './dataplane.js';
 import { NodeInformer, type NodeApi } from './informer.js';
 import { installPlugin, removeConflist, writeConflist } from './install.js';
@@ -82,7 +82,9 @@ export class Daemon {
     this.log = deps.log;
     this.informer = new NodeInformer(deps.api, {
       add: () => this.changed(),
-      update: () => this.changed(),
+      update: (n, old) => {
+        if (!sameTunnelInputs(n, old)) this.changed();
+      },
       delete: () => this.changed(),
       synced: (g) => {
         deps.metrics.relists.inc();

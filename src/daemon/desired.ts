@@ -96,6 +96,16 @@ function creationOrder(n: NodeLike): number {
 }
 
 /**
+ * Whether two versions of a Node give computeDesired the same input: its
+ * parse (name, podCIDR, InternalIP, or why it is skipped) and its creation
+ * time. A kubelet's status updates change neither, and with 5,000 Nodes each
+ * one would otherwise cost a whole reconcile.
+ */
+export function sameTunnelInputs(a: NodeLike, b: NodeLike): boolean {
+  return creationOrder(a) === creationOrder(b) && JSON.stringify(parseNode(a)) === JSON.stringify(parseNode(b));
+}
+
+/**
  * The tunnel map for node `self`: for every other usable node, its podCIDR and
  * its own InternalIP/32 (flagged, for node ↔ pod traffic through the overlay)
  * → its InternalIP. When podCIDRs overlap (or two nodes claim one IP), the

@@ -240,6 +240,32 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     await h.daemon.stop();
   });
 
+  test('a Node update that changes nothing of the tunnel map (a kubelet heartbeat) costs no reconcile; a new InternalIP does', async () => {
+    srv.addNode(makeNode('life-h', { podCIDR: '10.244.5.0/24', internalIP: '192.0.2.15' }));
+    srv.addNode(makeNode('life-i', { podCIDR: '10.244.6.0/24', internalIP: '192.0.2.16' }));
+    const h = harness('life-h');
+    h.daemon.start();
+    await waitFor('ready', () => h.daemon.ready().ready, 15_000);
+    const before = h.daemon.reconciles;
+    for (let beat = 0; beat < 5; beat++) {
+      srv.modifyNode('life-i', (n) => {
+        n.metadata!.labels = { ...n.metadata!.labels, heartbeat: String(beat) };
+        n.status!.conditions = [{ type: 'Ready', status: 'True', lastHeartbeatTime: new Date(), reason: 'KubeletReady' }];
+      });
+      // Apart, so that no two of them could share a reconcile.
+      await sleep(100);
+    }
+    srv.modifyNode('life-i', (n) => {
+      n.status!.addresses = [{ type: 'InternalIP', address: '192.0.2.26' }];
+    });
+    await waitFor('the new InternalIP in the map', () => h.dp.tunnel.keys().includes('192.0.2.26/32'));
+    assert.equal(h.daemon.reconciles - before, 1, 'only the InternalIP change reconciled');
+    assert.equal(h.dp.tunnel.m.get('10.244.6.0/24')?.[1].node_ip, '192.0.2.26');
+    await h.daemon.stop();
+    srv.deleteNode('life-h');
+    srv.deleteNode('life-i');
+  });
+
   test('SIGTERM path (stop) is idempotent and leaves the conflist and the map in place', async () => {
     const h = harness('life-c');
     h.daemon.start();

@@ -2,7 +2,7 @@
 // difference — against an in-memory fake of the pinned map.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeDesired, parseNode, SkipReason, type NodeLike } from '../../src/daemon/desired.js';
+import { computeDesired, parseNode, sameTunnelInputs, SkipReason, type NodeLike } from '../../src/daemon/desired.js';
 import { TunnelReconciler, type TunnelTable } from '../../src/daemon/reconcile.js';
 import { TunnelFlags, type TunnelKey, type TunnelValue } from '../../src/dataplane/abi.js';
 import { parseCidr } from '../../src/common/cidr.js';
@@ -119,6 +119,23 @@ describe('desired tunnel state', () => {
     assert.equal(d.self, undefined);
     assert.equal(d.selfProblem?.reason, SkipReason.noPodCidr);
     assert.equal(d.entries.size, 2);
+  });
+});
+
+describe('which Node updates matter to the tunnel map', () => {
+  const base = node('n1', '10.244.1.0/24', '192.0.2.11');
+  test('a new resourceVersion or Hostname changes nothing', () => {
+    const beat: NodeLike = { ...base, metadata: { ...base.metadata, resourceVersion: '99' } };
+    assert.ok(sameTunnelInputs(beat, base));
+    const renamedHost = node('n1', '10.244.1.0/24', '192.0.2.11');
+    renamedHost.status!.addresses = [{ type: 'InternalIP', address: '192.0.2.11' }, { type: 'Hostname', address: 'other' }];
+    assert.ok(sameTunnelInputs(renamedHost, base));
+  });
+  test('podCIDR, InternalIP, creation time and the reason a Node is skipped all matter', () => {
+    assert.ok(!sameTunnelInputs(node('n1', '10.244.2.0/24', '192.0.2.11'), base));
+    assert.ok(!sameTunnelInputs(node('n1', '10.244.1.0/24', '192.0.2.12'), base));
+    assert.ok(!sameTunnelInputs(node('n1', '10.244.1.0/24', '192.0.2.11', '2025-01-01T00:00:00Z'), base));
+    assert.ok(!sameTunnelInputs(node('n1', undefined, '192.0.2.11'), node('n1', 'bogus', '192.0.2.11')));
   });
 });
 
