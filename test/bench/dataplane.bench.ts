@@ -126,6 +126,8 @@ async function crrRate(from: SimNetns, host: string): Promise<{ perSecond: numbe
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const startLoad = loadavg();
 const clusters: Cluster[] = [];
+// Lives only through the throughput part (see below).
+let minimal: Cluster | undefined;
 try {
   const flannel = await createCluster({ prefix: uniquePrefix('bvs'), nodes: 2, dataplane: 'flannel', podsPerNode: 1 });
   clusters.push(flannel);
@@ -141,16 +143,14 @@ try {
   const ends = (c: Cluster) => ({ client: c.pods[0]!, server: c.pods[1]! });
   // The ceiling for bvcni's programs: a two-node bvcni cluster whose pod and
   // uplink programs are replaced by the least work a tc VXLAN overlay can do.
-  let minimal: Cluster | undefined;
   if (bvcni && part('tput')) {
     minimal = await createCluster({ prefix: uniquePrefix('bvs'), nodes: 2, dataplane: 'bvcni', podsPerNode: 1 });
-    clusters.push(minimal);
     await installMinimalOverlay(minimal);
     await startIperfServer(minimal, ends(minimal).server);
   }
 
   // Servers: iperf3 and a CPU-pinned echo responder at every receiving end.
-  for (const c of clusters.filter((x) => x !== minimal)) {
+  for (const c of clusters) {
     const { server } = ends(c);
     await startIperfServer(c, server);
     await startIperfServer(c, c.internet);
@@ -176,10 +176,8 @@ try {
     ratio('cross-node TCP single stream', 'bvcni', 'minimal tc overlay', 'no target', rTput);
     ratio('cross-node TCP single stream', 'minimal tc overlay', 'underlay', 'ceiling, no target', rTput);
   }
-  if (minimal) {
-    await minimal.destroy();
-    clusters.splice(clusters.indexOf(minimal), 1);
-  }
+  await minimal?.destroy();
+  minimal = undefined;
 
   const rr = (from: string, to: string) => async () => (await rrLatency(from, to, RR_PORT, { cpu: RR_CPU, count: 5000 })).p50;
   const rrv: Variant[] = [];
@@ -273,5 +271,6 @@ try {
   printTable();
 } finally {
   for (const c of clusters) await c.destroy();
+  await minimal?.destroy();
   rmSync(toolDir, { recursive: true, force: true });
 }
