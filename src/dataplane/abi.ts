@@ -94,6 +94,12 @@ export const Reason = {
   DROP_TTL: 10,
   DROP_FRAG_NEEDED: 11,
   DROP_UNSUPPORTED: 12,
+  DROP_POD_VXLAN: 13,
+  DROP_VXLAN_NOT_NODE: 14,
+  DROP_VXLAN_SPOOFED: 15,
+  DROP_SPOOFED_MAC: 16,
+  DROP_ETHERTYPE: 17,
+  DROP_ARP_SPOOFED: 18,
 } as const;
 export const REASON_MAX = 32;
 export const Direction = { ingress: 0, egress: 1 } as const;
