@@ -35,7 +35,7 @@ NODE_TEST   := node --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: all deps build bpf typecheck bins test test-unit bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins test test-unit bench demo demo-clean clean
 all: build
 
 deps:
@@ -65,15 +65,24 @@ typecheck: $(DEPS_STAMP)
 
 bins: $(BINS)
 
+# The release and commit the executables embed (tools/build-info.ts): rewritten
+# only when they change, so a new commit rebuilds them and nothing else does.
+BUILD_INFO := dist/.build-info
+$(BUILD_INFO): FORCE
+	@mkdir -p $(@D)
+	@{ grep -m1 '"version"' package.json; git rev-parse HEAD 2>/dev/null; git status --porcelain --untracked-files=no 2>/dev/null; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+
 # bvcni is a Node single executable application: it runs on hosts without
 # Node.js. What it loads at run time (koffi.node, libbpf.so.1, libelf, libz)
 # is copied into dist/bin/bvcni.d/, which the daemon installs beside it.
-dist/bin/bvcni: $(TS_SRC) tools/sea.ts package-lock.json
+dist/bin/bvcni: $(TS_SRC) tools/sea.ts tools/build-info.ts package-lock.json $(BUILD_INFO)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SEA     $@")
 	$(Q)node --import tsx tools/sea.ts $(BIN_bvcni) $@
 
-dist/bin/%: $(TS_SRC) package-lock.json
+dist/bin/%: $(TS_SRC) tools/bundle.ts tools/build-info.ts package-lock.json $(BUILD_INFO)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BUNDLE  $@")
 	$(Q)node --import tsx tools/bundle.ts $* $(BIN_$*) $@

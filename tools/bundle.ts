@@ -1,5 +1,6 @@
 // Bundles one executable entry point into dist/bin/<name> with esbuild.
 // koffi stays external: it loads its native module relative to its own folder.
+import { buildDefines } from './build-info.js';
 import { build, type Plugin } from 'esbuild';
 import { chmodSync } from 'node:fs';
 
@@ -59,6 +60,7 @@ await build({
   // heap of a long-lived daemon (about 19 MiB for bvcnid).
   sourcemap: 'linked',
   external: ['koffi'],
+  define: buildDefines(),
   plugins: [clientNodeTreeShaking, noWhatwgUrl],
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __bvcniCreateRequire } from 'node:module';\nconst require = __bvcniCreateRequire(import.meta.url);",

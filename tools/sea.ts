@@ -6,6 +6,7 @@
 //
 // Node 20's SEA runs a CommonJS script whose require() loads only builtins,
 // hence the CJS bundle with koffi left out (loader/ffi.ts dlopens it from OUT.d).
+import { buildDefines } from './build-info.js';
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -32,6 +33,7 @@ await build({
   target: 'node20',
   format: 'cjs',
   external: ['koffi'],
+  define: buildDefines(),
   // import.meta only appears on paths the plugin never takes (repo-relative file lookups).
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',

@@ -14,6 +14,16 @@
 
 #include <linux/types.h>
 
+/*
+ * The dataplane ABI version: the layout of every pinned map (type, key and
+ * value structs, sizes, flags) and the programs' contract with them. Bump it
+ * with any such change, and record the new layout in
+ * test/fixtures/abi/layouts.json: test/unit/abi-version.test.ts fails when
+ * the compiled layout differs from the one recorded for this number.
+ * Version 1 is v0.1.0's.
+ */
+#define BVCNI_ABI_VERSION 1
+
 /* Pinned map names (also the pin file names under the pin directory). */
 #define BVCNI_MAP_TUNNEL    bvcni_tunnel
 #define BVCNI_MAP_ENDPOINTS bvcni_endpoints

@@ -5,12 +5,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { commands as registry } from './commands/index.js';
 import { CliError, type CommandResult, type CommandSpec, type OptionValues } from './types.js';
 import { DEFAULT_PIN_DIR } from '../dataplane/layout.js';
+import { buildLine } from '../dataplane/build.js';
 
 export async function runCli(argv: readonly string[], commands: readonly CommandSpec[] = registry): Promise<CommandResult> {
   let captured = '';
   let result: CommandResult | undefined;
   const program = new Command('bvcnictl')
     .description('inspect and repair a bvcni node: its pinned maps, programs and devices')
+    .version(buildLine('bvcnictl'), '--version', 'print the release, commit and dataplane ABI version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => void (captured += s), writeErr: (s) => void (captured += s) })
     .showHelpAfterError('(bvcnictl --help lists the commands)');

@@ -41,6 +41,12 @@ async function runLocally(stdin: string): Promise<Outcome> {
 
 async function main(): Promise<void> {
   mark('modules loaded');
+  // Run by hand, with no command: say what this is, as the reference plugins do.
+  if (!process.env.CNI_COMMAND) {
+    const [{ buildLine }, { SUPPORTED_VERSIONS }] = await Promise.all([import('../dataplane/build.js'), import('./version.js')]);
+    process.stderr.write(`${buildLine('CNI bvcni plugin')}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    process.exit(0);
+  }
   const stdin = readStdin();
   let out: Outcome | undefined;
   let local = false;

@@ -13,6 +13,7 @@ import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
+import { buildInfo, buildLine } from '../dataplane/build.js';
 
 interface Flags {
   nodeName?: string;
@@ -66,6 +67,7 @@ function program(): Command {
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
+    .version(buildLine('bvcnid'), '--version', 'print the release, commit and dataplane ABI version, then exit')
     .showHelpAfterError();
 }
 
@@ -130,6 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     mtu: flags.mtu,
     plugin: flags.plugin ?? defaultPlugin(),
   };
+  log.info(buildInfo(), 'build');
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
   if (flags.uninstall) return uninstall(flags, cfg, log);
   if (!cfg.nodeName) {

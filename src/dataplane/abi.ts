@@ -79,6 +79,9 @@ export const statsValue = struct('stats_value', 16, [
 ] as const);
 export type StatsValue = CodecValue<typeof statsValue>;
 
+/** BVCNI_ABI_VERSION: the pinned maps' layout and the programs' contract with them. */
+export const ABI_VERSION = 1;
+
 /** enum bvcni_reason: stable numbers, never renumbered. */
 export const Reason = {
   FORWARD: 0,

@@ -3,53 +3,16 @@
 // enums/constants from bpf/lib/abi.h.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fieldSize, type StructCodec } from '../../loader/codec.js';
 import * as abi from '../../src/dataplane/abi.js';
 import { MIN_OVERLAY_OBJ, minOverlayParams } from '../fixtures/bpf/min-overlay.js';
+import { loadBtf, sizeOf, type BtfType } from '../support/btf.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'].map((f) => `${ROOT}dist/bpf/${f}`);
 const HEADER = readFileSync(`${ROOT}bpf/lib/abi.h`, 'utf8');
-
-interface BtfType {
-  id: number;
-  kind: string;
-  name?: string;
-  size?: number;
-  type_id?: number;
-  nr_elems?: number;
-  members?: { name: string; type_id: number; bits_offset: number }[];
-  values?: { name: string; val: number }[];
-}
-
-function loadBtf(path: string): Map<number, BtfType> {
-  const out = execFileSync('bpftool', ['btf', 'dump', 'file', path, '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const types = (JSON.parse(out) as { types: BtfType[] }).types;
-  return new Map(types.map((t) => [t.id, t]));
-}
-
-function sizeOf(btf: Map<number, BtfType>, id: number): number {
-  const t = btf.get(id);
-  if (!t) throw new Error(`BTF type ${id} missing`);
-  switch (t.kind) {
-    case 'INT':
-    case 'STRUCT':
-    case 'UNION':
-    case 'ENUM':
-      return t.size!;
-    case 'TYPEDEF':
-    case 'VOLATILE':
-    case 'CONST':
-      return sizeOf(btf, t.type_id!);
-    case 'ARRAY':
-      return sizeOf(btf, t.type_id!) * t.nr_elems!;
-    default:
-      throw new Error(`unexpected BTF kind ${t.kind}`);
-  }
-}
 
 const CODECS: StructCodec<unknown>[] = [
   abi.tunnelKey,

@@ -8,5 +8,6 @@ import { nat } from './nat.js';
 import { nodes } from './nodes.js';
 import { status } from './status.js';
 import { uninstall } from './uninstall.js';
+import { version } from './version.js';
 
-export const commands: readonly CommandSpec[] = [status, nodes, endpoints, nat, drops, doctor, uninstall];
+export const commands: readonly CommandSpec[] = [status, nodes, endpoints, nat, drops, doctor, uninstall, version];
