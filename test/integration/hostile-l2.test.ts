@@ -94,7 +94,7 @@ describe('hostile pods at layer 2: one node, pods added by the real plugin', { t
 
   before(async () => {
     dp = await loadDataplane();
-    c = await createCluster({ prefix: uniquePrefix('bvh'), nodes: 1, dataplane: 'bvcni' });
+    c = await createCluster({ prefix: uniquePrefix('bvl'), nodes: 1, dataplane: 'bvcni' });
     n = c.nodes[0]!;
     v = await c.addPod(n, 'victim', { via: 'plugin' });
     a = await c.addPod(n, 'attacker', { via: 'plugin' });
@@ -183,7 +183,7 @@ describe('hostile pods at layer 2: one node, pods added by the real plugin', { t
     } finally {
       await run(['bridge', 'link', 'set', 'dev', a.hostIfname, 'learning', 'off', 'flood', 'off'], { netns: n.path });
       // The control left the bridge believing w is behind x until w speaks again.
-      await ping(w.path, n.gateway, { count: 1 });
+      for (const p of [w, v]) await ping(p.path, n.gateway, { count: 1 });
     }
   });
 
