@@ -38,8 +38,12 @@
  *    and frames for unknown MACs reach no pod. Broadcast (ARP requests
  *    between same-node pods) still floods.
  * IPv4 itself is delivered by the endpoint map, never by a MAC a pod chose,
- * and IPv6 (link-local neighbour discovery, which would need all of the
- * above again) does not leave the pod at all.
+ * and IPv6 (link-local neighbour discovery and router advertisements, which
+ * would need all of the above again) does not leave the pod at all. The one
+ * IPv4 message that changes routing, an ICMP redirect, is honoured only from
+ * the gateway the receiver already uses for that destination: a pod is
+ * nobody's gateway (the node reaches pods on-link, pods reach each other
+ * on-link), and it cannot send from the gateway's address (DROP_SPOOFED).
  *
  * Compiled out with -DBVCNI_NO_ISOLATION (the benchmark measures its cost):
  * then only the IPv4 source check of bpf_pod remains.
