@@ -1,6 +1,7 @@
 // Hostile pods at layer 2 (issue 13, item 3) on a simulated node with the real
 // plugin: ARP lies about a neighbour and about the gateway, frames from a
-// neighbour's MAC, IPv6 and VLAN tags between pods, unknown-unicast flooding.
+// neighbour's MAC, IPv6 and VLAN tags between pods, unknown-unicast flooding,
+// ICMP redirects.
 // Every attack asserts that the victim's neighbour or FDB state is unchanged,
 // that the attacker saw none of the victim's traffic while the node and the
 // victim kept talking, and that the drop counter for its reason rose. Every
@@ -15,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../../src/common/exec.js';
 import { createCluster, linkInfo, loadDataplane, ping, uniquePrefix, type Cluster, type DataplaneApi, type SimNode, type SimPod } from '../../src/sim/index.js';
-import { arpFrame, packet, PROTO, vlanTagged, ETH_P } from '../bpf/packet.js';
+import { arpFrame, ipPacket, packet, PROTO, vlanTagged, ETH_P } from '../bpf/packet.js';
 import { describeFrames, sendFrames, startCapture, type Frame } from '../support/raw-frames.js';
 
 const LIE_ROUNDS = 3;
@@ -245,6 +246,35 @@ describe('hostile pods at layer 2: one node, pods added by the real plugin', { t
     assert.deepEqual(ipv4To(seen.get(a)!, w.ip), [], 'the attacker (a plugin pod) saw none of the flooded frames');
     assert.deepEqual(ipv4To(seen.get(v)!, w.ip), [], 'nor did the victim');
     assert.ok(ipv4To(seen.get(x)!, w.ip).length > 0, `control: a port that floods gets them:\n${describeFrames(seen.get(x)!)}`);
+  });
+
+  test('an ICMP redirect from a pod changes no neighbour\'s route (control: one from the gateway\'s address, sent by a pod without the checks, does)', async () => {
+    const far = '198.51.100.1';
+    const ip2int = (ip: string): number => ip.split('.').reduce((t, o) => t * 256 + Number(o), 0);
+    // "For `far`, use `via`": a host redirect quoting the victim's own packet to `far`.
+    const redirect = (p: SimPod, from: string): Buffer => {
+      const via = ip2int(p.ip);
+      // An echo reply: the one quote the kernel acts on without a socket (icmp_err; others need the flow's socket).
+      const quoted = ipPacket({ src: v.ip, dst: far, proto: PROTO.ICMP, icmpType: 0, icmpId: 1 }).subarray(0, 28);
+      return packet({ src: from, dst: v.ip, proto: PROTO.ICMP, icmpType: 5, icmpCode: 1, icmpId: via >>> 16, icmpSeq: via & 0xffff, payload: quoted, srcMac: p.mac, dstMac: v.mac });
+    };
+    const via = async (): Promise<string | undefined> => {
+      const r = await run(['ip', '-j', 'route', 'get', far], { netns: v.path });
+      return (JSON.parse(r.stdout) as { gateway?: string }[])[0]?.gateway;
+    };
+    try {
+      assert.equal(await via(), n.gateway);
+      const before = drops('DROP_SPOOFED');
+      await sendFrames(a.path, [redirect(a, n.gateway), redirect(a, a.ip)], { rounds: 3, gapMs: 300 });
+      assert.equal(await via(), n.gateway, 'the victim still routes through the gateway');
+      assert.ok(drops('DROP_SPOOFED') >= before + 3n, 'the redirects from the gateway\'s address counted under DROP_SPOOFED');
+
+      // The first makes the victim resolve the new gateway; one after that reroutes.
+      await sendFrames(x.path, [redirect(x, n.gateway)], { rounds: 3, gapMs: 300 });
+      assert.equal(await via(), x.ip, 'control: the same redirect from a pod without the checks reroutes the victim');
+    } finally {
+      await run(['ip', 'route', 'flush', 'cache'], { netns: v.path, allowFail: true });
+    }
   });
 
   test('what pods legitimately do still works: a pod\'s own gratuitous ARP reaches its neighbours uncounted, same-node pods ARP each other', async () => {
