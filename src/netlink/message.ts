@@ -29,9 +29,7 @@ export const IFLA_INFO_SLAVE_DATA = 5;
 export const IFLA_BRPORT = { LEARNING: 8, UNICAST_FLOOD: 9 } as const;
 /** Neighbour (and bridge FDB) messages. */
 export const NDA_LLADDR = 2;
-export const NDA_MASTER = 9;
 export const NUD_NOARP = 0x40;
-export const NUD_PERMANENT = 0x80;
 export const NTF_MASTER = 0x04;
 export const NTF_STICKY = 0x40;
 export const VETH_INFO_PEER = 1;
