@@ -14,6 +14,7 @@
 #include "lib/nat.h"
 #include "lib/fib.h"
 #include "lib/deliver.h"
+#include "lib/l2.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -24,9 +25,13 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	__u32 daddr;
 	int ret;
 
+	/* Only IPv4 and the pod's own ARP leave it (lib/l2.h says why that is enough). */
+	ret = l2_from_pod(skb);
+	if (ret != L2_IPV4)
+		return ret;
 	ip = ipv4_hdr(skb, &ret);
 	if (!ip)
-		return ret; /* ARP and the like: the bridge handles them */
+		return ret;
 	cfg = config_get();
 	if (!cfg)
 		return DROP(REASON_DROP_NO_CONFIG);
@@ -34,6 +39,9 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	ep = endpoint_get(ip->saddr);
 	if (!ep || ep->ifindex != skb->ifindex)
 		return DROP(REASON_DROP_SPOOFED);
+	ret = l2_src_mac(skb, ep);
+	if (ret)
+		return ret;
 
 	daddr = ip->daddr;
 	if (daddr == cfg->node_ip)

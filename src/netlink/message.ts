@@ -15,13 +15,23 @@ export const RTM = {
   NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19,
   NEWADDR: 20, DELADDR: 21, GETADDR: 22,
   NEWROUTE: 24, DELROUTE: 25, GETROUTE: 26,
+  NEWNEIGH: 28, DELNEIGH: 29, GETNEIGH: 30,
 } as const;
 
 export const IFLA = {
-  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, OPERSTATE: 16, LINKINFO: 18, NET_NS_FD: 28,
+  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, PROTINFO: 12, OPERSTATE: 16, LINKINFO: 18, NET_NS_FD: 28,
 } as const;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
+export const IFLA_INFO_SLAVE_KIND = 4;
+export const IFLA_INFO_SLAVE_DATA = 5;
+/** Bridge port attributes (in IFLA_PROTINFO of an AF_BRIDGE SETLINK, and in IFLA_INFO_SLAVE_DATA). */
+export const IFLA_BRPORT = { LEARNING: 8, UNICAST_FLOOD: 9 } as const;
+/** Neighbour (and bridge FDB) messages. */
+export const NDA_LLADDR = 2;
+export const NUD_NOARP = 0x40;
+export const NTF_MASTER = 0x04;
+export const NTF_STICKY = 0x40;
 export const VETH_INFO_PEER = 1;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
@@ -29,6 +39,7 @@ export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
+export const AF_BRIDGE = 7;
 export const IFF_UP = 0x1;
 export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;
@@ -103,6 +114,23 @@ export function ifinfomsg(i: IfInfo = {}): Buffer {
   b.writeInt32LE(i.index ?? 0, 4);
   b.writeUInt32LE(i.flags ?? 0, 8);
   b.writeUInt32LE(i.change ?? 0, 12);
+  return b;
+}
+
+export interface NdMsg {
+  family: number;
+  ifindex: number;
+  state?: number;
+  flags?: number;
+}
+
+/** struct ndmsg: family, 3 bytes of padding, ifindex, state, flags, type. */
+export function ndmsg(n: NdMsg): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt8(n.family, 0);
+  b.writeInt32LE(n.ifindex, 4);
+  b.writeUInt16LE(n.state ?? 0, 8);
+  b.writeUInt8(n.flags ?? 0, 10);
   return b;
 }
 

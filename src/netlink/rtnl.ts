@@ -1,15 +1,24 @@
 // Link, address and route operations over one NetlinkSocket.
 import { bufferToMac, intToIpv4, ipv4ToInt, macToBuffer } from '../../loader/codec.js';
 import {
+  AF_BRIDGE,
   AF_INET,
   IFA_ADDRESS,
   IFA_LOCAL,
   IFF_UP,
   IFLA,
   IFLA_INFO_DATA,
+  IFLA_BRPORT,
   IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_DATA,
+  IFLA_INFO_SLAVE_KIND,
+  NDA_LLADDR,
   NLM_F_CREATE,
   NLM_F_EXCL,
+  NLM_F_REPLACE,
+  NTF_MASTER,
+  NTF_STICKY,
+  NUD_NOARP,
   RT_SCOPE_UNIVERSE,
   RT_TABLE_MAIN,
   RTA,
@@ -21,6 +30,7 @@ import {
   ifaddrmsg,
   ifinfomsg,
   ipBytes,
+  ndmsg,
   rtmsg,
   type Attr,
 } from './message.js';
@@ -34,6 +44,8 @@ export interface Link {
   up: boolean;
   master: number;
   kind?: string;
+  /** When the link is a bridge port: its learning and unicast flooding. */
+  bridgePort?: { learning: boolean; unicastFlood: boolean };
 }
 
 export interface Addr {
@@ -58,8 +70,17 @@ function parseLink(body: Buffer): Link {
   const a = decodeAttrs(body, 16);
   const str = (t: number): string => (a.get(t)?.toString('utf8') ?? '').replace(/\0.*$/s, '');
   let kind: string | undefined;
+  let bridgePort: Link['bridgePort'];
   const info = a.get(IFLA.LINKINFO);
-  if (info) kind = decodeAttrs(info).get(IFLA_INFO_KIND)?.toString('utf8').replace(/\0.*$/s, '');
+  if (info) {
+    const li = decodeAttrs(info);
+    kind = li.get(IFLA_INFO_KIND)?.toString('utf8').replace(/\0.*$/s, '');
+    const slaveData = li.get(IFLA_INFO_SLAVE_DATA);
+    if (slaveData && li.get(IFLA_INFO_SLAVE_KIND)?.toString('utf8').replace(/\0.*$/s, '') === 'bridge') {
+      const bp = decodeAttrs(slaveData);
+      bridgePort = { learning: bp.get(IFLA_BRPORT.LEARNING)?.[0] === 1, unicastFlood: bp.get(IFLA_BRPORT.UNICAST_FLOOD)?.[0] === 1 };
+    }
+  }
   const mac = a.get(IFLA.ADDRESS);
   return {
     index: body.readInt32LE(4),
@@ -69,6 +90,7 @@ function parseLink(body: Buffer): Link {
     up: (body.readUInt32LE(8) & IFF_UP) !== 0,
     master: a.get(IFLA.MASTER)?.readUInt32LE(0) ?? 0,
     kind,
+    ...(bridgePort ? { bridgePort } : {}),
   };
 }
 
@@ -246,4 +268,65 @@ export function listRoutes(s: NetlinkSocket): Route[] {
 export function defaultRouteLink(s: NetlinkSocket): Link | undefined {
   const r = listRoutes(s).find((x) => x.table === RT_TABLE_MAIN && x.dstLen === 0 && x.oif);
   return r?.oif ? getLinkByIndex(s, r.oif) : undefined;
+}
+
+/**
+ * Pins a pod's MAC to its bridge port, the only place the bridge can learn it:
+ * a static FDB entry (NUD_NOARP: never ages out) that is sticky (a frame with
+ * that source arriving on another port does not move it), then learning and
+ * unicast flooding off on the port, so the bridge learns nothing from the pod
+ * and sends the pod no frame meant for an unknown MAC. Broadcast and
+ * multicast (ARP requests) still reach it. The entry goes with the port.
+ */
+export function isolateBridgePort(s: NetlinkSocket, port: { index: number; mac: string }): void {
+  s.request(
+    `add fdb ${port.mac} on #${port.index}`,
+    RTM.NEWNEIGH,
+    NLM_F_CREATE | NLM_F_REPLACE,
+    Buffer.concat([
+      ndmsg({ family: AF_BRIDGE, ifindex: port.index, state: NUD_NOARP, flags: NTF_MASTER | NTF_STICKY }),
+      encode([attr.bytes(NDA_LLADDR, macToBuffer(port.mac))]),
+    ]),
+  );
+  const off = (type: number): Attr => ({ type, data: Buffer.from([0]) });
+  s.request(
+    `set bridge port #${port.index} learning off, unicast flood off`,
+    RTM.SETLINK,
+    0,
+    Buffer.concat([ifinfomsg({ family: AF_BRIDGE, index: port.index }), encode([attr.nested(IFLA.PROTINFO, [off(IFLA_BRPORT.LEARNING), off(IFLA_BRPORT.UNICAST_FLOOD)])])]),
+  );
+}
+
+export interface FdbEntry {
+  /** The port the entry points at. */
+  index: number;
+  mac: string;
+  /** NUD_* bits: NUD_NOARP for static, NUD_PERMANENT for the bridge's own addresses. */
+  state: number;
+  /** NTF_* bits (NTF_STICKY among them). */
+  flags: number;
+}
+
+/** The bridge FDB entry for a MAC on a port (the bridge the port belongs to), if any. */
+export function getBridgeFdb(s: NetlinkSocket, port: { index: number; mac: string }): FdbEntry | undefined {
+  try {
+    const r = s.get(
+      `get fdb ${port.mac} on #${port.index}`,
+      RTM.GETNEIGH,
+      Buffer.concat([ndmsg({ family: AF_BRIDGE, ifindex: port.index, flags: NTF_MASTER }), encode([attr.bytes(NDA_LLADDR, macToBuffer(port.mac))])]),
+      false,
+    );
+    const m = r[0];
+    if (!m) return undefined;
+    const lladdr = decodeAttrs(m.body, 12).get(NDA_LLADDR);
+    return {
+      index: m.body.readInt32LE(4),
+      mac: lladdr && lladdr.length === 6 ? bufferToMac(lladdr) : '',
+      state: m.body.readUInt16LE(8),
+      flags: m.body.readUInt8(10),
+    };
+  } catch (e) {
+    if (isGone(e)) return undefined;
+    throw e;
+  }
 }

@@ -24,7 +24,7 @@ import {
   type ConfigValue,
   type DataplaneMaps,
 } from '../../src/dataplane/index.js';
-import { PROTO, packet, parse, parseIp, parseVxlan, vxlanPacket } from './packet.js';
+import { ETH_P, PROTO, arpFrame, ethFrame, macOf, packet, parse, parseIp, parseVxlan, vlanTagged, vxlanPacket } from './packet.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -35,8 +35,9 @@ const NS = `${P}-t`;
 const PIN = `/sys/fs/bpf/${P}`;
 const NODE_IP = '192.0.2.11';
 const ROUTER_MAC = '02:00:00:00:00:01';
-const POD1 = { ip: '10.244.1.2', mac: '02:00:00:00:01:02' };
-const POD2 = { ip: '10.244.1.3', mac: '02:00:00:00:01:03' };
+// Frames from a pod carry macOf(its IP) by default (packet.ts).
+const POD1 = { ip: '10.244.1.2', mac: macOf('10.244.1.2') };
+const POD2 = { ip: '10.244.1.3', mac: macOf('10.244.1.3') };
 const GW_MAC = '0a:58:0a:f4:01:01';
 const INET = '198.51.100.1';
 const NAT_MIN = 61000;
@@ -147,6 +148,105 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(exec('pod', spoof2).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_SPOOFED'), before + 2n);
     maps.endpoints.delete({ ip: '10.244.1.9' });
+  });
+
+  test("an IPv4 frame whose source MAC is not its pod's is dropped as DROP_SPOOFED_MAC; the pod's own MAC passes", () => {
+    const before = counter('DROP_SPOOFED_MAC');
+    const spec = { src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 };
+    for (const srcMac of [POD2.mac, GW_MAC, '02:00:00:00:01:02', 'ff:ff:ff:ff:ff:ff']) {
+      assert.equal(exec('pod', packet({ ...spec, srcMac })).retval, TC_ACT_SHOT, srcMac);
+    }
+    assert.equal(counter('DROP_SPOOFED_MAC'), before + 4n);
+    // The control: the same packet from the pod's own MAC is encapsulated.
+    assert.equal(exec('pod', packet({ ...spec, srcMac: POD1.mac })).retval, TC_ACT_REDIRECT);
+    // Same-node delivery and the host path check it too.
+    assert.equal(exec('pod', packet({ ...spec, dst: POD2.ip, srcMac: POD2.mac })).retval, TC_ACT_SHOT);
+    assert.equal(exec('pod', packet({ ...spec, dst: NODE_IP, srcMac: POD2.mac })).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_SPOOFED_MAC'), before + 6n);
+  });
+
+  test('only untagged IPv4 and ARP leave a pod: IPv6, RARP, LLDP, 802.3 and VLAN-tagged frames are DROP_ETHERTYPE', () => {
+    const before = counter('DROP_ETHERTYPE');
+    const ip4 = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 });
+    const ip6 = Buffer.alloc(48);
+    ip6[0] = 0x60;
+    ip6.writeUInt16BE(8, 4); // payload length
+    ip6[6] = 58; // ICMPv6
+    ip6[7] = 255;
+    const frames: [string, Buffer][] = [
+      ['IPv6', ethFrame(ETH_P.IPV6, ip6, POD1.mac, '33:33:00:00:00:01')],
+      ['RARP', arpFrame({ op: 3, sip: POD1.ip, tip: POD1.ip, srcMac: POD1.mac, type: ETH_P.RARP })],
+      ['LLDP', ethFrame(0x88cc, Buffer.alloc(46), POD1.mac, '01:80:c2:00:00:0e')],
+      ['802.3 (STP BPDU)', ethFrame(38, Buffer.from('424203000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'hex'), POD1.mac, '01:80:c2:00:00:00')],
+      ['802.1Q', vlanTagged(ip4, 7)],
+      ['802.1ad', vlanTagged(vlanTagged(ip4, 7), 8, ETH_P.QINQ)],
+      ['802.1Q around ARP', vlanTagged(arpFrame({ op: 1, sip: POD1.ip, tip: '10.244.1.1', srcMac: POD1.mac }), 7)],
+    ];
+    for (const [name, f] of frames) assert.equal(exec('pod', f).retval, TC_ACT_SHOT, name);
+    assert.equal(counter('DROP_ETHERTYPE'), before + BigInt(frames.length));
+    // The control: the untagged IPv4 frame inside them passes.
+    assert.equal(exec('pod', ip4).retval, TC_ACT_REDIRECT);
+  });
+
+  test("a pod's own ARP passes unchanged: request, reply, gratuitous, probe", () => {
+    const fwd = counter('FORWARD');
+    const own = { sip: POD1.ip, srcMac: POD1.mac };
+    const frames = [
+      arpFrame({ op: 1, ...own, tip: '10.244.1.1' }),
+      arpFrame({ op: 2, ...own, tip: '10.244.1.1', tha: GW_MAC, dstMac: GW_MAC }),
+      arpFrame({ op: 1, ...own, tip: POD1.ip }),
+      arpFrame({ op: 2, ...own, tip: POD1.ip }),
+      arpFrame({ op: 1, sip: '0.0.0.0', tip: POD1.ip, srcMac: POD1.mac }),
+    ];
+    for (const f of frames) {
+      const r = exec('pod', f);
+      assert.equal(r.retval, TC_ACT_OK);
+      assert.deepEqual(r.out, f);
+    }
+    assert.equal(counter('FORWARD'), fwd + BigInt(frames.length));
+  });
+
+  test('an ARP whose sender is not the pod is DROP_ARP_SPOOFED (another pod, the gateway, a free address, a MAC not its own); a frame from another MAC is DROP_SPOOFED_MAC', () => {
+    // A pod registered on another veth: its address is not this pod's to claim.
+    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: macOf('10.244.1.9'), gw_mac: GW_MAC });
+    try {
+      const spoofed = counter('DROP_ARP_SPOOFED');
+      const lies = [
+        arpFrame({ op: 2, sip: '10.244.1.9', tip: '10.244.1.1', srcMac: POD1.mac, dstMac: GW_MAC }),
+        arpFrame({ op: 1, sip: '10.244.1.9', tip: '10.244.1.9', srcMac: POD1.mac }),
+        arpFrame({ op: 1, sip: '10.244.1.1', tip: '10.244.1.1', srcMac: POD1.mac }),
+        arpFrame({ op: 2, sip: '10.244.1.1', tip: POD2.ip, srcMac: POD1.mac, dstMac: POD2.mac }),
+        arpFrame({ op: 1, sip: '10.244.1.77', tip: '10.244.1.1', srcMac: POD1.mac }),
+        // Its own address with another pod's MAC as the sender hardware address.
+        arpFrame({ op: 2, sip: POD1.ip, sha: POD2.mac, tip: '10.244.1.1', srcMac: POD1.mac, dstMac: GW_MAC }),
+        arpFrame({ op: 1, sip: POD1.ip, sha: '02:00:00:00:00:66', tip: POD1.ip, srcMac: POD1.mac }),
+        // A probe for an address that is not its own.
+        arpFrame({ op: 1, sip: '0.0.0.0', tip: '10.244.1.9', srcMac: POD1.mac }),
+      ];
+      for (const [i, f] of lies.entries()) assert.equal(exec('pod', f).retval, TC_ACT_SHOT, `lie ${i}`);
+      assert.equal(counter('DROP_ARP_SPOOFED'), spoofed + BigInt(lies.length));
+      const mac = counter('DROP_SPOOFED_MAC');
+      assert.equal(exec('pod', arpFrame({ op: 1, sip: POD1.ip, sha: POD1.mac, tip: '10.244.1.1', srcMac: POD2.mac })).retval, TC_ACT_SHOT);
+      assert.equal(counter('DROP_SPOOFED_MAC'), mac + 1n);
+    } finally {
+      maps.endpoints.delete({ ip: '10.244.1.9' });
+    }
+  });
+
+  test('a malformed ARP is DROP_INVALID: hardware type, protocol type, address lengths, opcode, truncated', () => {
+    const before = counter('DROP_INVALID');
+    const own = { sip: POD1.ip, tip: '10.244.1.1', srcMac: POD1.mac };
+    const bad = [
+      arpFrame({ op: 1, ...own, hrd: 6 }),
+      arpFrame({ op: 1, ...own, pro: ETH_P.IPV6 }),
+      arpFrame({ op: 1, ...own, hln: 8 }),
+      arpFrame({ op: 1, ...own, pln: 16 }),
+      arpFrame({ op: 3, ...own }),
+      arpFrame({ op: 8, ...own }),
+      arpFrame({ op: 1, ...own }).subarray(0, 14 + 20),
+    ];
+    for (const [i, f] of bad.entries()) assert.equal(exec('pod', f).retval, TC_ACT_SHOT, `frame ${i}`);
+    assert.equal(counter('DROP_INVALID'), before + BigInt(bad.length));
   });
 
   test('remote podCIDR and remote node IP are encapsulated for the node (redirect); a cluster address with no tunnel is dropped', () => {

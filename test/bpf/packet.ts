@@ -95,12 +95,70 @@ export function ipPacket(spec: PacketSpec): Buffer {
   return Buffer.concat([ip, seg]);
 }
 
-export function packet(spec: PacketSpec): Buffer {
+/**
+ * The MAC a pod with this address has in these tests: 0a:58 and the address, as CNI plugins
+ * commonly derive it. A frame from a pod carries it unless the spec says otherwise, so a
+ * test registers the pod's endpoint with macOf(ip) and its frames pass the source MAC check.
+ */
+export function macOf(ip: string): string {
+  return ['0a', '58', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+
+export const ETH_P = { IP: 0x0800, ARP: 0x0806, RARP: 0x8035, VLAN: 0x8100, QINQ: 0x88a8, IPV6: 0x86dd } as const;
+
+/** An Ethernet frame around any payload. */
+export function ethFrame(type: number, payload: Buffer, srcMac: string, dstMac = 'ff:ff:ff:ff:ff:ff'): Buffer {
   const eth = Buffer.alloc(14);
-  macToBuffer(spec.dstMac ?? '02:00:00:00:00:aa').copy(eth, 0);
-  macToBuffer(spec.srcMac ?? '02:00:00:00:00:bb').copy(eth, 6);
-  eth.writeUInt16BE(0x0800, 12);
-  return Buffer.concat([eth, ipPacket(spec)]);
+  macToBuffer(dstMac).copy(eth, 0);
+  macToBuffer(srcMac).copy(eth, 6);
+  eth.writeUInt16BE(type, 12);
+  return Buffer.concat([eth, payload]);
+}
+
+export function packet(spec: PacketSpec): Buffer {
+  return ethFrame(ETH_P.IP, ipPacket(spec), spec.srcMac ?? macOf(spec.src), spec.dstMac ?? '02:00:00:00:00:aa');
+}
+
+/** The same frame with an 802.1Q tag (in band) after the MACs. */
+export function vlanTagged(frame: Buffer, vid: number, tpid: number = ETH_P.VLAN): Buffer {
+  const tag = Buffer.alloc(4);
+  tag.writeUInt16BE(tpid, 0);
+  tag.writeUInt16BE(vid & 0xfff, 2);
+  return Buffer.concat([frame.subarray(0, 12), tag, frame.subarray(12)]);
+}
+
+export interface ArpSpec {
+  op: 1 | 2 | number;
+  /** Sender: the hardware address defaults to the Ethernet source. */
+  sip: string;
+  sha?: string;
+  tip: string;
+  tha?: string;
+  /** Ethernet source and destination (broadcast by default). */
+  srcMac: string;
+  dstMac?: string;
+  /** Malformations: hardware type, protocol type, address lengths. */
+  hrd?: number;
+  pro?: number;
+  hln?: number;
+  pln?: number;
+  /** EtherType of the frame (0x0806; 0x8035 makes it RARP). */
+  type?: number;
+}
+
+/** An Ethernet/IPv4 ARP frame (28-byte body, padded to the 60-byte minimum as a NIC would). */
+export function arpFrame(a: ArpSpec): Buffer {
+  const body = Buffer.alloc(46);
+  body.writeUInt16BE(a.hrd ?? 1, 0);
+  body.writeUInt16BE(a.pro ?? ETH_P.IP, 2);
+  body[4] = a.hln ?? 6;
+  body[5] = a.pln ?? 4;
+  body.writeUInt16BE(a.op, 6);
+  macToBuffer(a.sha ?? a.srcMac).copy(body, 8);
+  body.writeUInt32BE(ipv4ToInt(a.sip), 14);
+  macToBuffer(a.tha ?? '00:00:00:00:00:00').copy(body, 18);
+  body.writeUInt32BE(ipv4ToInt(a.tip), 24);
+  return ethFrame(a.type ?? ETH_P.ARP, body, a.srcMac, a.dstMac);
 }
 
 export interface Parsed {

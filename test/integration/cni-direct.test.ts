@@ -86,6 +86,47 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
     });
   }
 
+  test('ADD pins the pod\'s MAC to its bridge port (static sticky FDB entry, learning and unicast flooding off); CHECK sees each undone; DEL takes the entry along', async () => {
+    const pod = await node.pod('fdb');
+    const cid = 'ctr-fdb';
+    const add = await node.exec({ command: 'ADD', containerId: cid, netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const ifaces = add.json!.interfaces as { name: string; mac: string; sandbox?: string }[];
+    const podMac = ifaces.find((i) => i.sandbox)!.mac;
+    const veth = ifaces.find((i) => !i.sandbox && i.name !== node.bridge)!.name;
+    const fdb = async (): Promise<{ mac: string; ifname: string; state?: string; flags?: string[] }[]> =>
+      (JSON.parse((await run(['bridge', '-j', 'fdb', 'show', 'br', node.bridge], { netns: node.ns })).stdout) as { mac: string; ifname: string; state?: string; flags?: string[] }[]).filter((e) => e.mac === podMac);
+    const port = async (): Promise<{ learning?: boolean; flood?: boolean; bcast_flood?: boolean }> =>
+      (JSON.parse((await run(['bridge', '-j', '-d', 'link', 'show', 'dev', veth], { netns: node.ns })).stdout) as { learning?: boolean; flood?: boolean; bcast_flood?: boolean }[])[0]!;
+    const entries = await fdb();
+    assert.equal(entries.length, 1, JSON.stringify(entries));
+    assert.equal(entries[0]!.ifname, veth);
+    assert.equal(entries[0]!.state, 'static');
+    assert.ok(entries[0]!.flags?.includes('sticky'), JSON.stringify(entries[0]));
+    const p = await port();
+    assert.deepEqual([p.learning, p.flood, p.bcast_flood], [false, false, true], 'learning and unicast flooding off, broadcast on (ARP)');
+
+    const withPrev = node.conf('1.0.0', { prevResult: add.json });
+    const check = () => node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
+    assert.equal((await check()).code, 0, 'CHECK passes as ADD left it');
+    for (const [undo, redo] of [
+      [['bridge', 'link', 'set', 'dev', veth, 'learning', 'on'], ['bridge', 'link', 'set', 'dev', veth, 'learning', 'off']],
+      [['bridge', 'link', 'set', 'dev', veth, 'flood', 'on'], ['bridge', 'link', 'set', 'dev', veth, 'flood', 'off']],
+      [['bridge', 'fdb', 'del', podMac, 'dev', veth, 'master'], ['bridge', 'fdb', 'add', podMac, 'dev', veth, 'master', 'static', 'sticky']],
+      [['bridge', 'fdb', 'replace', podMac, 'dev', veth, 'master', 'static'], ['bridge', 'fdb', 'replace', podMac, 'dev', veth, 'master', 'static', 'sticky']],
+    ]) {
+      await run(undo!, { netns: node.ns });
+      assertError(await check(), 103, /check failed/);
+      await run(redo!, { netns: node.ns });
+      assert.equal((await check()).code, 0, `CHECK passes again after ${redo!.join(' ')}`);
+    }
+
+    const del = await node.exec({ command: 'DEL', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
+    assert.equal(del.code, 0, del.stdout);
+    assert.deepEqual(await fdb(), [], 'the FDB entry went with the veth');
+    node.deletePod(pod);
+  });
+
   test('the original bvcni config works unchanged (defaults for everything else)', async () => {
     // Defaults point at /var/lib/cni/bvcni and /sys/fs/bpf/bvcni, which this test must not
     // touch: VERSION and a config error prove parsing without side effects.

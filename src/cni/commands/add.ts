@@ -1,9 +1,22 @@
 // ADD: reserve an address (durably, first, so DEL/GC can always find what
-// follows), then bridge, veth pair, pod address and route, endpoint entry.
+// follows), then bridge, veth pair, pod address and route, the bridge port
+// pinned to the pod's MAC (bpf/lib/l2.h says why), endpoint entry.
 // Each step registers its undo; a failure runs them in reverse.
 import { closeSync, openSync } from 'node:fs';
 import { intToIpv4 } from '../../../loader/codec.js';
-import { addAddr, addRoute, createBridge, createVeth, defaultRouteLink, deleteLink, getLink, setLinkMtu, setLinkUp, type Link } from '../../netlink/rtnl.js';
+import {
+  addAddr,
+  addRoute,
+  createBridge,
+  createVeth,
+  defaultRouteLink,
+  deleteLink,
+  getLink,
+  isolateBridgePort,
+  setLinkMtu,
+  setLinkUp,
+  type Link,
+} from '../../netlink/rtnl.js';
 import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
 import type { NetConf } from '../config.js';
@@ -92,6 +105,9 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     mark('pod addr+route');
     const hostLink = getLink(host, vethName);
     if (!hostLink) throw new CniError(Code.internal, `host interface ${vethName} vanished after creation`);
+    // Before the endpoint (and its program) exists, so the pod is never on a port that floods or learns.
+    isolateBridgePort(host, { index: hostLink.index, mac: podMac });
+    mark('bridge port isolated');
     const ipText = intToIpv4(ip);
     svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac });
     undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));

@@ -1,8 +1,10 @@
 // CHECK: the attachment is as prevResult says — pod interface, address and
-// default route inside the pod, host veth on the bridge, reservation, and
-// endpoint entry. The first mismatch is the error.
+// default route inside the pod, host veth on the bridge (learning and unicast
+// flooding off, the pod's MAC a static sticky FDB entry on it), reservation,
+// and endpoint entry. The first mismatch is the error.
 import { intToIpv4 } from '../../../loader/codec.js';
-import { getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
+import { getBridgeFdb, getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
+import { NTF_STICKY, NUD_NOARP } from '../../netlink/message.js';
 import { firstHost } from '../../common/cidr.js';
 import { hostVethName, type Invocation } from '../context.js';
 import { Code, CniError } from '../errors.js';
@@ -74,6 +76,13 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
     if (!veth) fail(`host interface ${hostVethName(env.containerId, env.ifname)} not found`);
     const br = getLink(host, conf.bridge);
     if (!br || veth.master !== br.index) fail(`host interface ${veth.name} is not on bridge ${conf.bridge}`);
+    if (veth.bridgePort?.learning !== false || veth.bridgePort.unicastFlood !== false) {
+      fail(`bridge port ${veth.name} learns or floods unknown unicast (learning ${veth.bridgePort?.learning}, unicast flood ${veth.bridgePort?.unicastFlood})`);
+    }
+    const fdb = getBridgeFdb(host, { index: veth.index, mac: podMac });
+    if (!fdb || fdb.index !== veth.index || !(fdb.state & NUD_NOARP) || !(fdb.flags & NTF_STICKY)) {
+      fail(`no static sticky FDB entry for ${podMac} on bridge port ${veth.name}`);
+    }
     hostIndex = veth.index;
   } finally {
     host.close();
