@@ -19,7 +19,7 @@ export const RTM = {
 } as const;
 
 export const IFLA = {
-  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, PROTINFO: 12, OPERSTATE: 16, LINKINFO: 18, NET_NS_FD: 28,
+  ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, PROTINFO: 12, OPERSTATE: 16, LINKINFO: 18, AF_SPEC: 26, NET_NS_FD: 28,
 } as const;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
@@ -33,6 +33,9 @@ export const NUD_NOARP = 0x40;
 export const NTF_MASTER = 0x04;
 export const NTF_STICKY = 0x40;
 export const VETH_INFO_PEER = 1;
+/** In IFLA_AF_SPEC's AF_INET6 block: how the link's IPv6 addresses are made (IN6_ADDR_GEN_MODE_NONE: none). */
+export const IFLA_INET6_ADDR_GEN_MODE = 8;
+export const IN6_ADDR_GEN_MODE_NONE = 1;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
@@ -40,6 +43,7 @@ export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
 export const AF_BRIDGE = 7;
+export const AF_INET6 = 10;
 export const IFF_UP = 0x1;
 export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;

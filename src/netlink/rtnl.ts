@@ -3,6 +3,9 @@ import { bufferToMac, intToIpv4, ipv4ToInt, macToBuffer } from '../../loader/cod
 import {
   AF_BRIDGE,
   AF_INET,
+  AF_INET6,
+  IFLA_INET6_ADDR_GEN_MODE,
+  IN6_ADDR_GEN_MODE_NONE,
   IFA_ADDRESS,
   IFA_LOCAL,
   IFF_UP,
@@ -65,6 +68,8 @@ export interface Route {
 const ENODEV = 19;
 const ESRCH = 3;
 const ENOENT = 2;
+const EAFNOSUPPORT = 97;
+const EOPNOTSUPP = 95;
 
 function parseLink(body: Buffer): Link {
   const a = decodeAttrs(body, 16);
@@ -205,6 +210,22 @@ export async function deleteLinkIndexAsync(index: number): Promise<boolean> {
 
 export function setLinkUp(s: NetlinkSocket, index: number): void {
   s.request(`set link #${index} up`, RTM.NEWLINK, 0, ifinfomsg({ index, flags: IFF_UP, change: IFF_UP }));
+}
+
+/**
+ * No IPv6 address on the link, not even a link-local one, so it sends no
+ * router solicitation, duplicate address detection or MLD report: a pod's
+ * IPv6 is dropped at its veth until the cluster is dual-stack (bpf/lib/l2.h),
+ * and would only be noise under DROP_ETHERTYPE. Before the link goes up (the
+ * link-local address is made then). A kernel without IPv6 has nothing to stop.
+ */
+export function disableIpv6Addresses(s: NetlinkSocket, index: number): void {
+  const mode = { type: IFLA_INET6_ADDR_GEN_MODE, data: Buffer.from([IN6_ADDR_GEN_MODE_NONE]) };
+  try {
+    s.request(`set link #${index} addrgenmode none`, RTM.NEWLINK, 0, Buffer.concat([ifinfomsg({ index }), encode([attr.nested(IFLA.AF_SPEC, [attr.nested(AF_INET6, [mode])])])]));
+  } catch (e) {
+    if (!(e instanceof NetlinkError && (e.errno === EAFNOSUPPORT || e.errno === EOPNOTSUPP))) throw e;
+  }
 }
 
 export function setLinkMtu(s: NetlinkSocket, index: number, mtu: number): void {

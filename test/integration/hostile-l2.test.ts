@@ -188,14 +188,27 @@ describe('hostile pods at layer 2: one node, pods added by the real plugin', { t
     }
   });
 
+  const ipv6Addrs = async (p: SimPod): Promise<string[]> => {
+    const r = await run(['ip', '-j', '-6', 'addr', 'show', 'dev', 'eth0'], { netns: p.path });
+    return (JSON.parse(r.stdout || '[]') as { addr_info: { local: string }[] }[]).flatMap((l) => l.addr_info.map((i) => i.local));
+  };
+
+  test('a pod the plugin adds has no IPv6 address, so it sends no router solicitation, DAD or MLD (control: a pod wired without the plugin has one)', async () => {
+    for (const p of [v, a]) assert.deepEqual(await ipv6Addrs(p), [], `${p.podName} has no IPv6 address`);
+    assert.ok((await ipv6Addrs(w)).some((addr) => addr.startsWith('fe80:')), 'control: the kernel gives a pod wired without the plugin a link-local address');
+  });
+
   test('IPv6 between two pods on one node never arrives (control: it does from a pod without the checks)', async () => {
+    // The plugin gives pods no IPv6 address; a workload (or an attacker) with NET_ADMIN in its pod adds its own.
     const linkLocal = async (p: SimPod): Promise<string> => {
-      const r = await run(['ip', '-j', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'], { netns: p.path });
-      const addr = (JSON.parse(r.stdout) as { addr_info: { local: string }[] }[])[0]?.addr_info[0]?.local;
-      if (!addr) throw new Error(`${p.podName} has no IPv6 link-local address: ${r.stdout}`);
+      const mine = (await ipv6Addrs(p)).find((addr) => addr.startsWith('fe80:'));
+      if (mine) return mine;
+      const addr = `fe80::${p.ip.split('.').map(Number).slice(2).join(':')}`;
+      await run(['ip', '-6', 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad'], { netns: p.path });
       return addr;
     };
     const target = await linkLocal(v);
+    await linkLocal(a);
     const ping6 = (from: SimPod): Promise<unknown> =>
       run(['ping', '-6', '-n', '-q', '-c', '3', '-i', '0.3', '-W', '1', `${target}%eth0`], { netns: from.path, allowFail: true });
     const v6From = (frames: Frame[], mac: string): Frame[] => frames.filter((f) => f.srcMac === mac && f.type === ETH_P.IPV6);

@@ -11,6 +11,7 @@ import {
   createVeth,
   defaultRouteLink,
   deleteLink,
+  disableIpv6Addresses,
   getLink,
   isolateBridgePort,
   setLinkMtu,
@@ -98,6 +99,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
 
     const podLink = getLink(pod, env.ifname);
     if (!podLink) throw new CniError(Code.internal, `pod interface ${env.ifname} vanished after creation`);
+    disableIpv6Addresses(pod, podLink.index);
     setLinkUp(pod, podLink.index);
     addAddr(pod, podLink.index, intToIpv4(ip), conf.podCidr.prefix);
     addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw, oif: podLink.index });
