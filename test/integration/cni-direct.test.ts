@@ -173,7 +173,6 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
     const pod = await node.pod('err');
     const ok = { command: 'ADD', containerId: 'e1', netns: pod, ifname: 'eth0' };
     const cases: [string, Parameters<TestNode['exec']>[0], number, RegExp?][] = [
-      ['no CNI_COMMAND', { ...ok, command: '', stdin: node.conf('1.0.0') }, 4, /CNI_COMMAND/],
       ['unknown command', { ...ok, command: 'FROB', stdin: node.conf('1.0.0') }, 4],
       ['missing container id', { ...ok, containerId: undefined, stdin: node.conf('1.0.0') }, 4, /CNI_CONTAINERID/],
       ['missing netns on ADD', { ...ok, netns: undefined, stdin: node.conf('1.0.0') }, 4, /CNI_NETNS/],
@@ -209,6 +208,21 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
     assert.deepEqual(node.reservations(), []);
     assert.deepEqual(await node.hostVeths(), []);
     assert.deepEqual(await node.endpoints(), []);
+    node.deletePod(pod);
+  });
+
+  test('no CNI_COMMAND (run by hand): the about text on stderr, nothing on stdout, exit 0, nothing done, as the reference plugins do', async () => {
+    const pod = await node.pod('about');
+    const call = { command: '', containerId: 'ab1', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') };
+    const [ours, ref] = [await node.exec(call), await node.ref(call)];
+    for (const [who, r] of [['bvcni', ours], ['reference bridge', ref]] as const) {
+      assert.equal(r.code, 0, `${who}: exit code`);
+      assert.equal(r.stdout, '', `${who}: nothing on stdout`);
+      assert.match(r.stderr, /^CNI \w+ plugin .*\nCNI protocol versions supported: .*1\.0\.0/, `${who}: the about text`);
+    }
+    assert.match(ours.stderr, /dataplane ABI \d+/);
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.hostVeths(), []);
     node.deletePod(pod);
   });
 
