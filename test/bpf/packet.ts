@@ -206,11 +206,17 @@ export function parseVxlan(frame: Buffer): VxlanParsed {
   };
 }
 
-/** An Ethernet frame wrapped in outer Ethernet + IPv4 + UDP (checksum 0, as VXLAN senders do) + VXLAN. */
-export function vxlanPacket(outer: VxlanSpec, inner: Buffer): Buffer {
+/** A UDP payload for a VXLAN socket: the VXLAN header (VNI valid) and the encapsulated Ethernet frame. */
+export function vxlanPayload(vni: number, inner: Buffer): Buffer {
   const vx = Buffer.alloc(8);
   vx[0] = 0x08;
-  vx.writeUIntBE(outer.vni, 4, 3);
+  vx.writeUIntBE(vni, 4, 3);
+  return Buffer.concat([vx, inner]);
+}
+
+/** An Ethernet frame wrapped in outer Ethernet + IPv4 + UDP (checksum 0, as VXLAN senders do) + VXLAN. */
+export function vxlanPacket(outer: VxlanSpec, inner: Buffer): Buffer {
+  const vx = vxlanPayload(outer.vni, Buffer.alloc(0));
   const udp = Buffer.alloc(8);
   udp.writeUInt16BE(40000, 0);
   udp.writeUInt16BE(outer.port ?? 8472, 2);
