@@ -43,9 +43,13 @@
  * CAP_NET_ADMIN or CAP_BPF in the node's namespace (a tc or BPF program):
  * here that is bpf_host's vxlan_decap_to_node, which validated the packet
  * the same way before stripping its outer headers (and the tunnel info with
- * them). Pods have neither capability in this namespace, and what they send
- * through the device's transmit side leaves encapsulated through the uplink,
- * never back to this receive side.
+ * them). Pods have neither capability in this namespace. The device's
+ * transmit side is no way round: what it sends carries a tunnel key (set by
+ * bpf_pod or by our egress program, for a remote node), and with a tunnel key
+ * the device encapsulates even for a local destination, which then comes back
+ * through the socket with its tunnel info (tried on kernel 6.18: a route with
+ * `encap ip dst <own address>` showed the UDP datagrams at the host's input
+ * hook); only packets without one are short-cut to a local receive side.
  * Non-IPv4 frames are refused either way: no node sends any.
  * 0 to go on, or DROP(reason).
  */
