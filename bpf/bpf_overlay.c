@@ -58,8 +58,17 @@ static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct 
 	struct bpf_tunnel_key key;
 	__u32 node;
 
-	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0) {
+		/*
+		 * In collect_md mode the device also listens on IPv6 (a pod could
+		 * reach it at the bridge's link-local address): the IPv4 question
+		 * fails for that tunnel info, which must not pass for none at all.
+		 * No node speaks VXLAN over IPv6.
+		 */
+		if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), BPF_F_TUNINFO_IPV6) == 0)
+			return DROP(REASON_DROP_VXLAN_NOT_NODE);
 		return ip ? 0 : DROP(REASON_DROP_ETHERTYPE);
+	}
 	if (!ip)
 		return DROP(REASON_DROP_ETHERTYPE);
 	node = bpf_htonl(key.remote_ipv4); /* the helper gives host order */
