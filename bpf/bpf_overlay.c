@@ -110,17 +110,19 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 			return ret;
 	}
 #endif
+	ep = endpoint_get(daddr);
 	/*
 	 * For this node, or a reply in a flow the host translated (a Service
-	 * backend answering a local pod), or a fragment: up the stack, where
-	 * conntrack reassembles and undoes it.
+	 * backend answering a local pod), or a fragment for a local pod: up the
+	 * stack, where conntrack reassembles and undoes it. Fragments for any
+	 * other address are not the host's to reassemble (the gateway's, say:
+	 * whole, they could be VXLAN for the node's socket).
 	 */
-	if (daddr == cfg->node_ip || ct_host_translated(skb, ip)) {
+	if (daddr == cfg->node_ip || ((ep || !ipv4_is_fragment(ip)) && ct_host_translated(skb, ip))) {
 		if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
 			return DROP(REASON_DROP_INVALID);
 		return TC_ACT_OK;
 	}
-	ep = endpoint_get(daddr);
 	if (ep)
 		return deliver_to_pod(skb, ep);
 	if (ipv4_in_prefix(daddr, cfg->pod_cidr, cfg->pod_prefix))

@@ -694,5 +694,10 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
         assert.deepEqual(r.out, pkt, `${slot}: ${what} unchanged`);
       }
     }
+    // Only fragments for a pod: the host must not reassemble one for its gateway (it could be VXLAN for its socket).
+    const before = counter('DROP_NO_ENDPOINT');
+    const toGateway = packet({ ...remote, dst: '10.244.1.1', dport: 8472, frag });
+    assert.equal(exec('overlayIngress', toGateway).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
   });
 });
