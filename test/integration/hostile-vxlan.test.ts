@@ -34,6 +34,7 @@ const LISTEN_PORT = 7100;
 /** An underlay address that belongs to no node. */
 const STRANGER_IP = '192.0.2.99';
 const SERVICE_IP = '10.96.0.50';
+const SERVICE_IP_LOCAL = '10.96.0.51';
 const SERVICE_PORT = 53;
 const BACKEND_PORT = 5353;
 const REPLY_BYTES = 3000;
@@ -294,34 +295,46 @@ describe('hostile pods and hosts against the VXLAN overlay (2 nodes, real bvcnid
     }
   });
 
-  test("a UDP Service's 3,000-byte reply, fragmented by a backend on another node, reaches the client from the Service address", async () => {
-    const backend = c.spawn(vic1, ['python3', '-u', '-c', BIG_REPLY, String(BACKEND_PORT), String(REPLY_BYTES)]);
-    await new Promise<void>((resolve, reject) => {
-      backend.stdout!.once('data', () => resolve());
-      backend.once('exit', (code) => reject(new Error(`backend exited ${code}`)));
-    });
-    // kube-proxy's DNAT for the ClusterIP, in the client's node.
+  // A Service's reply delivered past the host stack keeps the backend's address: the client, which
+  // asked the ClusterIP, drops it. Whole replies are found in conntrack; fragments must go up too.
+  test("a UDP Service's 3,000-byte reply, fragmented by a backend on another node or the same node, reaches the client from the Service address", async () => {
+    const backends: ChildProcess[] = [];
+    // kube-proxy's DNAT for two ClusterIPs, in the client's node: a backend on the other node, one on the same node.
+    const services = [
+      { ip: SERVICE_IP, backend: vic1 },
+      { ip: SERVICE_IP_LOCAL, backend: vic0 },
+    ];
     const table = `bvsvc${randomBytes(3).toString('hex')}`;
-    await run(['nft', '-f', '-'], {
-      netns: n0.path,
-      input: [
-        `table ip ${table} {`,
-        '  chain pre {',
-        '    type nat hook prerouting priority dstnat; policy accept;',
-        `    ip daddr ${SERVICE_IP} udp dport ${SERVICE_PORT} dnat to ${vic1.ip}:${BACKEND_PORT}`,
-        '  }',
-        '}',
-      ].join('\n'),
-    });
     try {
-      // Control: the backend answers a direct question with the whole reply (the pod MTU makes it fragment).
-      const direct = JSON.parse((await c.exec(nbr, ['python3', '-c', ASK, vic1.ip, String(BACKEND_PORT)])).stdout) as Record<string, unknown>;
-      assert.deepEqual(direct, { src: vic1.ip, sport: BACKEND_PORT, len: REPLY_BYTES });
-      const viaService = JSON.parse((await c.exec(nbr, ['python3', '-c', ASK, SERVICE_IP, String(SERVICE_PORT)])).stdout) as Record<string, unknown>;
-      assert.deepEqual(viaService, { src: SERVICE_IP, sport: SERVICE_PORT, len: REPLY_BYTES });
+      for (const { backend } of services) {
+        const p = c.spawn(backend, ['python3', '-u', '-c', BIG_REPLY, String(BACKEND_PORT), String(REPLY_BYTES)]);
+        backends.push(p);
+        await new Promise<void>((resolve, reject) => {
+          p.stdout!.once('data', () => resolve());
+          p.once('exit', (code) => reject(new Error(`backend in ${backend.name} exited ${code}`)));
+        });
+      }
+      await run(['nft', '-f', '-'], {
+        netns: n0.path,
+        input: [
+          `table ip ${table} {`,
+          '  chain pre {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          ...services.map((s) => `    ip daddr ${s.ip} udp dport ${SERVICE_PORT} dnat to ${s.backend.ip}:${BACKEND_PORT}`),
+          '  }',
+          '}',
+        ].join('\n'),
+      });
+      const ask = async (ip: string, port: number): Promise<Record<string, unknown>> =>
+        JSON.parse((await c.exec(nbr, ['python3', '-c', ASK, ip, String(port)])).stdout) as Record<string, unknown>;
+      for (const { ip, backend } of services) {
+        // Control: the backend answers a direct question with the whole reply (the pod MTU makes it fragment).
+        assert.deepEqual(await ask(backend.ip, BACKEND_PORT), { src: backend.ip, sport: BACKEND_PORT, len: REPLY_BYTES }, `${backend.name} directly`);
+        assert.deepEqual(await ask(ip, SERVICE_PORT), { src: ip, sport: SERVICE_PORT, len: REPLY_BYTES }, `${backend.name} through ${ip}`);
+      }
     } finally {
       await run(['nft', 'delete', 'table', 'ip', table], { netns: n0.path, allowFail: true });
-      backend.kill('SIGKILL');
+      for (const p of backends) p.kill('SIGKILL');
     }
   });
 });
