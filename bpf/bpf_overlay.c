@@ -7,7 +7,10 @@
  * PACKET_OTHERHOST. Pods get them through bpf_redirect_peer; packets for this
  * node's own IP (a remote pod talking to this node) go up the host stack.
  * Most packets for pods never come here: bpf_host decapsulates them at the
- * uplink (lib/decap.h). This path serves what that one leaves to the device.
+ * uplink (lib/decap.h). This path serves what that one leaves to the device,
+ * and checks it as that one does (overlay_rx_check): VXLAN from a host that
+ * is not a cluster node, or from a node with an inner source it does not
+ * own, is dropped here.
  *
  * egress: node-originated traffic to remote pods. The node routes the
  * cluster CIDR to this device (one route, NOARP device, no neighbour or FDB
@@ -26,6 +29,56 @@
 #include "lib/overlay_xmit.h"
 #include "lib/deliver.h"
 #include "lib/conntrack.h"
+#include "lib/isolation.h"
+
+#ifndef BVCNI_NO_ISOLATION
+/*
+ * Who handed us this packet. The device's UDP socket, in collect_md mode,
+ * attaches the outer header's tunnel info to every packet it decapsulates
+ * (vxlan_rcv drops the packet when it cannot), so a packet with tunnel info
+ * came off the wire, through the host stack, from anyone: it is accepted only
+ * from a cluster node and with an inner source that node owns. A packet
+ * without tunnel info did not come from the socket. The only other way onto
+ * this device's receive side is a redirect to its ingress, which takes
+ * CAP_NET_ADMIN or CAP_BPF in the node's namespace (a tc or BPF program):
+ * here that is bpf_host's vxlan_decap_to_node, which validated the packet
+ * the same way before stripping its outer headers (and the tunnel info with
+ * them). Pods have neither capability in this namespace. The device's
+ * transmit side is no way round: what it sends carries a tunnel key (set by
+ * bpf_pod or by our egress program, for a remote node), and with a tunnel key
+ * the device encapsulates even for a local destination, which then comes back
+ * through the socket with its tunnel info (tried on kernel 6.18: a route with
+ * `encap ip dst <own address>` showed the UDP datagrams at the host's input
+ * hook); only packets without one are short-cut to a local receive side.
+ * Non-IPv4 frames are refused either way: no node sends any.
+ * 0 to go on, or DROP(reason).
+ */
+static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	struct bpf_tunnel_key key;
+	__u32 node;
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0) {
+		/*
+		 * In collect_md mode the device also listens on IPv6 (a pod could
+		 * reach it at the bridge's link-local address): the IPv4 question
+		 * fails for that tunnel info, which must not pass for none at all.
+		 * No node speaks VXLAN over IPv6.
+		 */
+		if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), BPF_F_TUNINFO_IPV6) == 0)
+			return DROP(REASON_DROP_VXLAN_NOT_NODE);
+		return ip ? 0 : DROP(REASON_DROP_ETHERTYPE);
+	}
+	if (!ip)
+		return DROP(REASON_DROP_ETHERTYPE);
+	node = bpf_htonl(key.remote_ipv4); /* the helper gives host order */
+	if (!vxlan_from_node(node))
+		return DROP(REASON_DROP_VXLAN_NOT_NODE);
+	if (!vxlan_inner_src_ok(node, ip->saddr))
+		return DROP(REASON_DROP_VXLAN_SPOOFED);
+	return 0;
+}
+#endif
 
 static __always_inline int from_overlay(struct __sk_buff *skb)
 {
@@ -36,22 +89,40 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	int ret;
 
 	ip = ipv4_hdr(skb, &ret);
+#ifndef BVCNI_NO_ISOLATION
+	if (ret == TC_ACT_OK) {
+		int bad = overlay_rx_check(skb, ip);
+
+		if (bad)
+			return bad;
+	}
+#endif
 	if (!ip)
 		return ret;
 	cfg = config_get();
 	if (!cfg)
 		return DROP(REASON_DROP_NO_CONFIG);
 	daddr = ip->daddr;
+#ifndef BVCNI_NO_ISOLATION
+	if (daddr == cfg->node_ip) {
+		ret = node_vxlan_again_check(skb, cfg, ip, ETH_HLEN);
+		if (ret)
+			return ret;
+	}
+#endif
+	ep = endpoint_get(daddr);
 	/*
 	 * For this node, or a reply in a flow the host translated (a Service
-	 * backend answering a local pod): up the stack, where conntrack undoes it.
+	 * backend answering a local pod), or a fragment for a local pod: up the
+	 * stack, where conntrack reassembles and undoes it. Fragments for any
+	 * other address are not the host's to reassemble (the gateway's, say:
+	 * whole, they could be VXLAN for the node's socket).
 	 */
-	if (daddr == cfg->node_ip || ct_host_translated(skb, ip)) {
+	if (daddr == cfg->node_ip || ((ep || !ipv4_is_fragment(ip)) && ct_host_translated(skb, ip))) {
 		if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
 			return DROP(REASON_DROP_INVALID);
 		return TC_ACT_OK;
 	}
-	ep = endpoint_get(daddr);
 	if (ep)
 		return deliver_to_pod(skb, ep);
 	if (ipv4_in_prefix(daddr, cfg->pod_cidr, cfg->pod_prefix))

@@ -112,7 +112,7 @@ enum bvcni_reason {
 	REASON_DROP_TTL         = 10,  /* TTL exceeded while forwarding */
 	REASON_DROP_FRAG_NEEDED = 11,  /* too big for the overlay and DF set */
 	REASON_DROP_UNSUPPORTED = 12,  /* protocol the NAT cannot translate */
-	REASON_DROP_POD_VXLAN   = 13,  /* a pod sent UDP to the VXLAN port of a node (encapsulation is the node's) */
+	REASON_DROP_POD_VXLAN   = 13,  /* a pod sent UDP to the VXLAN port of a node, or of anything but a pod (encapsulation is the node's) */
 	REASON_DROP_VXLAN_NOT_NODE = 14, /* VXLAN from an underlay host that is not a cluster node */
 	REASON_DROP_VXLAN_SPOOFED  = 15, /* VXLAN from a node whose inner source is neither its podCIDR nor its IP */
 	REASON_DROP_SPOOFED_MAC = 16,  /* pod frame with a source MAC that is not the pod's */

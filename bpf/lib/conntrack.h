@@ -41,8 +41,14 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
 
 /*
  * Whether the host NATed the flow this TCP or UDP packet belongs to (in
- * either direction). l4off: where ip's ports are in the packet (past an outer
- * header when the packet is still encapsulated).
+ * either direction), or may have: an IP fragment answers yes. Only the first
+ * fragment carries ports, and only conntrack, which reassembles, can
+ * translate a fragmented datagram back (a large UDP Service reply, a DNS
+ * answer bigger than the MTU): delivered past the stack, its fragments would
+ * reach the pod with the backend's address. So the callers hand every
+ * fragment to the host stack, like the rest of a flow it may have
+ * translated. l4off: where ip's ports are in the packet (past an outer header
+ * when the packet is still encapsulated).
  */
 static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const struct iphdr *ip, __u32 l4off)
 {
@@ -57,7 +63,7 @@ static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const st
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return 0;
 	if (ipv4_is_fragment(ip))
-		return 0;
+		return 1;
 	tuple.ipv4.saddr = ip->saddr;
 	tuple.ipv4.daddr = ip->daddr;
 	opts.l4proto = ip->protocol;

@@ -13,9 +13,16 @@
  * host stack takes it as it would from the device (pod to node IP measured
  * 1.23x the TCP throughput of the device's whole receive path).
  *
- * Anything else takes the VXLAN device as before (bpf_overlay's ingress):
- * packets from hosts that are not cluster nodes, for addresses with no
- * endpoint, flows the host translated, CE-marked packets (the device
+ * Either way the inner source must belong to the sending node, its podCIDR
+ * or its own IP (lib/isolation.h); a node's packet that fails this is
+ * dropped here as DROP_VXLAN_SPOOFED. An inner packet for the node that is
+ * itself UDP to the VXLAN port is dropped as DROP_POD_VXLAN.
+ *
+ * Anything else takes the VXLAN device as before (bpf_overlay's ingress,
+ * which validates what it gets the same way): packets from hosts that are
+ * not cluster nodes, for addresses with no endpoint, flows the host
+ * translated and IP fragments (conntrack must reassemble them before it can
+ * translate them back), CE-marked packets (the device
  * propagates ECN), other ports and VNIs, headers a NIC left outside the
  * linear part (rare: drivers pull them in), and whatever the helper refuses.
  * Like the device with a zero outer checksum, we do not verify the outer UDP
@@ -34,20 +41,17 @@
 #include "conntrack.h"
 #include "deliver.h"
 #include "vxlan.h"
+#include "isolation.h"
 
 /*
- * Only a cluster node's packets skip the host stack: the rest meet the host's
- * firewall on the way to the VXLAN socket, as they did before this path.
+ * The inner IPv4 header of a VXLAN packet for us, or NULL when the packet is
+ * not one; *outer_saddr: the sending node. Only a cluster node's packets skip
+ * the host stack (vxlan_from_node): the rest meet the host's firewall on the
+ * way to the VXLAN socket, as they did before this path, and bpf_overlay's
+ * ingress drops them.
  */
-static __always_inline int vxlan_from_node(__u32 saddr)
-{
-	const struct tunnel_value *tun = tunnel_get(saddr);
-
-	return tun && (tun->flags & TUNNEL_F_NODE_IP) && tun->node_ip == saddr;
-}
-
-/* The inner IPv4 header of a VXLAN packet for us, or NULL when the packet is not one. */
-static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, const struct bvcni_config *cfg)
+static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, const struct bvcni_config *cfg,
+						      __u32 *outer_saddr)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -71,6 +75,7 @@ static __always_inline struct iphdr *vxlan_inner_ipv4(struct __sk_buff *skb, con
 		return 0;
 	if (ieth->h_proto != bpf_htons(ETH_P_IP) || iip->ihl < 5 || iip->version != 4)
 		return 0;
+	*outer_saddr = ip->saddr;
 	return iip;
 }
 
@@ -100,15 +105,32 @@ static __always_inline int vxlan_decap(struct __sk_buff *skb, const struct bvcni
 {
 	const struct endpoint_value *ep;
 	struct iphdr *iip;
+	__u32 node = 0;
 
 	if (!cfg->vxlan_port)
 		return TC_ACT_OK;
-	iip = vxlan_inner_ipv4(skb, cfg);
+	iip = vxlan_inner_ipv4(skb, cfg, &node);
 	if (!iip)
 		return TC_ACT_OK;
+#ifndef BVCNI_NO_ISOLATION
+	if (!vxlan_inner_src_ok(node, iip->saddr))
+		return DROP(REASON_DROP_VXLAN_SPOOFED);
+#endif
 	ep = endpoint_get(iip->daddr);
-	if (!ep)
-		return iip->daddr == cfg->node_ip ? vxlan_decap_to_node(skb, cfg, iip) : TC_ACT_OK;
+	if (!ep) {
+		if (iip->daddr != cfg->node_ip)
+			return TC_ACT_OK;
+#ifndef BVCNI_NO_ISOLATION
+		{
+			int ret = node_vxlan_again_check(skb, cfg, iip, VXLAN_INNER_IP_OFF);
+
+			if (ret)
+				return ret;
+		}
+#endif
+		return vxlan_decap_to_node(skb, cfg, iip);
+	}
+	/* Fragments too (conntrack.h): only the host can reassemble and un-translate them. */
 	if (ct_host_translated_at(skb, iip, VXLAN_INNER_IP_OFF + iip->ihl * 4))
 		return TC_ACT_OK;
 	if (vxlan_strip(skb) < 0)

@@ -4,7 +4,9 @@
 // vs nftables masquerade. Variants run interleaved (A B A B ...) so machine noise hits
 // all of them alike; medians and ratios come from the same run.
 //   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
-//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, scale); default: all of them.
+//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, iso, scale); default: all of them.
+// iso: bvcni's programs against the same programs built without the pod-isolation
+// checks (dist/bpf-noiso, -DBVCNI_NO_ISOLATION), swapped in place on the same cluster.
 import {
   createCluster,
   iperf,
@@ -19,11 +21,13 @@ import {
   type SimNetns,
 } from '../../src/sim/index.js';
 import { tunnelKey, tunnelValue } from '../../src/dataplane/abi.js';
+import { Programs } from '../../src/dataplane/index.js';
 import { BpfMap } from '../../loader/index.js';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run, startProcess } from '../../src/common/exec.js';
 import { installMinimalOverlay } from '../fixtures/bpf/min-overlay.js';
 
@@ -34,7 +38,11 @@ const RR_CPU = 1;
 const CRR_PORT = 7002;
 const CRR_MS = 1000;
 const SCALE_ENTRIES = 5000;
-const PARTS = ['tput', 'rr', 'masq', 'crr', 'scale'] as const;
+const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist');
+// The product's objects, and the same sources built with -DBVCNI_NO_ISOLATION (Makefile).
+const OBJ_WITH = join(DIST, 'bpf');
+const OBJ_WITHOUT = join(DIST, 'bpf-noiso');
+const PARTS = ['tput', 'rr', 'masq', 'crr', 'iso', 'scale'] as const;
 const ONLY = (process.env.BVB_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 for (const p of ONLY) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`BVB_ONLY: unknown part ${p} (parts: ${PARTS.join(', ')})`);
 const part = (p: (typeof PARTS)[number]): boolean => ONLY.includes(p);
@@ -228,6 +236,65 @@ try {
     }
     ratio('pod → internet short connections', 'bvcni masquerade', 'nft masquerade', '≥ 1.2', rCr);
     ratio('pod → internet short connections', 'node itself, no pod, no NAT', 'nft masquerade', 'ceiling, no target', rCr);
+  }
+
+  if (bvcni && part('iso')) {
+    // The pod-isolation checks on the hot path (issue 13): the same cluster, the same
+    // flows, the programs replaced in place (same tc handle, pinned maps kept) between
+    // runs, so each pair of runs differs only in the checks.
+    const missing = [OBJ_WITH, OBJ_WITHOUT].flatMap((d) => Object.values(Programs).map((p) => join(d, p.object))).filter((f) => !existsSync(f));
+    if (missing.length) throw new Error(`BVB_ONLY=iso needs ${missing.join(', ')} (make build)`);
+    const dpApi = await loadDataplane();
+    const b = bvcni;
+    let installed = OBJ_WITH;
+    const install = async (objDir: string): Promise<void> => {
+      if (installed === objDir) return;
+      for (const n of b.nodes) (await dpApi.ensureNodeDataplane({ ...n.dataplaneConfig, objDir })).close();
+      installed = objDir;
+    };
+    const bE = ends(b);
+    // The swap must change what is measured: a pod's UDP to its node's VXLAN port is
+    // counted as DROP_POD_VXLAN by the programs with the checks and by no other.
+    const podVxlanDrops = async (): Promise<bigint> => {
+      await b.exec(bE.client, ['python3', '-c', `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('${bE.client.node.ip}', ${b.nodes[0]!.dataplaneConfig.vxlanPort}))`]);
+      return dpApi.readDropStats(bE.client.node.pinDir).filter((d) => d.reason === 'DROP_POD_VXLAN').reduce((a, d) => a + d.packets, 0n);
+    };
+    const counts: bigint[] = [await podVxlanDrops()];
+    await install(OBJ_WITHOUT);
+    counts.push(await podVxlanDrops());
+    await install(OBJ_WITH);
+    counts.push(await podVxlanDrops());
+    if (!(counts[0]! > 0n && counts[1] === counts[0] && counts[2]! > counts[1]!)) {
+      throw new Error(`the two program sets do not differ in their isolation checks (DROP_POD_VXLAN counts ${counts.join(', ')})`);
+    }
+    const clientSysctls = ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535'];
+    await b.exec(bE.client, clientSysctls);
+    const variants = (measure: () => Promise<number>): Variant[] => [
+      { name: 'with isolation', run: async () => (await install(OBJ_WITH), measure()) },
+      { name: 'without isolation', run: async () => (await install(OBJ_WITHOUT), measure()) },
+    ];
+    try {
+      const rT = await interleave('isolation: cross-node TCP', variants(tput(b, bE.client.path, bE.server.ip)));
+      record('isolation checks: cross-node TCP single stream', 'Gbit/s', rT);
+      ratio('isolation checks: cross-node TCP single stream', 'with isolation', 'without isolation', '≥ 0.98', rT);
+      const rR = await interleave('isolation: TCP RR', variants(rr(bE.client.path, bE.server.ip)));
+      record('isolation checks: cross-node TCP RR p50 (1 CPU)', 'µs', rR);
+      ratio('isolation checks: cross-node TCP RR p50 (1 CPU)', 'with isolation', 'without isolation', '≤ 1.02', rR);
+      let failed = 0;
+      const rC = await interleave(
+        'isolation: short connections',
+        variants(async () => {
+          const r = await crrRate(bE.client, b.internet.ip);
+          failed += r.failed;
+          return r.perSecond;
+        }),
+      );
+      record('isolation checks: pod → internet short connections', 'conn/s', rC);
+      ratio('isolation checks: pod → internet short connections', 'with isolation', 'without isolation', '≥ 0.97', rC);
+      if (failed) notes.push(`isolation checks, short connections: ${failed} connections got no answer within 1 s over all runs`);
+    } finally {
+      await install(OBJ_WITH);
+    }
   }
 
   if (bvcni && part('scale')) {

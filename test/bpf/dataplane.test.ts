@@ -24,7 +24,7 @@ import {
   type ConfigValue,
   type DataplaneMaps,
 } from '../../src/dataplane/index.js';
-import { ETH_P, PROTO, arpFrame, ethFrame, macOf, packet, parse, parseIp, parseVxlan, vlanTagged, vxlanPacket } from './packet.js';
+import { ETH_P, PROTO, arpFrame, ethFrame, macOf, packet, parse, parseIp, parseVxlan, vlanTagged, vxlanPacket, type PacketSpec } from './packet.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -671,5 +671,133 @@ describe('dataplane programs under BPF_PROG_TEST_RUN', () => {
     } finally {
       maps.config.update(0, config());
     }
+  });
+  test("a pod's UDP to the VXLAN port of anything but a pod is dropped as DROP_POD_VXLAN, however it is addressed", () => {
+    const vx = (dst: string, extra: Partial<PacketSpec> = {}) =>
+      packet({ src: POD1.ip, dst, proto: PROTO.UDP, sport: 40000, dport: 8472, ...extra });
+    const dropped: Record<string, Buffer> = {
+      "this node's IP": vx(NODE_IP),
+      'its gateway (the bridge address)': vx('10.244.1.1'),
+      'the podCIDR broadcast': vx('10.244.1.255'),
+      'the limited broadcast': vx('255.255.255.255'),
+      'a multicast group': vx('239.1.2.3'),
+      "another node's IP (bpf_pod would tunnel it to that node)": vx('192.0.2.12'),
+      'a ClusterIP (kube-proxy may DNAT it to a node)': vx('10.96.0.10'),
+      'an address outside the cluster (masqueraded; it may be another address of a node)': vx(INET),
+      'this node, with IP options (NOP NOP NOP EOL)': vx(NODE_IP, { ipOptions: Buffer.from([1, 1, 1, 0]) }),
+      'another node, as a first fragment': vx('192.0.2.12', { frag: { offset: 0, more: true } }),
+    };
+    for (const [what, pkt] of Object.entries(dropped)) {
+      const before = counter('DROP_POD_VXLAN');
+      assert.equal(exec('pod', pkt).retval, TC_ACT_SHOT, what);
+      assert.equal(counter('DROP_POD_VXLAN'), before + 1n, what);
+    }
+    // A first fragment too short for a UDP header hides its port: dropped, even with padding behind it in the frame.
+    const shortL4 = Buffer.from([0x9c, 0x40, 0x21, 0x18]); // source port 40000, destination port 8472, then nothing
+    const short = packet({ src: POD1.ip, dst: NODE_IP, proto: PROTO.UDP, frag: { offset: 0, more: true }, rawL4: shortL4 });
+    for (const pkt of [short, Buffer.concat([short, Buffer.alloc(16)])]) {
+      const before = counter('DROP_INVALID');
+      assert.equal(exec('pod', pkt).retval, TC_ACT_SHOT);
+      assert.equal(counter('DROP_INVALID'), before + 1n);
+    }
+    // Controls: the same datagrams where the rule allows them, and other ports.
+    const remotePod = vx('10.244.2.2');
+    const enc = exec('pod', remotePod);
+    assert.equal(enc.retval, TC_ACT_REDIRECT, 'to a pod of another node: encapsulated');
+    assert.deepEqual(parseVxlan(enc.out).inner, remotePod);
+    assert.equal(exec('pod', vx(POD2.ip)).retval, TC_ACT_REDIRECT, 'to a pod of this node: delivered');
+    const otherPort = packet({ src: POD1.ip, dst: NODE_IP, proto: PROTO.UDP, sport: 40000, dport: 8473 });
+    assert.equal(exec('pod', otherPort).retval, TC_ACT_OK, 'another port of the node: the host stack');
+    assert.equal(exec('pod', vx(NODE_IP, { dport: 8473, ipOptions: Buffer.from([1, 1, 1, 0]) })).retval, TC_ACT_OK, 'with options');
+    // A later fragment carries no ports: it never reassembles without its first one, which the rule sees.
+    const later = packet({ src: POD1.ip, dst: NODE_IP, proto: PROTO.UDP, frag: { offset: 1480, more: false }, rawL4: Buffer.alloc(64) });
+    assert.equal(exec('pod', later).retval, TC_ACT_OK);
+  });
+
+  test('VXLAN from a node is decapsulated only with an inner source that node owns; anything else is DROP_VXLAN_SPOOFED', () => {
+    maps.tunnel.update({ prefixlen: 24, addr: '10.244.3.0' }, { node_ip: '192.0.2.13', flags: 0 });
+    maps.tunnel.update({ prefixlen: 32, addr: '192.0.2.13' }, { node_ip: '192.0.2.13', flags: TunnelFlags.nodeIp });
+    try {
+      const outer = { src: '192.0.2.12', dst: NODE_IP, vni: 1 };
+      const vx = (src: string, dst: string) => vxlanPacket(outer, packet({ src, dst, proto: PROTO.TCP, sport: 80, dport: 1234 }));
+      for (const src of ['10.244.2.2', '192.0.2.12'])
+        for (const dst of [POD1.ip, NODE_IP]) assert.equal(exec('uplinkIngress', vx(src, dst)).retval, TC_ACT_REDIRECT, `${src} → ${dst}`);
+      const spoofed = {
+        'a pod of another node': '10.244.3.5',
+        'another node': '192.0.2.13',
+        'a pod of this node': POD2.ip,
+        'this node': NODE_IP,
+        'a ClusterIP': '10.96.0.10',
+        'an address outside the cluster': INET,
+        'an underlay host that is not a node': '192.0.2.99',
+      };
+      for (const [what, src] of Object.entries(spoofed)) {
+        for (const dst of [POD1.ip, NODE_IP]) {
+          const before = counter('DROP_VXLAN_SPOOFED');
+          assert.equal(exec('uplinkIngress', vx(src, dst)).retval, TC_ACT_SHOT, `${what} → ${dst}`);
+          assert.equal(counter('DROP_VXLAN_SPOOFED'), before + 1n, `${what} → ${dst}`);
+        }
+      }
+    } finally {
+      maps.tunnel.delete({ prefixlen: 24, addr: '10.244.3.0' });
+      maps.tunnel.delete({ prefixlen: 32, addr: '192.0.2.13' });
+    }
+  });
+
+  test('a decapsulated packet for the node that is UDP to the VXLAN port again is DROP_POD_VXLAN, at the uplink and on the device', () => {
+    const outer = { src: '192.0.2.12', dst: NODE_IP, vni: 1 };
+    const inner = (dst: string, dport: number) => packet({ src: '10.244.2.2', dst, proto: PROTO.UDP, sport: 40000, dport });
+    for (const [slot, wrap] of [
+      ['uplinkIngress', (p: Buffer) => vxlanPacket(outer, p)],
+      ['overlayIngress', (p: Buffer) => p],
+    ] as const) {
+      const before = counter('DROP_POD_VXLAN');
+      assert.equal(exec(slot, wrap(inner(NODE_IP, 8472))).retval, TC_ACT_SHOT, slot);
+      assert.equal(counter('DROP_POD_VXLAN'), before + 1n, slot);
+      // Controls: another port of the node, and the VXLAN port of a pod.
+      assert.notEqual(exec(slot, wrap(inner(NODE_IP, 8473))).retval, TC_ACT_SHOT, `${slot}: another port`);
+      assert.equal(exec(slot, wrap(inner(POD1.ip, 8472))).retval, TC_ACT_REDIRECT, `${slot}: a pod's port 8472`);
+    }
+  });
+
+  test('the VXLAN device refuses decapsulated frames that are not IPv4 (DROP_ETHERTYPE)', () => {
+    const arp = Buffer.alloc(42);
+    arp.fill(0xff, 0, 6);
+    arp.writeUInt16BE(0x0806, 12);
+    const ipv6 = Buffer.alloc(54);
+    ipv6.writeUInt16BE(0x86dd, 12);
+    ipv6[14] = 0x60;
+    for (const [what, frame] of [['ARP', arp], ['IPv6', ipv6]] as const) {
+      const before = counter('DROP_ETHERTYPE');
+      assert.equal(exec('overlayIngress', frame).retval, TC_ACT_SHOT, what);
+      assert.equal(counter('DROP_ETHERTYPE'), before + 1n, what);
+    }
+  });
+
+  test('IP fragments for a local pod go up the host stack (where conntrack reassembles and un-translates them) on every path', () => {
+    const frag = { offset: 0, more: true };
+    const remote = { src: '10.244.2.2', dst: POD1.ip, proto: PROTO.UDP, sport: 53, dport: 40000 } as const;
+    const local = { ...remote, src: POD2.ip };
+    const later = (spec: PacketSpec) => packet({ ...spec, frag: { offset: 1480, more: false }, rawL4: Buffer.alloc(64) });
+    const outer = { src: '192.0.2.12', dst: NODE_IP, vni: 1 };
+    const cases: [keyof typeof Programs, (p: Buffer) => Buffer, PacketSpec][] = [
+      ['uplinkIngress', (p) => vxlanPacket(outer, p), remote],
+      ['overlayIngress', (p) => p, remote],
+      ['pod', (p) => p, local],
+    ];
+    for (const [slot, wrap, spec] of cases) {
+      // Control: the whole datagram goes straight to the pod.
+      assert.equal(exec(slot, wrap(packet(spec))).retval, TC_ACT_REDIRECT, `${slot}: unfragmented`);
+      for (const [what, pkt] of [['first fragment', wrap(packet({ ...spec, frag }))], ['later fragment', wrap(later(spec))]] as const) {
+        const r = exec(slot, pkt);
+        assert.equal(r.retval, TC_ACT_OK, `${slot}: ${what}`);
+        assert.deepEqual(r.out, pkt, `${slot}: ${what} unchanged`);
+      }
+    }
+    // Only fragments for a pod: the host must not reassemble one for its gateway (it could be VXLAN for its socket).
+    const before = counter('DROP_NO_ENDPOINT');
+    const toGateway = packet({ ...remote, dst: '10.244.1.1', dport: 8472, frag });
+    assert.equal(exec('overlayIngress', toGateway).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
   });
 });

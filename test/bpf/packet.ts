@@ -47,6 +47,12 @@ export interface PacketSpec extends L4 {
   df?: boolean;
   /** The TOS byte (ECN in its low two bits). */
   tos?: number;
+  /** A fragment: its offset in bytes (a multiple of 8) and whether more follow (DF is then clear). */
+  frag?: { offset: number; more: boolean };
+  /** IP options (a multiple of 4 bytes): the header grows past 20 bytes. */
+  ipOptions?: Buffer;
+  /** The bytes after the IP header as given, instead of a segment built from the fields above. */
+  rawL4?: Buffer;
 }
 
 /** The L4 segment with its checksum filled in. */
@@ -80,13 +86,18 @@ export function l4Segment(spec: PacketSpec): Buffer {
 }
 
 export function ipPacket(spec: PacketSpec): Buffer {
-  const seg = l4Segment(spec);
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
+  const seg = spec.rawL4 ?? l4Segment(spec);
+  const options = spec.ipOptions ?? Buffer.alloc(0);
+  if (options.length % 4) throw new RangeError(`IP options must be a multiple of 4 bytes: ${options.length}`);
+  const ip = Buffer.concat([Buffer.alloc(20), options]);
+  ip[0] = 0x40 | (ip.length / 4);
   ip[1] = spec.tos ?? 0;
-  ip.writeUInt16BE(20 + seg.length, 2);
+  ip.writeUInt16BE(ip.length + seg.length, 2);
   ip.writeUInt16BE(0x1234, 4);
-  ip.writeUInt16BE(spec.df === false ? 0 : 0x4000, 6);
+  if (spec.frag) {
+    if (spec.frag.offset % 8) throw new RangeError(`fragment offset must be a multiple of 8: ${spec.frag.offset}`);
+    ip.writeUInt16BE((spec.frag.more ? 0x2000 : 0) | (spec.frag.offset / 8), 6);
+  } else ip.writeUInt16BE(spec.df === false ? 0 : 0x4000, 6);
   ip[8] = spec.ttl ?? 64;
   ip[9] = spec.proto;
   ip.writeUInt32BE(ipv4ToInt(spec.src), 12);
@@ -253,11 +264,17 @@ export function parseVxlan(frame: Buffer): VxlanParsed {
   };
 }
 
-/** An Ethernet frame wrapped in outer Ethernet + IPv4 + UDP (checksum 0, as VXLAN senders do) + VXLAN. */
-export function vxlanPacket(outer: VxlanSpec, inner: Buffer): Buffer {
+/** A UDP payload for a VXLAN socket: the VXLAN header (VNI valid) and the encapsulated Ethernet frame. */
+export function vxlanPayload(vni: number, inner: Buffer): Buffer {
   const vx = Buffer.alloc(8);
   vx[0] = 0x08;
-  vx.writeUIntBE(outer.vni, 4, 3);
+  vx.writeUIntBE(vni, 4, 3);
+  return Buffer.concat([vx, inner]);
+}
+
+/** An Ethernet frame wrapped in outer Ethernet + IPv4 + UDP (checksum 0, as VXLAN senders do) + VXLAN. */
+export function vxlanPacket(outer: VxlanSpec, inner: Buffer): Buffer {
+  const vx = vxlanPayload(outer.vni, Buffer.alloc(0));
   const udp = Buffer.alloc(8);
   udp.writeUInt16BE(40000, 0);
   udp.writeUInt16BE(outer.port ?? 8472, 2);
