@@ -256,8 +256,10 @@ describe('hostile pods and hosts against the VXLAN overlay (2 nodes, real bvcnid
       const a = (JSON.parse(r.stdout || '[]') as { addr_info?: { local: string; tentative?: boolean }[] }[])[0]?.addr_info?.[0];
       return a && !a.tentative ? a.local : undefined;
     };
-    // Both ends need their link-local addresses past duplicate address detection.
+    // Both ends need their link-local addresses past duplicate address detection. The plugin gives
+    // pods none: the attacker (NET_ADMIN in its own namespace) adds its own.
     const bridgeLl = await waitFor(`${n0.bridge} link-local`, () => linkLocal(n0, n0.bridge));
+    if (!(await linkLocal(atk, atk.ifname))) await run(['ip', '-6', 'addr', 'add', 'fe80::bad/64', 'dev', atk.ifname, 'nodad'], { netns: atk.path });
     await waitFor(`${atk.name} link-local`, () => linkLocal(atk, atk.ifname));
     for (const victim of [vic0, n0]) {
       const forged = token('forged6');
