@@ -16,6 +16,8 @@ import { run } from '../common/exec.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
 import { attachPodProgram } from './endpoint.js';
+import { isolateBridgePort } from '../netlink/rtnl.js';
+import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
@@ -299,16 +301,24 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     };
     maps = openDataplaneMaps(cfg.pinDir);
 
-    // Pods registered before an upgrade get the new program in place (tc replace: no flow reset).
+    // Pods registered before an upgrade get the new program in place (tc replace: no flow reset),
+    // and their bridge ports the MAC pinning a pod of this release gets at ADD (bpf/lib/l2.h):
+    // a pod of an earlier release would otherwise keep a port that learns and floods.
     let reattached = 0;
-    for (const [key, ep] of maps.endpoints.entries()) {
-      try {
-        attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
-        reattached++;
-      } catch {
-        // Its veth is gone: the plugin's DEL or GC removes the entry.
-        void key;
+    const rtnl = ns ? socketIn(ns) : new NetlinkSocket();
+    try {
+      for (const [key, ep] of maps.endpoints.entries()) {
+        try {
+          attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
+          isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
+          reattached++;
+        } catch {
+          // Its veth is gone: the plugin's DEL or GC removes the entry.
+          void key;
+        }
       }
+    } finally {
+      rtnl.close();
     }
 
     const config: ConfigValue = {

@@ -250,6 +250,16 @@ describe('node dataplane (two nodes, real kernel)', { timeout: 180_000 }, () => 
     const old = dps[0]!;
     const mapIds = { tunnel: old.maps.tunnel.info.id, nat: old.maps.nat.info.id, endpoints: old.maps.endpoints.info.id };
     const progBefore = old.programIds.pod;
+    // These pods were wired as an earlier release's plugin did: their bridge ports learn and flood.
+    const portOf = async (host: string): Promise<{ learning: boolean; flood: boolean; fdb?: string }> => {
+      const link = (JSON.parse(await ip(NS.n1, '-d', '-j', 'link', 'show', host)) as { linkinfo: { info_slave_data: { learning: boolean; flood: boolean } } }[])[0]!;
+      const mac = (JSON.parse(await ip(podNs(pod('a1')), '-j', 'link', 'show', 'eth0')) as { address: string }[])[0]!.address;
+      const fdb = (JSON.parse((await run(['bridge', '-j', 'fdb', 'show', 'br', 'cni0'], { netns: netnsPath(NS.n1) })).stdout) as { mac: string; ifname: string; state?: string; flags?: string[] }[])
+        .find((e) => e.mac === mac && e.ifname === host);
+      return { learning: link.linkinfo.info_slave_data.learning, flood: link.linkinfo.info_slave_data.flood, fdb: fdb ? `${fdb.state ?? 'learned'}${fdb.flags?.includes('sticky') ? ' sticky' : ''}` : undefined };
+    };
+    const before = await portOf('ha1');
+    assert.ok(before.learning && before.flood && before.fdb !== 'static sticky', `an earlier release's port: ${JSON.stringify(before)}`);
     const again = await ensureNodeDataplane(nodeCfg('n1'));
     dps.push(again);
     assert.deepEqual(
@@ -258,6 +268,7 @@ describe('node dataplane (two nodes, real kernel)', { timeout: 180_000 }, () => 
     );
     assert.notEqual(again.programIds.pod, progBefore, 'a new program was loaded');
     assert.equal(again.reattached, 2);
+    assert.deepEqual(await portOf('ha1'), { learning: false, flood: false, fdb: 'static sticky' }, "adopted pods' ports are pinned to their MACs");
     assert.ok(again.maps.tunnel.lookup({ prefixlen: 24, addr: '10.244.2.0' }));
     assert.equal(await ping(podNs(pod('a1')), pod('b1').ip), true);
     assert.equal(await peerSeenBy(podNs(pod('a1')), 'TCP', INET_IP, 7003), '192.0.2.11');
