@@ -2,6 +2,7 @@
 // koffi stays external: it loads its native module relative to its own folder.
 import { build, type Plugin } from 'esbuild';
 import { chmodSync } from 'node:fs';
+import { esbuildTarget } from './node-target.js';
 
 const [name, entry, outfile] = process.argv.slice(2);
 if (!name || !entry || !outfile) {
@@ -53,7 +54,7 @@ await build({
   outfile,
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: esbuildTarget(),
   format: 'esm',
   // A linked map file, not an inline one: an inline map is parsed into the
   // heap of a long-lived daemon (about 19 MiB for bvcnid).
