@@ -36,19 +36,6 @@ const clientNodeTreeShaking: Plugin = {
   },
 };
 
-/**
- * node-fetch 2 (under client-node's Watch) imports whatwg-url only as a
- * fallback for runtimes without a global URL; loading it parses tr46's Unicode
- * table into ~4 MiB of heap. Node has URL, so the fallback is a stub.
- */
-const noWhatwgUrl: Plugin = {
-  name: 'no-whatwg-url',
-  setup(b) {
-    b.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: 'whatwg-url', namespace: 'bvcni-stub' }));
-    b.onLoad({ filter: /.*/, namespace: 'bvcni-stub' }, () => ({ contents: 'module.exports = { URL: globalThis.URL };', loader: 'js' }));
-  },
-};
-
 await build({
   entryPoints: [entry],
   outfile,
@@ -60,9 +47,10 @@ await build({
   // heap of a long-lived daemon (about 19 MiB for bvcnid).
   sourcemap: 'linked',
   external: ['koffi'],
-  plugins: [clientNodeTreeShaking, noWhatwgUrl],
+  plugins: [clientNodeTreeShaking],
   banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __bvcniCreateRequire } from 'node:module';\nconst require = __bvcniCreateRequire(import.meta.url);",
+    // The target is recorded so that a test can hold the bundle to the pinned Node.
+    js: `#!/usr/bin/env node\n// bvcni bundle, esbuild target ${esbuildTarget()}\nimport { createRequire as __bvcniCreateRequire } from 'node:module';\nconst require = __bvcniCreateRequire(import.meta.url);`,
   },
   logLevel: 'warning',
 });
