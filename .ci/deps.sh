@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nftables iptables
   busybox-static containerd runc podman containernetworking-plugins
   make git ca-certificates curl python3 gcc   # curl/python3 in tests, gcc for the loader bench's C baseline
+  openssl   # the simulator API server's throwaway CA and certificate (src/sim/tls.ts)
   shellcheck ruby   # static checks of vagrant/ (its scripts and Vagrantfile)
 )
 

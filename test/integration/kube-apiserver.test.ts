@@ -16,7 +16,8 @@ import { createServer } from 'node:http';
 import { FakeKubeApiServer, makeNode, makeRealisticNode } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from '../support/kube-util.js';
 import { NodeInformer } from '../../src/daemon/informer.js';
-import { nodeApi, slimNode } from '../../src/daemon/kube.js';
+import { conditionPatcher, nodeApi, nodeGetter, slimNode } from '../../src/daemon/kube.js';
+import { makeServerTls, type ServerTls } from '../../src/sim/tls.js';
 import { Backoff } from '../../src/daemon/backoff.js';
 
 function client(srv: FakeKubeApiServer): { kc: KubeConfig; core: CoreV1Api } {
@@ -334,5 +335,77 @@ describe('fake kube-apiserver with the real client library', () => {
     } finally {
       await new Promise<void>((r) => raw.close(() => r()));
     }
+  });
+});
+
+/** Whether an error (or any error in its cause chain, as fetch wraps them) is a failed certificate check. */
+function isCertError(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === 'string' && /CERT|VERIFY|SELF_SIGNED|ISSUER/.test(code)) return true;
+  }
+  return false;
+}
+
+describe('the fake API server over TLS, verified with the CA the kubeconfig names', () => {
+  let srv: FakeKubeApiServer;
+  let tls: ServerTls;
+  before(async () => {
+    tls = makeServerTls(['127.0.0.1']);
+    srv = new FakeKubeApiServer({ tls });
+    await srv.start();
+  });
+  after(async () => {
+    await srv.close();
+  });
+
+  const load = (yaml: string): KubeConfig => {
+    const kc = new KubeConfig();
+    kc.loadFromString(yaml);
+    return kc;
+  };
+
+  test('the daemon lists, watches, reads and patches over HTTPS, without insecure-skip-tls-verify', async () => {
+    const kc = load(srv.kubeconfig());
+    const cluster = kc.getCurrentCluster()!;
+    assert.match(cluster.server, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(cluster.skipTLSVerify, false);
+    assert.ok(cluster.caData, 'the kubeconfig carries the CA');
+    srv.addNode(makeNode('t1', { podCIDR: '10.244.1.0/24', internalIP: '192.0.2.11' }));
+    const added: string[] = [];
+    let synced = 0;
+    const inf = new NodeInformer(nodeApi(kc), { add: (n) => added.push(n.metadata!.name!), synced: () => synced++ });
+    inf.start();
+    try {
+      await waitFor('list and watch over TLS', () => synced === 1 && srv.watchCount === 1);
+      srv.addNode(makeNode('t2', { podCIDR: '10.244.2.0/24', internalIP: '192.0.2.12' }));
+      await waitFor('watch event over TLS', () => added.includes('t2'));
+      assert.deepEqual(added, ['t1', 't2']);
+      assert.equal(srv.countRequests('list'), 1, 't2 came over the watch, not a relist');
+      assert.equal(inf.resourceVersion, String(srv.resourceVersion));
+      await conditionPatcher(kc).setNetworkAvailable('t1', 'over TLS');
+      const t1 = await nodeGetter(kc)('t1');
+      assert.equal(t1?.metadata?.name, 't1');
+      assert.equal(srv.getNode('t1')?.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.message, 'over TLS');
+    } finally {
+      await inf.stop();
+      srv.deleteNode('t1');
+      srv.deleteNode('t2');
+    }
+  });
+
+  test('a kubeconfig naming another CA is refused: neither list nor watch reaches the server', async () => {
+    const other = makeServerTls(['127.0.0.1']);
+    const wrong = nodeApi(load(srv.kubeconfig(undefined, other.ca)));
+    const before = srv.requests.length;
+    await assert.rejects(wrong.list(), (e) => isCertError(e), 'list');
+    const watchErr = await new Promise<unknown>((resolve, reject) => {
+      wrong.watch('100', () => reject(new Error('an event over an unverified connection')), resolve).catch(reject);
+    });
+    assert.ok(isCertError(watchErr), `watch: ${String(watchErr)}`);
+    assert.equal(srv.requests.length, before, 'no request got past the handshake');
+    // The control: the same server and client code with the right CA get an answer.
+    assert.equal((await nodeApi(load(srv.kubeconfig())).list()).resourceVersion, String(srv.resourceVersion));
+    assert.equal(srv.requests.length, before + 1);
   });
 });
