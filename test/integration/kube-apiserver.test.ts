@@ -1,7 +1,7 @@
 // The fake API server against the real @kubernetes/client-node (its informer,
 // Watch and CoreV1Api), and the daemon's own informer against both. Loopback
 // only: no namespaces needed.
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CoreV1Api,
@@ -16,7 +16,7 @@ import { createServer } from 'node:http';
 import { FakeKubeApiServer, makeNode, makeRealisticNode } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from '../support/kube-util.js';
 import { NodeInformer } from '../../src/daemon/informer.js';
-import { conditionPatcher, nodeApi, nodeGetter, slimNode } from '../../src/daemon/kube.js';
+import { conditionPatcher, describeApiError, nodeApi, nodeGetter, slimNode } from '../../src/daemon/kube.js';
 import { makeServerTls, type ServerTls } from '../../src/sim/tls.js';
 import { Backoff } from '../../src/daemon/backoff.js';
 
@@ -165,13 +165,44 @@ describe('fake kube-apiserver with the real client library', () => {
     }
   });
 
+  test("a silent watch outlives client-node's 30 s request timeout: silence is the informer's to judge", async () => {
+    const { kc } = client(srv);
+    // Watches the same quiet server through `start`, on mocked setTimeout, then lets `ms` pass; resolves with how it ended.
+    const silentFor = async (start: (done: (err: unknown) => void) => Promise<{ abort(): void }>, ms: number): Promise<string> => {
+      let ended = 'open';
+      mock.timers.enable({ apis: ['setTimeout'] });
+      let handle: { abort(): void } | undefined;
+      try {
+        handle = await start((err) => (ended = err ? `error: ${(err as Error).name}` : 'ended'));
+        assert.equal(ended, 'open', 'the watch opened');
+        mock.timers.tick(ms);
+        // Let an abort, if one was triggered, reach the done callback.
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      } finally {
+        mock.timers.reset();
+        handle?.abort();
+      }
+      return ended;
+    };
+    const rv = String(srv.resourceVersion);
+    // The control: client-node's own Watch on the same server ends a stream silent for 31 s.
+    const lib = new Watch(kc);
+    assert.equal(await silentFor((done) => lib.watch('/api/v1/nodes', { resourceVersion: rv }, () => {}, done), 31_000), 'error: TimeoutError');
+    // The daemon's watch stays open past it, up to the shortest timeoutSeconds it asks the server for (300 s).
+    const api = nodeApi(kc);
+    assert.equal(await silentFor((done) => api.watch(rv, () => {}, done), 31_000), 'open');
+    assert.equal(await silentFor((done) => api.watch(rv, () => {}, done), 299_000), 'open');
+  });
+
   test('API outage: the informer keeps its cache, retries with backoff and resyncs when the server is back', async () => {
     const { kc } = client(srv);
     const errors: number[] = [];
+    // What the daemon logs and labels bvcni_api_errors_total with.
+    const codes = new Set<string>();
     let synced = 0;
     const inf = new NodeInformer(
       nodeApi(kc),
-      { error: (_e, delay) => errors.push(delay), synced: () => synced++ },
+      { error: (e, delay) => (errors.push(delay), codes.add(describeApiError(e).code)), synced: () => synced++ },
       { backoff: new Backoff({ initialMs: 50, maxMs: 400, jitter: 0 }) },
     );
     srv.addNode(makeNode('o1', { podCIDR: '10.244.6.0/24', internalIP: '192.0.2.16' }));
@@ -184,6 +215,7 @@ describe('fake kube-apiserver with the real client library', () => {
       for (let i = 1; i < errors.length; i++) assert.equal(errors[i], Math.min(400, errors[i - 1]! * 2), `backoff doubles to its bound: ${errors}`);
       assert.equal(errors.at(-1), 400);
       assert.deepEqual(inf.list().map((n) => n.metadata?.name), ['o1'], 'cache kept during the outage');
+      assert.ok(codes.has('ECONNREFUSED') && !codes.has('unknown'), `errors named by their cause: ${[...codes]}`);
       srv.addNode(makeNode('o2', { podCIDR: '10.244.7.0/24', internalIP: '192.0.2.17' }));
       await srv.start();
       await waitFor('resync', () => inf.get('o2') !== undefined, 10_000);
