@@ -125,6 +125,8 @@ async function measure(base: ReleasePlugin | undefined): Promise<void> {
       console.log(`  ${b} ADD alone     ${f(m.baseAloneAdd)}`);
       console.log(`  ${b} DEL           ${f(m.baseDel)}`);
       console.log(`  ${b} DEL alone     ${f(m.baseAloneDel)}`);
+      for (const [what, x, y] of [['VERSION', m.seaFloor, m.baseFloor], ['ADD', m.bvcniAdd, m.baseAdd], ['ADD alone', m.aloneAdd, m.baseAloneAdd]] as const)
+        console.log(`  this build / ${base.tag}, ${what.padEnd(9)} = ${(x / y).toFixed(3)}`);
     }
     const ratio = (label: string, x: number, floor: number, refMs: number, target = false): void => {
       const r = (x - floor) / refMs;
