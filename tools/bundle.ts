@@ -3,6 +3,7 @@
 import { buildDefines } from './build-info.js';
 import { build, type Plugin } from 'esbuild';
 import { chmodSync } from 'node:fs';
+import { esbuildTarget } from './node-target.js';
 
 const [name, entry, outfile] = process.argv.slice(2);
 if (!name || !entry || !outfile) {
@@ -36,34 +37,22 @@ const clientNodeTreeShaking: Plugin = {
   },
 };
 
-/**
- * node-fetch 2 (under client-node's Watch) imports whatwg-url only as a
- * fallback for runtimes without a global URL; loading it parses tr46's Unicode
- * table into ~4 MiB of heap. Node has URL, so the fallback is a stub.
- */
-const noWhatwgUrl: Plugin = {
-  name: 'no-whatwg-url',
-  setup(b) {
-    b.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: 'whatwg-url', namespace: 'bvcni-stub' }));
-    b.onLoad({ filter: /.*/, namespace: 'bvcni-stub' }, () => ({ contents: 'module.exports = { URL: globalThis.URL };', loader: 'js' }));
-  },
-};
-
 await build({
   entryPoints: [entry],
   outfile,
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: esbuildTarget(),
   format: 'esm',
   // A linked map file, not an inline one: an inline map is parsed into the
   // heap of a long-lived daemon (about 19 MiB for bvcnid).
   sourcemap: 'linked',
   external: ['koffi'],
   define: buildDefines(),
-  plugins: [clientNodeTreeShaking, noWhatwgUrl],
+  plugins: [clientNodeTreeShaking],
   banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __bvcniCreateRequire } from 'node:module';\nconst require = __bvcniCreateRequire(import.meta.url);",
+    // The target is recorded so that a test can hold the bundle to the pinned Node.
+    js: `#!/usr/bin/env node\n// bvcni bundle, esbuild target ${esbuildTarget()}\nimport { createRequire as __bvcniCreateRequire } from 'node:module';\nconst require = __bvcniCreateRequire(import.meta.url);`,
   },
   logLevel: 'warning',
 });

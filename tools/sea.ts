@@ -4,20 +4,24 @@
 // host without Node.js and with an empty environment. The daemon installs
 // OUT and OUT.d/ together.
 //
-// Node 20's SEA runs a CommonJS script whose require() loads only builtins,
-// hence the CJS bundle with koffi left out (loader/ffi.ts dlopens it from OUT.d).
+// The executable is a copy of the pinned Node (tools/node-target.ts), which this
+// script must run under. Node 24's SEA still runs a CommonJS script whose
+// require() loads only builtins, hence the CJS bundle with koffi left out
+// (loader/ffi.ts dlopens it from OUT.d).
 import { buildDefines } from './build-info.js';
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
+import { assertPinnedRuntime, esbuildTarget } from './node-target.js';
 
 const [entry, out] = process.argv.slice(2);
 if (!entry || !out) {
   console.error('usage: sea.ts ENTRY OUT');
   process.exit(2);
 }
+assertPinnedRuntime();
 
 const work = resolve(dirname(out), `.${out.split('/').pop()}.sea`);
 rmSync(work, { recursive: true, force: true });
@@ -30,7 +34,7 @@ await build({
   outfile: script,
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: esbuildTarget(),
   format: 'cjs',
   external: ['koffi'],
   define: buildDefines(),

@@ -169,8 +169,19 @@ function slimNodeList(): BodyReader<NodeListPage | undefined> {
   };
 }
 
+/**
+ * client-node 2.x's Watch ends a stream that is silent for 30 s, with an
+ * error. A real API server's watch on a quiet cluster is silent for longer
+ * (bookmarks come about once a minute), so each would end in an error report
+ * and a reconnect. Judging silence is the informer's job (its idle timeout,
+ * beyond the server's own timeoutSeconds): the library's timer is set past it.
+ */
+const WATCH_SILENCE_MS = 15 * 60_000;
+
 export function nodeApi(kc: KubeConfig): NodeApi {
   const watcher = new Watch(kc);
+  // A private field in the library's types; test/integration/kube-apiserver.test.ts checks it takes effect.
+  Object.assign(watcher, { requestTimeoutMs: WATCH_SILENCE_MS });
   return {
     async list(): Promise<NodeListResult> {
       // Paged, so the full objects of a large cluster never sit in memory at once
@@ -259,7 +270,13 @@ export function conditionPatcher(kc: KubeConfig): ConditionPatcher {
 /** A short description of a client-node error for logs and metric labels. */
 export function describeApiError(err: unknown): { code: string; message: string } {
   if (typeof err === 'object' && err !== null) {
-    const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; errno?: unknown };
+    const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; errno?: unknown; cause?: unknown };
+    // client-node 2.x's Watch uses fetch, which reports a failed connection as
+    // TypeError('fetch failed') with the socket's error (ECONNREFUSED, …) as its cause.
+    if (e.code === undefined && e.statusCode === undefined && typeof e.cause === 'object' && e.cause !== null) {
+      const inner = describeApiError(e.cause);
+      if (inner.code !== 'unknown') return { code: inner.code, message: `${typeof e.message === 'string' ? e.message : 'error'}: ${inner.message}`.slice(0, 300) };
+    }
     const code = typeof e.code === 'number' ? String(e.code) : typeof e.statusCode === 'number' ? String(e.statusCode) : typeof e.code === 'string' ? e.code : 'unknown';
     const message = typeof e.message === 'string' ? e.message.split('\n')[0]!.slice(0, 300) : String(err);
     return { code, message };

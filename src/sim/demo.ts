@@ -332,20 +332,22 @@ function keepRunning(c: Cluster, children: ChildProcess[]): void {
 function printKeepHelp(c: Cluster, pods: SimPod[], kubeconfig: string, logs: string[]): void {
   const n0 = c.nodes[0]!;
   const p = pods.find((x) => x.node !== n0) ?? pods[0]!;
+  // The pinned Node this demo runs under (the machine's own may be another major).
+  const node = process.execPath.startsWith(`${REPO_ROOT}/`) ? process.execPath.slice(REPO_ROOT.length + 1) : process.execPath;
   const lines = [
     '',
     'KEEP=1: the cluster stays up. Explore it:',
-    `  bvcnictl (any node):   node dist/bin/bvcnictl status --pin-dir ${n0.pinDir} --netns ${n0.path}`,
-    `                         nsenter --net=${n0.path} node dist/bin/bvcnictl nodes --pin-dir ${n0.pinDir} --kubeconfig ${kubeconfig}`,
-    `                         node dist/bin/bvcnictl doctor --pin-dir ${n0.pinDir} --netns ${n0.path} --cni-conf-dir ${n0.confDir} --cni-bin-dir ${n0.binDir}`,
+    `  bvcnictl (any node):   ${node} dist/bin/bvcnictl status --pin-dir ${n0.pinDir} --netns ${n0.path}`,
+    `                         nsenter --net=${n0.path} ${node} dist/bin/bvcnictl nodes --pin-dir ${n0.pinDir} --kubeconfig ${kubeconfig}`,
+    `                         ${node} dist/bin/bvcnictl doctor --pin-dir ${n0.pinDir} --netns ${n0.path} --cni-conf-dir ${n0.confDir} --cni-bin-dir ${n0.binDir}`,
     `  a shell in a pod:      nsenter --net=${pods[0]!.path} bash      (then: ping ${p.ip}; ping ${INTERNET_IP})`,
     `  a shell on a node:     nsenter --net=${n0.path} bash      (tc filter show dev ${n0.vxlanDev} ingress; ip -d link)`,
     `  maps:                  bpftool map dump pinned ${n0.pinDir}/bvcni_endpoints`,
     `  daemon logs:           ${logs[0]}  (one per node)`,
     `  API server:            ${kubeconfig}  (reachable from the node namespaces only, hence nsenter above)`,
     'Remove it:',
-    `  node --import tsx src/sim/demo.ts --cleanup --prefix ${c.prefix}`,
-    `  (or --cleanup alone: every demo cluster, prefix ${DEFAULT_BASE}*)`,
+    `  ${node} --import tsx src/sim/demo.ts --cleanup --prefix ${c.prefix}`,
+    `  (or --cleanup alone, or make demo-clean: every demo cluster, prefix ${DEFAULT_BASE}*)`,
     '',
   ];
   process.stdout.write(lines.join('\n'));

@@ -1,6 +1,7 @@
 // A small Kubernetes API server for the simulator (make demo) and the tests:
-// Nodes only, in memory, over plain HTTP, speaking the real wire protocol to
-// the real @kubernetes/client-node:
+// Nodes only, in memory, over plain HTTP or over TLS with a throwaway CA the
+// kubeconfig names (src/sim/tls.ts), speaking the real wire protocol to the
+// real @kubernetes/client-node:
 // list with resourceVersion (and limit/continue), chunked watch streams of JSON
 // lines (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR), 410 Gone for compacted
 // resourceVersions (as an HTTP status or as a watch ERROR event, as the real
@@ -13,8 +14,10 @@
 // another network namespace (a socket stays bound to the namespace it was
 // created in).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { V1Node, V1NodeCondition } from '@kubernetes/client-node';
+import type { ServerTls } from './tls.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
@@ -45,6 +48,8 @@ export interface FakeApiOptions {
   bookmarkIntervalMs?: number;
   /** Keep at most this many events; older resourceVersions answer 410. */
   historyLimit?: number;
+  /** Serve HTTPS with this certificate (makeServerTls); the kubeconfig then names its CA. */
+  tls?: ServerTls;
 }
 
 export interface InjectedFailure {
@@ -93,7 +98,7 @@ export class FakeKubeApiServer {
   private listenOpts: FakeApiStartOptions = {};
   private boundPort = 0;
   readonly requests: RequestRecord[] = [];
-  readonly opts: Required<FakeApiOptions>;
+  readonly opts: Required<Omit<FakeApiOptions, 'tls'>> & Pick<FakeApiOptions, 'tls'>;
 
   constructor(
     opts: FakeApiOptions = {},
@@ -108,7 +113,10 @@ export class FakeKubeApiServer {
   async start(listen: FakeApiStartOptions = this.listenOpts): Promise<void> {
     if (this.server) return;
     this.listenOpts = listen;
-    const server = createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+    const tls = this.opts.tls;
+    const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
+    // Raw TCP sockets, TLS or not: an outage cuts them before or after the handshake.
     server.keepAliveTimeout = 60_000;
     server.on('connection', (s) => {
       this.sockets.add(s);
@@ -167,15 +175,23 @@ export class FakeKubeApiServer {
 
   /** Base URL as seen from a client that reaches the server at host. */
   url(host = this.listenOpts.host ?? '127.0.0.1'): string {
-    return `http://${host}:${this.boundPort}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${host}:${this.boundPort}`;
   }
 
-  /** A kubeconfig (JSON is valid YAML) for a plain-HTTP server; client-node needs insecure-skip-tls-verify. */
-  kubeconfig(host?: string): string {
+  /**
+   * A kubeconfig (JSON is valid YAML). Over TLS it names the server's CA, as a
+   * real cluster's does (`ca` overrides it, to present another one). Over plain
+   * HTTP it sets insecure-skip-tls-verify: client-node (1.4 and 2.x alike)
+   * refuses an http: server without it.
+   */
+  kubeconfig(host?: string, ca = this.opts.tls?.ca): string {
+    const cluster = this.opts.tls
+      ? { server: this.url(host), 'certificate-authority-data': Buffer.from(ca ?? '').toString('base64') }
+      : { server: this.url(host), 'insecure-skip-tls-verify': true };
     return JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'fake', cluster: { server: this.url(host), 'insecure-skip-tls-verify': true } }],
+      clusters: [{ name: 'fake', cluster }],
       users: [{ name: 'fake', user: { token: 'fake-token' } }],
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
       'current-context': 'fake',

@@ -98,7 +98,7 @@ export interface RrResult {
 
 /** TCP request/response latency in µs; `cpu` pins the client (pin the server the same way). */
 export async function rrLatency(netns: string, host: string, port: number, o: { count?: number; cpu?: number } = {}): Promise<RrResult> {
-  const argv = ['node', '-e', RR_SOURCE, host, String(port), String(o.count ?? 5000), '200'];
+  const argv = [process.execPath, '-e', RR_SOURCE, host, String(port), String(o.count ?? 5000), '200'];
   const r = await run(o.cpu === undefined ? argv : ['taskset', '-c', String(o.cpu), ...argv], { netns, timeoutMs: 60_000 });
   return JSON.parse(r.stdout) as RrResult;
 }
@@ -149,7 +149,7 @@ export async function connRate(
 ): Promise<{ perSecond: number; done: number; failed: number }> {
   const ms = o.ms ?? (o.total ? 600_000 : 2000);
   const argv = [
-    'node', '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4),
+    process.execPath, '-e', CRR_SOURCE, host, String(port), String(ms), String(o.concurrency ?? 4),
     String(o.patienceMs ?? 1000), String(o.total ?? 2 ** 31), String(o.maxFailures ?? 2 ** 31),
   ];
   const r = await run(argv, { netns, timeoutMs: ms + 30_000 });

@@ -119,7 +119,7 @@ Promise.all(targets.map((t) => (t.proto === 'tcp' ? tcp(t) : udp(t)))).then((r) 
 export async function probeMany(netns: string, targets: ProbeTarget[], timeoutMs = 3000): Promise<ProbeOutcome[]> {
   if (targets.length === 0) return [];
   const list = targets.map((t) => ({ ip: t.ip, port: t.port ?? RESPONDER_PORT, proto: t.proto }));
-  const r = await run(['node', '-e', MANY_SOURCE, JSON.stringify(list), String(timeoutMs)], { netns, timeoutMs: timeoutMs + 15_000 });
+  const r = await run([process.execPath, '-e', MANY_SOURCE, JSON.stringify(list), String(timeoutMs)], { netns, timeoutMs: timeoutMs + 15_000 });
   const raw = JSON.parse(r.stdout) as ({ line: string } | { error: string })[];
   return raw.map((x) => ('line' in x ? { ok: true as const, ...parsePeerLine(x.line) } : { ok: false as const, error: x.error }));
 }

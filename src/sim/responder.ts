@@ -33,7 +33,7 @@ export const RESPONDER_PORT = 7000;
 
 /** Starts the responder in a namespace and resolves once both sockets listen. */
 export async function startResponder(netns: string, port = RESPONDER_PORT, opts: { cpu?: number } = {}): Promise<ChildProcess> {
-  const argv = ['node', '-e', SOURCE, String(port)];
+  const argv = [process.execPath, '-e', SOURCE, String(port)];
   // Pinning lets latency runs put both ends on one CPU.
   const child = startProcess(opts.cpu === undefined ? argv : ['taskset', '-c', String(opts.cpu), ...argv], { netns });
   await new Promise<void>((resolve, reject) => {

@@ -7,15 +7,22 @@
 // "bvcni alone" (BVCNI_NO_DAEMON=1) is the plugin doing everything itself, as
 // it does when bvcnid is down or declines.
 // Then pods per second for 100 parallel ADDs, each way.
+// The same for the v0.1.0 build (its plugin embeds Node 20; this one Node 24),
+// built from its tag in this run (test/bench/release-build.ts) and measured
+// interleaved with this build, against this build's bvcnid and dataplane.
+// BVCNI_BENCH_BASELINE=none leaves it out; BVCNI_BENCH_ROUNDS and
+// BVCNI_BENCH_PARALLEL shrink the run for a quick check.
 import { execFileSync, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { TestNode, cniEnv, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
 import { join } from 'node:path';
 import { median } from '../../src/common/stats.js';
 import { waitFor } from '../../src/common/wait.js';
+import { buildRelease, embeddedRuntime, type ReleasePlugin } from './release-build.js';
 
 const ROUNDS = Number(process.env.BVCNI_BENCH_ROUNDS ?? 40);
-const PARALLEL = 100;
+const PARALLEL = Number(process.env.BVCNI_BENCH_PARALLEL ?? 100);
+const BASELINE = process.env.BVCNI_BENCH_BASELINE ?? 'v0.1.0';
 
 function timed(ns: string, argv: string[], env: Record<string, string>, stdin: string): Promise<{ ms: number; code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
@@ -45,13 +52,25 @@ function recache(executables: string[]): void {
 }
 
 async function main(): Promise<void> {
+  const base: ReleasePlugin | undefined = BASELINE === 'none' ? undefined : buildRelease(BASELINE, (l) => console.log(l));
+  try {
+    await measure(base);
+  } finally {
+    base?.cleanup();
+  }
+}
+
+async function measure(base: ReleasePlugin | undefined): Promise<void> {
   const node = await TestNode.create();
   try {
     await node.startDaemon();
     const conf = JSON.stringify(node.conf('1.0.0'));
     const ref = JSON.stringify(node.refConf('1.0.0'));
-    recache([process.execPath, PLUGIN, join(REF_DIR, 'bridge'), join(REF_DIR, 'host-local'), '/usr/bin/nsenter']);
-    const t: Record<string, number[]> = { bvcniAdd: [], bvcniDel: [], aloneAdd: [], aloneDel: [], refAdd: [], refDel: [], nodeFloor: [], seaFloor: [] };
+    recache([process.execPath, PLUGIN, join(REF_DIR, 'bridge'), join(REF_DIR, 'host-local'), '/usr/bin/nsenter', ...(base ? [base.plugin] : [])]);
+    const t: Record<string, number[]> = {
+      bvcniAdd: [], bvcniDel: [], aloneAdd: [], aloneDel: [], refAdd: [], refDel: [], nodeFloor: [], seaFloor: [],
+      baseAdd: [], baseDel: [], baseAloneAdd: [], baseAloneDel: [], baseFloor: [],
+    };
     const check = (what: string, r: { code: number | null; stdout: string }): void => {
       if (r.code !== 0) throw new Error(`${what} failed: ${r.stdout}`);
     };
@@ -59,14 +78,18 @@ async function main(): Promise<void> {
       bvcni: { bin: PLUGIN, stdin: conf, extra: {} as Record<string, string> },
       alone: { bin: PLUGIN, stdin: conf, extra: { BVCNI_NO_DAEMON: '1' } },
       ref: { bin: join(REF_DIR, 'bridge'), stdin: ref, extra: {} },
+      base: { bin: base?.plugin ?? '', stdin: conf, extra: {} },
+      baseAlone: { bin: base?.plugin ?? '', stdin: conf, extra: { BVCNI_NO_DAEMON: '1' } },
     };
     type Which = keyof typeof variants;
-    const orders: Which[][] = [['bvcni', 'alone', 'ref'], ['ref', 'bvcni', 'alone'], ['alone', 'ref', 'bvcni']];
+    const podTag: Record<Which, string> = { bvcni: 'b', alone: 'a', ref: 'r', base: 'v', baseAlone: 'w' };
+    const measured: Which[] = base ? ['bvcni', 'alone', 'ref', 'base', 'baseAlone'] : ['bvcni', 'alone', 'ref'];
     for (let i = 0; i < ROUNDS; i++) {
       // Rotate which plugin goes first so none always runs on a warmer cache.
-      for (const which of orders[i % orders.length]!) {
+      const k = i % measured.length;
+      for (const which of [...measured.slice(k), ...measured.slice(0, k)]) {
         const v = variants[which];
-        const pod = await node.pod(`${which[0]}${i}`);
+        const pod = await node.pod(`${podTag[which]}${i}`);
         const env = (cmd: string): Record<string, string> => ({ ...cniEnv({ command: cmd, containerId: `${which}${i}`, netns: pod, ifname: 'eth0', stdin: '' }, REF_DIR), ...v.extra });
         let r = await timed(node.ns, [v.bin], env('ADD'), v.stdin);
         check(`${which} ADD`, r);
@@ -76,15 +99,17 @@ async function main(): Promise<void> {
         t[`${which}Del`]!.push(r.ms);
         // bvcnid deletes the veth after answering: let that finish before anything else is
         // timed, so its kernel work never lands inside another variant's measurement.
-        if (which === 'bvcni') await waitFor('bvcnid deleting the veth', async () => (await node.hostVeths()).length === 0, { timeoutMs: 10_000, intervalMs: 5 });
+        if (which === 'bvcni' || which === 'base') await waitFor('bvcnid deleting the veth', async () => (await node.hostVeths()).length === 0, { timeoutMs: 10_000, intervalMs: 5 });
         node.deletePod(pod);
       }
       t.nodeFloor!.push((await timed(node.ns, [process.execPath, '-e', '0'], {}, '')).ms);
       t.seaFloor!.push((await timed(node.ns, [PLUGIN], { CNI_COMMAND: 'VERSION' }, '')).ms);
+      if (base) t.baseFloor!.push((await timed(node.ns, [base.plugin], { CNI_COMMAND: 'VERSION' }, '')).ms);
     }
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)])) as Record<keyof typeof t, number>;
     const f = (x: number): string => x.toFixed(2).padStart(8);
     console.log(`bvcni CNI latency, medians of ${ROUNDS} interleaved rounds (ms; each includes nsenter):`);
+    console.log(`  this build's plugin embeds Node ${embeddedRuntime(PLUGIN)}${base ? `; ${base.tag}'s embeds Node ${base.runtime}` : ''}`);
     console.log(`  node -e 0 floor      ${f(m.nodeFloor)}`);
     console.log(`  bvcni VERSION floor  ${f(m.seaFloor)}   (the executable's own start-up)`);
     console.log(`  reference ADD        ${f(m.refAdd)}   (bridge + host-local)`);
@@ -93,6 +118,16 @@ async function main(): Promise<void> {
     console.log(`  reference DEL        ${f(m.refDel)}`);
     console.log(`  bvcni DEL            ${f(m.bvcniDel)}`);
     console.log(`  bvcni DEL alone      ${f(m.aloneDel)}`);
+    if (base) {
+      const b = base.tag.padEnd(6);
+      console.log(`  ${b} VERSION floor ${f(m.baseFloor)}   (its executable's own start-up)`);
+      console.log(`  ${b} ADD           ${f(m.baseAdd)}   (this build's bvcnid running)`);
+      console.log(`  ${b} ADD alone     ${f(m.baseAloneAdd)}`);
+      console.log(`  ${b} DEL           ${f(m.baseDel)}`);
+      console.log(`  ${b} DEL alone     ${f(m.baseAloneDel)}`);
+      for (const [what, x, y] of [['VERSION', m.seaFloor, m.baseFloor], ['ADD', m.bvcniAdd, m.baseAdd], ['ADD alone', m.aloneAdd, m.baseAloneAdd]] as const)
+        console.log(`  this build / ${base.tag}, ${what.padEnd(9)} = ${(x / y).toFixed(3)}`);
+    }
     const ratio = (label: string, x: number, floor: number, refMs: number, target = false): void => {
       const r = (x - floor) / refMs;
       console.log(`  ${label.padEnd(40)} = ${r.toFixed(3)}${target ? `   target <= 0.5  ${r <= 0.5 ? 'MET' : 'NOT MET'}` : ''}`);
@@ -105,16 +140,17 @@ async function main(): Promise<void> {
     ratio('(bvcni DEL - own floor) / reference DEL', m.bvcniDel, m.seaFloor, m.refDel);
 
     // Throughput: 100 ADDs at once, each way (then DEL them all).
-    for (const which of ['bvcni', 'alone', 'ref'] as const) {
+    for (const which of measured) {
       const v = variants[which];
       const pods: string[] = [];
-      for (let i = 0; i < PARALLEL; i++) pods.push(await node.pod(`${which[0]}p${i}`));
+      for (let i = 0; i < PARALLEL; i++) pods.push(await node.pod(`${podTag[which]}p${i}`));
       const env = (cmd: string, p: string, i: number): Record<string, string> => ({ ...cniEnv({ command: cmd, containerId: `t${which}${i}`, netns: p, ifname: 'eth0', stdin: '' }), ...v.extra });
       const t0 = performance.now();
       const rs = await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('ADD', p, i), v.stdin)));
       const secs = (performance.now() - t0) / 1000;
       const failed = rs.filter((r) => r.code !== 0).length;
-      console.log(`  ${which.padEnd(9)} ${PARALLEL} parallel ADDs: ${(PARALLEL / secs).toFixed(1)} pods/s (${failed} failed)`);
+      const label = which.startsWith('base') ? `${base!.tag}${which === 'baseAlone' ? ' alone' : ''}` : which;
+      console.log(`  ${label.padEnd(12)} ${PARALLEL} parallel ADDs: ${(PARALLEL / secs).toFixed(1)} pods/s (${failed} failed)`);
       await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('DEL', p, i), v.stdin)));
       pods.forEach((p) => node.deletePod(p));
     }

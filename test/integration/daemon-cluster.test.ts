@@ -1,5 +1,5 @@
 // The real bvcnid on simulated nodes (one per node namespace) against the fake
-// API server in the underlay: convergence and cross-node pod traffic through
+// API server in the underlay (over TLS): convergence and cross-node pod traffic through
 // the plugin the daemons install, node add/delete/IP change, a 30 s API
 // outage, SIGKILL under a running flow, bad Node objects, SIGTERM, uninstall.
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +18,7 @@ import {
   UNDERLAY_GATEWAY,
 } from '../../src/sim/index.js';
 import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { makeServerTls } from '../../src/sim/tls.js';
 import { DaemonProc, expectedTunnel, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel, BVCNID } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 
@@ -37,7 +38,8 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
     if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
     // Node 3 exists as a namespace from the start; its Node object and daemon come later ("node added").
     c = await createCluster({ prefix: uniquePrefix('bvk'), nodes: 4, dataplane: 'none' });
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
+    // Over TLS, as a real cluster's API server: the daemons verify it with the CA their kubeconfig names.
+    ({ api, kubeconfig } = await startApiInUnderlay(c, { tls: makeServerTls([UNDERLAY_GATEWAY]) }));
     for (let i = 0; i < 3; i++) api.addNode(nodeObject(node(i)));
     for (let i = 0; i < 4; i++) daemons.push(new DaemonProc(c, node(i), kubeconfig));
     for (let i = 0; i < 3; i++) daemons[i]!.start();

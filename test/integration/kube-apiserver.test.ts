@@ -1,7 +1,7 @@
 // The fake API server against the real @kubernetes/client-node (its informer,
 // Watch and CoreV1Api), and the daemon's own informer against both. Loopback
 // only: no namespaces needed.
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CoreV1Api,
@@ -16,7 +16,8 @@ import { createServer } from 'node:http';
 import { FakeKubeApiServer, makeNode, makeRealisticNode } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from '../support/kube-util.js';
 import { NodeInformer } from '../../src/daemon/informer.js';
-import { nodeApi, slimNode } from '../../src/daemon/kube.js';
+import { conditionPatcher, describeApiError, nodeApi, nodeGetter, slimNode } from '../../src/daemon/kube.js';
+import { makeServerTls, type ServerTls } from '../../src/sim/tls.js';
 import { Backoff } from '../../src/daemon/backoff.js';
 
 function client(srv: FakeKubeApiServer): { kc: KubeConfig; core: CoreV1Api } {
@@ -164,13 +165,44 @@ describe('fake kube-apiserver with the real client library', () => {
     }
   });
 
+  test("a silent watch outlives client-node's 30 s request timeout: silence is the informer's to judge", async () => {
+    const { kc } = client(srv);
+    // Watches the same quiet server through `start`, on mocked setTimeout, then lets `ms` pass; resolves with how it ended.
+    const silentFor = async (start: (done: (err: unknown) => void) => Promise<{ abort(): void }>, ms: number): Promise<string> => {
+      let ended = 'open';
+      mock.timers.enable({ apis: ['setTimeout'] });
+      let handle: { abort(): void } | undefined;
+      try {
+        handle = await start((err) => (ended = err ? `error: ${(err as Error).name}` : 'ended'));
+        assert.equal(ended, 'open', 'the watch opened');
+        mock.timers.tick(ms);
+        // Let an abort, if one was triggered, reach the done callback.
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      } finally {
+        mock.timers.reset();
+        handle?.abort();
+      }
+      return ended;
+    };
+    const rv = String(srv.resourceVersion);
+    // The control: client-node's own Watch on the same server ends a stream silent for 31 s.
+    const lib = new Watch(kc);
+    assert.equal(await silentFor((done) => lib.watch('/api/v1/nodes', { resourceVersion: rv }, () => {}, done), 31_000), 'error: TimeoutError');
+    // The daemon's watch stays open past it, up to the shortest timeoutSeconds it asks the server for (300 s).
+    const api = nodeApi(kc);
+    assert.equal(await silentFor((done) => api.watch(rv, () => {}, done), 31_000), 'open');
+    assert.equal(await silentFor((done) => api.watch(rv, () => {}, done), 299_000), 'open');
+  });
+
   test('API outage: the informer keeps its cache, retries with backoff and resyncs when the server is back', async () => {
     const { kc } = client(srv);
     const errors: number[] = [];
+    // What the daemon logs and labels bvcni_api_errors_total with.
+    const codes = new Set<string>();
     let synced = 0;
     const inf = new NodeInformer(
       nodeApi(kc),
-      { error: (_e, delay) => errors.push(delay), synced: () => synced++ },
+      { error: (e, delay) => (errors.push(delay), codes.add(describeApiError(e).code)), synced: () => synced++ },
       { backoff: new Backoff({ initialMs: 50, maxMs: 400, jitter: 0 }) },
     );
     srv.addNode(makeNode('o1', { podCIDR: '10.244.6.0/24', internalIP: '192.0.2.16' }));
@@ -183,6 +215,7 @@ describe('fake kube-apiserver with the real client library', () => {
       for (let i = 1; i < errors.length; i++) assert.equal(errors[i], Math.min(400, errors[i - 1]! * 2), `backoff doubles to its bound: ${errors}`);
       assert.equal(errors.at(-1), 400);
       assert.deepEqual(inf.list().map((n) => n.metadata?.name), ['o1'], 'cache kept during the outage');
+      assert.ok(codes.has('ECONNREFUSED') && !codes.has('unknown'), `errors named by their cause: ${[...codes]}`);
       srv.addNode(makeNode('o2', { podCIDR: '10.244.7.0/24', internalIP: '192.0.2.17' }));
       await srv.start();
       await waitFor('resync', () => inf.get('o2') !== undefined, 10_000);
@@ -334,5 +367,77 @@ describe('fake kube-apiserver with the real client library', () => {
     } finally {
       await new Promise<void>((r) => raw.close(() => r()));
     }
+  });
+});
+
+/** Whether an error (or any error in its cause chain, as fetch wraps them) is a failed certificate check. */
+function isCertError(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === 'string' && /CERT|VERIFY|SELF_SIGNED|ISSUER/.test(code)) return true;
+  }
+  return false;
+}
+
+describe('the fake API server over TLS, verified with the CA the kubeconfig names', () => {
+  let srv: FakeKubeApiServer;
+  let tls: ServerTls;
+  before(async () => {
+    tls = makeServerTls(['127.0.0.1']);
+    srv = new FakeKubeApiServer({ tls });
+    await srv.start();
+  });
+  after(async () => {
+    await srv.close();
+  });
+
+  const load = (yaml: string): KubeConfig => {
+    const kc = new KubeConfig();
+    kc.loadFromString(yaml);
+    return kc;
+  };
+
+  test('the daemon lists, watches, reads and patches over HTTPS, without insecure-skip-tls-verify', async () => {
+    const kc = load(srv.kubeconfig());
+    const cluster = kc.getCurrentCluster()!;
+    assert.match(cluster.server, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(cluster.skipTLSVerify, false);
+    assert.ok(cluster.caData, 'the kubeconfig carries the CA');
+    srv.addNode(makeNode('t1', { podCIDR: '10.244.1.0/24', internalIP: '192.0.2.11' }));
+    const added: string[] = [];
+    let synced = 0;
+    const inf = new NodeInformer(nodeApi(kc), { add: (n) => added.push(n.metadata!.name!), synced: () => synced++ });
+    inf.start();
+    try {
+      await waitFor('list and watch over TLS', () => synced === 1 && srv.watchCount === 1);
+      srv.addNode(makeNode('t2', { podCIDR: '10.244.2.0/24', internalIP: '192.0.2.12' }));
+      await waitFor('watch event over TLS', () => added.includes('t2'));
+      assert.deepEqual(added, ['t1', 't2']);
+      assert.equal(srv.countRequests('list'), 1, 't2 came over the watch, not a relist');
+      assert.equal(inf.resourceVersion, String(srv.resourceVersion));
+      await conditionPatcher(kc).setNetworkAvailable('t1', 'over TLS');
+      const t1 = await nodeGetter(kc)('t1');
+      assert.equal(t1?.metadata?.name, 't1');
+      assert.equal(srv.getNode('t1')?.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.message, 'over TLS');
+    } finally {
+      await inf.stop();
+      srv.deleteNode('t1');
+      srv.deleteNode('t2');
+    }
+  });
+
+  test('a kubeconfig naming another CA is refused: neither list nor watch reaches the server', async () => {
+    const other = makeServerTls(['127.0.0.1']);
+    const wrong = nodeApi(load(srv.kubeconfig(undefined, other.ca)));
+    const before = srv.requests.length;
+    await assert.rejects(wrong.list(), (e) => isCertError(e), 'list');
+    const watchErr = await new Promise<unknown>((resolve, reject) => {
+      wrong.watch('100', () => reject(new Error('an event over an unverified connection')), resolve).catch(reject);
+    });
+    assert.ok(isCertError(watchErr), `watch: ${String(watchErr)}`);
+    assert.equal(srv.requests.length, before, 'no request got past the handshake');
+    // The control: the same server and client code with the right CA get an answer.
+    assert.equal((await nodeApi(load(srv.kubeconfig())).list()).resourceVersion, String(srv.resourceVersion));
+    assert.equal(srv.requests.length, before + 1);
   });
 });

@@ -178,7 +178,7 @@ describe('simulator: lifecycle', () => {
       `console.log('up');`,
       `setImmediate(() => { throw new Error('crash'); });`,
     ].join('\n');
-    const r = await run(['node', '--import', 'tsx', '--input-type=module', '-e', script], { allowFail: true, timeoutMs: 60_000 });
+    const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { allowFail: true, timeoutMs: 60_000 });
     assert.match(r.stdout, /up/, r.stderr);
     assert.notEqual(r.code, 0);
     try {

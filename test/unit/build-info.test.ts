@@ -25,8 +25,9 @@ describe('build info', () => {
 
   test('the built executables embed the same (bvcnid --version, bvcnictl --version, bvcni run with no command)', () => {
     const lines = [
-      execFileSync(`${ROOT}dist/bin/bvcnid`, ['--version'], { encoding: 'utf8' }).trim(),
-      execFileSync(`${ROOT}dist/bin/bvcnictl`, ['--version'], { encoding: 'utf8' }).trim(),
+      // The bundles run on the pinned Node, the one running this test.
+      execFileSync(process.execPath, [`${ROOT}dist/bin/bvcnid`, '--version'], { encoding: 'utf8' }).trim(),
+      execFileSync(process.execPath, [`${ROOT}dist/bin/bvcnictl`, '--version'], { encoding: 'utf8' }).trim(),
     ];
     // As the reference plugins do: no CNI_COMMAND, the about text on stderr, exit 0, nothing on stdout.
     const plugin = spawnSync(`${ROOT}dist/bin/bvcni`, [], { env: {}, input: '', encoding: 'utf8' });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 
 function bvcnid(...args: string[]): { code: number | null; out: string } {
-  const r = spawnSync('node', ['dist/bin/bvcnid', '--node-name', 'n', '--health-addr', '127.0.0.1:0', ...args], {
+  const r = spawnSync(process.execPath, ['dist/bin/bvcnid', '--node-name', 'n', '--health-addr', '127.0.0.1:0', ...args], {
     encoding: 'utf8',
     timeout: 30_000,
   });

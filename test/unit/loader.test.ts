@@ -170,7 +170,7 @@ describe('pinning', () => {
     const file = join(tmpdir(), `${prefix}-reader.ts`);
     writeFileSync(file, script);
     try {
-      const out = execFileSync('node', ['--import', 'tsx', file], { encoding: 'utf8' }).trim();
+      const out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8' }).trim();
       assert.equal(out, '5');
     } finally {
       rmSync(file, { force: true });

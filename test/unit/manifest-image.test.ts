@@ -26,11 +26,11 @@ const stages = instructions.reduce<string[][]>((acc, ins) => {
 }, []);
 
 describe('deploy/Dockerfile', () => {
-  test('two stages on Debian 12 with Node 20: build (clang, libbpf-dev, make build), runtime (libbpf1, iproute2, bpftool)', () => {
+  test('two stages on Debian 12 with the pinned Node (node-runtime.test.ts): build (clang, libbpf-dev, make build), runtime (libbpf1, iproute2, bpftool)', () => {
     assert.equal(stages.length, 2);
     const [build, runtime] = stages as [string[], string[]];
-    assert.match(build[0]!, /^FROM \S*node:20-bookworm AS build$/);
-    assert.match(runtime[0]!, /^FROM \S*node:20-bookworm-slim$/);
+    assert.match(build[0]!, /^FROM \S*node:[\d.]+-bookworm AS build$/);
+    assert.match(runtime[0]!, /^FROM \S*node:[\d.]+-bookworm-slim$/);
     const buildRuns = build.filter((i) => i.startsWith('RUN')).join('\n');
     for (const pkg of ['clang', 'llvm', 'libbpf-dev', 'make']) assert.match(buildRuns, new RegExp(`\\b${pkg}\\b`));
     assert.match(buildRuns, /make build/);
