@@ -1,5 +1,6 @@
 // bvcnid's life: wait for this node's podCIDR, set up (or adopt) the
-// dataplane, install the plugin, write the conflist last, report the Node
+// dataplane, install the plugin (only when given a CNI bin dir: in the
+// DaemonSet an init container does it), write the conflist last, report the Node
 // condition; then keep the tunnel map equal to what the Nodes say. The API
 // server being away never changes the dataplane: entries are removed only on
 // an observed delete or a fresh list.
@@ -25,6 +26,11 @@ export interface DaemonConfig {
   serviceCidr?: string;
   pinDir: string;
   cniConfDir: string;
+  /**
+   * Where to install the plugin at set-up; '' installs nothing. The DaemonSet
+   * passes none: its init container installs the plugin (`bvcnid --install-cni`)
+   * and this process gets no writable /opt/cni/bin.
+   */
   cniBinDir: string;
   stateDir: string;
   bridge: string;
@@ -213,11 +219,11 @@ export class Daemon {
       this.reconciler = new TunnelReconciler(this.dp.tunnel);
       const adopted = this.reconciler.adopt();
       if (this.phase !== 'setting-up') return; // stopped meanwhile
-      const inst = installPlugin(this.cfg.plugin, this.cfg.cniBinDir);
+      const inst = this.cfg.cniBinDir ? installPlugin(this.cfg.plugin, this.cfg.cniBinDir) : undefined;
       this.phase = 'running';
       this.log.info(
-        { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst.binary, ms: Math.round(performance.now() - t0) },
-        'dataplane attached, plugin installed',
+        { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst?.binary, ms: Math.round(performance.now() - t0) },
+        inst ? 'dataplane attached, plugin installed' : 'dataplane attached',
       );
       this.setupBackoff.reset();
       // The list (first start) or the cache (a re-setup) decides the tunnel map; the conflist follows the first reconcile.

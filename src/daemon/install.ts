@@ -1,15 +1,20 @@
-// Files the daemon puts on the host: the CNI plugin (and its support
-// directory) in the CNI bin dir, and the conflist in the CNI conf dir. Every
-// write is temp-then-rename so the kubelet or a running ADD never sees half a
-// file; the conflist is what turns the node Ready, so it is written last.
+// Files bvcni puts on the host: the CNI plugin (and its support directory) in
+// the CNI bin dir — by `bvcnid --install-cni` in the DaemonSet's init container,
+// or by a bvcnid given --cni-bin-dir when run by hand or by the simulator — and
+// the conflist in the CNI conf dir, by the running bvcnid. Every write is
+// temp-then-rename so the kubelet or a running ADD never sees half a file; the
+// conflist is what turns the node Ready, so it is written last.
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   cpSync,
   existsSync,
+  fsyncSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -42,6 +47,26 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
   chmodSync(tmp, mode);
   renameSync(tmp, path);
   return true;
+}
+
+/** fsync of a file or a directory (a directory's fsync makes the names in it durable). */
+function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every file under dir, then dir itself, flushed to disk. */
+function fsyncTree(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) fsyncTree(p);
+    else if (e.isFile()) fsyncPath(p);
+  }
+  fsyncPath(dir);
 }
 
 export interface PluginConfig {
@@ -106,7 +131,8 @@ export function installPlugin(source: string, binDir: string): { binary: string;
   const hasDir = existsSync(srcDir) && statSync(srcDir).isDirectory();
   const version = `${VERSION_PREFIX}${versionDigest(source, hasDir ? srcDir : undefined)}`;
   const versionDir = join(binDir, version);
-  if (!existsSync(versionDir)) {
+  const created = !existsSync(versionDir);
+  if (created) {
     const tmp = tmpName(versionDir);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
@@ -114,6 +140,10 @@ export function installPlugin(source: string, binDir: string): { binary: string;
     copyFileSync(source, join(tmp, PLUGIN_NAME));
     chmodSync(join(tmp, PLUGIN_NAME), 0o755);
     if (hasDir) cpSync(srcDir, join(tmp, PLUGIN_DIR_NAME), { recursive: true, dereference: true });
+    // On disk before the name that makes it a version: after a power cut the
+    // version directory is whole or absent, never an empty or torn binary
+    // that a restart would take for installed (same size and mtime digest).
+    fsyncTree(tmp);
     renameSync(tmp, versionDir);
   }
   const binary = join(binDir, PLUGIN_NAME);
@@ -131,6 +161,8 @@ export function installPlugin(source: string, binDir: string): { binary: string;
     symlinkSync(target, tmpLink);
     renameSync(tmpLink, binary);
   }
+  // The version directory's and the link's new names, durable.
+  if (created || changed) fsyncPath(binDir);
   const keep = new Set([version, previous?.split('/')[0]]);
   for (const f of readdirSync(binDir)) {
     const stale = (f.startsWith(VERSION_PREFIX) && !keep.has(f)) || (f === PLUGIN_DIR_NAME && changed);

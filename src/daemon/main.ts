@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Daemon, type DaemonConfig } from './daemon.js';
 import { kernelDataplane } from './dataplane.js';
-import { removeInstalled } from './install.js';
+import { installPlugin, removeInstalled } from './install.js';
 import { conditionPatcher, loadKubeConfig, nodeApi, nodeGetter } from './kube.js';
 import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
@@ -23,7 +23,7 @@ interface Flags {
   serviceCidr: string;
   pinDir: string;
   cniConfDir: string;
-  cniBinDir: string;
+  cniBinDir?: string;
   stateDir: string;
   healthAddr: string;
   bridge: string;
@@ -34,7 +34,11 @@ interface Flags {
   plugin?: string;
   logLevel: string;
   uninstall?: boolean;
+  installCni?: boolean;
 }
+
+/** Where --install-cni and --uninstall put and find the plugin when --cni-bin-dir is not given. */
+const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
 
 const intIn = (lo: number, hi: number, what: string) => (v: string): number => {
   const n = Number(v);
@@ -56,7 +60,12 @@ function program(): Command {
     )
     .addOption(new Option('--pin-dir <dir>', 'bpffs directory of the pinned maps').env('BVCNI_PIN_DIR').default('/sys/fs/bpf/bvcni'))
     .addOption(new Option('--cni-conf-dir <dir>', 'CNI config directory').env('BVCNI_CNI_CONF_DIR').default('/etc/cni/net.d'))
-    .addOption(new Option('--cni-bin-dir <dir>', 'CNI plugin directory').env('BVCNI_CNI_BIN_DIR').default('/opt/cni/bin'))
+    .addOption(
+      new Option(
+        '--cni-bin-dir <dir>',
+        `CNI plugin directory: the running daemon installs the plugin there when given one (the DaemonSet gives none: its init container runs --install-cni); --install-cni and --uninstall default to ${DEFAULT_CNI_BIN_DIR}`,
+      ).env('BVCNI_CNI_BIN_DIR'),
+    )
     .addOption(new Option('--state-dir <dir>', 'IPAM state directory (the plugin\'s dataDir)').env('BVCNI_STATE_DIR').default('/var/lib/cni/bvcni'))
     .addOption(new Option('--health-addr <host:port>', '/healthz /readyz /metrics address').env('BVCNI_HEALTH_ADDR').default('0.0.0.0:9099'))
     .addOption(new Option('--bridge <name>', 'pod bridge').env('BVCNI_BRIDGE').default('cni0'))
@@ -67,6 +76,9 @@ function program(): Command {
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
+    .addOption(
+      new Option('--install-cni', 'install the CNI plugin (and its bvcni.d/) into --cni-bin-dir, then exit (the DaemonSet\'s init container)').conflicts('uninstall'),
+    )
     .version(buildLine('bvcnid'), '--version', 'print the release, commit and dataplane ABI version, then exit')
     .showHelpAfterError();
 }
@@ -92,9 +104,26 @@ async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<
     podCidr: '0.0.0.0/32',
     clusterCidr: cfg.clusterCidr,
   });
-  const removed = removeInstalled(cfg.cniConfDir, cfg.cniBinDir);
+  const removed = removeInstalled(cfg.cniConfDir, flags.cniBinDir || DEFAULT_CNI_BIN_DIR);
   log.info({ removed, pinDir: flags.pinDir }, 'bvcni uninstalled from this node');
   return 0;
+}
+
+/**
+ * The plugin's install, apart from the daemon: the DaemonSet runs it in an init
+ * container, the only one that mounts the host's CNI bin dir writable. Nothing
+ * else is touched (no API, no dataplane), so it needs no capability.
+ */
+function installCni(flags: Flags, cfg: DaemonConfig, log: Logger): number {
+  const binDir = flags.cniBinDir || DEFAULT_CNI_BIN_DIR;
+  try {
+    const inst = installPlugin(cfg.plugin, binDir);
+    log.info({ plugin: inst.binary, version: inst.version, changed: inst.changed }, inst.changed ? 'CNI plugin installed' : 'CNI plugin already installed');
+    return 0;
+  } catch (e) {
+    log.fatal({ err: (e as Error).message, binDir }, 'cannot install the CNI plugin');
+    return 1;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -123,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
     serviceCidr: flags.serviceCidr,
     pinDir: flags.pinDir,
     cniConfDir: flags.cniConfDir,
-    cniBinDir: flags.cniBinDir,
+    cniBinDir: flags.cniBinDir ?? '',
     stateDir: flags.stateDir,
     bridge: flags.bridge,
     vxlanDev: flags.vxlanDev,
@@ -133,6 +162,7 @@ export async function main(argv: string[]): Promise<number> {
     plugin: flags.plugin ?? defaultPlugin(),
   };
   log.info(buildInfo(), 'build');
+  if (flags.installCni) return installCni(flags, cfg, log);
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
   if (flags.uninstall) return uninstall(flags, cfg, log);
   if (!cfg.nodeName) {

@@ -291,7 +291,7 @@ describe('bvcnictl on a simulated node', () => {
     {
       name: 'plugin missing',
       check: 'CNI plugin installed',
-      fix: /bvcnid installs it/,
+      fix: /install-cni init container installs it/,
       breakIt: async () => rmSync(join(n0.binDir, 'bvcni')),
       undo: async () => void installPlugin(PLUGIN, n0.binDir),
     },

@@ -102,7 +102,7 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function harness(name: string, dp?: FakeDataplane): Harness {
+  function harness(name: string, dp?: FakeDataplane, override: Partial<DaemonConfig> = {}): Harness {
     const kc = new KubeConfig();
     kc.loadFromString(srv.kubeconfig());
     const logs: Record<string, unknown>[] = [];
@@ -121,6 +121,7 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
       vxlanPort: 8472,
       vni: 1,
       plugin: join(dir, 'src/bvcni'),
+      ...override,
     };
     const fake = dp ?? new FakeDataplane(events);
     fake.conflistExists = () => existsSync(join(cfg.cniConfDir, '00-bvcni.conflist'));
@@ -178,6 +179,24 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     const installed = realpathSync(join(h.cfg.cniBinDir, 'bvcni'));
     assert.ok(existsSync(join(dirname(installed), 'bvcni.d/lib')), 'the support directory beside the resolved plugin');
     await h.daemon.stop();
+  });
+
+  test('without a CNI bin dir (the DaemonSet: its init container installs the plugin) nothing is installed, the conflist still written', async () => {
+    srv.addNode(makeNode('life-n', { podCIDR: '10.244.8.0/24', internalIP: '192.0.2.18' }));
+    const h = harness('life-n', undefined, { cniBinDir: '' });
+    h.daemon.start();
+    await waitFor('ready', () => h.daemon.ready().ready);
+    assert.ok(existsSync(conflist(h)), 'conflist written');
+    assert.ok(!existsSync(join(dir, 'life-n', 'bin')), 'no plugin directory created');
+    assert.ok(h.logs.some((l) => l.msg === 'dataplane attached' && l.plugin === undefined));
+    // Control: the same daemon given a bin dir installs there.
+    await h.daemon.stop();
+    const withBin = harness('life-n', undefined, { cniBinDir: join(dir, 'life-n', 'bin') });
+    withBin.daemon.start();
+    await waitFor('ready', () => withBin.daemon.ready().ready);
+    assert.ok(existsSync(join(dir, 'life-n', 'bin', 'bvcni')), 'installed when asked to');
+    await withBin.daemon.stop();
+    srv.deleteNode('life-n');
   });
 
   test('restart while the API server is down: the adopted map and the conflist are left alone, not ready; resync applies only the difference', async () => {

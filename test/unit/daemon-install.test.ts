@@ -75,3 +75,59 @@ test('the real plugin, installed this way, finds its support directory through t
   assert.equal(broken.status, 1);
   assert.match(broken.stdout, /koffi/);
 });
+
+test('bvcnid --install-cni (the init container) installs the plugin beside it, exits 0, idempotent; a missing plugin is a clear error', () => {
+  const bin = join(root, 'init-bin');
+  const bvcnid = (...args: string[]) => spawnSync(process.execPath, ['dist/bin/bvcnid', '--install-cni', ...args], { encoding: 'utf8', timeout: 30_000 });
+  const first = bvcnid('--cni-bin-dir', bin);
+  assert.equal(first.status, 0, first.stdout + first.stderr);
+  assert.match(first.stdout, /"msg":"CNI plugin installed"/);
+  assert.match(readlinkSync(join(bin, 'bvcni')), /^\.bvcni-[0-9a-f]{12}\/bvcni$/);
+  const version = spawnSync('env', ['-i', 'CNI_COMMAND=VERSION', join(bin, 'bvcni')], { input: '{"cniVersion":"1.0.0"}', encoding: 'utf8', timeout: 30_000 });
+  assert.equal(version.status, 0, version.stdout + version.stderr);
+  assert.match(version.stdout, /supportedVersions/);
+  // Nothing else: no conflist, no state (it runs with no capability and a read-only root).
+  assert.deepEqual(readdirSync(bin).filter((f) => !f.startsWith('.bvcni-')), ['bvcni']);
+
+  const again = bvcnid('--cni-bin-dir', bin);
+  assert.equal(again.status, 0);
+  assert.match(again.stdout, /"msg":"CNI plugin already installed"/);
+  assert.equal(versions(bin).length, 1);
+
+  const missing = bvcnid('--cni-bin-dir', join(root, 'other-bin'), '--plugin', join(root, 'no-such-plugin'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stdout, /"msg":"cannot install the CNI plugin"/);
+  assert.match(missing.stdout, /no-such-plugin does not exist/);
+});
+
+test('an install is flushed to disk before it is named: every copied file and both directories are fsynced before their rename', { skip: !existsSync('/usr/bin/strace') && 'no strace' }, () => {
+  const bin = join(root, 'fsync-bin');
+  const r = spawnSync('strace', ['-f', '-e', 'trace=openat,fsync,rename,renameat,renameat2,symlink,symlinkat', '-o', join(root, 'trace'), process.execPath, 'dist/bin/bvcnid', '--install-cni', '--cni-bin-dir', bin], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const trace = spawnSync('cat', [join(root, 'trace')], { encoding: 'utf8' }).stdout.split('\n');
+  // fd number → path, from each openat; then the order of fsyncs and renames.
+  const events: string[] = [];
+  const fds = new Map<string, string>();
+  for (const line of trace) {
+    const open = /openat\(AT_FDCWD, "([^"]+)".*\) = (\d+)$/.exec(line);
+    if (open) fds.set(open[2]!, open[1]!);
+    const sync = /fsync\((\d+)\)/.exec(line);
+    if (sync) events.push(`fsync ${fds.get(sync[1]!)}`);
+    const ren = /rename(?:at2?)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"([^"]+)"/.exec(line);
+    if (ren) events.push(`rename ${ren[1]} -> ${ren[2]}`);
+  }
+  const at = (re: RegExp): number => events.findIndex((e) => re.test(e));
+  const dirRename = at(/^rename .*\.tmp-\d+ -> .*\/\.bvcni-[0-9a-f]{12}$/);
+  assert.ok(dirRename > 0, `the version directory is renamed into place:\n${events.join('\n')}`);
+  const tmpDir = /^rename (\S+) -> /.exec(events[dirRename]!)![1]!;
+  for (const f of ['/bvcni', '/bvcni.d/libbpf.so.1', '/bvcni.d/koffi.node', '/bvcni.d', '']) {
+    const i = events.indexOf(`fsync ${tmpDir}${f}`);
+    assert.ok(i >= 0 && i < dirRename, `${tmpDir}${f} fsynced before the version is named:\n${events.join('\n')}`);
+  }
+  const linkRename = at(/^rename .*\/\.bvcni\.tmp-\d+ -> .*\/bvcni$/);
+  assert.ok(linkRename > dirRename, 'then the link is switched');
+  assert.ok(events.slice(linkRename + 1).some((e) => e === `fsync ${bin}`), 'and the bin dir (both new names) fsynced after');
+});

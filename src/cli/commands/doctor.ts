@@ -312,7 +312,7 @@ export async function fastPathCheck(dataDir: string): Promise<Check> {
 function pluginCheck(binDir: string): Check {
   const name = 'CNI plugin installed';
   const bin = join(binDir, PLUGIN_NAME);
-  const fail = (detail: string): Check => ({ name, result: 'fail', detail, fix: `bvcnid installs it at start: ${RESTART}` });
+  const fail = (detail: string): Check => ({ name, result: 'fail', detail, fix: `the bvcni pod's install-cni init container installs it (bvcnid --install-cni; by hand: bvcnid --cni-bin-dir ${binDir}): ${RESTART}` });
   if (!existsSync(bin)) return fail(`${bin} does not exist`);
   try {
     accessSync(bin, constants.X_OK);
