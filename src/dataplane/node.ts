@@ -201,8 +201,14 @@ async function ensureVxlan(cfg: NodeDataplaneConfig, mtu: number): Promise<LinkI
   if (!link) {
     await run(['ip', 'link', 'add', cfg.vxlanDev, 'type', 'vxlan', 'external', 'dstport', String(cfg.vxlanPort), 'nolearning'], { netns: ns });
   }
+  // No IPv6 address on the device, so no router solicitation or MLD goes into the overlay: addrgenmode
+  // (netlink) works where /proc/sys is read-only, as in the DaemonSet, and must precede `up`, which
+  // makes the link-local address; a flush takes one an earlier start left. disable_ipv6 where /proc/sys
+  // is writable also stops the device's IPv6 receive.
+  await run(['ip', 'link', 'set', cfg.vxlanDev, 'addrgenmode', 'none'], { netns: ns });
   // NOARP: the node routes the cluster CIDR here and the egress program picks the remote node; no neighbour entries.
   await run(['ip', 'link', 'set', cfg.vxlanDev, 'mtu', String(mtu), 'arp', 'off', 'up'], { netns: ns });
+  await run(['ip', '-6', 'addr', 'flush', 'dev', cfg.vxlanDev], { netns: ns });
   await run(['sysctl', '-q', '-w', `net.ipv6.conf.${cfg.vxlanDev.replace(/\./g, '/')}.disable_ipv6=1`], { netns: ns, allowFail: true });
   link = await linkShow(cfg.vxlanDev, ns);
   if (!link) throw new Error(`VXLAN device ${cfg.vxlanDev} vanished`);

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '../../src/common/exec.js';
 import { createCluster, ping, uniquePrefix, type Cluster, type SimNode } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
@@ -101,6 +102,9 @@ describe('bvcnid with only what deploy/bvcni.yaml gives it', { timeout: 300_000 
     const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)![1]}`);
     assert.equal(eff.toString(16), capMask(daemon.caps).toString(16), 'effective capabilities are the manifest set');
     assert.ok(existsSync(join(n0.confDir, '00-bvcni.conflist')));
+    // With /proc/sys read-only, disable_ipv6 cannot be written: the VXLAN device still has no IPv6 address.
+    const v6 = await run(['ip', '-6', '-o', 'addr', 'show', 'dev', n0.vxlanDev], { netns: n0.path });
+    assert.equal(v6.stdout.trim(), '', `no IPv6 address on ${n0.vxlanDev}`);
 
     const p0 = await c.addPod(n0, 'a', { via: 'plugin' });
     const p1 = await c.addPod(c.nodes[1]!, 'a', { via: 'plugin' });
