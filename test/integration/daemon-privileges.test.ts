@@ -102,7 +102,7 @@ describe('bvcnid with only what deploy/bvcni.yaml gives it', { timeout: 300_000 
     const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)![1]}`);
     assert.equal(eff.toString(16), capMask(daemon.caps).toString(16), 'effective capabilities are the manifest set');
     assert.ok(existsSync(join(n0.confDir, '00-bvcni.conflist')));
-    // With /proc/sys read-only, disable_ipv6 cannot be written: the VXLAN device still has no IPv6 address.
+    // The VXLAN device has no IPv6 address (addrgenmode none; disable_ipv6 too where /proc/sys lets it).
     const v6 = await run(['ip', '-6', '-o', 'addr', 'show', 'dev', n0.vxlanDev], { netns: n0.path });
     assert.equal(v6.stdout.trim(), '', `no IPv6 address on ${n0.vxlanDev}`);
 
