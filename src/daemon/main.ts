@@ -26,7 +26,7 @@ interface Flags {
   cniBinDir: string;
   stateDir: string;
   healthAddr: string;
-  metricsAddr: string;
+  metricsAddr?: string;
   apiTimeout: number;
   apiBodyTimeout: number;
   watchIdleTimeout: number;
@@ -77,9 +77,8 @@ function program(): Command {
     .addOption(new Option('--state-dir <dir>', 'IPAM state directory (the plugin\'s dataDir)').env('BVCNI_STATE_DIR').default('/var/lib/cni/bvcni'))
     .addOption(new Option('--health-addr <host:port>', '/healthz and /readyz address (loopback: the kubelet probes 127.0.0.1 with hostNetwork)').env('BVCNI_HEALTH_ADDR').default('127.0.0.1:9099'))
     .addOption(
-      new Option('--metrics-addr <host:port>', "/metrics address: the health listener when the same, 'none' for no /metrics; any address but loopback is reachable from pods")
-        .env('BVCNI_METRICS_ADDR')
-        .default('127.0.0.1:9099'),
+      new Option('--metrics-addr <host:port>', "/metrics address, 'none' for no /metrics; any address but loopback is reachable from pods (default: the --health-addr listener)")
+        .env('BVCNI_METRICS_ADDR'),
     )
     .addOption(
       new Option('--api-timeout <duration>', 'deadline for connect and response headers of every API request, a watch included')
@@ -163,7 +162,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     parseHostPort(flags.healthAddr, '--health-addr');
-    if (flags.metricsAddr !== 'none') parseHostPort(flags.metricsAddr, '--metrics-addr');
+    if (flags.metricsAddr !== undefined && flags.metricsAddr !== 'none') parseHostPort(flags.metricsAddr, '--metrics-addr');
     // A quiet healthy cluster must never look stuck: its watch is restarted
     // (progress) after --watch-idle-timeout, and the new one answers within --api-timeout.
     if (flags.stuckAfter <= flags.watchIdleTimeout + flags.apiTimeout) {
@@ -220,7 +219,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   let servers: Server[];
   try {
-    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr, daemon, metrics);
+    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics);
   } catch (e) {
     log.fatal({ err: (e as Error).message, healthAddr: flags.healthAddr, metricsAddr: flags.metricsAddr }, 'cannot serve health and metrics');
     return 1;
