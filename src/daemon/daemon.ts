@@ -45,7 +45,11 @@ export interface DaemonConfig {
 
 export const DAEMON_DEFAULTS = { watchIdleTimeoutMs: 150_000, stuckAfterMs: 300_000, natCountIntervalMs: 10_000 } as const;
 
-/** NAT entries counted per event-loop turn by the background count (~1-2 ms of work each: test/bench/daemon.bench.ts). */
+/**
+ * NAT entries counted per event-loop turn by the background count: one batch
+ * lookup syscall, a few milliseconds at most, so a CNI request waits at most
+ * that long behind it (test/bench/daemon-scrape.bench.ts prints the longest).
+ */
 export const NAT_COUNT_SLICE = 4096;
 
 export interface DaemonDeps {

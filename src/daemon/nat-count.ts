@@ -3,8 +3,8 @@
 // pass's result. A pass walks the map a slice at a time, one slice per
 // event-loop turn, so the plugin's requests and the API watch are served
 // between slices; passes start `intervalMs` after the previous one ended. The
-// value therefore lags the map by at most intervalMs plus one pass (a pass
-// over a full map is well under a second: test/bench/daemon.bench.ts), and
+// value therefore lags the map by at most intervalMs plus one pass (a full
+// map's pass and its longest slice: test/bench/daemon-scrape.bench.ts), and
 // /metrics says how old it is (bvcni_nat_entries_age_seconds).
 import { realClock, type Clock } from './backoff.js';
 
