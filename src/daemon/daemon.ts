@@ -97,7 +97,6 @@ export class Daemon {
   private readonly startedAt: number;
   private readonly stuckAfterMs: number;
   readonly natCount: BackgroundCount;
-  private ipamCache = { used: 0, capacity: 0 };
 
   constructor(
     readonly cfg: DaemonConfig,
@@ -133,11 +132,7 @@ export class Daemon {
       },
     }, { clock: this.clock, idleTimeoutMs: cfg.watchIdleTimeoutMs ?? DAEMON_DEFAULTS.watchIdleTimeoutMs });
     this.natCount = new BackgroundCount({
-      open: () => {
-        // The IPAM directory is read here too, not at scrape time.
-        this.ipamCache = this.ipamUsage();
-        return this.dp?.natWalk(NAT_COUNT_SLICE);
-      },
+      open: () => this.dp?.natWalk(NAT_COUNT_SLICE),
       intervalMs: cfg.natCountIntervalMs ?? DAEMON_DEFAULTS.natCountIntervalMs,
       clock: this.clock,
       onError: (e) => this.log.warn({ err: String((e as Error)?.message ?? e) }, 'counting the NAT table failed; retrying'),
@@ -148,7 +143,8 @@ export class Daemon {
         const s = this.natCount.snapshot;
         return s.entries === undefined ? undefined : { entries: s.entries, ageMs: this.clock.now() - s.startedAt };
       },
-      ipam: () => this.ipamCache,
+      // At scrape time: one directory of at most the podCIDR's size (253 names for a /24), not a map.
+      ipam: () => this.ipamUsage(),
     });
   }
 

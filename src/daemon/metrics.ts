@@ -2,8 +2,9 @@
 //
 // A scrape does bounded work whatever the size of the maps: the drop counters
 // are a fixed-size array (every reason, both directions) read at scrape time;
-// the NAT table's size and the IPAM usage are counts a background pass keeps
-// (nat-count.ts), read as they are, with their age.
+// the NAT table's size is a count a background pass keeps (nat-count.ts),
+// read as it is, with its age; IPAM usage is one directory listing of at most
+// the podCIDR's size.
 //
 // Where they are served: /healthz and /readyz on --health-addr, /metrics on
 // --metrics-addr (the same listener when both name the same address; 'none'

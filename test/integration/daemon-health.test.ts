@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createCluster, ping, startResponder, tcpWhoami, uniquePrefix, type Cluster, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { run } from '../../src/common/exec.js';
+import { runCli } from '../../src/cli/run.js';
 import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
 import { BVCNID, DaemonProc, HEALTH_PORT, METRICS_PORT, expectedTunnel, httpGet, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
@@ -153,6 +154,11 @@ describe('bvcnid: listeners off the pod network, watch and API deadlines, /healt
       await sleep(500);
     }
     assert.ok(api.heldCount + api.requests.filter((r) => r.status === 0).length > 0, 'requests reached the hung server');
+    // bvcnictl status (default --health-addr, the daemon's) shows why.
+    const st = await runCli(['status', '--json', '--pin-dir', node(0).pinDir, '--netns', node(0).path]);
+    const daemon = (JSON.parse(st.output) as { daemon: { state: string; detail: string } }).daemon;
+    assert.equal(daemon.state, 'not-ready');
+    assert.match(daemon.detail, /\/healthz 503 unhealthy: API sync stuck/);
     for (let i = 0; i < 2; i++) assert.deepEqual(tunnelDump(node(i)), maps[i], `n${i} map untouched by the hang`);
     assert.ok(((await daemons[0]!.metric('bvcni_api_errors_total', { op: 'list_watch', code: 'ETIMEDOUT' })) ?? 0) >= 1, 'timeouts counted');
 
