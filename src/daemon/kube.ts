@@ -301,6 +301,8 @@ async function watchNodes(
       req.destroy();
       return handle;
     }
+    // As client-node's Watch did: the kernel probes an idle stream's peer (the idle watchdog is the bound).
+    req.on('socket', (sock) => sock.setKeepAlive(true, 30_000));
     req.end();
     const res = await sent.response;
     if (ended) {
