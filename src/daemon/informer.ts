@@ -227,13 +227,14 @@ export class NodeInformer {
       const onEvent = (type: string, object: unknown): void => {
         if (this.stopped || settled) return;
         armIdle();
-        this.lastProgressAt = this.clock.now();
         const obj = object as NodeLike & { code?: number };
         if (type === 'ERROR') {
           if (obj?.code === 410) gone = true;
           else finish(Object.assign(new Error(`watch ERROR event: ${JSON.stringify(object)}`), { code: obj?.code }));
           return;
         }
+        // An ERROR is an answer but no progress: the relist or the retry that follows may be.
+        this.lastProgressAt = this.clock.now();
         this.stats.events++;
         this.backoff.reset();
         if (type === 'ADDED' || type === 'MODIFIED') this.upsert(obj);

@@ -127,12 +127,19 @@ describe('node informer (scripted API, manual clock)', () => {
     await clock.advance(60_000);
     assert.equal(inf.stats.idleAborts, 1);
     assert.equal(inf.lastProgressAt, listed + 90_000);
+    // A watch ERROR event (not a 410) is an answer, but no progress.
+    api.last.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd is unhappy' });
+    await flush();
+    assert.equal(inf.lastProgressAt, listed + 90_000, 'an ERROR event is no progress');
+    await clock.advance(clock.pending()[0]!); // its backoff; the watch reopens
+    const reopened = clock.now();
+    assert.equal(inf.lastProgressAt, reopened);
     // A watch request that fails is not.
     api.watchFailures.push(new Error('ECONNREFUSED'));
     await clock.advance(60_000);
     assert.equal(inf.stats.idleAborts, 2);
-    assert.equal(inf.stats.errors, 2, 'the first list and this watch');
-    assert.equal(inf.lastProgressAt, listed + 90_000, 'a failed watch request is no progress');
+    assert.equal(inf.stats.errors, 3, 'the first list, the ERROR event and this watch');
+    assert.equal(inf.lastProgressAt, reopened, 'a failed watch request is no progress');
     await clock.advance(clock.pending()[0]!); // its backoff; then a watch that opens
     assert.equal(inf.lastProgressAt, clock.now());
     await inf.stop();
