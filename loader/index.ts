@@ -3,7 +3,7 @@
 export { BpfError, SysError, VerifierError, errnoName } from './errors.js';
 export { BpfObject, type OpenOptions } from './object.js';
 export { BpfProgram } from './program.js';
-export { BpfMap, numPossibleCpus, type UpdateFlag } from './map.js';
+export { BpfMap, BatchCounter, numPossibleCpus, type UpdateFlag } from './map.js';
 export { MapType, mapInfo, programInfo, type MapInfo, type ProgramInfo } from './info.js';
 export {
   attachTc,

@@ -150,6 +150,20 @@ export class BpfMap<K, V> {
     }
   }
 
+  /**
+   * A walk over the map that counts its entries a batch at a time
+   * (BPF_MAP_LOOKUP_BATCH), to be resumed between event-loop turns. Unlike
+   * get_next_key, whose walk starts over from the first key when the key it
+   * resumes from was deleted meanwhile (an LRU map under churn), a hash map's
+   * batch cursor is a bucket index: entries added or deleted between steps
+   * are counted or not, never twice. Undefined when the map type has no batch
+   * lookup (the caller falls back to keys()).
+   */
+  batchCounter(batchSize: number): BatchCounter | undefined {
+    const walk = new BatchCounter(this.fd, this.key.size, this.#valueStride(), batchSize, this.#label);
+    return walk.probe() ? walk : undefined;
+  }
+
   /** One syscall for many updates where the map type has it, else a loop. */
   updateBatch(entries: readonly (readonly [K, V])[], flag: UpdateFlag = 'any'): void {
     if (entries.length === 0) return;
@@ -228,4 +242,73 @@ function batchOpts(elemFlags: number): Buffer {
 /** Map types without batch support answer EINVAL or (E)NOTSUPP. */
 function noBatch(ret: number): boolean {
   return ret === -EINVAL || ret === -EOPNOTSUPP || ret === -ENOTSUPP;
+}
+
+const ENOSPC = 28;
+
+/** See BpfMap.batchCounter. */
+export class BatchCounter {
+  #cursor: Buffer;
+  #next: Buffer;
+  #keys: Buffer;
+  #values: Buffer;
+  #batch: number;
+  #started = false;
+  #done = false;
+  readonly #count = Buffer.alloc(4);
+  readonly #opts = batchOpts(0);
+
+  constructor(
+    private readonly fd: number,
+    private readonly keySize: number,
+    private readonly valueStride: number,
+    batchSize: number,
+    private readonly label: string,
+  ) {
+    this.#batch = Math.max(1, Math.floor(batchSize));
+    // Hash maps keep a u32 bucket index here, arrays a u32 index; key-sized covers both.
+    this.#cursor = Buffer.alloc(Math.max(8, keySize));
+    this.#next = Buffer.alloc(Math.max(8, keySize));
+    this.#keys = Buffer.alloc(this.#batch * keySize);
+    this.#values = Buffer.alloc(this.#batch * valueStride);
+  }
+
+  /** Whether the kernel does batch lookups on this map (a zero-length first step). */
+  probe(): boolean {
+    const r = this.#call(true, 0);
+    return !noBatch(r.ret);
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Counts up to about batchSize more entries; 0 with done set at the end. */
+  step(): number {
+    if (this.#done) return 0;
+    for (;;) {
+      const { ret, count } = this.#call(!this.#started, this.#batch);
+      if (ret === -ENOSPC && count === 0) {
+        // One bucket holds more than a batch: a bigger buffer, same cursor.
+        this.#batch *= 2;
+        this.#keys = Buffer.alloc(this.#batch * this.keySize);
+        this.#values = Buffer.alloc(this.#batch * this.valueStride);
+        continue;
+      }
+      if (ret === -ENOENT) {
+        this.#done = true;
+        return count;
+      }
+      if (ret < 0) check(`batch lookup in ${this.label}`, ret);
+      this.#started = true;
+      [this.#cursor, this.#next] = [this.#next, this.#cursor];
+      return count;
+    }
+  }
+
+  #call(first: boolean, n: number): { ret: number; count: number } {
+    this.#count.writeUInt32LE(n);
+    const ret = bpf().bpf_map_lookup_batch(this.fd, first ? null : this.#cursor, this.#next, this.#keys, this.#values, this.#count, this.#opts) as number;
+    return { ret, count: this.#count.readUInt32LE(0) };
+  }
 }

@@ -190,6 +190,7 @@ export function daemonHealth(healthAddr: string, netns?: string): DaemonHealth {
   if (healthz?.status === 200 && readyz?.status === 200) return { state: 'ready', detail: `${url}/readyz 200` };
   return {
     state: 'not-ready',
-    detail: `${url}: /healthz ${healthz?.status}, /readyz ${readyz?.status} ${(readyz?.body ?? '').trim().slice(0, 120)}`,
+    // A failing /healthz says why (stopping, API sync or reconcile loop stuck): the kubelet restarts bvcnid then.
+    detail: `${url}: /healthz ${healthz?.status}${healthz?.status === 200 ? '' : ` ${(healthz?.body ?? '').trim().slice(0, 160)}`}, /readyz ${readyz?.status} ${(readyz?.body ?? '').trim().slice(0, 120)}`,
   };
 }

@@ -17,6 +17,7 @@ import type { NodeLike } from './desired.js';
 import { describeApiError, type ConditionPatcher } from './kube.js';
 import type { DaemonMetrics } from './metrics.js';
 import { TunnelReconciler } from './reconcile.js';
+import { BackgroundCount } from './nat-count.js';
 
 export interface DaemonConfig {
   nodeName: string;
@@ -40,7 +41,22 @@ export interface DaemonConfig {
   mtu?: number;
   /** The plugin binary to install (its support dir bvcni.d/ beside it comes too). */
   plugin: string;
+  /** A watch silent (no event, no BOOKMARK) this long is restarted (--watch-idle-timeout). */
+  watchIdleTimeoutMs?: number;
+  /** /healthz fails when the API sync or the reconcile loop is stuck this long (--stuck-after; see live()). */
+  stuckAfterMs?: number;
+  /** Pause between two background counts of the NAT table (--nat-count-interval). */
+  natCountIntervalMs?: number;
 }
+
+export const DAEMON_DEFAULTS = { watchIdleTimeoutMs: 150_000, stuckAfterMs: 300_000, natCountIntervalMs: 10_000 } as const;
+
+/**
+ * NAT entries counted per event-loop turn by the background count: one batch
+ * lookup syscall, a few milliseconds at most, so a CNI request waits at most
+ * that long behind it (test/bench/daemon-scrape.bench.ts prints the longest).
+ */
+export const NAT_COUNT_SLICE = 4096;
 
 export interface DaemonDeps {
   log: Logger;
@@ -78,6 +94,15 @@ export class Daemon {
   /** Milliseconds since epoch of the last reconcile that changed the map (for tests and metrics). */
   lastChangeAt = 0;
   reconciles = 0;
+  /** Clock ms of the last API answer outside the informer (this Node's GET, the condition PATCH). */
+  private apiAnsweredAt = 0;
+  /** Clock ms since which a reconcile has been wanted and not done; undefined when none is pending. */
+  private reconcilePendingSince?: number;
+  /** Clock ms when the current dataplane set-up began; undefined when none runs. */
+  private setupSince?: number;
+  private readonly startedAt: number;
+  private readonly stuckAfterMs: number;
+  readonly natCount: BackgroundCount;
 
   constructor(
     readonly cfg: DaemonConfig,
@@ -86,6 +111,8 @@ export class Daemon {
     this.clusterCidr = parseCidr(cfg.clusterCidr, { what: '--cluster-cidr', strict: true });
     this.clock = deps.clock ?? realClock;
     this.log = deps.log;
+    this.startedAt = this.clock.now();
+    this.stuckAfterMs = cfg.stuckAfterMs ?? DAEMON_DEFAULTS.stuckAfterMs;
     this.informer = new NodeInformer(deps.api, {
       add: () => this.changed(),
       update: (n, old) => {
@@ -100,15 +127,29 @@ export class Daemon {
         this.changed();
       },
       connect: () => this.log.debug({ resourceVersion: this.informer.resourceVersion }, 'node watch open'),
+      idle: (ms) => {
+        deps.metrics.watchRestarts.inc();
+        this.log.info({ silentMs: ms, resourceVersion: this.informer.resourceVersion }, 'node watch silent (no event, no bookmark); resuming it');
+      },
       error: (err, delay) => {
         const { code, message } = describeApiError(err);
         deps.metrics.apiErrors.inc({ op: 'list_watch', code });
         this.log.warn({ code, err: message, retryInMs: delay, keptEntries: this.reconciler?.size ?? 0 }, 'node list/watch failed; tunnel map kept as is');
       },
-    }, { clock: this.clock });
+    }, { clock: this.clock, idleTimeoutMs: cfg.watchIdleTimeoutMs ?? DAEMON_DEFAULTS.watchIdleTimeoutMs });
+    this.natCount = new BackgroundCount({
+      open: () => this.dp?.natWalk(NAT_COUNT_SLICE),
+      intervalMs: cfg.natCountIntervalMs ?? DAEMON_DEFAULTS.natCountIntervalMs,
+      clock: this.clock,
+      onError: (e) => this.log.warn({ err: String((e as Error)?.message ?? e) }, 'counting the NAT table failed; retrying'),
+    });
     deps.metrics.setSources({
       drops: () => deps.dataplane.drops(cfg.pinDir),
-      natEntries: () => this.dp?.natEntries() ?? 0,
+      nat: () => {
+        const s = this.natCount.snapshot;
+        return s.entries === undefined ? undefined : { entries: s.entries, ageMs: this.clock.now() - s.startedAt };
+      },
+      // At scrape time: one directory of at most the podCIDR's size (253 names for a /24), not a map.
       ipam: () => this.ipamUsage(),
     });
   }
@@ -123,6 +164,7 @@ export class Daemon {
       if (removed) this.log.warn({ conflist: removed }, 'dataplane not loaded: removed the conflist until it is');
     }
     this.phase = 'waiting-for-podcidr';
+    this.natCount.start();
     void this.waitForSelf();
   }
 
@@ -130,8 +172,32 @@ export class Daemon {
     return this.phase;
   }
 
-  live(): boolean {
-    return this.phase !== 'stopping';
+  /**
+   * Liveness, for the kubelet's probe (which restarts bvcnid; a restart adopts
+   * the pinned dataplane and never touches traffic). Not live while stopping,
+   * or when stuck for stuckAfterMs:
+   * - the API sync: no API answer that moves it on (a list, a watch opened, a
+   *   watch event or BOOKMARK, this Node's GET, the condition PATCH) since
+   *   then. On a healthy quiet cluster the watch delivers bookmarks, or is
+   *   restarted after --watch-idle-timeout without them, and either is
+   *   progress; errors, refusals and requests that time out are not. So a
+   *   hung server, and an API outage as long, turn /healthz to 503;
+   * - the reconcile loop: a reconcile wanted since then and not done (a
+   *   blocked event loop does not answer the probe at all);
+   * - the dataplane set-up: one call of it running that long.
+   * Waiting for a podCIDR that has not been allocated is not stuck.
+   */
+  live(): { live: boolean; reason: string } {
+    if (this.phase === 'stopping') return { live: false, reason: 'stopping' };
+    const now = this.clock.now();
+    const bound = this.stuckAfterMs;
+    const lastApi = Math.max(this.startedAt, this.apiAnsweredAt, this.informer.lastProgressAt);
+    if (now - lastApi > bound) return { live: false, reason: `API sync stuck: no list, watch progress or answer for ${Math.round((now - lastApi) / 1000)} s` };
+    if (this.reconcilePendingSince !== undefined && now - this.reconcilePendingSince > bound)
+      return { live: false, reason: `reconcile loop stuck: a reconcile pending for ${Math.round((now - this.reconcilePendingSince) / 1000)} s` };
+    if (this.setupSince !== undefined && now - this.setupSince > bound)
+      return { live: false, reason: `dataplane set-up stuck for ${Math.round((now - this.setupSince) / 1000)} s` };
+    return { live: true, reason: 'ok' };
   }
 
   ready(): { ready: boolean; reason: string } {
@@ -144,7 +210,9 @@ export class Daemon {
   }
 
   private changed(): void {
-    if (this.phase !== 'running' || this.reconcileQueued) return;
+    if (this.phase !== 'running') return;
+    this.reconcilePendingSince ??= this.clock.now();
+    if (this.reconcileQueued) return;
     // Coalesce: a list of 5,000 Nodes or a burst of watch events is one reconcile.
     this.reconcileQueued = true;
     setImmediate(() => {
@@ -164,6 +232,7 @@ export class Daemon {
       let delay = 2000;
       try {
         const n = await this.deps.getNode(this.cfg.nodeName);
+        this.apiAnsweredAt = this.clock.now();
         if (this.phase !== 'waiting-for-podcidr') return;
         backoff.reset();
         const d = n ? computeDesired([n], this.cfg.nodeName, this.clusterCidr) : undefined;
@@ -210,12 +279,14 @@ export class Daemon {
 
   private async setup(): Promise<void> {
     const t0 = performance.now();
+    this.setupSince = this.clock.now();
     try {
       // Resolved each time: a node whose InternalIP moved may have moved NIC too.
       this.uplink = this.cfg.iface || (await this.deps.dataplane.findUplink(this.self!.internalIp));
       const dpCfg = this.dataplaneConfig();
       this.log.info({ podCidr: dpCfg.podCidr, nodeIp: dpCfg.nodeIp, uplink: dpCfg.uplink }, 'setting up the dataplane');
       this.dp = await this.deps.dataplane.ensure(dpCfg);
+      this.natCount.kick();
       this.reconciler = new TunnelReconciler(this.dp.tunnel);
       const adopted = this.reconciler.adopt();
       if (this.phase !== 'setting-up') return; // stopped meanwhile
@@ -229,7 +300,9 @@ export class Daemon {
       // The list (first start) or the cache (a re-setup) decides the tunnel map; the conflist follows the first reconcile.
       this.informer.start();
       if (this.informer.listGeneration > 0) this.changed();
+      this.setupSince = undefined;
     } catch (e) {
+      this.setupSince = undefined;
       this.dp?.close();
       this.dp = undefined;
       this.reconciler = undefined;
@@ -260,6 +333,7 @@ export class Daemon {
     if (this.conditionSet || this.phase !== 'running') return;
     try {
       await this.deps.patcher.setNetworkAvailable(this.cfg.nodeName, 'bvcni dataplane is up');
+      this.apiAnsweredAt = this.clock.now();
       this.conditionSet = true;
       this.log.info({ node: this.cfg.nodeName }, 'Node condition NetworkUnavailable=False set');
     } catch (e) {
@@ -300,6 +374,7 @@ export class Daemon {
       if (r.updated) this.deps.metrics.reconcileChanges.inc({ op: 'update' }, r.updated);
       if (r.removed) this.deps.metrics.reconcileChanges.inc({ op: 'remove' }, r.removed);
       this.reconciledGeneration = generation;
+      this.reconcilePendingSince = undefined;
       if (generation > 0) this.finishStartup();
       if (r.added || r.updated || r.removed) {
         this.lastChangeAt = Date.now();
@@ -388,6 +463,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.phase === 'stopping') return;
     this.phase = 'stopping';
+    this.natCount.stop();
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
     await this.informer.stop();

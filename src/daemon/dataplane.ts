@@ -3,6 +3,7 @@
 // dataplane library's API is adapted in one place.
 import { dataplaneReady, ensureNodeDataplane, findUplink, readDropStats, removeNodeDataplane } from '../dataplane/index.js';
 import type { TunnelTable } from './reconcile.js';
+import { keyWalk, type EntryWalk } from './nat-count.js';
 
 export type { NodeDataplaneConfig } from '../dataplane/index.js';
 import type { NodeDataplaneConfig } from '../dataplane/index.js';
@@ -17,8 +18,8 @@ export interface DropCount {
 export interface AttachedDataplane {
   mtu: number;
   tunnel: TunnelTable & { close(): void };
-  /** Entries in the NAT table (counted at scrape time). */
-  natEntries(): number;
+  /** A fresh count of the NAT table, `slice` entries a step (run in the background: src/daemon/nat-count.ts). */
+  natWalk(slice: number): EntryWalk;
   close(): void;
 }
 
@@ -38,11 +39,7 @@ export const kernelDataplane: DataplaneDriver = {
     return {
       mtu: nd.mtu,
       tunnel: nd.maps.tunnel,
-      natEntries(): number {
-        let n = 0;
-        for (const _ of nd.maps.nat.keys()) n++;
-        return n;
-      },
+      natWalk: (slice) => nd.maps.nat.batchCounter(slice) ?? keyWalk(nd.maps.nat.keys(), slice),
       close: () => nd.close(),
     };
   },

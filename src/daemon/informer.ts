@@ -7,6 +7,14 @@
 // (BOOKMARK included) advancing the resourceVersion, bounded backoff with an
 // injectable clock reset by any event, quiet dispatch (an update that does not
 // change the resourceVersion is dropped), stop through one call.
+//
+// A watch that delivers nothing, not even a BOOKMARK (asked for with
+// allowWatchBookmarks; a kube-apiserver sends one about every minute), for
+// idleTimeoutMs is presumed dead: a server that hung, or a peer gone without a
+// reset. It is aborted and resumed at once from its resourceVersion (a 410
+// then relists, as always). `lastProgressAt` is when the API last answered
+// usefully (a list, a watch opened, any event): the daemon's /healthz is
+// built on it.
 import { Backoff, realClock, type Clock } from './backoff.js';
 import type { NodeLike } from './desired.js';
 
@@ -38,6 +46,8 @@ export interface InformerHandlers {
   error?: (err: unknown, willRetryInMs: number) => void;
   /** A watch stream opened (after a list or a reconnect). */
   connect?: () => void;
+  /** A silent watch was aborted and is being resumed. */
+  idle?: (silentMs: number) => void;
 }
 
 export function isGone(err: unknown): boolean {
@@ -60,6 +70,8 @@ export class NodeInformer {
   private readonly clock: Clock;
   /** Counters for tests and metrics. */
   readonly stats = { lists: 0, watches: 0, relistsOnGone: 0, errors: 0, events: 0, bookmarks: 0, idleAborts: 0 };
+  /** Clock ms of the last successful list, watch opened or watch event (BOOKMARK included); 0 before any. */
+  lastProgressAt = 0;
 
   constructor(
     private readonly api: NodeApi,
@@ -71,12 +83,8 @@ export class NodeInformer {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 11 * 60_000;
   }
 
-  /**
-   * A watch that delivers nothing for this long is presumed dead (a peer that
-   * vanished without a reset leaves a half-open connection, and the server's
-   * own timeoutSeconds is at most 10 minutes): it is aborted and resumed.
-   */
-  private readonly idleTimeoutMs: number;
+  /** See the header: a watch silent this long is aborted and resumed. */
+  readonly idleTimeoutMs: number;
 
   get(name: string): NodeLike | undefined {
     return this.cache.get(name);
@@ -140,6 +148,8 @@ export class NodeInformer {
           this.rv = '';
           continue;
         }
+        // Not an error: the restart the watchdog is for, at once.
+        if (end === 'idle') continue;
         if (end !== 'closed') throw end;
         // A stream that ends at once with nothing in it must not turn into a busy loop.
         if (this.stats.events === before && this.clock.now() - started < 1000) await this.sleep(this.backoff.next());
@@ -162,6 +172,7 @@ export class NodeInformer {
     const res = await this.api.list();
     if (this.stopped) return;
     this.stats.lists++;
+    this.lastProgressAt = this.clock.now();
     this.backoff.reset();
     const fresh = new Map<string, NodeLike>();
     for (const n of res.items) fresh.set(nameOf(n), n);
@@ -190,8 +201,8 @@ export class NodeInformer {
     }
   }
 
-  /** Resolves with 'closed' (clean end), 'gone' (410) or the error that ended the stream. */
-  private watchOnce(): Promise<'closed' | 'gone' | unknown> {
+  /** Resolves with 'closed' (clean end), 'gone' (410), 'idle' (aborted as silent) or the error that ended the stream. */
+  private watchOnce(): Promise<'closed' | 'gone' | 'idle' | unknown> {
     return new Promise((resolve) => {
       let gone = false;
       let settled = false;
@@ -200,8 +211,10 @@ export class NodeInformer {
         if (idle !== undefined) this.clock.clearTimeout(idle);
         idle = this.clock.setTimeout(() => {
           this.stats.idleAborts++;
-          this.handle?.abort();
-          finish(new Error(`watch silent for ${this.idleTimeoutMs} ms; reconnecting`));
+          const h = this.handle;
+          finish('idle');
+          h?.abort();
+          this.safe(() => this.handlers.idle?.(this.idleTimeoutMs));
         }, this.idleTimeoutMs);
       };
       const finish = (v: unknown): void => {
@@ -220,6 +233,8 @@ export class NodeInformer {
           else finish(Object.assign(new Error(`watch ERROR event: ${JSON.stringify(object)}`), { code: obj?.code }));
           return;
         }
+        // An ERROR is an answer but no progress: the relist or the retry that follows may be.
+        this.lastProgressAt = this.clock.now();
         this.stats.events++;
         this.backoff.reset();
         if (type === 'ADDED' || type === 'MODIFIED') this.upsert(obj);
@@ -246,6 +261,7 @@ export class NodeInformer {
           if (settled || this.stopped) h.abort();
           else {
             this.handle = h;
+            this.lastProgressAt = this.clock.now();
             this.safe(() => this.handlers.connect?.());
           }
           if (this.stopped) finish('closed');

@@ -2,15 +2,24 @@
 // Node list/watch calls behind the informer, and the NetworkUnavailable
 // condition. Kept to one module so the library's API churn stays here.
 //
-// Only KubeConfig (credentials, TLS, proxies, token refresh) and Watch are
-// used from the library. The generated API classes (CoreV1Api) would pull in
+// Only KubeConfig (credentials, TLS, proxies, token refresh) and ApiException
+// are used from the library. The generated API classes (CoreV1Api) would pull in
 // every model and the ObjectSerializer's type map, about 14 MiB of the
 // daemon's RSS, to make three requests; those go through KubeConfig's own
-// request options instead (applyToHTTPSOptions, what Watch builds on too), and
+// request options instead (applyToHTTPSOptions, what its Watch builds on too), and
 // tools/bundle.ts leaves the generated code out of the bundle.
+//
+// Every request has a deadline (ApiBounds): connect and response headers
+// within `timeoutMs`, a whole body (a list page, a GET) within `bodyTimeoutMs`.
+// The watch is a request of our own too: client-node's Watch creates its
+// AbortController inside and hands it out only once the response headers are
+// in, so a server that accepts the connection and never answers would hold it
+// forever. A watch's body has no deadline (it is a stream): the
+// informer restarts one that stays silent (informer.ts).
 import http from 'node:http';
 import https from 'node:https';
-import { ApiException, KubeConfig, Watch } from '@kubernetes/client-node';
+import { createInterface } from 'node:readline';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import type { NodeApi, NodeListResult, WatchHandle } from './informer.js';
 import type { NodeLike } from './desired.js';
 import { ListItemSplitter } from './json-items.js';
@@ -34,6 +43,76 @@ function watchTimeoutSeconds(): number {
 
 /** Nodes per list request: what client-go's informers ask for. */
 export const LIST_PAGE = 500;
+
+export interface ApiBounds {
+  /** Connect and response headers of any request (a watch included). */
+  timeoutMs: number;
+  /** A whole response body once its headers are in (one list page, a GET, a PATCH); not a watch stream. */
+  bodyTimeoutMs: number;
+}
+
+/** Defaults of bvcnid's --api-timeout and --api-body-timeout. */
+export const DEFAULT_API_BOUNDS: ApiBounds = { timeoutMs: 30_000, bodyTimeoutMs: 60_000 };
+
+/** A request that missed its deadline: code ETIMEDOUT, as a socket timeout reports (metrics label it so). */
+export class ApiTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApiTimeoutError';
+  }
+}
+
+/** http(s).request with the kubeconfig's credentials, and a deadline for the response headers. */
+async function send(
+  kc: KubeConfig,
+  method: string,
+  path: string,
+  query: Record<string, string | number | boolean | undefined>,
+  headers: Record<string, string>,
+  bounds: ApiBounds,
+): Promise<{ req: http.ClientRequest; response: Promise<http.IncomingMessage> }> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('No currently active cluster');
+  const url = new URL(cluster.server + path);
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+  const opts: https.RequestOptions = { method, headers: { accept: 'application/json', ...headers } };
+  await kc.applyToHTTPSOptions(opts);
+  const req = (url.protocol === 'https:' ? https.request : http.request)(url, opts);
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+    const timer = setTimeout(
+      () => req.destroy(new ApiTimeoutError(`${method} ${path}: no response within ${bounds.timeoutMs} ms (--api-timeout)`)),
+      bounds.timeoutMs,
+    );
+    req.once('response', (res) => {
+      clearTimeout(timer);
+      resolve(res);
+    });
+    // on, not once: a socket that fails after the headers reports here too (the body's reader hears of it from the response).
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.once('close', () => clearTimeout(timer));
+  });
+  // Whoever awaits the response sees its failure; this keeps an abandoned one from being unhandled.
+  response.catch(() => {});
+  return { req, response };
+}
+
+/** The ApiException for a non-2xx answer (body read in full, under the body deadline). */
+function apiError(res: http.IncomingMessage, text: string): ApiException<unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // An error answer need not be JSON; its text goes into the exception.
+  }
+  const msg = (parsed as { message?: unknown } | undefined)?.message;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = String(v);
+  return new ApiException(res.statusCode ?? 0, typeof msg === 'string' ? msg : (res.statusMessage ?? ''), parsed ?? text, headers);
+}
 
 /** How a 2xx body is consumed as it arrives; end() gives the result or throws. */
 interface BodyReader<T> {
@@ -62,63 +141,53 @@ async function request<T>(
   method: string,
   path: string,
   reader: BodyReader<T>,
+  bounds: ApiBounds,
   query: Record<string, string | number | undefined> = {},
   body?: { contentType: string; value: unknown },
 ): Promise<T> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('No currently active cluster');
-  const url = new URL(cluster.server + path);
-  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
   const payload = body === undefined ? undefined : JSON.stringify(body.value);
-  const opts: https.RequestOptions = {
-    method,
-    headers: { accept: 'application/json', ...(body ? { 'content-type': body.contentType } : {}) },
-  };
-  await kc.applyToHTTPSOptions(opts);
-  const send = url.protocol === 'https:' ? https.request : http.request;
+  const { req, response } = await send(kc, method, path, query, body ? { 'content-type': body.contentType } : {}, bounds);
+  req.end(payload);
+  const res = await response;
   return new Promise<T>((resolve, reject) => {
-    const req = send(url, opts, (res) => {
-      const status = res.statusCode ?? 0;
-      const notJson = (e: unknown): Error => new Error(`${method} ${path}: response is not JSON: ${String(e)}`);
-      if (status >= 200 && status < 300) {
-        res.on('data', (c: Buffer) => {
-          try {
-            reader.write(c);
-          } catch (e) {
-            // The rest of a malformed body is not worth reading.
-            res.destroy();
-            reject(notJson(e));
-          }
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          try {
-            resolve(reader.end());
-          } catch (e) {
-            reject(notJson(e));
-          }
-        });
-        return;
-      }
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          // An error answer need not be JSON; its text goes into the exception.
-        }
-        const msg = (parsed as { message?: unknown } | undefined)?.message;
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = String(v);
-        reject(new ApiException(status, typeof msg === 'string' ? msg : (res.statusMessage ?? ''), parsed ?? text, headers));
-      });
+    const timer = setTimeout(
+      () => res.destroy(new ApiTimeoutError(`${method} ${path}: body not complete within ${bounds.bodyTimeoutMs} ms (--api-body-timeout)`)),
+      bounds.bodyTimeoutMs,
+    );
+    const fail = (e: unknown): void => {
+      clearTimeout(timer);
+      reject(e);
+    };
+    res.on('error', fail);
+    // A body cut short (the socket closed or destroyed by the deadline) never reaches 'end'.
+    res.on('close', () => {
+      if (!res.complete) fail(Object.assign(new Error(`${method} ${path}: connection closed before the body ended`), { code: 'ECONNRESET' }));
     });
-    req.on('error', reject);
-    req.end(payload);
+    const status = res.statusCode ?? 0;
+    const notJson = (e: unknown): Error => new Error(`${method} ${path}: response is not JSON: ${String(e)}`);
+    if (status >= 200 && status < 300) {
+      res.on('data', (c: Buffer) => {
+        try {
+          reader.write(c);
+        } catch (e) {
+          // The rest of a malformed body is not worth reading.
+          res.destroy();
+          fail(notJson(e));
+        }
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        try {
+          resolve(reader.end());
+        } catch (e) {
+          reject(notJson(e));
+        }
+      });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => fail(apiError(res, Buffer.concat(chunks).toString('utf8'))));
   });
 }
 
@@ -169,19 +238,7 @@ function slimNodeList(): BodyReader<NodeListPage | undefined> {
   };
 }
 
-/**
- * client-node 2.x's Watch ends a stream that is silent for 30 s, with an
- * error. A real API server's watch on a quiet cluster is silent for longer
- * (bookmarks come about once a minute), so each would end in an error report
- * and a reconnect. Judging silence is the informer's job (its idle timeout,
- * beyond the server's own timeoutSeconds): the library's timer is set past it.
- */
-const WATCH_SILENCE_MS = 15 * 60_000;
-
-export function nodeApi(kc: KubeConfig): NodeApi {
-  const watcher = new Watch(kc);
-  // A private field in the library's types; test/integration/kube-apiserver.test.ts checks it takes effect.
-  Object.assign(watcher, { requestTimeoutMs: WATCH_SILENCE_MS });
+export function nodeApi(kc: KubeConfig, bounds: ApiBounds = DEFAULT_API_BOUNDS): NodeApi {
   return {
     async list(): Promise<NodeListResult> {
       // Paged, so the full objects of a large cluster never sit in memory at once
@@ -191,7 +248,7 @@ export function nodeApi(kc: KubeConfig): NodeApi {
       let cont: string | undefined;
       let resourceVersion = '';
       do {
-        const page = await request(kc, 'GET', '/api/v1/nodes', slimNodeList(), { limit: LIST_PAGE, continue: cont });
+        const page = await request(kc, 'GET', '/api/v1/nodes', slimNodeList(), bounds, { limit: LIST_PAGE, continue: cont });
         if (!page) throw new Error('GET /api/v1/nodes: the answer is not a list');
         // Already slimmed as the page was read.
         for (const n of page.items) items.push(n);
@@ -200,25 +257,99 @@ export function nodeApi(kc: KubeConfig): NodeApi {
       } while (cont);
       return { items, resourceVersion };
     },
-    async watch(resourceVersion, onEvent, onDone): Promise<WatchHandle> {
-      const ctl = await watcher.watch(
-        '/api/v1/nodes',
-        { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() },
-        (type: string, obj: unknown) => onEvent(type, type === 'ERROR' ? obj : slimNode(obj as NodeLike)),
-        (err: unknown) => onDone(err),
-      );
-      return { abort: () => ctl.abort() };
+    watch: (resourceVersion, onEvent, onDone) => watchNodes(kc, bounds, resourceVersion, onEvent, onDone),
+  };
+}
+
+/**
+ * A watch of Nodes: resolves once the server has answered 200 (onDone(err)
+ * and a spent handle when it does not, within bounds.timeoutMs), then hands
+ * each JSON line to onEvent until the stream ends (onDone(null)), fails
+ * (onDone(err)) or is aborted (onDone(null) too: the caller asked for it).
+ */
+async function watchNodes(
+  kc: KubeConfig,
+  bounds: ApiBounds,
+  resourceVersion: string,
+  onEvent: (type: string, object: unknown) => void,
+  onDone: (err: unknown) => void,
+): Promise<WatchHandle> {
+  let ended = false;
+  const done = (err: unknown): void => {
+    if (ended) return;
+    ended = true;
+    onDone(err);
+  };
+  let req: http.ClientRequest | undefined;
+  const handle: WatchHandle = {
+    abort: () => {
+      done(null);
+      req?.destroy();
     },
   };
+  try {
+    const sent = await send(
+      kc,
+      'GET',
+      '/api/v1/nodes',
+      { watch: true, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() },
+      {},
+      bounds,
+    );
+    req = sent.req;
+    if (ended) {
+      req.destroy();
+      return handle;
+    }
+    // As client-node's Watch did: the kernel probes an idle stream's peer (the idle watchdog is the bound).
+    req.on('socket', (sock) => sock.setKeepAlive(true, 30_000));
+    req.end();
+    const res = await sent.response;
+    if (ended) {
+      res.destroy();
+      return handle;
+    }
+    if (res.statusCode !== 200) {
+      // Read before resolving: an error answer is no watch opened (the informer counts that as progress).
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => res.destroy(), bounds.bodyTimeoutMs);
+      res.on('data', (c: Buffer) => chunks.push(c));
+      await new Promise<void>((r) => res.once('close', () => r()));
+      clearTimeout(timer);
+      const e = apiError(res, Buffer.concat(chunks).toString('utf8'));
+      // What client-node's Watch reported (statusCode), so a 410 is recognised the same way.
+      done(Object.assign(e, { statusCode: res.statusCode }));
+      return handle;
+    }
+    res.on('error', (e) => done(e));
+    res.on('close', () => done(res.complete ? null : Object.assign(new Error('watch connection closed mid-stream'), { code: 'ECONNRESET' })));
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    // readline re-emits its input's errors (a reset mid-stream: "aborted").
+    lines.on('error', (e) => done(e));
+    lines.on('line', (line) => {
+      if (ended || !line.trim()) return;
+      let ev: { type?: unknown; object?: unknown };
+      try {
+        ev = JSON.parse(line) as { type?: unknown; object?: unknown };
+      } catch {
+        return done(new Error(`watch: a line that is not JSON: ${line.slice(0, 100)}`));
+      }
+      const type = String(ev.type);
+      onEvent(type, type === 'ERROR' ? ev.object : slimNode(ev.object as NodeLike));
+    });
+  } catch (e) {
+    done(e);
+  }
+  return handle;
 }
 
 const nodePath = (name: string): string => `/api/v1/nodes/${encodeURIComponent(name)}`;
 
 /** GET one Node; undefined when it does not exist (404). */
-export function nodeGetter(kc: KubeConfig): (name: string) => Promise<NodeLike | undefined> {
+export function nodeGetter(kc: KubeConfig, bounds: ApiBounds = DEFAULT_API_BOUNDS): (name: string) => Promise<NodeLike | undefined> {
   return async (name) => {
     try {
-      return slimNode((await request(kc, 'GET', nodePath(name), jsonBody())) as NodeLike);
+      return slimNode((await request(kc, 'GET', nodePath(name), jsonBody(), bounds)) as NodeLike);
     } catch (e) {
       if ((e as { code?: unknown }).code === 404) return undefined;
       throw e;
@@ -243,7 +374,7 @@ export interface ConditionPatcher {
   setNetworkAvailable(nodeName: string, message: string): Promise<void>;
 }
 
-export function conditionPatcher(kc: KubeConfig): ConditionPatcher {
+export function conditionPatcher(kc: KubeConfig, bounds: ApiBounds = DEFAULT_API_BOUNDS): ConditionPatcher {
   return {
     async setNetworkAvailable(nodeName, message) {
       const now = new Date().toISOString();
@@ -262,7 +393,7 @@ export function conditionPatcher(kc: KubeConfig): ConditionPatcher {
           ],
         },
       };
-      await request(kc, 'PATCH', `${nodePath(nodeName)}/status`, jsonBody(), {}, { contentType: 'application/strategic-merge-patch+json', value: body });
+      await request(kc, 'PATCH', `${nodePath(nodeName)}/status`, jsonBody(), bounds, {}, { contentType: 'application/strategic-merge-patch+json', value: body });
     },
   };
 }

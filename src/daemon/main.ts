@@ -3,13 +3,14 @@
 // simulator.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { Daemon, type DaemonConfig } from './daemon.js';
+import { DAEMON_DEFAULTS, Daemon, type DaemonConfig } from './daemon.js';
 import { kernelDataplane } from './dataplane.js';
 import { installPlugin, removeInstalled } from './install.js';
-import { conditionPatcher, loadKubeConfig, nodeApi, nodeGetter } from './kube.js';
-import { DaemonMetrics, parseHostPort, startHealthServer } from './metrics.js';
+import { DEFAULT_API_BOUNDS, conditionPatcher, loadKubeConfig, nodeApi, nodeGetter, type ApiBounds } from './kube.js';
+import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
@@ -26,6 +27,12 @@ interface Flags {
   cniBinDir?: string;
   stateDir: string;
   healthAddr: string;
+  metricsAddr?: string;
+  apiTimeout: number;
+  apiBodyTimeout: number;
+  watchIdleTimeout: number;
+  stuckAfter: number;
+  natCountInterval: number;
   bridge: string;
   vxlanDev: string;
   vxlanPort: number;
@@ -45,6 +52,17 @@ const intIn = (lo: number, hi: number, what: string) => (v: string): number => {
   if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`${what} must be an integer ${lo}..${hi}`);
   return n;
 };
+
+/** A duration in ms from "500ms", "30s", "5m" or a bare number of seconds. */
+const duration = (what: string) => (v: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`${what} must be a duration such as 500ms, 30s or 5m`);
+  const ms = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
+  if (!(ms >= 1) || ms > 24 * 3600_000) throw new InvalidArgumentError(`${what} must be between 1ms and 24h`);
+  return Math.round(ms);
+};
+
+const secs = (ms: number): string => `${ms / 1000}s`;
 
 function program(): Command {
   return new Command('bvcnid')
@@ -67,7 +85,41 @@ function program(): Command {
       ).env('BVCNI_CNI_BIN_DIR'),
     )
     .addOption(new Option('--state-dir <dir>', 'IPAM state directory (the plugin\'s dataDir)').env('BVCNI_STATE_DIR').default('/var/lib/cni/bvcni'))
-    .addOption(new Option('--health-addr <host:port>', '/healthz /readyz /metrics address').env('BVCNI_HEALTH_ADDR').default('0.0.0.0:9099'))
+    .addOption(new Option('--health-addr <host:port>', '/healthz and /readyz address (loopback: the kubelet probes 127.0.0.1 with hostNetwork)').env('BVCNI_HEALTH_ADDR').default('127.0.0.1:9099'))
+    .addOption(
+      new Option('--metrics-addr <host:port>', "/metrics address, 'none' for no /metrics; any address but loopback is reachable from pods (default: the --health-addr listener)")
+        .env('BVCNI_METRICS_ADDR'),
+    )
+    .addOption(
+      new Option('--api-timeout <duration>', 'deadline for connect and response headers of every API request, a watch included')
+        .env('BVCNI_API_TIMEOUT')
+        .default(DEFAULT_API_BOUNDS.timeoutMs, secs(DEFAULT_API_BOUNDS.timeoutMs))
+        .argParser(duration('--api-timeout')),
+    )
+    .addOption(
+      new Option('--api-body-timeout <duration>', 'deadline for a whole response body once its headers are in (one list page, a GET, a PATCH)')
+        .env('BVCNI_API_BODY_TIMEOUT')
+        .default(DEFAULT_API_BOUNDS.bodyTimeoutMs, secs(DEFAULT_API_BOUNDS.bodyTimeoutMs))
+        .argParser(duration('--api-body-timeout')),
+    )
+    .addOption(
+      new Option('--watch-idle-timeout <duration>', 'a Node watch with no event and no bookmark for this long is restarted from its resourceVersion')
+        .env('BVCNI_WATCH_IDLE_TIMEOUT')
+        .default(DAEMON_DEFAULTS.watchIdleTimeoutMs, secs(DAEMON_DEFAULTS.watchIdleTimeoutMs))
+        .argParser(duration('--watch-idle-timeout')),
+    )
+    .addOption(
+      new Option('--stuck-after <duration>', '/healthz fails when the API sync or the reconcile loop has been stuck this long (README: "/healthz")')
+        .env('BVCNI_STUCK_AFTER')
+        .default(DAEMON_DEFAULTS.stuckAfterMs, secs(DAEMON_DEFAULTS.stuckAfterMs))
+        .argParser(duration('--stuck-after')),
+    )
+    .addOption(
+      new Option('--nat-count-interval <duration>', 'pause between background counts of the NAT table (bvcni_nat_entries lags by at most this plus one count)')
+        .env('BVCNI_NAT_COUNT_INTERVAL')
+        .default(DAEMON_DEFAULTS.natCountIntervalMs, secs(DAEMON_DEFAULTS.natCountIntervalMs))
+        .argParser(duration('--nat-count-interval')),
+    )
     .addOption(new Option('--bridge <name>', 'pod bridge').env('BVCNI_BRIDGE').default('cni0'))
     .addOption(new Option('--vxlan-dev <name>', 'VXLAN device').env('BVCNI_VXLAN_DEV').default('vxlan.1'))
     .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(8472).argParser(intIn(1, 65535, '--vxlan-port')))
@@ -140,7 +192,15 @@ export async function main(argv: string[]): Promise<number> {
         throw new Error(`--service-cidr ${flags.serviceCidr} overlaps --cluster-cidr ${flags.clusterCidr}`);
       }
     }
-    parseHostPort(flags.healthAddr);
+    parseHostPort(flags.healthAddr, '--health-addr');
+    if (flags.metricsAddr !== undefined && flags.metricsAddr !== 'none') parseHostPort(flags.metricsAddr, '--metrics-addr');
+    // A quiet healthy cluster must never look stuck: its watch is restarted
+    // (progress) after --watch-idle-timeout, and the new one answers within --api-timeout.
+    if (flags.stuckAfter <= flags.watchIdleTimeout + flags.apiTimeout) {
+      throw new Error(
+        `--stuck-after (${secs(flags.stuckAfter)}) must be longer than --watch-idle-timeout plus --api-timeout (${secs(flags.watchIdleTimeout + flags.apiTimeout)}): a quiet cluster would look stuck`,
+      );
+    }
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'bad flag');
     return 2;
@@ -160,7 +220,11 @@ export async function main(argv: string[]): Promise<number> {
     vni: flags.vni,
     mtu: flags.mtu,
     plugin: flags.plugin ?? defaultPlugin(),
+    watchIdleTimeoutMs: flags.watchIdleTimeout,
+    stuckAfterMs: flags.stuckAfter,
+    natCountIntervalMs: flags.natCountInterval,
   };
+  const bounds: ApiBounds = { timeoutMs: flags.apiTimeout, bodyTimeoutMs: flags.apiBodyTimeout };
   log.info(buildInfo(), 'build');
   if (flags.installCni) return installCni(flags, cfg, log);
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
@@ -178,12 +242,19 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const metrics = new DaemonMetrics();
-  const daemon = new Daemon(cfg, { log, api: nodeApi(kc), getNode: nodeGetter(kc), patcher: conditionPatcher(kc), dataplane: kernelDataplane, metrics });
-  let server;
+  const daemon = new Daemon(cfg, {
+    log,
+    api: nodeApi(kc, bounds),
+    getNode: nodeGetter(kc, bounds),
+    patcher: conditionPatcher(kc, bounds),
+    dataplane: kernelDataplane,
+    metrics,
+  });
+  let servers: Server[];
   try {
-    server = await startHealthServer(flags.healthAddr, daemon, metrics);
+    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics);
   } catch (e) {
-    log.fatal({ err: (e as Error).message, addr: flags.healthAddr }, 'cannot serve health and metrics');
+    log.fatal({ err: (e as Error).message, healthAddr: flags.healthAddr, metricsAddr: flags.metricsAddr }, 'cannot serve health and metrics');
     return 1;
   }
   // The plugin's fast path; without it the plugin does the work itself, so a failure here is not fatal.
@@ -204,8 +275,8 @@ export async function main(argv: string[]): Promise<number> {
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();
       void Promise.allSettled([daemon.stop(), cni.stop()]).finally(() => {
-        server.closeAllConnections();
-        server.close(() => resolveExit(0));
+        for (const server of servers) server.closeAllConnections();
+        void Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r())))).then(() => resolveExit(0));
       });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,13 +1,23 @@
-// Prometheus metrics (prom-client) and the health endpoints. Values that live
-// in BPF maps or on disk (drops, NAT table size, IPAM usage) are read at
-// scrape time through collect callbacks, so a scrape always shows the kernel's
-// current numbers and nothing polls when nobody scrapes.
-import { createServer, type Server } from 'node:http';
+// Prometheus metrics (prom-client) and the health endpoints.
+//
+// A scrape does bounded work whatever the size of the maps: the drop counters
+// are a fixed-size array (every reason, both directions) read at scrape time;
+// the NAT table's size is a count a background pass keeps (nat-count.ts),
+// read as it is, with its age; IPAM usage is one directory listing of at most
+// the podCIDR's size.
+//
+// Where they are served: /healthz and /readyz on --health-addr, /metrics on
+// --metrics-addr (the same listener when both name the same address; 'none'
+// serves no /metrics). Both default to loopback: bvcnid runs in the host's
+// network namespace, and an address on the node's interfaces is reachable from
+// every pod (to a pod, the node's IP is just another destination).
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface ScrapeSources {
   drops(): { reason: string; direction: string; packets: bigint; bytes: bigint }[];
-  natEntries(): number;
+  /** The last background count of the NAT table; undefined before the first. */
+  nat(): { entries: number; ageMs: number } | undefined;
   ipam(): { used: number; capacity: number };
 }
 
@@ -21,6 +31,7 @@ export class DaemonMetrics {
   readonly skippedNodes: Gauge;
   readonly badNodeEvents: Counter;
   readonly relists: Counter;
+  readonly watchRestarts: Counter;
   readonly cniRequests: Counter;
   readonly cniDuration: Histogram;
   private sources?: ScrapeSources;
@@ -51,6 +62,11 @@ export class DaemonMetrics {
       registers,
     });
     this.relists = new Counter({ name: 'bvcni_node_lists_total', help: 'Full Node lists (start, 410 Gone)', registers });
+    this.watchRestarts = new Counter({
+      name: 'bvcni_node_watch_idle_restarts_total',
+      help: 'Node watches restarted because they stayed silent (no event, no bookmark) past --watch-idle-timeout',
+      registers,
+    });
     this.cniRequests = new Counter({
       name: 'bvcni_cni_requests_total',
       help: "CNI commands the plugin handed to bvcnid: result ok, error (the spec's error JSON) or declined (the plugin did the work itself)",
@@ -79,10 +95,22 @@ export class DaemonMetrics {
     }
     new Gauge({
       name: 'bvcni_nat_entries',
-      help: 'Entries in the masquerade (NAT) table',
+      help: 'Entries in the masquerade (NAT) table, as of the last background count (see bvcni_nat_entries_age_seconds); absent before the first',
       registers,
       collect() {
-        this.set(self.safe(() => self.sources?.natEntries() ?? 0, 0));
+        this.reset();
+        const n = self.safe(() => self.sources?.nat(), undefined);
+        if (n) this.set(n.entries);
+      },
+    });
+    new Gauge({
+      name: 'bvcni_nat_entries_age_seconds',
+      help: 'Age of bvcni_nat_entries: time since the background count that produced it began (at most --nat-count-interval plus one pass)',
+      registers,
+      collect() {
+        this.reset();
+        const n = self.safe(() => self.sources?.nat(), undefined);
+        if (n) this.set(n.ageMs / 1000);
       },
     });
     new Gauge({
@@ -117,34 +145,54 @@ export class DaemonMetrics {
 }
 
 export interface HealthState {
-  live(): boolean;
+  live(): { live: boolean; reason: string };
   ready(): { ready: boolean; reason: string };
 }
 
-export function parseHostPort(addr: string): { host: string; port: number } {
+export function parseHostPort(addr: string, flag = '--health-addr'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
-  if (!m) throw new Error(`--health-addr ${JSON.stringify(addr)}: expected HOST:PORT`);
+  if (!m) throw new Error(`${flag} ${JSON.stringify(addr)}: expected HOST:PORT`);
   const port = Number(m[3]);
-  if (port > 65535) throw new Error(`--health-addr ${JSON.stringify(addr)}: bad port`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+  if (port > 65535) throw new Error(`${flag} ${JSON.stringify(addr)}: bad port`);
+  // An empty host meant every address before; now it must be said (0.0.0.0), never implied.
+  if (!(m[1] ?? m[2])) throw new Error(`${flag} ${JSON.stringify(addr)}: no host (loopback is 127.0.0.1; every address is 0.0.0.0)`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
-export async function startHealthServer(addr: string, health: HealthState, metrics: DaemonMetrics): Promise<Server> {
-  const { host, port } = parseHostPort(addr);
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      const ok = health.live();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
-    } else if (path === '/readyz') {
+type Handler = (res: Parameters<RequestListener>[1]) => void;
+
+export function healthHandlers(health: HealthState): Record<string, Handler> {
+  return {
+    '/healthz': (res) => {
+      const l = health.live();
+      res.writeHead(l.live ? 200 : 503, { 'content-type': 'text/plain' }).end(`${l.live ? 'ok' : `unhealthy: ${l.reason}`}\n`);
+    },
+    '/readyz': (res) => {
       const r = health.ready();
       res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.reason}\n`);
-    } else if (path === '/metrics') {
+    },
+  };
+}
+
+export function metricsHandlers(metrics: DaemonMetrics): Record<string, Handler> {
+  return {
+    '/metrics': (res) => {
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (e: unknown) => res.writeHead(500).end(String(e)),
       );
-    } else res.writeHead(404).end('not found\n');
+    },
+  };
+}
+
+/** An HTTP server at host:port answering exactly the given paths (404 for the rest). */
+export async function startHttpServer(addr: string, handlers: Record<string, Handler>, flag = '--health-addr'): Promise<Server> {
+  const { host, port } = parseHostPort(addr, flag);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const h = Object.hasOwn(handlers, path) ? handlers[path] : undefined;
+    if (h) h(res);
+    else res.writeHead(404).end('not found\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -154,4 +202,19 @@ export async function startHealthServer(addr: string, health: HealthState, metri
     });
   });
   return server;
+}
+
+/** The health and metrics listeners: one when both addresses are the same, none for /metrics with 'none'. */
+export async function startHealthServers(healthAddr: string, metricsAddr: string, health: HealthState, metrics: DaemonMetrics): Promise<Server[]> {
+  if (metricsAddr === healthAddr) return [await startHttpServer(healthAddr, { ...healthHandlers(health), ...metricsHandlers(metrics) })];
+  const servers = [await startHttpServer(healthAddr, healthHandlers(health))];
+  if (metricsAddr !== 'none') {
+    try {
+      servers.push(await startHttpServer(metricsAddr, metricsHandlers(metrics), '--metrics-addr'));
+    } catch (e) {
+      servers[0]!.close();
+      throw e;
+    }
+  }
+  return servers;
 }

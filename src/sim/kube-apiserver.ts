@@ -7,7 +7,9 @@
 // resourceVersions (as an HTTP status or as a watch ERROR event, as the real
 // server does), GET and PATCH of a Node and its status (JSON, merge and
 // strategic-merge patches), and test-side controls for outages (stop/start),
-// dropped streams and injected failures.
+// dropped streams, injected failures, watch streams gone silent (open, nothing
+// sent, no bookmarks) and a hung server (connections accepted, requests read,
+// never answered).
 //
 // The daemons under test run inside simulated node namespaces while the test
 // runs in the root namespace, so the listening socket can be created inside
@@ -31,6 +33,8 @@ interface Watcher {
   res: ServerResponse;
   bookmarks: boolean;
   timer?: NodeJS.Timeout;
+  /** A dead stream: kept open, sent nothing ever again. */
+  muted?: boolean;
 }
 
 export interface FakeApiStartOptions {
@@ -95,6 +99,9 @@ export class FakeKubeApiServer {
   private server?: Server;
   private bookmarkTimer?: NodeJS.Timeout;
   private failures: InjectedFailure[] = [];
+  private silent = false;
+  private hung = false;
+  private readonly held = new Set<ServerResponse>();
   private listenOpts: FakeApiStartOptions = {};
   private boundPort = 0;
   readonly requests: RequestRecord[] = [];
@@ -302,6 +309,42 @@ export class FakeKubeApiServer {
     return this.watchers.size;
   }
 
+  /**
+   * Watch streams go silent: every open one, and every one opened while
+   * `on`, stays open and is sent nothing ever again (no events, no
+   * bookmarks, no timeout end). Streams opened after silenceWatches(false)
+   * are normal. Returns how many open streams were muted.
+   */
+  silenceWatches(on = true): number {
+    this.silent = on;
+    if (!on) return 0;
+    let n = 0;
+    for (const w of this.watchers) if (!w.muted) (n++, this.mute(w));
+    return n;
+  }
+
+  /**
+   * A hung server: while `on`, every request is accepted and read and never
+   * answered (no status line), and every open watch goes silent. hang(false)
+   * answers new requests again; the held ones stay unanswered until their
+   * clients give up (or stop()).
+   */
+  hang(on = true): void {
+    this.hung = on;
+    if (on) for (const w of this.watchers) this.mute(w);
+  }
+
+  /** Requests held unanswered by hang() whose clients are still connected. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  private mute(w: Watcher): void {
+    w.muted = true;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = undefined;
+  }
+
   /** The next `count` matching requests answer `status` with a Status body. */
   injectFailure(f: InjectedFailure): void {
     this.failures.push({ ...f });
@@ -338,7 +381,7 @@ export class FakeKubeApiServer {
   }
 
   private send(w: Watcher, type: WatchEventType, object: unknown): void {
-    if (w.res.writableEnded || w.res.destroyed) return;
+    if (w.muted || w.res.writableEnded || w.res.destroyed) return;
     w.res.write(JSON.stringify({ type, object }) + '\n');
   }
 
@@ -384,6 +427,13 @@ export class FakeKubeApiServer {
     else if (isNodes && name && (sub === undefined || sub === 'status') && method === 'PATCH') verb = 'patch';
     else if (isNodes && name && sub === 'status' && method === 'GET') verb = 'get';
 
+    if (this.hung) {
+      this.record(req, verb, 0);
+      req.resume();
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      return;
+    }
     const failure = this.takeFailure(method, verb);
     if (failure) {
       this.record(req, verb, failure.status);
@@ -458,13 +508,13 @@ export class FakeKubeApiServer {
     this.record(req, 'watch', 200);
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' });
     res.flushHeaders();
-    const w: Watcher = { res, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true' };
+    const w: Watcher = { res, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', muted: this.silent };
     // Without a resourceVersion the real server starts with synthetic ADDED events for every object.
     if (from === undefined) for (const n of this.nodes.values()) this.send(w, 'ADDED', n);
     else for (const ev of this.history) if (ev.rv > from) this.send(w, ev.type, ev.object);
     this.watchers.add(w);
     const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 0);
-    if (timeout > 0) w.timer = setTimeout(() => this.closeWatcher(w), timeout * 1000);
+    if (timeout > 0 && !w.muted) w.timer = setTimeout(() => this.closeWatcher(w), timeout * 1000);
     res.on('close', () => {
       this.watchers.delete(w);
       if (w.timer) clearTimeout(w.timer);

@@ -214,7 +214,10 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
   test('/metrics exposes reconcile duration, drops by reason, NAT table size and IPAM usage', async () => {
     // A fresh masqueraded mapping (ICMP echo, idle-expired) so the NAT table is not empty.
     assert.ok((await ping(pods[0]!.path, c.internet.ip, { count: 1 })).ok);
-    assert.ok(((await daemons[0]!.metric('bvcni_nat_entries')) ?? 0) >= 1, 'NAT table size counted');
+    // Counted in the background (--nat-count-interval, 10 s by default): the gauge lags by up to that plus one pass.
+    await waitFor('NAT table size counted', async () => ((await daemons[0]!.metric('bvcni_nat_entries')) ?? 0) >= 1, 30_000, 500);
+    const age = await daemons[0]!.metric('bvcni_nat_entries_age_seconds');
+    assert.ok(age !== undefined && age >= 0 && age < 30, `the count's age is exposed (${age})`);
     const { status, body } = await daemons[0]!.http('/metrics');
     assert.equal(status, 200);
     for (const name of ['bvcni_reconcile_duration_seconds_count', 'bvcni_drops_packets{reason="DROP_NO_TUNNEL"', 'bvcni_nat_entries', 'bvcni_ipam_used', 'bvcni_ipam_capacity 253', 'bvcni_tunnel_entries 4'])

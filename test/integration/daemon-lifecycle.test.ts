@@ -65,7 +65,7 @@ class FakeDataplane implements DataplaneDriver {
     }
     this.attached = true;
     this.events.push(this.conflistExists() ? 'conflist before dataplane!' : 'dataplane');
-    return { mtu: 1450, tunnel: this.tunnel, natEntries: () => 0, close: () => {} };
+    return { mtu: 1450, tunnel: this.tunnel, natWalk: () => ({ done: true, step: () => 0 }), close: () => {} };
   }
   async remove(): Promise<void> {}
   ready(): boolean {
@@ -294,6 +294,6 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     await h.daemon.stop();
     assert.ok(existsSync(conflist(h)));
     assert.deepEqual(h.dp.tunnel.keys(), before);
-    assert.equal(h.daemon.live(), false);
+    assert.equal(h.daemon.live().live, false);
   });
 });

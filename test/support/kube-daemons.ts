@@ -8,13 +8,22 @@ import type { V1Node } from '@kubernetes/client-node';
 import { withNetns } from '../../loader/index.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { TunnelFlags } from '../../src/dataplane/abi.js';
-import { UNDERLAY_GATEWAY, type Cluster, type SimNode } from '../../src/sim/index.js';
+import { UNDERLAY_GATEWAY, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
 import { FakeKubeApiServer, makeNode, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from './kube-util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BVCNID = process.env.BVK_BVCNID ?? join(REPO_ROOT, 'dist/bin/bvcnid');
 export const HEALTH_PORT = 9099;
+/** The daemons under test serve /metrics on a listener of its own (--metrics-addr), as an operator may choose. */
+export const METRICS_PORT = 9102;
+
+/** GET url with curl inside a namespace: the status (0 when nothing answered) and the body. */
+export async function httpGet(c: Cluster, ns: SimNetns, url: string, timeoutS = 3): Promise<{ status: number; body: string }> {
+  const r = await c.exec(ns, ['curl', '-s', '-m', String(timeoutS), '-o', '-', '-w', '\n%{http_code}', url], { allowFail: true });
+  const i = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, Math.max(0, i)) };
+}
 
 /** The fake API server listening inside the cluster's underlay namespace, reachable from every node at 192.0.2.1. */
 export async function startApiInUnderlay(c: Cluster, opts: FakeApiOptions = {}): Promise<{ api: FakeKubeApiServer; kubeconfig: string }> {
@@ -55,6 +64,7 @@ export class DaemonProc {
       '--cni-bin-dir', n.binDir,
       '--state-dir', n.stateDir,
       '--health-addr', `127.0.0.1:${HEALTH_PORT}`,
+      '--metrics-addr', `127.0.0.1:${METRICS_PORT}`,
       '--bridge', n.bridge,
       '--vxlan-dev', n.vxlanDev,
       '--log-level', 'debug',
@@ -105,12 +115,9 @@ export class DaemonProc {
     return done;
   }
 
+  /** GET of path on the node's loopback: /metrics from the metrics listener, the rest from the health one. */
   async http(path: string): Promise<{ status: number; body: string }> {
-    const r = await this.c.exec(this.node, ['curl', '-s', '-m', '3', '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:${HEALTH_PORT}${path}`], {
-      allowFail: true,
-    });
-    const i = r.stdout.lastIndexOf('\n');
-    return { status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, Math.max(0, i)) };
+    return httpGet(this.c, this.node, `http://127.0.0.1:${path === '/metrics' ? METRICS_PORT : HEALTH_PORT}${path}`);
   }
 
   async ready(): Promise<boolean> {

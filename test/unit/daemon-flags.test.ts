@@ -27,3 +27,26 @@ test('malformed CIDR flags are refused naming the flag', () => {
   assert.equal(host.code, 2);
   assert.match(host.out, /--cluster-cidr.*host bits/);
 });
+
+test('listener addresses: a bad --metrics-addr and an address with no host are refused naming the flag', () => {
+  const metrics = bvcnid('--metrics-addr', 'localhost');
+  assert.equal(metrics.code, 2);
+  assert.match(metrics.out, /--metrics-addr \\"localhost\\": expected HOST:PORT/);
+  // Every address is never implied by an empty host: it must be written 0.0.0.0.
+  const noHost = bvcnid('--health-addr', ':9099');
+  assert.equal(noHost.code, 2);
+  assert.match(noHost.out, /--health-addr \\":9099\\": no host/);
+});
+
+test('bounds: a malformed duration, and a --stuck-after a quiet cluster would trip, are refused', () => {
+  const bad = bvcnid('--api-timeout', 'soon');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.out, /--api-timeout must be a duration/);
+  const tight = bvcnid('--watch-idle-timeout', '150s', '--api-timeout', '30s', '--stuck-after', '180s');
+  assert.equal(tight.code, 2);
+  assert.match(tight.out, /--stuck-after \(180s\) must be longer than --watch-idle-timeout plus --api-timeout \(180s\)/);
+  // The same values with room to spare get past the flags (as far as the missing kubeconfig).
+  const ok = bvcnid('--watch-idle-timeout', '150s', '--api-timeout', '30s', '--stuck-after', '181s', '--kubeconfig', '/nonexistent/kubeconfig');
+  assert.equal(ok.code, 2);
+  assert.match(ok.out, /cannot load the kubeconfig/);
+});

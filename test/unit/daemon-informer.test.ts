@@ -3,85 +3,9 @@
 // backoff reset by events, and the idle-watch watchdog — no sockets, no waits.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NodeInformer, type NodeApi, type NodeListResult } from '../../src/daemon/informer.js';
-import { Backoff, type Clock } from '../../src/daemon/backoff.js';
-import type { NodeLike } from '../../src/daemon/desired.js';
-
-class ManualClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  /** Delays of the pending timers, soonest first. */
-  pending(): number[] {
-    return [...this.timers.values()].map((x) => x.at - this.t).sort((a, b) => a - b);
-  }
-  async advance(ms: number): Promise<void> {
-    this.t += ms;
-    for (const [id, x] of [...this.timers]) {
-      if (x.at <= this.t) {
-        this.timers.delete(id);
-        x.fn();
-      }
-    }
-    await flush();
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-};
-
-const node = (name: string, rv: string): NodeLike => ({ metadata: { name, resourceVersion: rv }, spec: { podCIDR: '10.244.1.0/24' } });
-
-interface OpenWatch {
-  rv: string;
-  emit(type: string, obj: unknown): void;
-  end(err: unknown): void;
-  aborted: boolean;
-}
-
-class ScriptedApi implements NodeApi {
-  lists: (NodeListResult | Error)[] = [];
-  listCalls = 0;
-  watches: OpenWatch[] = [];
-  watchFailures: Error[] = [];
-  async list(): Promise<NodeListResult> {
-    this.listCalls++;
-    const next = this.lists.shift();
-    if (!next) throw new Error('no list scripted');
-    if (next instanceof Error) throw next;
-    return next;
-  }
-  async watch(rv: string, onEvent: (t: string, o: unknown) => void, onDone: (e: unknown) => void): Promise<{ abort(): void }> {
-    const f = this.watchFailures.shift();
-    if (f) {
-      onDone(f);
-      return { abort() {} };
-    }
-    const w: OpenWatch = { rv, emit: onEvent, end: onDone, aborted: false };
-    this.watches.push(w);
-    return {
-      abort: () => {
-        w.aborted = true;
-        onDone(Object.assign(new Error('aborted'), { name: 'AbortError' }));
-      },
-    };
-  }
-  get last(): OpenWatch {
-    return this.watches.at(-1)!;
-  }
-}
+import { NodeInformer } from '../../src/daemon/informer.js';
+import { Backoff } from '../../src/daemon/backoff.js';
+import { ManualClock, ScriptedApi, flush, node } from '../support/scripted-api.js';
 
 function setup(): { api: ScriptedApi; clock: ManualClock; inf: NodeInformer; seen: string[]; errors: number[] } {
   const api = new ScriptedApi();
@@ -160,8 +84,8 @@ describe('node informer (scripted API, manual clock)', () => {
     await inf.stop();
   });
 
-  test('a watch that stays silent past the idle timeout is aborted and resumed from its resourceVersion', async () => {
-    const { api, inf, clock } = setup();
+  test('a watch that stays silent past the idle timeout is aborted and resumed at once from its resourceVersion', async () => {
+    const { api, inf, clock, errors } = setup();
     api.lists.push({ items: [node('a', '5')], resourceVersion: '10' });
     inf.start();
     await flush();
@@ -174,10 +98,50 @@ describe('node informer (scripted API, manual clock)', () => {
     await clock.advance(1_000);
     assert.equal(first.aborted, true);
     assert.equal(inf.stats.idleAborts, 1);
-    await clock.advance(clock.pending()[0] ?? 0); // the backoff before reconnecting
+    // No backoff and no error: the restart is what the watchdog is for.
     assert.notEqual(api.last, first);
     assert.equal(api.last.rv, '12');
     assert.equal(api.listCalls, 1);
+    assert.deepEqual(errors, []);
+    // An event on the aborted stream, arriving late, is ignored.
+    first.emit('MODIFIED', node('a', '13'));
+    assert.equal(inf.get('a')?.metadata?.resourceVersion, '5');
+    await inf.stop();
+  });
+
+  test('progress: a list, a watch opened and every event (BOOKMARK included) advance lastProgressAt; errors do not', async () => {
+    const { api, inf, clock } = setup();
+    api.lists.push(new Error('ETIMEDOUT'));
+    await clock.advance(1_000);
+    inf.start();
+    await flush();
+    assert.equal(inf.lastProgressAt, 0, 'a failed list is no progress');
+    api.lists.push({ items: [], resourceVersion: '10' });
+    await clock.advance(clock.pending()[0]!); // the backoff; then the list, then the watch opens
+    const listed = clock.now();
+    assert.equal(inf.lastProgressAt, listed);
+    await clock.advance(30_000);
+    api.last.emit('BOOKMARK', { metadata: { resourceVersion: '11' } });
+    assert.equal(inf.lastProgressAt, listed + 30_000);
+    // Silent past the idle timeout: the restarted watch opening is progress too.
+    await clock.advance(60_000);
+    assert.equal(inf.stats.idleAborts, 1);
+    assert.equal(inf.lastProgressAt, listed + 90_000);
+    // A watch ERROR event (not a 410) is an answer, but no progress.
+    api.last.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd is unhappy' });
+    await flush();
+    assert.equal(inf.lastProgressAt, listed + 90_000, 'an ERROR event is no progress');
+    await clock.advance(clock.pending()[0]!); // its backoff; the watch reopens
+    const reopened = clock.now();
+    assert.equal(inf.lastProgressAt, reopened);
+    // A watch request that fails is not.
+    api.watchFailures.push(new Error('ECONNREFUSED'));
+    await clock.advance(60_000);
+    assert.equal(inf.stats.idleAborts, 2);
+    assert.equal(inf.stats.errors, 3, 'the first list, the ERROR event and this watch');
+    assert.equal(inf.lastProgressAt, reopened, 'a failed watch request is no progress');
+    await clock.advance(clock.pending()[0]!); // its backoff; then a watch that opens
+    assert.equal(inf.lastProgressAt, clock.now());
     await inf.stop();
   });
 });

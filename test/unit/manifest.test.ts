@@ -256,7 +256,7 @@ describe('deploy/bvcni.yaml', () => {
   test('the validators reject broken objects (they are not vacuous)', () => {
     const ds = structuredClone(byKind('DaemonSet'));
     const c0 = asObj(asArr(asObj(asObj(asObj(ds.spec).template).spec).containers)[0]);
-    asObj(asArr(c0.ports)[0]).containerPort = 'ninety-ninety-nine';
+    c0.ports = [{ containerPort: 'ninety-ninety-nine' }];
     assert.throws(() => validateSchema(ds), /containerPort/);
 
     const noContainers = structuredClone(byKind('DaemonSet'));
@@ -330,7 +330,17 @@ describe('deploy/bvcni.yaml', () => {
     assert.equal(asObj(asObj(c.readinessProbe).httpGet).path, '/readyz');
     assert.equal(asObj(asObj(c.livenessProbe).httpGet).port, 9099);
     assert.equal(asObj(asObj(c.readinessProbe).httpGet).port, 9099);
-    assert.ok(asArr(c.args).includes('--health-addr=0.0.0.0:9099'), 'daemon listens where the probes look');
+    // Off the pod network: health and metrics on the node's loopback, where the kubelet's probes look, and no port declared.
+    const args = asArr(c.args).map(String);
+    assert.ok(args.includes('--health-addr=127.0.0.1:9099'), 'daemon listens where the probes look, on loopback');
+    for (const probe of [c.livenessProbe, c.readinessProbe]) assert.equal(asObj(asObj(probe).httpGet).host, '127.0.0.1');
+    const metricsAddr = args.find((a) => a.startsWith('--metrics-addr='));
+    assert.ok(metricsAddr && /^--metrics-addr=(127\.0\.0\.1:\d+|none)$/.test(metricsAddr), `metrics off the pod network by default (${metricsAddr})`);
+    for (const ctr of [...asArr(pod.initContainers), ...containers].map(asObj)) assert.equal(ctr.ports, undefined, `${String(ctr.name)} declares no port (no hostPort)`);
+    // bvcnid accepts these args (the bounds' consistency included): it gets as far as the kubeconfig.
+    const r = spawnSync(process.execPath, ['dist/bin/bvcnid', '--node-name', 'n', '--kubeconfig', '/nonexistent/kubeconfig', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stdout, /cannot load the kubeconfig/, r.stdout + r.stderr);
     for (const ctr of [...asArr(pod.initContainers), ...containers].map(asObj)) {
       const req = asObj(asObj(ctr.resources).requests);
       assert.ok(req.cpu && req.memory, `${String(ctr.name)} has cpu and memory requests`);
