@@ -37,6 +37,26 @@ const clientNodeTreeShaking: Plugin = {
   },
 };
 
+/**
+ * undici is what client-node 2.x's fetch-based parts run on (its Watch, its
+ * generated API clients, KubeConfig.applyToFetchOptions); loading it costs
+ * ~28 MiB of RSS at start-up. bvcnid and bvcnictl talk to the API server
+ * through node:http(s) with KubeConfig.applyToHTTPSOptions (src/daemon/kube.ts)
+ * and never reach those parts, so undici is a stub whose every use throws,
+ * naming why, rather than failing silently.
+ */
+const noUndici: Plugin = {
+  name: 'no-undici',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'bvcni-stub' }));
+    b.onLoad({ filter: /^undici$/, namespace: 'bvcni-stub' }, () => ({
+      contents: `const unused = (name) => function () { throw new Error('undici.' + name + ' is not in this bundle: bvcni reaches the API server through node:https (src/daemon/kube.ts, tools/bundle.ts)'); };
+module.exports = { Agent: unused('Agent'), ProxyAgent: unused('ProxyAgent'), fetch: unused('fetch') };`,
+      loader: 'js',
+    }));
+  },
+};
+
 await build({
   entryPoints: [entry],
   outfile,
@@ -49,7 +69,7 @@ await build({
   sourcemap: 'linked',
   external: ['koffi'],
   define: buildDefines(),
-  plugins: [clientNodeTreeShaking],
+  plugins: [clientNodeTreeShaking, noUndici],
   banner: {
     // The target is recorded so that a test can hold the bundle to the pinned Node.
     js: `#!/usr/bin/env node\n// bvcni bundle, esbuild target ${esbuildTarget()}\nimport { createRequire as __bvcniCreateRequire } from 'node:module';\nconst require = __bvcniCreateRequire(import.meta.url);`,

@@ -159,7 +159,8 @@ describe('the plugin log', () => {
     writeFileSync(join(dataDir, LOG_DEFAULTS.file), '{"msg":"earlier"}\n', { mode: 0o600 });
     const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'bvcni', type: 'bvcni', podcidr: '10.244.1.0/24', dataDir, pinDir: join(root, 'no-pins') });
     const trace = join(dataDir, 'trace');
-    const r = spawnSync('strace', ['-f', '-o', trace, 'env', '-i', 'CNI_COMMAND=DEL', 'CNI_CONTAINERID=ctr-trace', 'CNI_IFNAME=eth0', 'CNI_NETNS=', 'dist/bin/bvcni'], {
+    // The main thread only (no -f): the log is written synchronously there, and other threads' calls would interleave and split its lines.
+    const r = spawnSync('strace', ['-o', trace, 'env', '-i', 'CNI_COMMAND=DEL', 'CNI_CONTAINERID=ctr-trace', 'CNI_IFNAME=eth0', 'CNI_NETNS=', 'dist/bin/bvcni'], {
       input: conf,
       encoding: 'utf8',
       timeout: 60_000,
