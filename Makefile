@@ -18,6 +18,9 @@ endif
 BPF_SRC  := $(wildcard bpf/*.c)
 BPF_OBJ  := $(patsubst bpf/%.c,dist/bpf/%.o,$(BPF_SRC))
 BPF_HDR  := $(wildcard bpf/*.h bpf/lib/*.h)
+# Kernel feature probes bvcnid loads at start-up (src/dataplane/features.ts).
+PROBE_SRC := $(wildcard bpf/probes/*.c)
+PROBE_OBJ := $(patsubst bpf/probes/%.c,dist/bpf/probes/%.o,$(PROBE_SRC))
 # Objects the loader's own tests load; not part of the product.
 FIXTURE_SRC := $(wildcard test/fixtures/bpf/*.c)
 FIXTURE_OBJ := $(patsubst test/fixtures/bpf/%.c,dist/test/bpf/%.o,$(FIXTURE_SRC))
@@ -46,13 +49,18 @@ $(DEPS_STAMP): package-lock.json
 
 build: $(DEPS_STAMP) bpf typecheck bins
 
-bpf: $(BPF_OBJ) $(FIXTURE_OBJ)
+bpf: $(BPF_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
 
 dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)command -v $(CLANG) >/dev/null || bash .ci/deps.sh
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+dist/bpf/probes/%.o: bpf/probes/%.c bpf/probes/probe.h $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -I bpf/probes -c $< -o $@
 
 dist/test/bpf/%.o: test/fixtures/bpf/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
