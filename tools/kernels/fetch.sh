@@ -28,12 +28,18 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# virtme-ng links the guest's modules under /lib/modules, a tmpfs it mounts over
+# the host's directory: that directory must exist (a host kernel built without
+# modules has none).
+[[ -d /lib/modules ]] || mkdir -p /lib/modules
+
 # The mirror the system's apt already uses (deb822 or one-line format).
 mirror() {
   local m
   m=$(grep -hoE '^(URIs:|deb)[[:space:]]+https?://[^[:space:]]+/debian/?([[:space:]]|$)' \
         /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -1 | awk '{print $2}')
-  echo "${m:-http://deb.debian.org/debian}" | sed 's,/*$,,'
+  m=${m:-http://deb.debian.org/debian}
+  echo "${m%/}"
 }
 
 # apt restricted to one suite, with its own lists and cache under $KCACHE/apt/$suite.
@@ -61,7 +67,7 @@ fetch_deb() {
   mkdir -p "$dir"
   (cd "$dir" && suite_apt "$suite" apt-get download -qq "$pkg")
   local deb
-  deb=$(ls "$dir"/"${pkg}"_*.deb | head -1)
+  deb=$(find "$dir" -maxdepth 1 -name "${pkg}_*.deb" | head -1)
   dpkg-deb -x "$deb" "$dir/root"
   rm -f "$deb"
 }
@@ -85,7 +91,7 @@ for k in "$@"; do
   echo "kernels: fetching $pkg (Debian $suite)"
   rm -rf "$dir"
   fetch_deb "$suite" "$pkg" "$dir"
-  release=$(ls "$dir/root/lib/modules" | head -1)
+  release=$(find "$dir/root/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | head -1)
   [[ -f $dir/root/boot/vmlinuz-$release ]] || { echo "kernels: $pkg has no /boot/vmlinuz-$release" >&2; exit 1; }
   depmod -b "$dir/root" -a "$release"
   echo "$release" > "$dir/release"

@@ -1,18 +1,27 @@
 # The kernels `make test-kernels` knows: a short name, the Debian suite whose
-# linux-image-amd64 provides it. Sourced by fetch.sh and run.sh.
-# shellcheck shell=bash
+# linux-image-amd64 provides it, what runs on it by default. Sourced by
+# fetch.sh and run.sh.
+# shellcheck shell=bash disable=SC2034
 
+# Not under /var/cache: virtme-ng hides the host's /var/cache from the guest,
+# and the guest reads its kernel modules from here.
 KCACHE=${BVCNI_KERNEL_CACHE:-/var/lib/bvcni-kernels}
 
-# The default matrix: the kernels users run, oldest first. 5.10 is below the
-# floor and only runs WHAT=floor.
-KERNELS_DEFAULT="6.1 6.12"
+# Oldest first. 5.10 is below bvcni's floor: only the refusal is tested there.
+KERNELS_ALL="5.10 6.1 6.12"
 
 kernel_suite() {
   case $1 in
     5.10) echo bullseye ;;
     6.1)  echo bookworm ;;
     6.12) echo trixie ;;
-    *) echo "kernels: unknown kernel '$1' (known: 5.10 6.1 6.12)" >&2; return 1 ;;
+    *) echo "kernels: unknown kernel '$1' (known: $KERNELS_ALL)" >&2; return 1 ;;
+  esac
+}
+
+kernel_default_what() {
+  case $1 in
+    5.10) echo "features floor" ;;
+    *)    echo "features demo bpf" ;;
   esac
 }

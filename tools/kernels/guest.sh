@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs inside a `make test-kernels` VM (virtme-ng: this machine's root read-only,
+# /tmp /var /etc as writable overlays, the checkout as the working directory).
+# Usage: guest.sh OUTDIR WHAT...   Writes OUTDIR/<what>.log and one line per
+# WHAT to OUTDIR/results: "<what> pass|fail <seconds>".
+set -uo pipefail
+out=$1; shift
+exec >"$out/guest.log" 2>&1
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+mkdir -p /run/netns
+uname -r > "$out/release"
+
+NODE_TEST=(node --import tsx --test --test-concurrency=1 --test-timeout=1200000)
+BPF_TESTS=(test/bpf/dataplane.test.ts test/integration/dataplane-node.test.ts test/integration/dataplane-cluster.test.ts)
+
+# bvcnid on a kernel below the floor: it must refuse, name the missing feature and
+# its first kernel, and leave no device, pin, program, conflist or plugin behind.
+floor() {
+  local d=/tmp/bvcni-floor progs_before progs_after rc
+  mkdir -p "$d/net.d" "$d/bin" "$d/state"
+  progs_before=$(bpftool prog show 2>/dev/null | grep -c '^[0-9]*:')
+  dist/bin/bvcnid --node-name floor --kubeconfig /nonexistent --pin-dir /sys/fs/bpf/bvcni-floor \
+    --cni-conf-dir "$d/net.d" --cni-bin-dir "$d/bin" --state-dir "$d/state" --health-addr 127.0.0.1:19099 \
+    > "$d/bvcnid.log" 2>&1
+  rc=$?
+  cat "$d/bvcnid.log"
+  progs_after=$(bpftool prog show 2>/dev/null | grep -c '^[0-9]*:')
+  local ok=0
+  [[ $rc -ne 0 ]] || { echo "FLOOR: bvcnid exited 0 on $(uname -r)"; ok=1; }
+  grep -q "lacks what bvcni needs" "$d/bvcnid.log" || { echo "FLOOR: no refusal message"; ok=1; }
+  grep -qE "Linux [0-9]+\.[0-9]+" "$d/bvcnid.log" || { echo "FLOOR: the message names no kernel"; ok=1; }
+  [[ ! -e /sys/fs/bpf/bvcni-floor ]] || { echo "FLOOR: pin dir created"; ok=1; }
+  [[ -z $(ls -A "$d/net.d" "$d/bin") ]] || { echo "FLOOR: conflist or plugin installed"; ok=1; }
+  [[ -z $(ls -A "$d/state") ]] || { echo "FLOOR: state written: $(ls -A "$d/state")"; ok=1; }
+  ! ip -o link show | grep -qE ': (cni0|vxlan\.1)[:@]' || { echo "FLOOR: devices created"; ok=1; }
+  [[ $progs_after -eq $progs_before ]] || { echo "FLOOR: programs left: $progs_before -> $progs_after"; ok=1; }
+  return $ok
+}
+
+for what in "$@"; do
+  start=$(date +%s)
+  case $what in
+    features) node --import tsx tools/kernels/features.ts ;;
+    demo)     node --import tsx src/sim/demo.ts ;;
+    bpf)      "${NODE_TEST[@]}" "${BPF_TESTS[@]}" ;;
+    floor)    floor ;;
+    *)        echo "unknown WHAT '$what' (features demo bpf floor)"; false ;;
+  esac > "$out/$what.log" 2>&1
+  rc=$?
+  echo "$what $([[ $rc -eq 0 ]] && echo pass || echo fail) $(( $(date +%s) - start ))" >> "$out/results"
+done
+echo finished > "$out/finished"
