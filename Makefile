@@ -38,7 +38,7 @@ NODE_TEST   := node --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: FORCE all deps build bpf typecheck bins test test-unit bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins test test-unit test-kernels bench demo demo-clean clean
 all: build
 
 deps:
@@ -101,6 +101,10 @@ test: build
 
 test-unit: build
 	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
+
+# Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
+test-kernels: build
+	$(Q)KERNELS="$(KERNELS)" WHAT="$(WHAT)" bash tools/kernels/run.sh
 
 bench: build
 	$(Q)for f in $$(find test/bench -name '*.bench.ts' | sort); do echo "== $$f"; node --import tsx $$f || exit 1; done

@@ -19,6 +19,11 @@ kernel_suite() {
   esac
 }
 
+# Kernels bvcnid must refuse (below the floor in README's "Kernels").
+kernel_below_floor() {
+  [[ $1 == 5.10 ]]
+}
+
 kernel_default_what() {
   case $1 in
     5.10) echo "features floor" ;;
