@@ -229,7 +229,12 @@ async function probeAttach(path: string): Promise<{ state: FeatureState; detail?
     return { state: 'unknown', detail: reason(e) };
   } finally {
     obj?.close();
-    child.kill('SIGKILL');
+    // Waited for, so the namespace is gone when the probe returns.
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const exited = new Promise((res) => child.once('exit', res));
+      child.kill('SIGKILL');
+      await exited;
+    }
   }
 }
 
