@@ -91,6 +91,8 @@ for k in "$@"; do
   echo "kernels: fetching $pkg (Debian $suite)"
   rm -rf "$dir"
   fetch_deb "$suite" "$pkg" "$dir"
+  # trixie's packages are /usr-merged; virtme-ng and depmod look under <root>/lib/modules.
+  [[ -e $dir/root/lib || ! -d $dir/root/usr/lib/modules ]] || ln -s usr/lib "$dir/root/lib"
   release=$(find "$dir/root/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | head -1)
   [[ -f $dir/root/boot/vmlinuz-$release ]] || { echo "kernels: $pkg has no /boot/vmlinuz-$release" >&2; exit 1; }
   depmod -b "$dir/root" -a "$release"
