@@ -45,7 +45,7 @@ features() {
   local rc
   node --import tsx tools/kernels/features.ts
   rc=$?
-  if [[ ! -d /proc/sys/net/netfilter ]] && modprobe nf_conntrack 2>/dev/null; then
+  if [[ ! -e /proc/sys/net/netfilter/nf_conntrack_max ]] && modprobe nf_conntrack 2>/dev/null; then
     echo "-- after modprobe nf_conntrack:"
     node --import tsx tools/kernels/features.ts | grep -i conntrack
   fi
@@ -60,7 +60,7 @@ for what in "$@"; do
     # nf_conntrack loaded first, as kube-proxy has it on a real node: where it is a module and
     # not loaded, the programs load without the conntrack kfuncs and a NodePort reply to a
     # local pod is delivered with its DNAT not undone (README, "Kernels").
-    bpf)      { [[ -d /proc/sys/net/netfilter ]] || modprobe nf_conntrack; "${NODE_TEST[@]}" "${BPF_TESTS[@]}"; } ;;
+    bpf)      { [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack; "${NODE_TEST[@]}" "${BPF_TESTS[@]}"; } ;;
     floor)    floor ;;
     *)        echo "unknown WHAT '$what' (features demo bpf floor)"; false ;;
   esac > "$out/$what.log" 2>&1
