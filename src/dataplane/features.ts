@@ -39,6 +39,13 @@ type Probe =
   | { kind: 'object'; object: string; run?: boolean }
   | { kind: 'attach'; object: string };
 
+/** A probe's answer. `rejected`: the verifier refused the probe, which uses the feature as the programs do. */
+interface Answer {
+  state: FeatureState;
+  detail?: string;
+  rejected?: boolean;
+}
+
 export interface FeatureResult {
   id: string;
   name: string;
@@ -167,7 +174,7 @@ function reason(e: unknown): string {
   return (e as Error).message;
 }
 
-async function probeObject(path: string, runIt: boolean): Promise<{ state: FeatureState; detail?: string }> {
+async function probeObject(path: string, runIt: boolean): Promise<Answer> {
   if (!existsSync(path)) return { state: 'unknown', detail: `probe ${path} not found` };
   let obj: BpfObject | undefined;
   try {
@@ -175,7 +182,7 @@ async function probeObject(path: string, runIt: boolean): Promise<{ state: Featu
     try {
       obj.load();
     } catch (e) {
-      return { state: 'no', detail: reason(e) };
+      return { state: 'no', detail: reason(e), rejected: true };
     }
     if (!runIt) return { state: 'yes' };
     using prog = obj.program('probe');
@@ -238,7 +245,7 @@ async function probeAttach(path: string): Promise<{ state: FeatureState; detail?
   }
 }
 
-async function probeOne(spec: FeatureSpec, dir: string): Promise<{ state: FeatureState; detail?: string }> {
+async function probeOne(spec: FeatureSpec, dir: string): Promise<Answer> {
   const p = spec.probe;
   switch (p.kind) {
     case 'file':
@@ -254,18 +261,23 @@ async function probeOne(spec: FeatureSpec, dir: string): Promise<{ state: Featur
 export function summarize(
   kernel: string,
   specs: readonly FeatureSpec[],
-  answers: ReadonlyMap<string, { state: FeatureState; detail?: string }>,
+  answers: ReadonlyMap<string, Answer>,
 ): KernelFeatures {
   const features = specs.map((s): FeatureResult => {
     const a = answers.get(s.id) ?? { state: 'unknown' as const, detail: 'not probed' };
+    // A fallback covers a feature the programs find absent and step around. A probe the
+    // verifier rejects uses the feature exactly as the programs do: they would not load
+    // either (Debian 12's 6.1 with nf_conntrack loaded rejects the conntrack kfuncs' check).
+    const fallbackApplies = !!s.fallback && !a.rejected;
+    const detail = a.rejected && s.fallback ? `the verifier rejects the programs' use of it: ${a.detail ?? ''}` : a.detail;
     return {
       id: s.id,
       name: s.name,
       since: s.since,
-      required: !s.fallback,
+      required: !fallbackApplies,
       state: a.state,
-      ...(a.detail ? { detail: a.detail } : {}),
-      ...(a.state !== 'yes' && s.fallback ? { fallback: s.fallback } : {}),
+      ...(detail ? { detail } : {}),
+      ...(a.state !== 'yes' && fallbackApplies ? { fallback: s.fallback } : {}),
     };
   });
   return {
@@ -323,7 +335,7 @@ export function probeKernelFeatures(opts: { objDir?: string; specs?: readonly Fe
   const p = (async () => {
     const dir = opts.objDir ?? join(defaultObjDir(), 'probes');
     const specs = opts.specs ?? FEATURES;
-    const answers = new Map<string, { state: FeatureState; detail?: string }>();
+    const answers = new Map<string, Answer>();
     // One at a time: the attach probe enters another namespace, the others must not see that.
     for (const s of specs) answers.set(s.id, await probeOne(s, dir));
     return summarize(release(), specs, answers);

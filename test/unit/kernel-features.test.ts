@@ -100,6 +100,16 @@ describe('probes on this kernel', () => {
     assert.equal(ctl.features.find((x) => x.id === 'redirect-peer')!.state, 'yes');
   });
 
+  test('a feature with a fallback whose probe the verifier rejects refuses: the programs would not load either', async () => {
+    const reject = join(defaultObjDir(), '../test/bpf/reject.o');
+    const k = await probeKernelFeatures({ objDir: probeDir({ 'ct_kfunc.o': reject }) });
+    const f = k.features.find((x) => x.id === 'ct-kfuncs')!;
+    assert.equal(f.required, true);
+    assert.equal(f.fallback, undefined);
+    assert.deepEqual(k.missing.map((x) => x.id), ['ct-kfuncs']);
+    assert.match(refusalMessage(k) ?? '', /conntrack kfuncs for tc \(bpf_skb_ct_lookup\) \(Linux 5\.18; the verifier rejects the programs' use of it: verifier: /);
+  });
+
   test('a run-time probe whose program does not answer yes says no; the fallback is reported', async () => {
     // ktime_coarse.o loads and returns TC_ACT_OK (0), not PROBE_YES.
     const k = await probeKernelFeatures({ objDir: probeDir({ 'adjust_room.o': join(probesDir, 'ktime_coarse.o') }) });
