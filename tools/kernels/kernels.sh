@@ -27,6 +27,6 @@ kernel_below_floor() {
 kernel_default_what() {
   case $1 in
     5.10) echo "features floor" ;;
-    *)    echo "features demo bpf" ;;
+    *)    echo "features demo bpf conntrack" ;;
   esac
 }
