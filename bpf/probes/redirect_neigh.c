@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * bpf_redirect_neigh with a next hop (5.11). 5.10 has the helper with two
- * arguments only: its verifier accepts this call, and at run time the
- * pointer lands in "flags" and the helper says TC_ACT_SHOT. So this probe
- * runs: TC_ACT_REDIRECT is the only yes.
+ * bpf_redirect_neigh with a next hop (5.11). Mainline 5.10 has the helper
+ * with two arguments only: its verifier accepts this call, and at run time
+ * the pointer lands in "flags" and the helper says TC_ACT_SHOT. So this
+ * probe runs: TC_ACT_REDIRECT is the only yes. (Debian 11's 5.10 answers
+ * yes, measured.)
  */
 #include "probe.h"
 
