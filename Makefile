@@ -21,6 +21,9 @@ BPF_HDR  := $(wildcard bpf/*.h bpf/lib/*.h)
 # The same programs without the pod-isolation checks (-DBVCNI_NO_ISOLATION): only
 # the benchmark loads them, to measure what the checks cost. Never shipped.
 BPF_NOISO_OBJ := $(patsubst bpf/%.c,dist/bpf-noiso/%.o,$(BPF_SRC))
+# Kernel feature probes bvcnid loads at start-up (src/dataplane/features.ts).
+PROBE_SRC := $(wildcard bpf/probes/*.c)
+PROBE_OBJ := $(patsubst bpf/probes/%.c,dist/bpf/probes/%.o,$(PROBE_SRC))
 # Objects the loader's own tests load; not part of the product.
 FIXTURE_SRC := $(wildcard test/fixtures/bpf/*.c)
 FIXTURE_OBJ := $(patsubst test/fixtures/bpf/%.c,dist/test/bpf/%.o,$(FIXTURE_SRC))
@@ -44,7 +47,7 @@ NODE_TEST   := $(NODE) --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: FORCE all deps build bpf typecheck bins test test-unit bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins test test-unit test-kernels bench demo demo-clean clean
 all: build
 
 deps:
@@ -55,7 +58,7 @@ $(DEPS_STAMP): package-lock.json
 
 build: $(DEPS_STAMP) bpf typecheck bins
 
-bpf: $(BPF_OBJ) $(BPF_NOISO_OBJ) $(FIXTURE_OBJ)
+bpf: $(BPF_OBJ) $(BPF_NOISO_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
 
 dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -67,6 +70,11 @@ dist/bpf-noiso/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_ISOLATION -c $< -o $@
+
+dist/bpf/probes/%.o: bpf/probes/%.c bpf/probes/probe.h $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -I bpf/probes -c $< -o $@
 
 dist/test/bpf/%.o: test/fixtures/bpf/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -107,6 +115,10 @@ test: build
 
 test-unit: build
 	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
+
+# Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
+test-kernels: build
+	$(Q)KERNELS="$(KERNELS)" WHAT="$(WHAT)" bash tools/kernels/run.sh
 
 bench: build
 	$(Q)for f in $$(find test/bench -name '*.bench.ts' | sort); do echo "== $$f"; $(NODE) --import tsx $$f || exit 1; done

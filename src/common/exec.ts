@@ -2,6 +2,7 @@
 // caller gets the same error shape and the same namespace entry (nsenter, not
 // `ip netns exec`, which hides /sys/fs/bpf).
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { scaledTimeout } from './wait.js';
 
 export interface RunOptions {
   /** Network namespace path to run in (e.g. /run/netns/X); entered with nsenter. */
@@ -39,7 +40,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     const child = execFile(
       full[0]!,
       full.slice(1),
-      { timeout: opts.timeoutMs ?? 60_000, env: opts.env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      { timeout: scaledTimeout(opts.timeoutMs ?? 60_000), env: opts.env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         const result = { code, stdout, stderr };
@@ -58,7 +59,7 @@ export function runSync(argv: readonly string[], opts: RunOptions = {}): RunResu
   try {
     const stdout = execFileSync(full[0]!, full.slice(1), {
       input: opts.input,
-      timeout: opts.timeoutMs ?? 60_000,
+      timeout: scaledTimeout(opts.timeoutMs ?? 60_000),
       env: opts.env,
       encoding: 'utf8',
       stdio: ['pipe', 'pipe', 'pipe'],

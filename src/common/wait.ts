@@ -11,11 +11,21 @@ export interface WaitOptions {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Deadlines stretched by BVCNI_TIMEOUT_SCALE (default 1): `make test-kernels`
+ * runs the simulator in software-emulated VMs, where a Node start-up alone can
+ * take tens of seconds. Deadlines only: no test asserts on elapsed time.
+ */
+export function scaledTimeout(ms: number): number {
+  const k = Number(process.env.BVCNI_TIMEOUT_SCALE);
+  return Number.isFinite(k) && k > 1 ? Math.round(ms * k) : ms;
+}
+
+/**
  * Polls cond until it returns a truthy value, which it returns. An exception
  * from cond counts as "not yet" and is reported if the deadline passes.
  */
 export async function waitFor<T>(what: string, cond: () => T | Promise<T>, opts: WaitOptions = {}): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = scaledTimeout(opts.timeoutMs ?? 10_000);
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

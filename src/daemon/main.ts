@@ -15,6 +15,7 @@ import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
 import { buildInfo, buildLine } from '../dataplane/build.js';
+import { kernelGate } from './kernel.js';
 
 interface Flags {
   nodeName?: string;
@@ -233,6 +234,8 @@ export async function main(argv: string[]): Promise<number> {
     log.fatal('--node-name (or NODE_NAME) is required');
     return 2;
   }
+  // Before anything is created: a kernel below the floor gets a refusal, not half a dataplane.
+  if (!(await kernelGate(log))) return 1;
 
   let kc;
   try {

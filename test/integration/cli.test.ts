@@ -63,6 +63,7 @@ describe('bvcnictl on a simulated node', () => {
       dataplaneReady: boolean;
       daemon: { state: string };
       ready: boolean;
+      kernel: { kernel: string; features: { id: string; state: string }[] };
     };
     assert.equal(s.node.nodeIp, n0.ip);
     assert.equal(s.node.podCidr, n0.podCidr);
@@ -94,6 +95,10 @@ describe('bvcnictl on a simulated node', () => {
     assert.match(human.out, /^node IP: +192\.0\.2\.\d+$/m);
     assert.match(human.out, /^ROLE +IFINDEX +NAME +MTU +STATE$/m);
     assert.match(human.out, new RegExp(`^bridge +\\d+ +${n0.bridge} +${n0.podMtu} +UP$`, 'm'));
+    // The kernel's feature table, probed as bvcnid probes it at start-up.
+    assert.equal(s.kernel.features.find((f) => f.id === 'redirect-peer')?.state, 'yes');
+    assert.match(human.out, /^Kernel \S+$/m);
+    assert.match(human.out, /^bpf_redirect_peer +5\.10 +yes/m);
   });
 
   test('endpoints: every local pod with its host veth and MACs', async () => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { run, startProcess } from '../../src/common/exec.js';
+import { scaledTimeout } from '../../src/common/wait.js';
 import { listTc } from '../../loader/index.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';
@@ -155,7 +156,7 @@ function dropCount(pinDir: string, reason: string): bigint {
     .reduce((s, r) => s + r.packets, 0n);
 }
 
-describe('node dataplane (two nodes, real kernel)', { timeout: 180_000 }, () => {
+describe('node dataplane (two nodes, real kernel)', { timeout: scaledTimeout(180_000) }, () => {
   before(async () => {
     await buildUnderlay();
     dps.push(await ensureNodeDataplane(nodeCfg('n1')));

@@ -3,6 +3,7 @@
 import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
 import { formatPairs, formatTable } from '../table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
+import { formatFeatures, probeKernelFeatures } from '../../dataplane/features.js';
 
 export const status: CommandSpec = {
   name: 'status',
@@ -31,6 +32,8 @@ export const status: CommandSpec = {
     const daemon = daemonHealth(String(opts.healthAddr), opts.netns);
     const dataplaneReady = configReady(config) && programs.length > 0 && maps.every((m) => m.pinned && !m.error);
     const ready = dataplaneReady && (daemon.state === 'ready' || daemon.state === 'unchecked');
+    // The same probes bvcnid runs at start-up, on the same kernel.
+    const kernel = await probeKernelFeatures();
 
     const report = {
       node: config
@@ -58,6 +61,7 @@ export const status: CommandSpec = {
       ready,
       pinDir: opts.pinDir,
       netns: opts.netns ?? null,
+      kernel,
     };
     if (opts.json) return ok(toJson(report));
 
@@ -94,6 +98,8 @@ export const status: CommandSpec = {
         m.error ? `error: ${m.error}` : m.pinned ? 'pinned' : 'missing',
       ]),
     );
+    out += `\nKernel ${kernel.kernel}\n`;
+    out += formatTable(['FEATURE', 'SINCE', 'PRESENT', 'DETAIL'], formatFeatures(kernel));
     return ok(out);
   },
 };
