@@ -10,7 +10,7 @@
 // kernel that has it. A feature with a fallback is reported and the fallback
 // is used (the programs already take it when the feature is absent).
 import { spawn } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -323,6 +323,24 @@ export function formatFeatures(k: KernelFeatures): string[][] {
   ]);
 }
 
+/**
+ * Why this process cannot tell what the kernel lacks, or undefined when it can.
+ * Without CAP_SYS_ADMIN (or CAP_BPF with CAP_PERFMON) the kernel refuses to load
+ * the probes, or its verifier holds them to the unprivileged rules, and without
+ * CAP_NET_ADMIN it refuses the attach probe: the answer
+ * would be about the process, not the kernel, so every feature is "unknown"
+ * (no refusal; the set-up then fails, naming what it was refused).
+ */
+function probingPrivilegesLacking(): string | undefined {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  const eff = m ? BigInt(`0x${m[1]}`) : 0n;
+  const has = (bit: number): boolean => ((eff >> BigInt(bit)) & 1n) === 1n;
+  const [CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF] = [12, 21, 38, 39];
+  if (!has(CAP_NET_ADMIN)) return 'not probed: bvcnid lacks CAP_NET_ADMIN';
+  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return undefined;
+  return 'not probed: bvcnid lacks CAP_SYS_ADMIN (or CAP_BPF with CAP_PERFMON)';
+}
+
 let memo: Promise<KernelFeatures> | undefined;
 
 /**
@@ -336,8 +354,9 @@ export function probeKernelFeatures(opts: { objDir?: string; specs?: readonly Fe
     const dir = opts.objDir ?? join(defaultObjDir(), 'probes');
     const specs = opts.specs ?? FEATURES;
     const answers = new Map<string, Answer>();
+    const lacking = probingPrivilegesLacking();
     // One at a time: the attach probe enters another namespace, the others must not see that.
-    for (const s of specs) answers.set(s.id, await probeOne(s, dir));
+    for (const s of specs) answers.set(s.id, lacking ? { state: 'unknown', detail: lacking } : await probeOne(s, dir));
     return summarize(release(), specs, answers);
   })();
   if (!fresh) memo = p;
