@@ -16,7 +16,7 @@ import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
 import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';
 import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
-import { sleep, waitFor } from '../support/kube-util.js';
+import { sleep, testDaemonConfig, waitFor } from '../support/kube-util.js';
 
 class FakeTunnel implements TunnelTable {
   readonly m = new Map<string, [TunnelKey, TunnelValue]>();
@@ -108,21 +108,7 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     const logs: Record<string, unknown>[] = [];
     const events: string[] = [];
     const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
-    const cfg: DaemonConfig = {
-      nodeName: name,
-      iface: 'eth0',
-      clusterCidr: '10.244.0.0/16',
-      pinDir: join(dir, name, 'pins'),
-      cniConfDir: join(dir, name, 'net.d'),
-      cniBinDir: join(dir, name, 'bin'),
-      stateDir: join(dir, name, 'state'),
-      bridge: 'cni0',
-      vxlanDev: 'vxlan.1',
-      vxlanPort: 8472,
-      vni: 1,
-      plugin: join(dir, 'src/bvcni'),
-      ...override,
-    };
+    const cfg = testDaemonConfig(dir, name, override);
     const fake = dp ?? new FakeDataplane(events);
     fake.conflistExists = () => existsSync(join(cfg.cniConfDir, '00-bvcni.conflist'));
     fake.tunnel.onFirstWrite = () => events.push(fake.conflistExists() ? 'conflist before the tunnel map!' : 'tunnel');

@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Daemon, type DaemonConfig } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { testDaemonConfig } from '../support/kube-util.js';
 import type { AttachedDataplane, DataplaneDriver } from '../../src/daemon/dataplane.js';
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import { BackgroundCount, keyWalk, type EntryWalk } from '../../src/daemon/nat-count.js';
@@ -79,23 +80,7 @@ function harness(name: string): { daemon: Daemon; api: ScriptedApi; clock: Manua
     ready: () => ready,
     drops: () => [],
   };
-  const cfg: DaemonConfig = {
-    nodeName: name,
-    iface: 'eth0',
-    clusterCidr: '10.244.0.0/16',
-    pinDir: join(dir, name, 'pins'),
-    cniConfDir: join(dir, name, 'net.d'),
-    cniBinDir: join(dir, name, 'bin'),
-    stateDir: join(dir, name, 'state'),
-    bridge: 'cni0',
-    vxlanDev: 'vxlan.1',
-    vxlanPort: 8472,
-    vni: 1,
-    plugin: join(dir, 'src/bvcni'),
-    watchIdleTimeoutMs: IDLE,
-    stuckAfterMs: STUCK,
-    natCountIntervalMs: 10_000,
-  };
+  const cfg = testDaemonConfig(dir, name, { watchIdleTimeoutMs: IDLE, stuckAfterMs: STUCK, natCountIntervalMs: 10_000 });
   const metrics = new DaemonMetrics();
   const daemon = new Daemon(cfg, {
     log: pino({ level: 'silent' }),
