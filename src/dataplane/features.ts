@@ -365,6 +365,17 @@ export async function probeConntrack(objDir?: string): Promise<FeatureState> {
   return k.features[0]?.state ?? 'unknown';
 }
 
+/**
+ * The set the kernel loads as it is now, by the conntrack probe alone, afresh
+ * (~one small program load): what ensureNodeDataplane loads when not told
+ * (the simulator, the demo, tests). bvcnid decides once, with the whole table
+ * (daemon/kernel.ts), and again when conntrack appears (daemon/conntrack-watch.ts).
+ */
+export async function currentProgramDir(objDir: string = defaultObjDir()): Promise<string> {
+  const ct = await probeConntrack(join(objDir, 'probes'));
+  return programSetDir(ct === 'yes' ? 'conntrack' : 'no-conntrack', objDir);
+}
+
 let memo: Promise<KernelFeatures> | undefined;
 
 /**
