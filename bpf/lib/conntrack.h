@@ -7,8 +7,19 @@
  * (kube-proxy's DNAT), a NodePort reply with externalTrafficPolicy=Local, or
  * anything else iptables/nftables NATed must go up the stack so conntrack
  * undoes the translation; otherwise the pod sees the backend's address and
- * drops the reply. The kfuncs are weak: on a kernel without conntrack the
- * lookup compiles away to "not translated".
+ * drops the reply.
+ *
+ * Two builds, because no single object loads everywhere (measured in the
+ * kernel VMs, tools/kernels/): a weak kfunc tested with `if (!kfunc)` is an
+ * ld_imm64 of the kfunc's address, which 6.1 and 6.12 reject for a kfunc that
+ * lives in a module ("ldimm64 insn specifies invalid btf_id": Debian's
+ * nf_conntrack is a module, loaded by kube-proxy), while an unresolved kfunc
+ * that is called without that test is rejected by every kernel. So the
+ * default build calls the kfuncs directly, and loads only where they
+ * resolve (built in, or the module loaded); -DBVCNI_NO_CT (dist/bpf/noct/)
+ * references no kfunc and answers "not translated". bvcnid loads the set the
+ * ct_kfunc probe selects (src/dataplane/features.ts, programSet()), and the
+ * choice costs the hot path nothing: no run-time test, no map lookup.
  */
 #ifndef BVCNI_CONNTRACK_H
 #define BVCNI_CONNTRACK_H
@@ -31,9 +42,12 @@ struct nf_conn {
 	unsigned long status;
 } __attribute__((preserve_access_index));
 
+#ifndef BVCNI_NO_CT
+/* Not weak: where they do not resolve libbpf says so by name, before the verifier. */
 extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_sz,
-					 struct bvcni_ct_opts *opts, __u32 opts_sz) __ksym __weak;
-extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
+					 struct bvcni_ct_opts *opts, __u32 opts_sz) __ksym;
+extern void bpf_ct_release(struct nf_conn *ct) __ksym;
+#endif
 
 #define CT_CURRENT_NETNS (-1)
 #define CT_IPS_SRC_NAT   (1UL << 4)
@@ -50,6 +64,20 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
  * translated. l4off: where ip's ports are in the packet (past an outer header
  * when the packet is still encapsulated).
  */
+#ifdef BVCNI_NO_CT
+/*
+ * No conntrack to ask: nothing on the node is known to translate, and a
+ * fragment is delivered like the rest (what the default build did on a kernel
+ * whose kfuncs did not resolve). Replies of flows kube-proxy NATed are then
+ * delivered with the backend's address: the README's "Known limits".
+ */
+static __always_inline int ct_host_translated_at(struct __sk_buff *skb __attribute__((unused)),
+						 const struct iphdr *ip __attribute__((unused)),
+						 __u32 l4off __attribute__((unused)))
+{
+	return 0;
+}
+#else
 static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const struct iphdr *ip, __u32 l4off)
 {
 	struct bpf_sock_tuple tuple = {};
@@ -58,8 +86,6 @@ static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const st
 	__u16 ports[2];
 	unsigned long status;
 
-	if (!bpf_skb_ct_lookup || !bpf_ct_release)
-		return 0;
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return 0;
 	if (ipv4_is_fragment(ip))
@@ -78,6 +104,7 @@ static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const st
 	bpf_ct_release(ct);
 	return (status & (CT_IPS_SRC_NAT | CT_IPS_DST_NAT)) != 0;
 }
+#endif
 
 static __always_inline int ct_host_translated(struct __sk_buff *skb, const struct iphdr *ip)
 {

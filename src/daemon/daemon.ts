@@ -34,6 +34,8 @@ export interface DaemonConfig {
    */
   cniBinDir: string;
   stateDir: string;
+  /** The program set's object directory (kernel.ts picks it); default: the dataplane's defaultObjDir(). */
+  objDir?: string;
   bridge: string;
   vxlanDev: string;
   vxlanPort: number;
@@ -103,6 +105,8 @@ export class Daemon {
   private readonly startedAt: number;
   private readonly stuckAfterMs: number;
   readonly natCount: BackgroundCount;
+  /** The object directory the next set-up loads (useObjects() changes it). */
+  private objDir?: string;
 
   constructor(
     readonly cfg: DaemonConfig,
@@ -113,6 +117,7 @@ export class Daemon {
     this.log = deps.log;
     this.startedAt = this.clock.now();
     this.stuckAfterMs = cfg.stuckAfterMs ?? DAEMON_DEFAULTS.stuckAfterMs;
+    this.objDir = cfg.objDir;
     this.informer = new NodeInformer(deps.api, {
       add: () => this.changed(),
       update: (n, old) => {
@@ -274,7 +279,26 @@ export class Daemon {
       clusterCidr: formatCidr(this.clusterCidr),
       ...(this.cfg.serviceCidr !== undefined ? { serviceCidr: this.cfg.serviceCidr } : {}),
       ...(this.cfg.mtu ? { mtu: this.cfg.mtu } : {}),
+      ...(this.objDir ? { objDir: this.objDir } : {}),
     };
+  }
+
+  /**
+   * Loads another build of the programs (the conntrack set once conntrack appears:
+   * conntrack-watch.ts). The same in-place set-up an upgrade does: programs replaced
+   * at the same tc handle, pods' programs too, pinned maps kept, no flow reset.
+   */
+  useObjects(dir: string): void {
+    if (dir === this.objDir) return;
+    this.log.info({ was: this.objDir, now: dir }, 'loading another program set in place');
+    this.objDir = dir;
+    // A set-up under way (or yet to come) picks it up: setup() checks when it is done.
+    if (this.phase !== 'running') return;
+    this.phase = 'setting-up';
+    this.dp?.close();
+    this.dp = undefined;
+    this.reconciler = undefined;
+    void this.setup();
   }
 
   private async setup(): Promise<void> {
@@ -301,6 +325,12 @@ export class Daemon {
       this.informer.start();
       if (this.informer.listGeneration > 0) this.changed();
       this.setupSince = undefined;
+      // useObjects() was called while this set-up loaded the previous set.
+      if (dpCfg.objDir !== this.objDir) {
+        const want = this.objDir;
+        this.objDir = dpCfg.objDir;
+        if (want) this.useObjects(want);
+      }
     } catch (e) {
       this.setupSince = undefined;
       this.dp?.close();

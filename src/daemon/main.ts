@@ -16,6 +16,11 @@ import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
 import { buildInfo, buildLine } from '../dataplane/build.js';
 import { kernelGate } from './kernel.js';
+import { watchForConntrack } from './conntrack-watch.js';
+import { probeConntrack, programSetDir } from '../dataplane/features.js';
+
+/** How often a node without conntrack looks for it again: one stat() each time. */
+const CONNTRACK_RECHECK_MS = 30_000;
 
 interface Flags {
   nodeName?: string;
@@ -235,7 +240,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   // Before anything is created: a kernel below the floor gets a refusal, not half a dataplane.
-  if (!(await kernelGate(log))) return 1;
+  const programs = await kernelGate(log);
+  if (!programs) return 1;
+  cfg.objDir = programs.dir;
 
   let kc;
   try {
@@ -268,12 +275,23 @@ export async function main(argv: string[]): Promise<number> {
     log.error({ err: (e as Error).message, socket: cni.path }, 'cannot serve the CNI plugin; it will work alone');
   }
   daemon.start();
+  // Without conntrack now, perhaps with it later (kube-proxy loads Debian's nf_conntrack module).
+  const ctWatch =
+    programs.name === 'no-conntrack'
+      ? watchForConntrack({
+          log,
+          intervalMs: CONNTRACK_RECHECK_MS,
+          probe: () => probeConntrack(),
+          onAvailable: () => daemon.useObjects(programSetDir('conntrack')),
+        })
+      : undefined;
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
+      ctWatch?.stop();
       log.info({ signal }, 'stopping; the dataplane stays in place');
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();

@@ -30,6 +30,12 @@ export interface FeatureSpec {
   usedFor: string;
   /** Absent from required features means refusal; else what bvcni does instead, and what that costs. */
   fallback?: string;
+  /**
+   * The verifier (or libbpf) refusing the probe means the feature is absent, not that
+   * the programs would not load: bvcnid then loads a build that does not use it
+   * (the conntrack kfuncs: dist/bpf/noct/, see programSet()).
+   */
+  rejectedMeansAbsent?: boolean;
   probe: Probe;
 }
 
@@ -143,9 +149,11 @@ export const FEATURES: readonly FeatureSpec[] = [
     since: '5.18',
     usedFor: 'sending replies of flows the host translated (Service backends) up the stack, where conntrack undoes the NAT',
     fallback:
-      'such replies are delivered past the host stack like any other: correct while nothing on the node NATs ' +
-      'pod traffic, but with kube-proxy a reply from a Service backend reaches the pod without its DNAT undone ' +
-      '(with nf_conntrack as a module, load it before bvcnid starts: the programs resolve the kfuncs at load)',
+      'bvcnid loads the programs built without conntrack (dist/bpf/noct/): replies of flows the host translated ' +
+      'are delivered past the host stack like any other, which is correct while nothing on the node NATs pod ' +
+      'traffic, but with kube-proxy a reply from a Service backend reaches the pod without its DNAT undone. ' +
+      'When nf_conntrack (a module on Debian) is loaded later, bvcnid notices and switches to the conntrack programs in place',
+    rejectedMeansAbsent: true,
     probe: { kind: 'object', object: 'ct_kfunc.o', run: true },
   },
 ];
@@ -267,9 +275,10 @@ export function summarize(
     const a = answers.get(s.id) ?? { state: 'unknown' as const, detail: 'not probed' };
     // A fallback covers a feature the programs find absent and step around. A probe the
     // verifier rejects uses the feature exactly as the programs do: they would not load
-    // either (Debian 12's 6.1 with nf_conntrack loaded rejects the conntrack kfuncs' check).
-    const fallbackApplies = !!s.fallback && !a.rejected;
-    const detail = a.rejected && s.fallback ? `the verifier rejects the programs' use of it: ${a.detail ?? ''}` : a.detail;
+    // either, unless a build without the feature exists (rejectedMeansAbsent).
+    const fallbackApplies = !!s.fallback && (!a.rejected || !!s.rejectedMeansAbsent);
+    const detail =
+      a.rejected && s.fallback && !s.rejectedMeansAbsent ? `the verifier rejects the programs' use of it: ${a.detail ?? ''}` : a.detail;
     return {
       id: s.id,
       name: s.name,
@@ -339,6 +348,50 @@ function probingPrivilegesLacking(): string | undefined {
   if (!has(CAP_NET_ADMIN)) return 'not probed: bvcnid lacks CAP_NET_ADMIN';
   if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return undefined;
   return 'not probed: bvcnid lacks CAP_SYS_ADMIN (or CAP_BPF with CAP_PERFMON)';
+}
+
+/**
+ * Which build of the programs bvcnid loads: 'conntrack' (dist/bpf/*.o, calling
+ * the conntrack kfuncs) only where the ct-kfuncs probe, which calls them the
+ * same way, loaded and answered yes; else 'no-conntrack' (dist/bpf/noct/*.o,
+ * -DBVCNI_NO_CT), which loads on every kernel above the floor. An 'unknown'
+ * probe picks no-conntrack too: it is the set that loads whatever the answer.
+ */
+export type ProgramSetName = 'conntrack' | 'no-conntrack';
+
+export interface ProgramSet {
+  name: ProgramSetName;
+  /** Where its bpf_pod.o, bpf_overlay.o and bpf_host.o are. */
+  dir: string;
+}
+
+/** The conntrack-free build's directory inside an object directory (the Makefile's BPF_NOCT_OBJ). */
+export const NO_CT_SUBDIR = 'noct';
+
+export function programSetDir(name: ProgramSetName, objDir: string = defaultObjDir()): string {
+  return name === 'conntrack' ? objDir : join(objDir, NO_CT_SUBDIR);
+}
+
+export function programSet(k: KernelFeatures, objDir?: string): ProgramSet {
+  const name: ProgramSetName = k.features.find((f) => f.id === 'ct-kfuncs')?.state === 'yes' ? 'conntrack' : 'no-conntrack';
+  return { name, dir: programSetDir(name, objDir) };
+}
+
+/** Probes the conntrack kfuncs alone, afresh (conntrack may have appeared since start-up). */
+export async function probeConntrack(objDir?: string): Promise<FeatureState> {
+  const k = await probeKernelFeatures({ specs: FEATURES.filter((f) => f.id === 'ct-kfuncs'), ...(objDir ? { objDir } : {}) });
+  return k.features[0]?.state ?? 'unknown';
+}
+
+/**
+ * The set the kernel loads as it is now, by the conntrack probe alone, afresh
+ * (~one small program load): what ensureNodeDataplane loads when not told
+ * (the simulator, the demo, tests). bvcnid decides once, with the whole table
+ * (daemon/kernel.ts), and again when conntrack appears (daemon/conntrack-watch.ts).
+ */
+export async function currentProgramDir(objDir: string = defaultObjDir()): Promise<string> {
+  const ct = await probeConntrack(join(objDir, 'probes'));
+  return programSetDir(ct === 'yes' ? 'conntrack' : 'no-conntrack', objDir);
 }
 
 let memo: Promise<KernelFeatures> | undefined;

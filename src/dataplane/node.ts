@@ -18,12 +18,14 @@ import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr
 import { attachPodProgram } from './endpoint.js';
 import { isolateBridgePort } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
-import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
+import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
+import { currentProgramDir } from './features.js';
 
 export interface NodeDataplaneConfig {
   pinDir: string;
+  /** The program set's directory (features.ts, programSet()); default: the one this kernel loads now. */
   objDir?: string;
   /** Path of the node's network namespace; default: the current one. */
   netns?: string;
@@ -276,7 +278,8 @@ export async function findUplink(nodeIp: string, netns?: string): Promise<string
 export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<NodeDataplane> {
   const v = validate(cfg);
   const ns = cfg.netns;
-  const objDir = cfg.objDir ?? defaultObjDir();
+  // Not told (the simulator, tests): the set this kernel loads now (features.ts, programSet()).
+  const objDir = cfg.objDir ?? (await currentProgramDir());
   for (const f of OBJECTS) if (!existsSync(join(objDir, f))) throw new Error(`missing BPF object ${join(objDir, f)}`);
 
   const uplink = await linkShow(cfg.uplink, ns);

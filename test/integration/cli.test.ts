@@ -64,6 +64,7 @@ describe('bvcnictl on a simulated node', () => {
       daemon: { state: string };
       ready: boolean;
       kernel: { kernel: string; features: { id: string; state: string }[] };
+      programSet: string;
     };
     assert.equal(s.node.nodeIp, n0.ip);
     assert.equal(s.node.podCidr, n0.podCidr);
@@ -99,6 +100,9 @@ describe('bvcnictl on a simulated node', () => {
     assert.equal(s.kernel.features.find((f) => f.id === 'redirect-peer')?.state, 'yes');
     assert.match(human.out, /^Kernel \S+$/m);
     assert.match(human.out, /^bpf_redirect_peer +5\.10 +yes/m);
+    // The build bvcnid loads here (conntrack built in on 6.18): named as such.
+    assert.equal(s.programSet, 'conntrack');
+    assert.match(human.out, /^program set: +conntrack$/m);
   });
 
   test('endpoints: every local pod with its host veth and MACs', async () => {

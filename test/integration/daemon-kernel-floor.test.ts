@@ -61,10 +61,28 @@ describe('bvcnid below the kernel floor', () => {
     assert.deepEqual(links.map((l) => l.split(':')[1]?.trim()), ['lo']);
   });
 
-  test('control: with the genuine probes the same command gets past the gate (to the missing kubeconfig)', async () => {
+  test('control: with the genuine probes the same command gets past the gate (to the missing kubeconfig), with the conntrack programs', async () => {
     const r = await bvcnid(defaultObjDir(), 'control');
     assert.equal(r.code, 2, r.out);
     assert.match(r.out, /"msg":"kernel features"/);
+    assert.match(r.out, /"msg":"loading the conntrack programs"/);
+    assert.match(r.out, /cannot load the kubeconfig/);
+    assert.doesNotMatch(r.out, /lacks what bvcni needs/);
+  });
+
+  // Debian 12/13 with nf_conntrack loaded rejected the programs' kfunc test (README, "Kernels"): the
+  // rejected conntrack probe, here a probe swapped for one the verifier rejects, is a fallback.
+  test('a rejected conntrack probe: bvcnid goes on with the no-conntrack programs, and says so', async () => {
+    const dir = join(work, 'noct-bpf');
+    mkdirSync(join(dir, 'probes'), { recursive: true });
+    const objs = defaultObjDir();
+    for (const f of readdirSync(objs)) if (f.endsWith('.o')) copyFileSync(join(objs, f), join(dir, f));
+    for (const f of readdirSync(join(objs, 'probes'))) copyFileSync(join(objs, 'probes', f), join(dir, 'probes', f));
+    copyFileSync(join(objs, '../test/bpf/reject.o'), join(dir, 'probes/ct_kfunc.o'));
+    const r = await bvcnid(dir, 'noct');
+    assert.equal(r.code, 2, r.out);
+    assert.match(r.out, /kernel lacks conntrack kfuncs for tc \(bpf_skb_ct_lookup\): using the fallback/);
+    assert.match(r.out, /"programs":"no-conntrack","dir":"[^"]*noct-bpf\/noct","msg":"loading the no-conntrack programs"/);
     assert.match(r.out, /cannot load the kubeconfig/);
     assert.doesNotMatch(r.out, /lacks what bvcni needs/);
   });

@@ -9,6 +9,7 @@ import { run, startProcess } from '../../src/common/exec.js';
 import { scaledTimeout } from '../../src/common/wait.js';
 import { listTc } from '../../loader/index.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
+import { programSetDir } from '../../src/dataplane/features.js';
 import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';
 import {
   TunnelFlags,
@@ -247,7 +248,7 @@ describe('node dataplane (two nodes, real kernel)', { timeout: scaledTimeout(180
     assert.equal(await ping(podNs(pod('a1')), pod('b1').ip), true);
   });
 
-  test('ensureNodeDataplane again adopts the pinned maps and keeps traffic flowing', async () => {
+  test('ensureNodeDataplane again, with the no-conntrack set, adopts the pinned maps and keeps traffic flowing', async () => {
     const old = dps[0]!;
     const mapIds = { tunnel: old.maps.tunnel.info.id, nat: old.maps.nat.info.id, endpoints: old.maps.endpoints.info.id };
     const progBefore = old.programIds.pod;
@@ -261,7 +262,8 @@ describe('node dataplane (two nodes, real kernel)', { timeout: scaledTimeout(180
     };
     const before = await portOf('ha1');
     assert.ok(before.learning && before.flood && before.fdb !== 'static sticky', `an earlier release's port: ${JSON.stringify(before)}`);
-    const again = await ensureNodeDataplane(nodeCfg('n1'));
+    // The set bvcnid loads where the conntrack kfuncs do not resolve (features.ts, programSet()).
+    const again = await ensureNodeDataplane({ ...nodeCfg('n1'), objDir: programSetDir('no-conntrack') });
     dps.push(again);
     assert.deepEqual(
       { tunnel: again.maps.tunnel.info.id, nat: again.maps.nat.info.id, endpoints: again.maps.endpoints.info.id },
@@ -329,7 +331,9 @@ describe('node dataplane (two nodes, real kernel)', { timeout: scaledTimeout(180
     assert.equal(r.stdout.trim(), 'refused', r.stderr);
   });
 
-  test('replacing the programs under running TCP flows (overlay and masquerade) resets neither', async () => {
+  // n1 goes from the no-conntrack set (previous test) to the conntrack set: what bvcnid does when
+  // nf_conntrack appears (src/daemon/conntrack-watch.ts).
+  test('replacing the programs under running TCP flows (overlay and masquerade), n1 from the no-conntrack set to the conntrack set, resets neither', async () => {
     const flows = [[podNs(pod('b1')), pod('b1').ip, '5401'], [NS.inet, INET_IP, '5402']] as const;
     for (const [server, , port] of flows) procs.push(startProcess(['iperf3', '-s', '-1', '-p', port], { netns: netnsPath(server) }));
     await new Promise((res) => setTimeout(res, 300));

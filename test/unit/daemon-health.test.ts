@@ -66,7 +66,11 @@ const nodeObj = (name: string, cidr: string, ip: string, rv: string): NodeLike =
   status: { addresses: [{ type: 'InternalIP', address: ip }] },
 });
 
-function harness(name: string): { daemon: Daemon; api: ScriptedApi; clock: ManualClock; tunnel: Tunnel; nat: { n: number }; metrics: DaemonMetrics } {
+function harness(
+  name: string,
+  objDir?: string,
+): { daemon: Daemon; api: ScriptedApi; clock: ManualClock; tunnel: Tunnel; nat: { n: number }; metrics: DaemonMetrics; ensured: (string | undefined)[] } {
+  const ensured: (string | undefined)[] = [];
   const clock = new ManualClock();
   const api = new ScriptedApi();
   const tunnel = new Tunnel();
@@ -75,12 +79,12 @@ function harness(name: string): { daemon: Daemon; api: ScriptedApi; clock: Manua
   let ready = false;
   const dataplane: DataplaneDriver = {
     findUplink: async () => 'eth0',
-    ensure: async () => ((ready = true), attached),
+    ensure: async (c) => (ensured.push(c.objDir), (ready = true), attached),
     remove: async () => {},
     ready: () => ready,
     drops: () => [],
   };
-  const cfg = testDaemonConfig(dir, name, { watchIdleTimeoutMs: IDLE, stuckAfterMs: STUCK, natCountIntervalMs: 10_000 });
+  const cfg = testDaemonConfig(dir, name, { watchIdleTimeoutMs: IDLE, stuckAfterMs: STUCK, natCountIntervalMs: 10_000, ...(objDir ? { objDir } : {}) });
   const metrics = new DaemonMetrics();
   const daemon = new Daemon(cfg, {
     log: pino({ level: 'silent' }),
@@ -91,7 +95,7 @@ function harness(name: string): { daemon: Daemon; api: ScriptedApi; clock: Manua
     metrics,
     clock,
   });
-  return { daemon, api, clock, tunnel, nat, metrics };
+  return { daemon, api, clock, tunnel, nat, metrics, ensured };
 }
 
 async function running(h: ReturnType<typeof harness>): Promise<void> {
@@ -209,5 +213,32 @@ describe('NAT count in the background', () => {
     const got: number[] = [];
     while (!w.done) got.push(w.step());
     assert.deepEqual(got, [2, 2, 1]);
+  });
+});
+
+describe('another program set in place (conntrack appearing: src/daemon/conntrack-watch.ts)', () => {
+  test('a running daemon sets the dataplane up again with the new objects; the tunnel map is kept; the same set again is a no-op', async () => {
+    const h = harness('ctswitch', '/objs/noct');
+    await running(h);
+    assert.deepEqual(h.ensured, ['/objs/noct']);
+    h.daemon.useObjects('/objs');
+    await flush();
+    await flush();
+    assert.deepEqual(h.ensured, ['/objs/noct', '/objs']);
+    assert.equal(h.daemon.ready().ready, true, h.daemon.ready().reason);
+    assert.equal(h.tunnel.m.size, 2, 'tunnel entries kept');
+    h.daemon.useObjects('/objs');
+    await flush();
+    assert.deepEqual(h.ensured, ['/objs/noct', '/objs']);
+    await h.daemon.stop();
+  });
+
+  test('asked before the first set-up, the first set-up loads the new set, once', async () => {
+    const h = harness('ctearly', '/objs/noct');
+    h.daemon.useObjects('/objs');
+    await running(h);
+    await flush();
+    assert.deepEqual(h.ensured, ['/objs']);
+    await h.daemon.stop();
   });
 });

@@ -13,7 +13,10 @@ import {
   KERNEL_FLOOR,
   formatFeatures,
   newestSince,
+  NO_CT_SUBDIR,
+  probeConntrack,
   probeKernelFeatures,
+  programSet,
   refusalMessage,
   summarize,
   type FeatureState,
@@ -21,6 +24,7 @@ import {
 } from '../../src/dataplane/features.js';
 import { defaultObjDir } from '../../src/dataplane/layout.js';
 import { kernelGate } from '../../src/daemon/kernel.js';
+import { watchForConntrack } from '../../src/daemon/conntrack-watch.js';
 import { REPO_ROOT } from '../support/kube-daemons.js';
 
 const probesDir = join(defaultObjDir(), 'probes');
@@ -102,12 +106,40 @@ describe('probes on this kernel', () => {
 
   test('a feature with a fallback whose probe the verifier rejects refuses: the programs would not load either', async () => {
     const reject = join(defaultObjDir(), '../test/bpf/reject.o');
-    const k = await probeKernelFeatures({ objDir: probeDir({ 'ct_kfunc.o': reject }) });
-    const f = k.features.find((x) => x.id === 'ct-kfuncs')!;
+    const k = await probeKernelFeatures({ objDir: probeDir({ 'adjust_room.o': reject }) });
+    const f = k.features.find((x) => x.id === 'adjust-room-encap')!;
     assert.equal(f.required, true);
     assert.equal(f.fallback, undefined);
-    assert.deepEqual(k.missing.map((x) => x.id), ['ct-kfuncs']);
-    assert.match(refusalMessage(k) ?? '', /conntrack kfuncs for tc \(bpf_skb_ct_lookup\) \(Linux 5\.18; the verifier rejects the programs' use of it: verifier: /);
+    assert.deepEqual(k.missing.map((x) => x.id), ['adjust-room-encap']);
+    assert.match(refusalMessage(k) ?? '', /ENCAP_L2_ETH\) \(Linux 5\.12; the verifier rejects the programs' use of it: verifier: /);
+  });
+
+  test('a rejected conntrack probe (6.1 and 6.12 with nf_conntrack a module) selects the no-conntrack set, it does not refuse', async () => {
+    const reject = join(defaultObjDir(), '../test/bpf/reject.o');
+    const k = await probeKernelFeatures({ objDir: probeDir({ 'ct_kfunc.o': reject }) });
+    const f = k.features.find((x) => x.id === 'ct-kfuncs')!;
+    assert.equal(f.state, 'no');
+    assert.equal(f.required, false);
+    assert.match(f.fallback ?? '', /no-conntrack|noct/);
+    assert.match(f.detail ?? '', /^verifier: /);
+    assert.deepEqual(k.missing, []);
+    assert.deepEqual(k.degraded.map((x) => x.id), ['ct-kfuncs']);
+    assert.equal(refusalMessage(k), undefined);
+    assert.deepEqual(programSet(k, '/objs'), { name: 'no-conntrack', dir: join('/objs', NO_CT_SUBDIR) });
+    // Control: the genuine probe, in the same kind of directory, selects the conntrack set here (6.18, built in).
+    const ctl = await probeKernelFeatures({ objDir: probeDir({}) });
+    assert.deepEqual(programSet(ctl, '/objs'), { name: 'conntrack', dir: '/objs' });
+    assert.equal(await probeConntrack(probeDir({})), 'yes');
+    assert.equal(await probeConntrack(probeDir({ 'ct_kfunc.o': reject })), 'no');
+  });
+
+  test('both program sets are built, and only the conntrack set references the kfuncs', () => {
+    for (const d of [programSet(summarize('x', FEATURES, answers({}))).dir, programSet(summarize('x', FEATURES, answers({ 'ct-kfuncs': 'no' }))).dir]) {
+      for (const o of ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o']) assert.ok(existsSync(join(d, o)), join(d, o));
+    }
+    const names = (f: string): boolean => readFileSync(f).includes('bpf_skb_ct_lookup');
+    assert.equal(names(join(defaultObjDir(), 'bpf_pod.o')), true, 'the conntrack set names the kfunc');
+    assert.equal(names(join(defaultObjDir(), NO_CT_SUBDIR, 'bpf_pod.o')), false, 'the no-conntrack set does not');
   });
 
   test('a run-time probe whose program does not answer yes says no; the fallback is reported', async () => {
@@ -161,7 +193,7 @@ describe("bvcnid's gate", () => {
 
   test('refuses with the documented message when a required feature is missing', async () => {
     const c = capture();
-    assert.equal(await kernelGate(c.log, fake({ 'ktime-coarse': 'no' })), false);
+    assert.equal(await kernelGate(c.log, fake({ 'ktime-coarse': 'no' }), '/objs'), undefined);
     const fatal = c.lines().find((l) => l.level === 60);
     assert.ok(fatal, 'a fatal line');
     assert.match(fatal.msg, /^kernel 5\.10\.0-fake lacks what bvcni needs: bpf_ktime_get_coarse_ns \(Linux 5\.11\)/);
@@ -169,10 +201,58 @@ describe("bvcnid's gate", () => {
 
   test('goes on, with a warning naming the fallback, when only a weak feature is missing', async () => {
     const c = capture();
-    assert.equal(await kernelGate(c.log, fake({ 'ct-kfuncs': 'no' })), true);
+    assert.deepEqual(await kernelGate(c.log, fake({ 'ct-kfuncs': 'no' }), '/objs'), { name: 'no-conntrack', dir: '/objs/noct' });
     const lines = c.lines();
     assert.equal(lines.filter((l) => l.level === 60).length, 0);
     assert.ok(lines.some((l) => l.level === 40 && /conntrack kfuncs.*fallback/.test(l.msg)));
     assert.ok(lines.some((l) => l.msg === 'kernel features'));
+    assert.ok(lines.some((l) => l.msg === 'loading the no-conntrack programs'));
+  });
+
+  test('selects the program set by the conntrack probe: yes → conntrack; no, or unknown → no-conntrack', async () => {
+    for (const [state, name] of [['yes', 'conntrack'], ['no', 'no-conntrack'], ['unknown', 'no-conntrack']] as const) {
+      const c = capture();
+      const set = await kernelGate(c.log, fake({ 'ct-kfuncs': state }), '/objs');
+      assert.equal(set?.name, name, state);
+      assert.equal(set?.dir, name === 'conntrack' ? '/objs' : '/objs/noct', state);
+      assert.ok(c.lines().some((l) => l.msg === `loading the ${name} programs`), state);
+    }
+  });
+});
+
+describe('conntrack appearing after start-up', () => {
+  const quiet = pino({ level: 'silent' });
+  /** Runs the watcher until it stops acting (or 200 ticks); counts what it did. */
+  async function watch(present: () => boolean, probe: () => Promise<FeatureState>): Promise<{ probes: number; switched: number }> {
+    let probes = 0;
+    let switched = 0;
+    const w = watchForConntrack({
+      log: quiet,
+      intervalMs: 1,
+      present,
+      probe: () => {
+        probes++;
+        return probe();
+      },
+      onAvailable: () => switched++,
+    });
+    for (let i = 0; i < 200 && !switched; i++) await new Promise((r) => setTimeout(r, 2));
+    w.stop();
+    return { probes, switched };
+  }
+
+  test('no probe while the sysctl file is absent; one probe and one switch once it appears and the probe says yes', async () => {
+    let checks = 0;
+    const absent = await watch(() => (checks++, false), async () => 'yes');
+    assert.ok(checks > 1, 'it kept looking');
+    assert.deepEqual(absent, { probes: 0, switched: 0 });
+    let n = 0;
+    const appears = await watch(() => ++n > 3, async () => 'yes');
+    assert.deepEqual(appears, { probes: 1, switched: 1 });
+  });
+
+  test('loaded but still rejected: no switch, and it stops probing', async () => {
+    const r = await watch(() => true, async () => 'no');
+    assert.deepEqual(r, { probes: 1, switched: 0 });
   });
 });

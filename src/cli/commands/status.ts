@@ -3,7 +3,7 @@
 import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
 import { formatPairs, formatTable } from '../table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
-import { formatFeatures, probeKernelFeatures } from '../../dataplane/features.js';
+import { formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
 
 export const status: CommandSpec = {
   name: 'status',
@@ -34,6 +34,8 @@ export const status: CommandSpec = {
     const ready = dataplaneReady && (daemon.state === 'ready' || daemon.state === 'unchecked');
     // The same probes bvcnid runs at start-up, on the same kernel.
     const kernel = await probeKernelFeatures();
+    // The build bvcnid loads on this kernel as it is now (its start-up log says which it loaded).
+    const programSetName = programSet(kernel, '').name;
 
     const report = {
       node: config
@@ -62,6 +64,7 @@ export const status: CommandSpec = {
       pinDir: opts.pinDir,
       netns: opts.netns ?? null,
       kernel,
+      programSet: programSetName,
     };
     if (opts.json) return ok(toJson(report));
 
@@ -76,6 +79,7 @@ export const status: CommandSpec = {
       ['dataplane', dataplaneReady ? 'ready' : 'NOT READY'],
       ['bvcnid', `${daemon.state} (${daemon.detail})`],
       ['ready', ready ? 'yes' : 'NO (run bvcnictl doctor)'],
+      ['program set', programSetName === 'conntrack' ? 'conntrack' : 'no-conntrack (Service replies are not handed to conntrack)'],
     ]);
     out += '\nDevices\n';
     out += formatTable(
