@@ -170,7 +170,9 @@ describe('bvcnid with only what deploy/bvcni.yaml gives it', { timeout: 300_000 
     d0.caps = [...daemon.caps.filter((x) => x !== 'SYS_ADMIN'), 'BPF'];
     d0.logs.length = 0;
     d0.start();
-    await waitFor('the verifier refuses bpf_pod', () => setupFailures(d0, /pod_from_container rejected by the verifier.*prohibited for !root/).length > 0, 30_000);
+    // EACCES from the verifier. Its reason ("… prohibited for !root") is at the end of a log that can
+    // outgrow libbpf's buffer (the no-conntrack build's does), so only the rejection itself is asserted.
+    await waitFor('the verifier refuses bpf_pod', () => setupFailures(d0, /EACCES \(program pod_from_container rejected by the verifier/).length > 0, 30_000);
     assert.equal(await d0.ready(), false);
     await d0.kill('SIGTERM');
   });
