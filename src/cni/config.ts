@@ -7,6 +7,7 @@ import { validIfname } from './env.js';
 import { Code, CniError, invalidConfig } from './errors.js';
 import { isSupported, type CniVersion } from './version.js';
 import { parseCidr, type Cidr } from '../common/cidr.js';
+import { Defaults } from '../common/defaults.js';
 
 export interface NetConf {
   cniVersion: CniVersion;
@@ -24,10 +25,11 @@ export interface NetConf {
   raw: Record<string, unknown>;
 }
 
+/** The config keys that have defaults, under the plugin's names (src/common/defaults.ts). */
 export const DEFAULTS = {
-  bridge: 'cni0',
-  dataDir: '/var/lib/cni/bvcni',
-  pinDir: '/sys/fs/bpf/bvcni',
+  bridge: Defaults.bridge,
+  dataDir: Defaults.stateDir,
+  pinDir: Defaults.pinDir,
 } as const;
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

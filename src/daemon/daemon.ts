@@ -18,6 +18,7 @@ import { describeApiError, type ConditionPatcher } from '../kube/client.js';
 import type { DaemonMetrics } from './metrics.js';
 import { TunnelReconciler } from './reconcile.js';
 import { BackgroundCount } from './nat-count.js';
+import { Defaults } from '../common/defaults.js';
 
 export interface DaemonConfig {
   nodeName: string;
@@ -51,7 +52,11 @@ export interface DaemonConfig {
   natCountIntervalMs?: number;
 }
 
-export const DAEMON_DEFAULTS = { watchIdleTimeoutMs: 150_000, stuckAfterMs: 300_000, natCountIntervalMs: 10_000 } as const;
+export const DAEMON_DEFAULTS = {
+  watchIdleTimeoutMs: Defaults.watchIdleTimeoutMs,
+  stuckAfterMs: Defaults.stuckAfterMs,
+  natCountIntervalMs: Defaults.natCountIntervalMs,
+} as const;
 
 /**
  * NAT entries counted per event-loop turn by the background count: one batch

@@ -13,12 +13,13 @@ import {
   type TcDirection,
 } from '../../loader/index.js';
 import { run } from '../common/exec.js';
+import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
 import { attachPodProgram } from './endpoint.js';
 import { isolateBridgePort } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
-import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
@@ -49,22 +50,6 @@ export interface NodeDataplaneConfig {
    */
   serviceCidr?: string;
 }
-
-export const NodeDefaults = {
-  pinDir: DEFAULT_PIN_DIR,
-  bridge: 'cni0',
-  vxlanDev: 'vxlan.1',
-  vxlanPort: 8472,
-  vni: 1,
-  clusterCidr: '10.244.0.0/16',
-  /** kubeadm's and kube-apiserver's default --service-cluster-ip-range. */
-  serviceCidr: '10.96.0.0/12',
-  /** Above Linux's default ephemeral range (32768-60999), and reserved anyway. */
-  natPortMin: 61000,
-  natPortMax: 65000,
-} as const;
-
-export const VXLAN_OVERHEAD = 50;
 
 export interface NodeAttachments {
   uplinkIngress: TcAttachment;
@@ -123,14 +108,14 @@ function validate(cfg: NodeDataplaneConfig): Validated {
   const pod = parseCidr(cfg.podCidr, { what: 'podCidr', strict: true });
   const cluster = parseCidr(cfg.clusterCidr, { what: 'clusterCidr', strict: true });
   if (!cidrContains(cluster, pod)) throw new TypeError(`podCidr ${cfg.podCidr} is not inside clusterCidr ${cfg.clusterCidr}`);
-  const serviceText = cfg.serviceCidr ?? NodeDefaults.serviceCidr;
+  const serviceText = cfg.serviceCidr ?? Defaults.serviceCidr;
   const service = serviceText ? parseCidr(serviceText, { what: 'serviceCidr', strict: true }) : undefined;
   if (service && cidrsOverlap(service, cluster)) {
     throw new TypeError(`serviceCidr ${serviceText} overlaps clusterCidr ${cfg.clusterCidr}`);
   }
   firstHost(pod);
-  const natMin = cfg.natPortMin ?? NodeDefaults.natPortMin;
-  const natMax = cfg.natPortMax ?? NodeDefaults.natPortMax;
+  const natMin = cfg.natPortMin ?? Defaults.natPortMin;
+  const natMax = cfg.natPortMax ?? Defaults.natPortMax;
   if (!(natMin >= 1024 && natMax <= 65535 && natMin <= natMax)) {
     throw new TypeError(`NAT port range ${natMin}-${natMax} must lie within 1024-65535`);
   }

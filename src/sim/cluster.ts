@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Defaults } from '../common/defaults.js';
 import { run, runSync, startProcess, type RunOptions, type RunResult } from '../common/exec.js';
 import { createNetns, deleteNetnsSync, listNetns, netnsPath } from './netns.js';
 import { loadDataplane, type DataplaneApi, type SimNodeDataplaneConfig } from './dataplane.js';
@@ -200,8 +201,8 @@ export class Cluster {
       podCidr: podCidr(i),
       gateway: podGateway(i),
       uplink: 'eth0',
-      bridge: 'cni0',
-      vxlanDev: 'vxlan.1',
+      bridge: Defaults.bridge,
+      vxlanDev: Defaults.vxlanDev,
       podMtu: this.mtu - VXLAN_OVERHEAD,
       pinDir: `/sys/fs/bpf/${name}`,
       confDir: join(dir, 'net.d'),
@@ -211,8 +212,8 @@ export class Cluster {
       dataplaneConfig: {
         pinDir: `/sys/fs/bpf/${name}`,
         netns: path,
-        bridge: 'cni0',
-        vxlanDev: 'vxlan.1',
+        bridge: Defaults.bridge,
+        vxlanDev: Defaults.vxlanDev,
         vxlanPort: VXLAN_PORT,
         vni: VNI,
         uplink: 'eth0',

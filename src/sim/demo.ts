@@ -11,10 +11,12 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { Defaults } from '../common/defaults.js';
 import { run } from '../common/exec.js';
 import { openTunnelMap } from '../dataplane/maps.js';
 import { formatTable } from '../common/table.js';
 import {
+  bvcnidCommand,
   cleanupLeftovers,
   createCluster,
   ping,
@@ -36,7 +38,7 @@ const BVCNICTL = join(REPO_ROOT, 'dist/bin/bvcnictl');
 const THIS_FILE = fileURLToPath(import.meta.url);
 const DEFAULT_BASE = 'bvdemo';
 const API_PORT = 6443;
-const HEALTH = '127.0.0.1:9099';
+const HEALTH = Defaults.healthAddr;
 const NODES = 3;
 const PODS_PER_NODE = 2;
 
@@ -129,20 +131,7 @@ async function startApiServer(c: Cluster): Promise<{ child: ChildProcess; kubeco
 function startDaemon(n: SimNode, kubeconfig: string, log: string): ChildProcess {
   return startDetached(
     n.path,
-    [
-      process.execPath,
-      BVCNID,
-      '--node-name', n.name,
-      '--kubeconfig', kubeconfig,
-      '--iface', n.uplink,
-      '--pin-dir', n.pinDir,
-      '--cni-conf-dir', n.confDir,
-      '--cni-bin-dir', n.binDir,
-      '--state-dir', n.stateDir,
-      '--health-addr', HEALTH,
-      '--bridge', n.bridge,
-      '--vxlan-dev', n.vxlanDev,
-    ],
+    bvcnidCommand(n, { bvcnid: BVCNID, kubeconfig, healthAddr: HEALTH }),
     log,
   );
 }

@@ -8,7 +8,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { withNetns } from '../../loader/index.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { TunnelFlags } from '../../src/dataplane/abi.js';
-import { UNDERLAY_GATEWAY, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
+import { UNDERLAY_GATEWAY, bvcnidCommand, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
 import { FakeKubeApiServer, makeNode, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from './kube-util.js';
 
@@ -51,25 +51,15 @@ export class DaemonProc {
   ) {}
 
   args(): string[] {
-    const n = this.node;
-    return [
-      process.execPath,
-      ...(process.env.BVK_NODE_FLAGS ? process.env.BVK_NODE_FLAGS.split(' ') : []),
-      BVCNID,
-      '--node-name', n.name,
-      '--kubeconfig', this.kubeconfig,
-      '--iface', n.uplink,
-      '--pin-dir', n.pinDir,
-      '--cni-conf-dir', n.confDir,
-      '--cni-bin-dir', n.binDir,
-      '--state-dir', n.stateDir,
-      '--health-addr', `127.0.0.1:${HEALTH_PORT}`,
-      '--metrics-addr', `127.0.0.1:${METRICS_PORT}`,
-      '--bridge', n.bridge,
-      '--vxlan-dev', n.vxlanDev,
-      '--log-level', 'debug',
-      ...this.extraArgs,
-    ];
+    return bvcnidCommand(this.node, {
+      bvcnid: BVCNID,
+      nodeFlags: process.env.BVK_NODE_FLAGS ? process.env.BVK_NODE_FLAGS.split(' ') : [],
+      kubeconfig: this.kubeconfig,
+      healthAddr: `127.0.0.1:${HEALTH_PORT}`,
+      metricsAddr: `127.0.0.1:${METRICS_PORT}`,
+      logLevel: 'debug',
+      extra: this.extraArgs,
+    });
   }
 
   start(): ChildProcess {

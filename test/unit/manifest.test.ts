@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseAllDocuments, isSeq, isScalar, type Document } from 'yaml';
 import { runSync } from '../../src/common/exec.js';
-import { NodeDefaults } from '../../src/dataplane/node.js';
+import { Defaults as NodeDefaults } from '../../src/common/defaults.js';
 import { runCli } from '../../src/cli/run.js';
 import { createNetns, deleteNetnsSync, uniquePrefix } from '../../src/sim/netns.js';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
@@ -460,6 +460,31 @@ describe('deploy/bvcni.yaml: least privilege', () => {
       for (const a of asArr(c.args).map(String)) assert.ok(r.stdout.includes(`${a.split('=')[0]!} `), `bvcnid knows ${a} (${String(c.name)})`);
     }
     assert.ok(!r.stdout.includes('--no-such-flag '), 'control: the help does not list everything');
+  });
+
+  test('the paths, addresses and ranges it spells out are the defaults of src/common/defaults.ts', () => {
+    const byFlag: Record<string, string> = {
+      '--cluster-cidr': NodeDefaults.clusterCidr,
+      '--service-cidr': NodeDefaults.serviceCidr,
+      '--pin-dir': NodeDefaults.pinDir,
+      '--cni-conf-dir': NodeDefaults.cniConfDir,
+      '--cni-bin-dir': NodeDefaults.cniBinDir,
+      '--state-dir': NodeDefaults.stateDir,
+      '--health-addr': NodeDefaults.healthAddr,
+    };
+    const pod = podSpec(ds);
+    const args = [...asArr(pod.initContainers), ...asArr(pod.containers)].map(asObj).flatMap((c) => asArr(c.args).map(String));
+    const differing = (list: string[]): string[] =>
+      list.filter((a) => {
+        const [flag, value] = a.split('=') as [string, string | undefined];
+        return flag in byFlag && value !== byFlag[flag];
+      });
+    const named = args.filter((a) => a.split('=')[0]! in byFlag).map((a) => a.split('=')[0]!);
+    assert.deepEqual([...new Set(named)].sort(), Object.keys(byFlag).sort(), 'every one of them is spelled out');
+    assert.deepEqual(differing(args), []);
+    assert.deepEqual(differing([...args, '--pin-dir=/sys/fs/bpf/other']), ['--pin-dir=/sys/fs/bpf/other'], 'control: a changed value is seen');
+    const script = asArr(asObj(asArr(pod.initContainers).map(asObj).find((c) => asArr(c.command).length > 0)).command).map(String).join(' ');
+    assert.ok(script.includes(`${NodeDefaults.natPortMin}-${NodeDefaults.natPortMax}`), "prepare-node reserves bvcnid's NAT port range");
   });
 });
 

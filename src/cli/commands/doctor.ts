@@ -5,10 +5,10 @@ import { dirname, join } from 'node:path';
 import { runSync } from '../../common/exec.js';
 import { connect } from 'node:net';
 import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME } from '../../kube/install.js';
-import { DEFAULTS, daemonSocketPath } from '../../cni/index.js';
+import { daemonSocketPath } from '../../cni/index.js';
+import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { loadKubeConfig, nodeApi } from '../../kube/client.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
-import { VXLAN_OVERHEAD } from '../../dataplane/node.js';
 import { Programs, programPin, type ProgramSlot } from '../../dataplane/layout.js';
 import type { ConfigValue } from '../../dataplane/abi.js';
 import {
@@ -286,7 +286,7 @@ function pluginDataDir(confDir: string): string {
   } catch {
     /* no or bad conflist: reported by its own check */
   }
-  return DEFAULTS.dataDir;
+  return Defaults.stateDir;
 }
 
 /** Whether bvcnid answers on the plugin's socket. Without it the plugin works alone, only slower. */
@@ -338,10 +338,10 @@ export function makeDoctorCommand(apiCheck?: Probe['apiCheck']): CommandSpec {
     name: 'doctor',
     description: 'check everything the node needs; each failure with its fix (exit 1 on any failure)',
     options: [
-      { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: '/etc/cni/net.d' },
-      { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: '/opt/cni/bin' },
+      { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: Defaults.cniConfDir },
+      { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: Defaults.cniBinDir },
       { flags: '--kubeconfig <path>', description: 'check the API server through this kubeconfig (default: in-cluster when in a pod)' },
-      { flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: '127.0.0.1:9099' },
+      { flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: Defaults.healthAddr },
     ],
     async run(opts: OptionValues) {
       const checks = await runChecks({

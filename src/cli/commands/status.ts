@@ -1,6 +1,7 @@
 // bvcnictl status: what this node runs — its identity, devices, attached
 // programs, map sizes and readiness.
 import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
+import { Defaults } from '../../common/defaults.js';
 import { formatPairs, formatTable } from '../../common/table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
 import { formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
@@ -8,7 +9,7 @@ import { formatFeatures, probeKernelFeatures, programSet } from '../../dataplane
 export const status: CommandSpec = {
   name: 'status',
   description: 'node, podCIDR, devices, attached programs, map sizes, readiness',
-  options: [{ flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: '127.0.0.1:9099' }],
+  options: [{ flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: Defaults.healthAddr }],
   async run(opts) {
     const config = readConfig(opts.pinDir);
     const links = listLinks(opts.netns);

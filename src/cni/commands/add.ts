@@ -21,6 +21,7 @@ import {
 } from '../../netlink/rtnl.js';
 import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
+import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import type { NetConf } from '../config.js';
 import { hostVethName, randomMac, type Invocation } from '../context.js';
 import { Code, CniError } from '../errors.js';
@@ -29,8 +30,6 @@ import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
 
 const { EEXIST } = Errno;
-const DEFAULT_POD_MTU = 1450;
-const OVERLAY_OVERHEAD = 50;
 
 export function cmdAdd({ env, conf, svc }: Invocation): Result {
   mark('handler entered');
@@ -161,7 +160,7 @@ function ensureBridge(host: NetlinkSocket, conf: NetConf, gw: string): Link {
     return existing;
   }
   const uplink = defaultRouteLink(host);
-  const mtu = conf.mtu ?? (uplink ? uplink.mtu - OVERLAY_OVERHEAD : DEFAULT_POD_MTU);
+  const mtu = conf.mtu ?? (uplink ? uplink.mtu - VXLAN_OVERHEAD : Defaults.podMtu);
   try {
     createBridge(host, { name: conf.bridge, mtu, mac: randomMac() });
   } catch (e) {
