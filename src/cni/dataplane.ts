@@ -1,7 +1,8 @@
 // The plugin's view of the dataplane: the endpoint map under the pin
 // directory (pod IP -> host veth, MACs) and whether bvcnid has finished
 // setting the node up. Everything goes through one small interface so the
-// command handlers can run against a fake in unit tests and the fuzzer.
+// command handlers can run against a fake in unit tests and the fuzzer
+// (test/support/fake-dataplane.ts).
 import { existsSync } from 'node:fs';
 import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js';
 import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
@@ -67,26 +68,5 @@ export class PinnedDataplane implements Dataplane {
     return listEndpoints(pinDir)
       .filter((e) => Number(e.flags) & EndpointFlags.pod)
       .map((e) => String(e.ip));
-  }
-}
-
-/** In-memory dataplane for unit tests and the in-process fuzzer. */
-export class FakeDataplane implements Dataplane {
-  readonly entries = new Map<string, EndpointValue>();
-  ready: Readiness = { ready: true };
-  readiness(): Readiness {
-    return this.ready;
-  }
-  register(_pinDir: string, ep: Endpoint): void {
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
-  }
-  unregister(_pinDir: string, ip: string): boolean {
-    return this.entries.delete(ip);
-  }
-  lookup(_pinDir: string, ip: string): EndpointValue | undefined {
-    return this.entries.get(ip);
-  }
-  podIps(): string[] {
-    return [...this.entries.keys()];
   }
 }

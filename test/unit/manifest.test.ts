@@ -10,10 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseAllDocuments, isSeq, isScalar, type Document } from 'yaml';
-import { runSync } from '../../src/common/exec.js';
 import { Defaults as NodeDefaults } from '../../src/common/defaults.js';
 import { runCli } from '../../src/cli/run.js';
-import { createNetns, deleteNetnsSync, uniquePrefix } from '../../src/sim/netns.js';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
@@ -498,22 +496,7 @@ describe('deploy/bvcni.yaml init script', () => {
     const r = spawnSync('sh', ['-n', '-c', argv[2]!], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
   });
-
-  test('sets what bvcnid cannot write from its read-only /proc/sys, idempotently (run in a throwaway netns)', async () => {
-    const name = `${uniquePrefix('bvx')}-init`;
-    const path = await createNetns(name);
-    try {
-      const sysctl = (key: string): string => runSync(['sysctl', '-n', key], { netns: path }).stdout.trim();
-      runSync(['sysctl', '-qw', 'net.ipv4.ip_local_reserved_ports=1000-1001'], { netns: path });
-      for (let i = 0; i < 2; i++) runSync(['sh', '-ec', argv[2]!], { netns: path });
-      assert.equal(sysctl('net.ipv4.ip_forward'), '1');
-      assert.equal(sysctl('net.ipv4.conf.default.rp_filter'), '0');
-      const range = `${NodeDefaults.natPortMin}-${NodeDefaults.natPortMax}`;
-      assert.equal(sysctl('net.ipv4.ip_local_reserved_ports'), `1000-1001,${range}`, "bvcnid's NAT range appended once, existing kept");
-    } finally {
-      deleteNetnsSync(name);
-    }
-  });
+  // Run in a network namespace, so in test/integration/manifest-init.test.ts.
 });
 
 describe('deploy/bvcni-uninstall.yaml', () => {
