@@ -15,6 +15,7 @@ import { Defaults } from '../common/defaults.js';
 import { run } from '../common/exec.js';
 import { openTunnelMap } from '../dataplane/maps.js';
 import { formatTable } from '../common/table.js';
+import { nodeObject } from './kube-node.js';
 import {
   bvcnidCommand,
   cleanupLeftovers,
@@ -82,22 +83,6 @@ async function serveApi(dir: string): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.stdout.write('ready\n');
-}
-
-function nodeObject(n: SimNode): unknown {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name } },
-    spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] },
-    status: {
-      addresses: [
-        { type: 'InternalIP', address: n.ip },
-        { type: 'Hostname', address: n.name },
-      ],
-      conditions: [{ type: 'Ready', status: 'False', reason: 'KubeletNotReady', message: 'network plugin is not ready' }],
-    },
-  };
 }
 
 /** Detached, output to a log file: with KEEP=1 these outlive the demo process (see keepRunning). */

@@ -4,12 +4,11 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { V1Node } from '@kubernetes/client-node';
 import { withNetns } from '../../loader/index.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { TunnelFlags } from '../../src/dataplane/abi.js';
 import { UNDERLAY_GATEWAY, bvcnidCommand, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
-import { FakeKubeApiServer, makeNode, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from './kube-util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -34,9 +33,7 @@ export async function startApiInUnderlay(c: Cluster, opts: FakeApiOptions = {}):
   return { api, kubeconfig };
 }
 
-export function nodeObject(n: SimNode): V1Node {
-  return makeNode(n.name, { podCIDR: n.podCidr, internalIP: n.ip });
-}
+export { nodeObject } from '../../src/sim/kube-node.js';
 
 export class DaemonProc {
   child?: ChildProcess;
