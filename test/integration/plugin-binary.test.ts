@@ -7,22 +7,17 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOG_DEFAULTS } from '../../src/cni/log.js';
 import { installPlugin } from '../../src/kube/install.js';
+import { fileMode, jsonLines } from '../support/log-files.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bvk-plugin-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const freshDir = (): string => join(root, `d${n++}`);
-const mode = (p: string): number => statSync(p).mode & 0o777;
-const lines = (p: string): Record<string, unknown>[] =>
-  readFileSync(p, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('the plugin log', () => {
   test('costs the plugin one open, one fstat, one write and one close per line (strace of the built plugin)', { skip: (!existsSync('dist/bin/bvcni') || !existsSync('/usr/bin/strace')) && 'needs make build and strace' }, () => {
@@ -63,9 +58,9 @@ describe('the plugin log', () => {
       timeout: 30_000,
     });
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.equal(mode(p).toString(8), '600');
+    assert.equal(fileMode(p).toString(8), '600');
     assert.deepEqual(
-      lines(p).map((l) => [l.cmd, l.containerId]),
+      jsonLines(p).map((l) => [l.cmd, l.containerId]),
       [['DEL', 'ctr-log-1']],
     );
   });

@@ -3,23 +3,18 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileLogger, LOG_DEFAULTS } from '../../src/cni/log.js';
+import { fileMode, jsonLines } from '../support/log-files.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bvk-cnilog-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const freshDir = (): string => join(root, `d${n++}`);
-const mode = (p: string): number => statSync(p).mode & 0o777;
 const logFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith(LOG_DEFAULTS.file)).sort();
-const lines = (p: string): Record<string, unknown>[] =>
-  readFileSync(p, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('the plugin log', () => {
   test('is created 0600 whatever the umask, in a directory created if missing', () => {
@@ -31,9 +26,9 @@ describe('the plugin log', () => {
       process.umask(old);
     }
     const p = join(dir, LOG_DEFAULTS.file);
-    assert.equal(mode(p).toString(8), '600');
+    assert.equal(fileMode(p).toString(8), '600');
     assert.deepEqual(
-      lines(p).map((l) => [l.containerId, l.msg, l.ip]),
+      jsonLines(p).map((l) => [l.containerId, l.msg, l.ip]),
       [['c1', 'added', '10.244.1.2']],
     );
   });
@@ -44,11 +39,11 @@ describe('the plugin log', () => {
     const p = join(dir, LOG_DEFAULTS.file);
     writeFileSync(p, '{"msg":"from v0.1.0"}\n');
     chmodSync(p, 0o644);
-    assert.equal(mode(p).toString(8), '644', 'control: the file starts world-readable');
+    assert.equal(fileMode(p).toString(8), '644', 'control: the file starts world-readable');
     fileLogger(dir, {}).error('deleted');
-    assert.equal(mode(p).toString(8), '600');
+    assert.equal(fileMode(p).toString(8), '600');
     assert.deepEqual(
-      lines(p).map((l) => l.msg),
+      jsonLines(p).map((l) => l.msg),
       ['from v0.1.0', 'deleted'],
     );
   });
@@ -65,10 +60,10 @@ describe('the plugin log', () => {
     for (const f of files) {
       const p = join(dir, f);
       assert.ok(statSync(p).size <= maxBytes, `${f} is ${statSync(p).size} bytes, over ${maxBytes}`);
-      assert.equal(mode(p).toString(8), '600', `${f} stays 0600`);
+      assert.equal(fileMode(p).toString(8), '600', `${f} stays 0600`);
     }
     // Oldest first: .2, .1, then the live file: consecutive numbers ending with the last line.
-    const seen = [`${LOG_DEFAULTS.file}.2`, `${LOG_DEFAULTS.file}.1`, LOG_DEFAULTS.file].flatMap((f) => lines(join(dir, f)).map((l) => Number(l.i)));
+    const seen = [`${LOG_DEFAULTS.file}.2`, `${LOG_DEFAULTS.file}.1`, LOG_DEFAULTS.file].flatMap((f) => jsonLines(join(dir, f)).map((l) => Number(l.i)));
     assert.equal(seen.at(-1), total - 1);
     assert.deepEqual(
       seen,
@@ -135,7 +130,7 @@ describe('the plugin log', () => {
       const size = statSync(join(dir, f)).size;
       assert.ok(size > maxBytes / 2, `${f} was rotated at ${size} bytes, not when full`);
     }
-    const all = files.flatMap((f) => lines(join(dir, f))); // JSON.parse throws on a torn line
+    const all = files.flatMap((f) => jsonLines(join(dir, f))); // JSON.parse throws on a torn line
     const keys = all.map((l) => `${String(l.w)}/${String(l.i)}`);
     assert.equal(new Set(keys).size, keys.length, 'no line twice');
     // Only whole old generations are dropped: each writer's kept lines are its
