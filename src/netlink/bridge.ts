@@ -52,7 +52,7 @@ export function ensureBridge(s: NetlinkSocket, b: BridgeSpec): Link {
   const mac = macForIp(b.gatewayIp);
   if (!link) {
     try {
-      createBridge(s, { name: b.name, mtu, mac });
+      createBridge(s, { name: b.name, mac });
     } catch (e) {
       // Another ADD created it first: configure it all the same, so neither returns before the gateway address is there.
       if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
@@ -61,8 +61,9 @@ export function ensureBridge(s: NetlinkSocket, b: BridgeSpec): Link {
     if (!link) throw new Error(`bridge ${b.name} vanished after creation`);
     if (link.kind !== 'bridge') throw new NotABridgeError(b.name, link.kind);
   }
-  // MTU set after creation: only then does the kernel treat it as the user's and
-  // stop resetting it to 1500 whenever the last port leaves. The MAC explicitly:
+  // MTU set after creation, not in it: only a change through the device (from the
+  // 1500 a new bridge has) makes the kernel treat it as the user's and stop
+  // resetting it to its ports' minimum, or to 1500 whenever the last port leaves. The MAC explicitly:
   // otherwise the bridge takes its lowest port's and the gateway MAC changes under the pods.
   setLink(s, link.index, { mac, mtu, up: true });
   replaceAddr(s, link.index, b.gatewayIp, b.prefix);

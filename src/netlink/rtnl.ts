@@ -154,12 +154,14 @@ export function listLinks(s: NetlinkSocket): Link[] {
 
 const encode = (attrs: Attr[]): Buffer => encodeAttrs(attrs);
 
-export function createBridge(s: NetlinkSocket, o: { name: string; mtu: number; mac: string }): void {
+/**
+ * Creates a bridge, up, with a fixed MAC (a bridge otherwise takes the lowest
+ * port's MAC, which changes as pods come and go and would stale the gateway
+ * MAC pods cached). No MTU here: see ensureBridge (bridge.ts).
+ */
+export function createBridge(s: NetlinkSocket, o: { name: string; mac: string }): void {
   const attrs: Attr[] = [
     attr.str(IFLA.IFNAME, o.name),
-    attr.u32(IFLA.MTU, o.mtu),
-    // A fixed address: a bridge otherwise takes the lowest port's MAC, which
-    // changes as pods come and go and would stale the gateway MAC pods cached.
     attr.bytes(IFLA.ADDRESS, macToBuffer(o.mac)),
     attr.nested(IFLA.LINKINFO, [attr.str(IFLA_INFO_KIND, 'bridge')]),
   ];
