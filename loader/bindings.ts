@@ -76,6 +76,7 @@ export const c = declare(libc, {
   fcntl: 'int fcntl(int fd, int cmd, int arg)',
   setns: 'int setns(int fd, int nstype)',
   if_nametoindex: 'unsigned int if_nametoindex(const char *name)',
+  if_indextoname: 'void *if_indextoname(unsigned int ifindex, _Out_ uint8_t *name)',
   vsnprintf: 'int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)',
 });
 

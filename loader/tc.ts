@@ -208,10 +208,11 @@ export function listTc(t: TcTarget, direction: TcDirection): TcFilter[] {
     }));
 }
 
+/** The name of an interface in the namespace (if_indextoname(3), which asks the thread's own namespace). */
 function ifnameOf(ifindex: number, netns: string | undefined): string {
-  const res = runSync(['ip', '-j', 'link', 'show'], { netns, allowFail: true });
-  const links = JSON.parse(res.stdout || '[]') as { ifindex: number; ifname: string }[];
-  const l = links.find((x) => x.ifindex === ifindex);
-  if (!l) throw new BpfError(`find interface ${ifindex}`, ENODEV);
-  return l.ifname;
+  return maybeInNetns(netns, () => {
+    const buf = Buffer.alloc(16); // IF_NAMESIZE
+    if (!c().if_indextoname(ifindex, buf)) throw new BpfError(`find interface ${ifindex}`, ENODEV);
+    return buf.toString('utf8', 0, buf.indexOf(0));
+  });
 }

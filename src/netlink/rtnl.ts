@@ -57,7 +57,11 @@ export interface Link {
   vxlan?: { external: boolean; port: number; learning: boolean };
   /** IFF_NOARP: the link resolves no neighbours. */
   noarp?: boolean;
+  /** RFC 2863 operational state as iproute2 prints it (UP, DOWN, UNKNOWN, LOWERLAYERDOWN, …). */
+  operstate?: string;
 }
+
+const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'] as const;
 
 export interface Addr {
   index: number;
@@ -121,6 +125,7 @@ function parseLink(body: Buffer): Link {
     ...(bridgePort ? { bridgePort } : {}),
     ...(vxlan ? { vxlan } : {}),
     ...((flags & IFF_NOARP) !== 0 ? { noarp: true } : {}),
+    ...(a.get(IFLA.OPERSTATE) ? { operstate: OPERSTATES[a.get(IFLA.OPERSTATE)![0]!] ?? 'UNKNOWN' } : {}),
   };
 }
 

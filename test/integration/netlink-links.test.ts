@@ -83,7 +83,10 @@ test('setLink changes MTU, MAC, NOARP and up together and only what it is given'
   assert.equal(l.mtu, 1400);
   assert.equal(l.address, '02:00:00:00:00:07');
   assert.ok(l.flags.includes('NOARP') && l.flags.includes('UP'), l.flags.join(','));
-  assert.deepEqual({ ...getLink(s, 'vx0'), vxlan: undefined }, { ...vx, vxlan: undefined, mtu: 1400, mac: '02:00:00:00:00:07', up: true, noarp: true });
+  assert.deepEqual(
+    { ...getLink(s, 'vx0'), vxlan: undefined, operstate: undefined },
+    { ...vx, vxlan: undefined, operstate: undefined, mtu: 1400, mac: '02:00:00:00:00:07', up: true, noarp: true },
+  );
   setLink(s, vx.index, { noarp: false });
   l = await ipLink(ns.a, 'vx0');
   assert.ok(!l.flags.includes('NOARP') && l.flags.includes('UP'), l.flags.join(','));
@@ -195,4 +198,27 @@ test('ensureSysctl writes in the namespace it is given and only there; readSysct
   assert.equal((await run(['sysctl', '-n', 'net.ipv4.conf.vx/2.rp_filter'], { netns: ns.a })).stdout.trim(), '2');
   assert.throws(() => ensureSysctl('net/ipv4/../../../etc/passwd', '1', ns.a), /bad sysctl key/);
   assert.throws(() => ensureSysctl('net/ipv4/conf/nosuchdev/rp_filter', '1', ns.a), /set net\/ipv4\/conf\/nosuchdev\/rp_filter=1 in .*ENOENT/);
+});
+
+test('listTc by ifindex finds the name in the namespace given (if_indextoname there), and ENODEV for an index that is not', async () => {
+  const { listTc } = await import('../../loader/index.js');
+  // An index only this namespace has: resolving it anywhere else fails.
+  await run(['ip', 'link', 'add', 'vxi', 'index', '4242', 'type', 'veth', 'peer', 'name', 'vxj'], { netns: ns.a });
+  await run(['tc', 'qdisc', 'add', 'dev', 'vxi', 'clsact'], { netns: ns.a });
+  assert.deepEqual(listTc({ ifindex: 4242, netns: ns.a }, 'ingress'), []);
+  assert.throws(() => listTc({ ifindex: 4242, netns: ns.b }, 'ingress'), /find interface 4242/);
+  assert.throws(() => listTc({ ifindex: 999_999, netns: ns.a }, 'ingress'), /find interface 999999/);
+});
+
+test('bvcnictl\'s device list (rtnetlink) says what ip -d -j link show says', async () => {
+  const { listLinks } = await import('../../src/cli/inspect.js');
+  await run(['ip', 'link', 'set', 've1', 'master', 'br9'], { netns: ns.a });
+  const ours = listLinks(ns.a);
+  const theirs = JSON.parse((await run(['ip', '-d', '-j', 'link', 'show'], { netns: ns.a })).stdout) as { ifindex: number; ifname: string; mtu: number; operstate: string; address?: string; master?: string; linkinfo?: { info_kind?: string } }[];
+  assert.ok(theirs.length >= 6, JSON.stringify(theirs.map((l) => l.ifname)));
+  assert.ok(theirs.some((l) => l.master) && theirs.some((l) => l.operstate === 'UP') && theirs.some((l) => l.operstate === 'DOWN'), 'the comparison covers a port, an up and a down link');
+  assert.deepEqual(
+    ours,
+    theirs.map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, mtu: l.mtu, operstate: l.operstate, address: l.address ?? '', kind: l.linkinfo?.info_kind, master: l.master })),
+  );
 });
