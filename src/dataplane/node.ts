@@ -256,6 +256,41 @@ export async function findUplink(nodeIp: string, netns?: string): Promise<string
   return link.name;
 }
 
+export interface NodeLinks {
+  uplink: Link;
+  bridge: Link;
+  vxlan: Link;
+  mtu: number;
+  gatewayIp: string;
+}
+
+/**
+ * The node's devices, addresses, routes and sysctls (everything but the
+ * programs and maps), through rtnetlink and /proc/sys. Idempotent.
+ */
+export function ensureNodeLinks(cfg: NodeDataplaneConfig, rtnl?: NetlinkSocket): NodeLinks {
+  const v = validate(cfg);
+  const ns = cfg.netns;
+  using own = rtnl ? undefined : openSocket(ns);
+  const s = rtnl ?? own!;
+  const uplink = getLink(s, cfg.uplink);
+  if (!uplink) throw new Error(`uplink ${cfg.uplink} not found${ns ? ` in ${ns}` : ''}`);
+  const mtu = cfg.mtu ?? uplink.mtu - VXLAN_OVERHEAD;
+  if (mtu < 576 || mtu > uplink.mtu) throw new TypeError(`MTU ${mtu} must be between 576 and the uplink's ${uplink.mtu}`);
+  const gw = firstHost(v.pod);
+
+  ensureSysctl('net/ipv4/ip_forward', '1', ns);
+  reservePorts(ns, v.natMin, v.natMax);
+  const bridge = ensureBridgeLink(s, { name: cfg.bridge, gatewayIp: gw, prefix: v.pod.prefix, mtu, configureExisting: true });
+  const vxlan = ensureVxlan(s, cfg, mtu);
+  for (const dev of [cfg.bridge, cfg.vxlanDev]) ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '0', ns);
+  // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
+  replaceRoute(s, { dst: intToIpv4(v.cluster.addr), dstLen: v.cluster.prefix, oif: vxlan.index, prefsrc: cfg.nodeIp });
+  // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
+  replaceRoute(s, { dst: intToIpv4(v.pod.addr), dstLen: v.pod.prefix, oif: bridge.index, prefsrc: cfg.nodeIp, protocol: RTPROT_KERNEL });
+  return { uplink, bridge, vxlan, mtu, gatewayIp: gw };
+}
+
 export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<NodeDataplane> {
   const v = validate(cfg);
   const ns = cfg.netns;
@@ -264,21 +299,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   for (const f of OBJECTS) if (!existsSync(join(objDir, f))) throw new Error(`missing BPF object ${join(objDir, f)}`);
 
   using rtnl = openSocket(ns);
-  const uplink = getLink(rtnl, cfg.uplink);
-  if (!uplink) throw new Error(`uplink ${cfg.uplink} not found${ns ? ` in ${ns}` : ''}`);
-  const mtu = cfg.mtu ?? uplink.mtu - VXLAN_OVERHEAD;
-  if (mtu < 576 || mtu > uplink.mtu) throw new TypeError(`MTU ${mtu} must be between 576 and the uplink's ${uplink.mtu}`);
-  const gw = firstHost(v.pod);
-
-  ensureSysctl('net/ipv4/ip_forward', '1', ns);
-  reservePorts(ns, v.natMin, v.natMax);
-  const bridge = ensureBridgeLink(rtnl, { name: cfg.bridge, gatewayIp: gw, prefix: v.pod.prefix, mtu, configureExisting: true });
-  const vxlan = ensureVxlan(rtnl, cfg, mtu);
-  for (const dev of [cfg.bridge, cfg.vxlanDev]) ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '0', ns);
-  // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
-  replaceRoute(rtnl, { dst: intToIpv4(v.cluster.addr), dstLen: v.cluster.prefix, oif: vxlan.index, prefsrc: cfg.nodeIp });
-  // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
-  replaceRoute(rtnl, { dst: intToIpv4(v.pod.addr), dstLen: v.pod.prefix, oif: bridge.index, prefsrc: cfg.nodeIp, protocol: RTPROT_KERNEL });
+  const { uplink, bridge, vxlan, mtu, gatewayIp: gw } = ensureNodeLinks(cfg, rtnl);
 
   const progs = loadPrograms(cfg.pinDir, objDir);
   let maps: DataplaneMaps | undefined;
