@@ -3,7 +3,8 @@
 // node); devices and sysctls live in the node's network namespace (--netns).
 import { existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, listTc, type TcDirection, type TcFilter } from '../../loader/index.js';
+import { BpfMap, type TcDirection } from '../../loader/index.js';
+import { listTc, type TcFilter } from '../dataplane/tc-filters.js';
 import { runSync } from '../common/exec.js';
 import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   // Once koffi is loaded, Node's orderly exit (V8, addon and library
   // teardown) costs ~1.5 ms of every ADD/DEL. stdout and the log were written
   // synchronously, nothing is pending: leave at once.
-  const c = local ? (await import('../netlink/libc.js')).libcIfLoaded() : undefined;
+  const c = local ? (await import('../../loader/libc.js')).libcIfLoaded() : undefined;
   if (c) {
     process.emit('exit', out.exitCode);
     c.exit(out.exitCode);
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
  * koffi or environment read: those happen in the functions called later).
  */
 async function preload(): Promise<void> {
-  await Promise.all([import('./plugin.js'), import('./services.js'), import('./delegate.js'), import('../netlink/libc.js'), import('../dataplane/build.js')]);
+  await Promise.all([import('./plugin.js'), import('./services.js'), import('./delegate.js'), import('../../loader/libc.js'), import('../dataplane/build.js')]);
 }
 
 if (startupSnapshot?.isBuildingSnapshot()) {

@@ -42,6 +42,7 @@ import {
   type Attr,
 } from './message.js';
 import { NetlinkError, NetlinkSocket } from './socket.js';
+import { Errno } from '../../loader/errors.js';
 
 export interface Link {
   index: number;
@@ -80,12 +81,7 @@ export interface Route {
   scope: number;
 }
 
-const ENODEV = 19;
-const ESRCH = 3;
-const ENOENT = 2;
-const EAFNOSUPPORT = 97;
-const EOPNOTSUPP = 95;
-const EADDRNOTAVAIL = 99;
+const { ENODEV, ESRCH, ENOENT, EAFNOSUPPORT, EOPNOTSUPP, EADDRNOTAVAIL } = Errno;
 
 function parseLink(body: Buffer): Link {
   const a = decodeAttrs(body, 16);

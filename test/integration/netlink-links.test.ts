@@ -201,7 +201,7 @@ test('ensureSysctl writes in the namespace it is given and only there; readSysct
 });
 
 test('listTc by ifindex finds the name in the namespace given (if_indextoname there), and ENODEV for an index that is not', async () => {
-  const { listTc } = await import('../../loader/index.js');
+  const { listTc } = await import('../../src/dataplane/tc-filters.js');
   // An index only this namespace has: resolving it anywhere else fails.
   await run(['ip', 'link', 'add', 'vxi', 'index', '4242', 'type', 'veth', 'peer', 'name', 'vxj'], { netns: ns.a });
   await run(['tc', 'qdisc', 'add', 'dev', 'vxi', 'clsact'], { netns: ns.a });

@@ -4,6 +4,7 @@
 // Each step registers its undo; a failure runs them in reverse.
 import { closeSync, openSync } from 'node:fs';
 import { intToIpv4 } from '../../../loader/codec.js';
+import { Errno } from '../../../loader/errors.js';
 import { ensureBridge as ensureBridgeLink, NotABridgeError } from '../../netlink/bridge.js';
 import {
   addAddr,
@@ -26,7 +27,7 @@ import { allocate, findByAttachment } from '../ipam/allocator.js';
 import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
 
-const EEXIST = 17;
+const { EEXIST } = Errno;
 /** Without a default route to size from: the pod MTU is then 1450. */
 const DEFAULT_UPLINK_MTU = 1500;
 const OVERLAY_OVERHEAD = 50;
