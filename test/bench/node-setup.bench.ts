@@ -100,5 +100,5 @@ console.log(`bvcnid node set-up, devices/addresses/routes/sysctls only, medians 
 console.log(`                          first start  restart`);
 console.log(`  rtnetlink + /proc/sys   ${f(m.newFirst)}   ${f(m.newAgain)}   (this build: ensureNodeLinks)`);
 console.log(`  ip + sysctl processes   ${f(m.oldFirst)}   ${f(m.oldAgain)}   (v0.1.0's 16+ command lines)`);
-console.log(`  this build / v0.1.0     ${f(m.newFirst / m.oldFirst)}   ${f(m.newAgain / m.oldAgain)}`);
+console.log(`  this build / v0.1.0     ${(m.newFirst / m.oldFirst).toFixed(4).padStart(8)}   ${(m.newAgain / m.oldAgain).toFixed(4).padStart(8)}`);
 console.log(`  whole ensureNodeDataplane (programs and maps too), this build: ${f(m.dpFirst)} first, ${f(m.dpAgain)} restart`);
