@@ -213,7 +213,13 @@ export function setLink(s: NetlinkSocket, index: number, c: LinkChange): void {
   const attrs: Attr[] = [];
   if (c.mtu !== undefined) attrs.push(attr.u32(IFLA.MTU, c.mtu));
   if (c.mac !== undefined) attrs.push(attr.bytes(IFLA.ADDRESS, macToBuffer(c.mac)));
-  s.request(`set link #${index} ${JSON.stringify(c)}`, RTM.NEWLINK, 0, Buffer.concat([ifinfomsg({ index, flags, change }), encode(attrs)]));
+  const what = [
+    c.mtu !== undefined ? `mtu ${c.mtu}` : '',
+    c.mac !== undefined ? `address ${c.mac}` : '',
+    c.noarp !== undefined ? `arp ${c.noarp ? 'off' : 'on'}` : '',
+    c.up !== undefined ? (c.up ? 'up' : 'down') : '',
+  ].filter(Boolean);
+  s.request(`set link #${index} ${what.join(' ')}`, RTM.NEWLINK, 0, Buffer.concat([ifinfomsg({ index, flags, change }), encode(attrs)]));
 }
 
 export interface VethSpec {
