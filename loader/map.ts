@@ -65,6 +65,23 @@ export class BpfMap<K, V> {
     return new BpfMap(fd, key, value, path);
   }
 
+  /**
+   * Opens a pinned map whose value layout is one of several (a map an older
+   * release pinned): the first codec whose size matches the map's value size.
+   */
+  static openPinnedMatching<K, V>(path: string, key: Codec<K>, values: readonly Codec<V>[]): BpfMap<K, V> {
+    const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
+    let info: MapInfo;
+    try {
+      info = mapInfo(fd);
+    } catch (e) {
+      new OwnedFd(fd).close();
+      throw e;
+    }
+    const value = values.find((v) => v.size === info.valueSize) ?? values[0]!;
+    return new BpfMap(fd, key, value, path);
+  }
+
   /** Wraps a duplicate of a descriptor someone else owns (e.g. a loaded object). */
   static fromBorrowedFd<K, V>(fd: number, key: Codec<K>, value: Codec<V>, label = `fd ${fd}`): BpfMap<K, V> {
     return new BpfMap(dupFd(fd), key, value, label);
