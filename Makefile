@@ -55,7 +55,7 @@ NODE_TEST   := $(NODE) --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: FORCE all deps build bpf typecheck bins test test-unit test-kernels bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins test test-unit test-upgrade test-kernels bench demo demo-clean clean
 all: build
 
 deps:
@@ -138,6 +138,13 @@ test: build
 
 test-unit: build
 	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
+
+# Upgrades against the previous release (issue 15; also part of `make test`): v0.1.0 is built
+# from its commit once and kept under /var/tmp (test/support/release-build.ts).
+UPGRADE_TESTS := $(sort $(wildcard test/integration/upgrade*.test.ts))
+test-upgrade: build
+	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	$(NODE_TEST) $(UPGRADE_TESTS)
 
 # Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
 test-kernels: build
