@@ -39,7 +39,7 @@ export interface DataplaneDriver {
  * makes bvcnid SIGKILL itself right after that step of a migration, as a crash
  * or an OOM kill there would.
  */
-function killAtStep(): ((step: MigrationStep) => void) | undefined {
+export function killAtStep(): ((step: MigrationStep) => void) | undefined {
   const at = process.env.BVCNI_TEST_KILL_AT_MIGRATION_STEP;
   if (!at) return undefined;
   return (step) => {

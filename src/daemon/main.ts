@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DAEMON_DEFAULTS, Daemon, type DaemonConfig } from './daemon.js';
-import { kernelDataplane } from './dataplane.js';
+import { kernelDataplane, killAtStep } from './dataplane.js';
 import { installPlugin, removeInstalled } from './install.js';
 import { DEFAULT_API_BOUNDS, conditionPatcher, loadKubeConfig, nodeApi, nodeGetter, type ApiBounds } from './kube.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
@@ -187,7 +187,7 @@ async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<
 function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): number {
   const objDir = programSetDir(set, join(defaultObjDir(), ABI1_SUBDIR));
   try {
-    const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir });
+    const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
     log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
     return 0;
   } catch (e) {

@@ -142,7 +142,7 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       const l = pinnedLayout(d.node.pinDir);
       assert.equal(abiOf(l), 2, `${d.node.name}: ABI 2 layouts after the roll: ${JSON.stringify(l)}`);
       assert.equal(l.staging, false, 'no migration left half done');
-      assert.equal(d.logged(/migrated to this release's layouts/).length, 1, `${d.node.name} logged its migration`);
+      await waitFor(`${d.node.name} logged its migration`, () => d.logged(/migrated to this release's layouts/).length === 1, 5000);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
       await allPairs(`after ${d.node.name} rolled to this build`);
     }
