@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listTc } from '../../loader/index.js';
+import { listTc } from '../../src/dataplane/tc-filters.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { run } from '../../src/common/exec.js';
 import { createCluster, probeMany, startResponder, uniquePrefix, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
