@@ -160,13 +160,14 @@ def echo_peer(port):
             pass
     error = None
     if conn is not None:
-        conn.settimeout(0.2)
+        # Blocking: a file over a socket is unusable after a timeout ("cannot read from timed
+        # out object"), and a loaded machine can pause the client longer than any short one.
+        # The client's close ends it.
+        conn.settimeout(None)
         f = conn.makefile("rwb")
         while True:
             try:
                 line = f.readline()
-            except socket.timeout:
-                continue
             except OSError as e:
                 error = f"{type(e).__name__}: {e}"
                 break
@@ -183,7 +184,8 @@ def echo_peer(port):
 
 def masq_client(host, port):
     s = socket.create_connection((host, port), timeout=5)
-    s.settimeout(5)
+    # A liveness bound only: a lost mapping shows as a reset or as no answer at all.
+    s.settimeout(30)
     ready(local=s.getsockname()[1])
     f = s.makefile("rwb")
     seen, answers, error = {}, 0, None
