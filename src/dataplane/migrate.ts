@@ -182,7 +182,18 @@ function addCounters(from: BpfMap<Buffer, Buffer>, to: BpfMap<Buffer, Buffer>, p
 }
 
 /** After the swap: what the old programs (or a plugin alone) wrote since the copy. */
-function mergeEntries(from: BpfMap<Buffer, Buffer>, to: BpfMap<Buffer, Buffer>, p: Plan): void {
+function mergeEntries(from: BpfMap<Buffer, Buffer>, to: BpfMap<Buffer, Buffer>, p: Plan, opts: { onlyMissing?: boolean } = {}): void {
+  if (opts.onlyMissing) {
+    for (const [k, v] of from.entries()) {
+      if (!fits(k, p.def.type, p.def.maxEntries)) continue;
+      try {
+        to.update(k, p.conv ? p.conv.convert(v) : v, 'noexist');
+      } catch {
+        // There already (EEXIST), or an array slot (arrays have every key): the new map's is newer.
+      }
+    }
+    return;
+  }
   if (p.name === MapName.nat) {
     // Both versions' programs may have touched a flow: the later packet's view wins.
     for (const [k, v] of from.entries()) {
@@ -264,15 +275,21 @@ export function migratePinnedMaps(opts: MigrationOptions): MigrationReport {
     const def = defs.find((d) => d.name === name);
     const oldPath = join(pinDir, name);
     const newPath = join(staging, name);
-    if (def && existsSync(oldPath)) {
-      const p: Plan = { ...planMap(pinDir, def), name };
-      using from = openRaw(oldPath);
-      using to = openRaw(newPath);
-      if (isPerCpu(def.type)) addCounters(from, to, p);
-      else mergeEntries(from, to, p);
+    if (!def || !existsSync(oldPath)) {
+      renamePin(newPath, oldPath);
+      continue;
     }
+    const p: Plan = { ...planMap(pinDir, def), name };
+    using from = openRaw(oldPath);
+    using to = openRaw(newPath);
+    if (isPerCpu(def.type)) addCounters(from, to, p);
+    else mergeEntries(from, to, p);
     // The old map leaves the pin directory; its last program (replaced above) takes it along.
     renamePin(newPath, oldPath);
+    // A writer that opened the old pin before the rename (a plugin's ADD or DEL, a few ms)
+    // may have written since the merge: once more, from the old map still open here.
+    // Only what is missing: the new map has writers of its own by now.
+    if (!isPerCpu(def.type)) mergeEntries(from, to, p, { onlyMissing: true });
   }
   step('merged');
   unlinkIfExists(commit);
