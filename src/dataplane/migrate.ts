@@ -236,10 +236,7 @@ export function migratePinnedMaps(opts: MigrationOptions): MigrationReport {
   if (!existsSync(commit)) {
     plans = defs.map((d) => planMap(pinDir, d)); // may refuse: nothing created yet
     for (const p of plans) if (p.action !== 'convert') (p.action === 'create' ? report.created : report.adopted).push(p.name);
-    if (!plans.some((p) => p.action === 'convert')) {
-      report.created = [];
-      return report;
-    }
+    if (!plans.some((p) => p.action === 'convert')) return report;
     mkdirSync(staging, { recursive: true, mode: 0o700 });
     let current = '(staging)';
     try {
