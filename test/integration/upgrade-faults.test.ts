@@ -13,7 +13,7 @@ import { COMMIT_PIN, MapName, MIGRATION_STEPS, STAGING_DIR, type MigrationStep }
 import { run } from '../../src/common/exec.js';
 import { createCluster, probeMany, startResponder, uniquePrefix, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
-import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
+import { BVCNID, DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
 import { releaseBuild, V0_1_0, type ReleaseBuild } from '../support/release-build.js';
 import { waitFor } from '../support/kube-util.js';
 import { abiOf, FlowEnd, pinnedLayout, prepareDowngrade, roll, THIS_BUILD } from '../support/upgrade.js';
@@ -74,7 +74,7 @@ describe('migration faults: SIGKILL at each step, an unmigratable map (2 nodes, 
     }
   }
 
-  /** The programs attached at the node's uplink and VXLAN device, and on its pod's veth. */
+  /** The programs attached at the node's uplink and VXLAN device, and on its first pod's veth. */
   function attached(n: SimNode): number[] {
     const pod = pods.find((p) => p.node === n)!;
     return [
@@ -101,6 +101,14 @@ describe('migration faults: SIGKILL at each step, an unmigratable map (2 nodes, 
       assert.ok(existsSync(join(n.pinDir, STAGING_DIR)), 'the kill left a migration under way');
       assert.equal(existsSync(join(n.pinDir, STAGING_DIR, COMMIT_PIN)), expectedRecovery(step) === 'rolled-forward', 'committed or not, as the step says');
       await allPairs(`killed after '${step}'`);
+      if (step === 'committed') {
+        // bvcnid down with the copy done: a pod added now by this build's plugin alone lands in
+        // the old map only (under the old pod program); the merge after the swap must carry it.
+        const mid = await c.addPod(n, 'mid', { via: 'plugin', plugin: join(REPO_ROOT, 'dist/bin/bvcni') });
+        c.track(await startResponder(mid.path));
+        pods.push(mid);
+        await allPairs('a pod added while the migration waits to roll forward');
+      }
       d.env = {};
       const before = d.logs.length;
       d.start();
