@@ -6,6 +6,8 @@ export { openDataplaneMaps, readDataplaneConfig, mapPin, type DataplaneMaps } fr
 export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
 export {
   migratePinnedMaps,
+  pinnedAbi,
+  ABI_SIGNATURES,
   declaredMaps,
   MigrationRefused,
   MIGRATION_STEPS,

@@ -67,6 +67,24 @@ export interface MigrationReport {
   pods: number;
 }
 
+/** What tells the known ABI versions apart in the pinned maps: the endpoint value's size and the stats slots. */
+export const ABI_SIGNATURES = {
+  1: { endpointValueSize: 20, statsSlots: 64 },
+  2: { endpointValueSize: 24, statsSlots: 128 },
+} as const;
+
+/**
+ * The ABI version of the maps pinned in pinDir (bvcnictl status, the tests):
+ * undefined when nothing is pinned or the layout is none this release knows.
+ */
+export function pinnedAbi(pinDir: string): { version?: number; migrating: boolean } {
+  const migrating = existsSync(join(pinDir, STAGING_DIR));
+  const ep = pinnedInfo(join(pinDir, MapName.endpoints))?.valueSize;
+  const st = pinnedInfo(join(pinDir, MapName.stats))?.maxEntries;
+  for (const [v, sig] of Object.entries(ABI_SIGNATURES)) if (ep === sig.endpointValueSize && st === sig.statsSlots) return { version: Number(v), migrating };
+  return { migrating };
+}
+
 /** A pinned map this release cannot convert: nothing was changed. */
 export class MigrationRefused extends Error {
   constructor(

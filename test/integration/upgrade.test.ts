@@ -16,6 +16,7 @@ import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
 import { releaseBuild, V0_1_0, type ReleaseBuild } from '../support/release-build.js';
 import { waitFor } from '../support/kube-util.js';
+import { runCli } from '../../src/cli/run.js';
 import {
   abiOf,
   FlowEnd,
@@ -96,6 +97,12 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
     }
   }
 
+  /** What bvcnictl status says of the node's pinned maps. */
+  async function statusAbi(n: SimNode): Promise<unknown> {
+    const r = await runCli(['status', '--json', '--health-addr', 'none', '--pin-dir', n.pinDir, '--netns', n.path]);
+    return (JSON.parse(r.output) as { abi: unknown }).abi;
+  }
+
   /** Each pod's endpoint entry (ip -> ifindex, MAC) on its node, in whatever layout the node has. */
   function endpoints(): Map<string, string> {
     const out = new Map<string, string>();
@@ -136,11 +143,13 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
 
   test('roll node by node to this build: maps migrated to ABI 2 in place, pods keep their IPs and entries, all pairs connect', async () => {
     for (const d of daemons) {
+      assert.deepEqual(await statusAbi(d.node), { pinned: 1, migrating: false, thisBuild: 2 }, 'bvcnictl status: v0.1.0 maps before the roll');
       const from = monotonicS();
       await roll(d, THIS_BUILD);
       rolls.push({ node: d.node.name, to: 'this build', from, to_: monotonicS() });
       const l = pinnedLayout(d.node.pinDir);
       assert.equal(abiOf(l), 2, `${d.node.name}: ABI 2 layouts after the roll: ${JSON.stringify(l)}`);
+      assert.deepEqual(await statusAbi(d.node), { pinned: 2, migrating: false, thisBuild: 2 }, 'bvcnictl status after the roll');
       assert.equal(l.staging, false, 'no migration left half done');
       await waitFor(`${d.node.name} logged its migration`, () => d.logged(/migrated to this release's layouts/).length === 1, 5000);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfMap } from '../../loader/index.js';
-import { MapName, STAGING_DIR } from '../../src/dataplane/index.js';
+import { ABI_SIGNATURES, MapName, STAGING_DIR } from '../../src/dataplane/index.js';
 import type { Cluster, SimNetns } from '../../src/sim/index.js';
 import { BVCNID, THIS_BUILD, type DaemonBuild, type DaemonProc } from './kube-daemons.js';
 import { waitFor } from './kube-util.js';
@@ -92,16 +92,11 @@ export function pinnedLayout(pinDir: string): PinnedLayout {
   return { maps, staging: existsSync(join(pinDir, STAGING_DIR)) };
 }
 
-/** ABI 1 (v0.1.0) and ABI 2 by what tells them apart: the endpoint value and the stats slots. */
-export const ABI_SIGNATURE = {
-  1: { [MapName.endpoints]: 20, [MapName.stats]: 64 },
-  2: { [MapName.endpoints]: 24, [MapName.stats]: 128 },
-} as const;
-
+/** ABI 1 (v0.1.0) or 2, by what tells them apart (src/dataplane/migrate.ts, ABI_SIGNATURES). */
 export function abiOf(l: PinnedLayout): 1 | 2 | undefined {
   const ep = l.maps[MapName.endpoints]?.valueSize;
   const st = l.maps[MapName.stats]?.maxEntries;
-  for (const v of [1, 2] as const) if (ep === ABI_SIGNATURE[v][MapName.endpoints] && st === ABI_SIGNATURE[v][MapName.stats]) return v;
+  for (const v of [1, 2] as const) if (ep === ABI_SIGNATURES[v].endpointValueSize && st === ABI_SIGNATURES[v].statsSlots) return v;
   return undefined;
 }
 
