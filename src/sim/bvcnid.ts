@@ -4,6 +4,10 @@
 import type { SimNode } from './cluster.js';
 
 export interface BvcnidCommand {
+  /** The Node.js that runs it (default: this process's). */
+  node?: string;
+  /** Environment set for it (through env(1)). */
+  env?: Readonly<Record<string, string>>;
   /** The bvcnid bundle to run with this Node (dist/bin/bvcnid). */
   bvcnid: string;
   kubeconfig: string;
@@ -17,8 +21,10 @@ export interface BvcnidCommand {
 }
 
 export function bvcnidCommand(n: SimNode, o: BvcnidCommand): string[] {
+  const env = Object.entries(o.env ?? {});
   return [
-    process.execPath,
+    ...(env.length ? ['env', ...env.map(([k, v]) => `${k}=${v}`)] : []),
+    o.node ?? process.execPath,
     ...(o.nodeFlags ?? []),
     o.bvcnid,
     '--node-name', n.name,

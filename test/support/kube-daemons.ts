@@ -35,8 +35,22 @@ export async function startApiInUnderlay(c: Cluster, opts: FakeApiOptions = {}):
 
 export { nodeObject } from '../../src/sim/kube-node.js';
 
+/** Which bvcnid a DaemonProc runs: this build, or a release (test/support/release-build.ts). */
+export interface DaemonBuild {
+  name: string;
+  node: string;
+  bvcnid: string;
+  /** v0.1.0 has no --metrics-addr (it serves /metrics on the health listener). */
+  metricsAddr: boolean;
+}
+export const THIS_BUILD: DaemonBuild = { name: 'this build', node: process.execPath, bvcnid: BVCNID, metricsAddr: true };
+
 export class DaemonProc {
   child?: ChildProcess;
+  /** Changed between starts to roll the node to another release. */
+  build: DaemonBuild = THIS_BUILD;
+  /** Extra environment for the next start. */
+  env: Record<string, string> = {};
   readonly logs: Record<string, unknown>[] = [];
   exits = 0;
 
@@ -49,11 +63,13 @@ export class DaemonProc {
 
   args(): string[] {
     return bvcnidCommand(this.node, {
-      bvcnid: BVCNID,
-      nodeFlags: process.env.BVK_NODE_FLAGS ? process.env.BVK_NODE_FLAGS.split(' ') : [],
+      node: this.build.node,
+      env: this.env,
+      bvcnid: this.build.bvcnid,
+      nodeFlags: process.env.BVK_NODE_FLAGS && this.build === THIS_BUILD ? process.env.BVK_NODE_FLAGS.split(' ') : [],
       kubeconfig: this.kubeconfig,
       healthAddr: `127.0.0.1:${HEALTH_PORT}`,
-      metricsAddr: `127.0.0.1:${METRICS_PORT}`,
+      metricsAddr: this.build.metricsAddr ? `127.0.0.1:${METRICS_PORT}` : undefined,
       logLevel: 'debug',
       extra: this.extraArgs,
     });
