@@ -14,6 +14,7 @@
 import { cidrContains, formatCidr, maskOf, type Cidr } from '../common/cidr.js';
 import { ipv4ToInt } from '../../loader/codec.js';
 import { isEndpoint, podPeerMatches, StateIndex } from './model.js';
+import { matches } from './selector.js';
 import { PROTO_NUMBER, type ClusterState, type Connection, type Direction, type IpBlock, type Labels, type Peer, type Pod, type Protocol } from './types.js';
 
 /** Reserved identities (Cilium numbers them the same way). */
@@ -261,8 +262,12 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
     if (peer.kind === 'ipBlock') {
       ids = [...podIds, ...addrIds].filter((i) => blockSelectsClass(peer.block, i.cidrClass));
     } else {
-      const candidates = peer.namespaceSelector === null ? (byNamespace.get(policyNs) ?? []) : podIds;
-      ids = candidates.filter((i) => podPeerMatches(peer, policyNs, i.namespace!, i.labels, idx.namespaceLabels(i.namespace!)));
+      // Namespaces first (a thousand label sets), then only the identities in the ones selected.
+      const nsSel = peer.namespaceSelector;
+      const namespaces = nsSel === null ? [policyNs] : [...byNamespace.keys()].filter((ns) => matches(nsSel, idx.namespaceLabels(ns)));
+      ids = [];
+      for (const ns of namespaces)
+        for (const i of byNamespace.get(ns) ?? []) if (podPeerMatches(peer, policyNs, ns, i.labels, idx.namespaceLabels(ns))) ids.push(i);
     }
     peerCache.set(peer, ids);
     return ids;
