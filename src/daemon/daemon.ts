@@ -489,6 +489,11 @@ export class Daemon {
     return { used, capacity };
   }
 
+  /** The Nodes as last listed and watched (NetworkPolicy reads this node's addresses from them). */
+  nodes(): NodeLike[] {
+    return this.informer.list();
+  }
+
   /** SIGTERM: stop watching, release fds; the dataplane, conflist and plugin stay (pods keep their network). */
   async stop(): Promise<void> {
     if (this.phase === 'stopping') return;
