@@ -89,6 +89,11 @@ export class PolicySync {
     ];
   }
 
+  /** The three informers' counters (lists, watches, relists on 410, …): Pods, Namespaces, NetworkPolicies. */
+  get informerStats(): Informer<ObjectLike>['stats'][] {
+    return this.informers.map((i) => i.stats);
+  }
+
   /** Every informer has listed once: the state is whole and a compilation means something. */
   get synced(): boolean {
     return this.informers.every((i) => i.listGeneration > 0);
