@@ -157,8 +157,15 @@ function blockSelectsClass(block: IpBlock, cls: Cidr | null): boolean {
   return cidrContains(block.cidr, cls) && !block.except.some((e) => cidrContains(e, cls));
 }
 
-function sortedLabels(l: Labels): [string, string][] {
-  return Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+/** Parsed objects keep their labels object across compilations: its canonical text is computed once. */
+const labelKeys = new WeakMap<Labels, string>();
+function labelKey(l: Labels): string {
+  let k = labelKeys.get(l);
+  if (k === undefined) {
+    k = JSON.stringify(Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    labelKeys.set(l, k);
+  }
+  return k;
 }
 
 const namedKey = (name: string, proto: Protocol): string => `${name}/${proto}`;
@@ -225,7 +232,7 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
       const ports = pod.containerPorts.filter((cp) => cp.name === name && cp.protocol === proto).map((cp) => cp.port);
       if (ports.length) namedPorts.set(k, [...new Set(ports)].sort((a, b) => a - b));
     }
-    const key = JSON.stringify(['pod', pod.namespace, sortedLabels(pod.labels), cls ? cidrKey(cls) : null, [...namedPorts]]);
+    const key = `pod|${pod.namespace}|${labelKey(pod.labels)}|${cls ? cidrKey(cls) : ''}|${namedPorts.size ? JSON.stringify([...namedPorts]) : ''}`;
     const id = add(key, (id) => ({ id, kind: 'pod', namespace: pod.namespace, labels: pod.labels, cidrClass: cls, namedPorts }));
     podIdentity.set(pod, id);
     ipcache.set({ addr: ip, prefix: 32 }, id);

@@ -21,6 +21,7 @@ import {
   type Pod,
   type Protocol,
 } from '../../src/policy/index.js';
+import type { KubeObject } from '../../src/sim/kube-resources.js';
 
 export const NAMESPACES = ['x', 'y', 'z'] as const;
 export const POD_NAMES = ['a', 'b', 'c'] as const;
@@ -47,11 +48,11 @@ export function podIp(pod: string): string {
   return placement(pod).ip;
 }
 
-export function rawNamespace(ns: string, extra: Record<string, string> = {}): object {
+export function rawNamespace(ns: string, extra: Record<string, string> = {}): KubeObject {
   return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...extra, 'kubernetes.io/metadata.name': ns } } };
 }
 
-export function rawPod(pod: string, labels?: Record<string, string>): object {
+export function rawPod(pod: string, labels?: Record<string, string>): KubeObject {
   const [ns, name] = pod.split('/') as [string, string];
   const { node, ip } = placement(pod);
   return {
@@ -72,7 +73,7 @@ export function rawPod(pod: string, labels?: Record<string, string>): object {
   };
 }
 
-export function rawNode(n: (typeof NODES)[number]): object {
+export function rawNode(n: (typeof NODES)[number]): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Node',
