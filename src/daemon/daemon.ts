@@ -69,6 +69,8 @@ export interface DaemonDeps {
   dataplane: DataplaneDriver;
   metrics: DaemonMetrics;
   clock?: Clock;
+  /** After the Node cache changed in what the tunnel map reads (NetworkPolicy reads this node's addresses too). */
+  nodesChanged?: () => void;
 }
 
 type Phase = 'starting' | 'waiting-for-podcidr' | 'setting-up' | 'running' | 'stopping';
@@ -119,12 +121,13 @@ export class Daemon {
     this.stuckAfterMs = cfg.stuckAfterMs ?? DAEMON_DEFAULTS.stuckAfterMs;
     this.objDir = cfg.objDir;
     this.informer = new NodeInformer(deps.api, {
-      add: () => this.changed(),
+      add: () => (this.changed(), deps.nodesChanged?.()),
       update: (n, old) => {
-        if (!sameTunnelInputs(n, old)) this.changed();
+        if (!sameTunnelInputs(n, old)) (this.changed(), deps.nodesChanged?.());
       },
-      delete: () => this.changed(),
+      delete: () => (this.changed(), deps.nodesChanged?.()),
       synced: (g) => {
+        deps.nodesChanged?.();
         deps.metrics.relists.inc();
         this.log.info({ generation: g, nodes: this.informer.size, resourceVersion: this.informer.resourceVersion }, 'node list synced');
         // A fresh list is when drift (entries written by someone else) is corrected.

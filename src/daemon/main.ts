@@ -272,7 +272,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const metrics = new DaemonMetrics();
+  let policy: PolicySync | undefined;
   const daemon = new Daemon(cfg, {
+    nodesChanged: () => policy?.nodesChanged(),
     log,
     api: nodeApi(kc, bounds),
     getNode: nodeGetter(kc, bounds),
@@ -295,7 +297,7 @@ export async function main(argv: string[]): Promise<number> {
     log.error({ err: (e as Error).message, socket: cni.path }, 'cannot serve the CNI plugin; it will work alone');
   }
   daemon.start();
-  const policy = flags.networkPolicy
+  policy = flags.networkPolicy
     ? new PolicySync({
         nodeName: cfg.nodeName,
         log: log.child({ component: 'policy' }),

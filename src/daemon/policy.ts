@@ -112,6 +112,11 @@ export class PolicySync {
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
+  /** The Nodes changed: this node's addresses (its host identity) may have. */
+  nodesChanged(): void {
+    this.changed();
+  }
+
   private put<T>(store: Map<string, T>, parse: (raw: unknown) => T, kind: string, obj: ObjectLike): void {
     const key = keyOf(obj);
     try {
