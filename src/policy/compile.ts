@@ -430,8 +430,10 @@ function diffTable(prev: DirectionTable | undefined, next: DirectionTable): Tabl
 
 /** What to write to go from one compilation to the next: only the difference. */
 export function diffNode(prev: CompiledNode | null, next: CompiledNode): NodeDiff {
-  const before = new Map((prev?.ipcache ?? []).map((e) => [cidrKey(e.cidr), e]));
-  const after = new Map(next.ipcache.map((e) => [cidrKey(e.cidr), e]));
+  // A number per prefix (address × 33 + length < 2^53): 100,000 entries are not formatted as text.
+  const numKey = (c: Cidr): number => c.addr * 33 + c.prefix;
+  const before = new Map((prev?.ipcache ?? []).map((e) => [numKey(e.cidr), e]));
+  const after = new Map(next.ipcache.map((e) => [numKey(e.cidr), e]));
   const ipcacheUpsert = [...after].filter(([k, e]) => before.get(k)?.identity !== e.identity).map(([, e]) => e);
   const ipcacheDelete = [...before].filter(([k]) => !after.has(k)).map(([, e]) => e.cidr);
   const endpoints = new Map<string, { ingress: TableDiff; egress: TableDiff } | 'deleted'>();
