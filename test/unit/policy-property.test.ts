@@ -11,6 +11,12 @@ import {
   compileNode,
   compiledAllowed,
   CompiledLookup,
+  ID_ANY,
+  lpmCovers,
+  policyEntryKey,
+  policyLookupKey,
+  type CompiledNode,
+  type Direction,
   evaluate,
   IdentityAllocator,
   parseNamespace,
@@ -184,6 +190,39 @@ function randomState(seed: number): { state: ClusterState; probes: Connection[] 
   }));
   return { state, probes };
 }
+
+/** The same decision from the encoded map keys, by the LPM trie's rule (no knowledge of the entry structs). */
+function byKeys(c: CompiledNode, lookup: CompiledLookup, endpoint: string, dir: Direction, peerIp: string, protocol: number, port: number): boolean | null {
+  const ep = c.endpoints.get(endpoint);
+  if (!ep) return null;
+  if (!ep[dir].isolated) return true;
+  const keys = ep[dir].entries.map((e) => policyEntryKey(endpoint, dir, e));
+  return [lookup.identityOf(peerIp), ID_ANY].some((id) => {
+    const k = policyLookupKey(endpoint, dir, id, protocol, port);
+    return keys.some((e) => lpmCovers(e, k));
+  });
+}
+
+test('the proposed map keys, looked up by LPM rules, decide as the compiled tables do', () => {
+  let checked = 0;
+  for (let seed = 1001; seed <= 1100; seed++) {
+    const { state, probes } = randomState(seed);
+    const idx = new StateIndex(state);
+    for (const n of state.nodes) {
+      const c = compileNode(idx, n.name);
+      const l = new CompiledLookup(c);
+      for (const p of probes) {
+        for (const [ep, dir, peer] of [[p.dst, 'ingress', p.src], [p.src, 'egress', p.dst]] as const) {
+          const want = l.allows(ep, dir, peer, p.protocol, p.port);
+          const got = byKeys(c, l, ep, dir, peer, p.protocol, p.port);
+          if (want !== got) assert.fail(`seed ${seed} node ${n.name}: ${dir} ${peer} -> ${ep} ${p.protocol}/${p.port}: tables ${want}, keys ${got}`);
+          if (want !== null) checked++;
+        }
+      }
+    }
+  }
+  assert.ok(checked > 5000, `${checked} decisions checked`);
+});
 
 test('the compiled tables answer every probe as the model does, on 400 random states', () => {
   let allowed = 0;
