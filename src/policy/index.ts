@@ -6,3 +6,4 @@ export { parseSelector, matches, EVERYTHING } from './selector.js';
 export { parseNetworkPolicy, parseNamespace, parsePod, parseNode, parseLabels, isPortName } from './parse.js';
 export { StateIndex, evaluate, isAllowed, isEndpoint, type Verdict, type DirectionVerdict } from './model.js';
 export * from './compile.js';
+export { policyEntryKey, policyLookupKey, lpmCovers, POLICY_KEY_SIZE, POLICY_KEY_BITS } from './layout.js';

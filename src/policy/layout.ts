@@ -34,13 +34,13 @@ function encode(endpoint: string, dir: Direction, identity: number, proto: numbe
   b.writeUInt32BE(identity >>> 0, 8);
   b.writeUInt8(DIRECTION[dir], 12);
   b.writeUInt8(proto, 13);
-  b.writeUInt16LE(port, 14);
+  b.writeUInt16BE(port, 14);
   return b;
 }
 
 /** The map key of one compiled entry of an endpoint's table. */
 export function policyEntryKey(endpoint: string, dir: Direction, e: PolicyEntry): Buffer {
-  const prefixlen = e.proto === PROTO_ANY ? FIXED_BITS : FIXED_BITS + e.portPrefix;
+  const prefixlen = e.proto === PROTO_ANY ? FIXED_BITS : FIXED_BITS + 8 + e.portPrefix;
   // Bits past the prefix are zero, as the kernel's trie keeps them (it ignores them).
   const port = e.portPrefix === 0 ? 0 : (e.port >>> (16 - e.portPrefix)) << (16 - e.portPrefix);
   return encode(endpoint, dir, e.peer, e.proto === PROTO_ANY ? 0 : e.proto, port, prefixlen);
