@@ -10,7 +10,20 @@ import { DAEMON_DEFAULTS, Daemon, type DaemonConfig } from './daemon.js';
 import { kernelDataplane, killAtStep } from './dataplane.js';
 import { installPlugin, removeInstalled } from '../kube/install.js';
 import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
-import { DEFAULT_API_BOUNDS, conditionPatcher, loadKubeConfig, nodeApi, nodeGetter, type ApiBounds } from '../kube/client.js';
+import {
+  DEFAULT_API_BOUNDS,
+  conditionPatcher,
+  listWatchApi,
+  loadKubeConfig,
+  nodeApi,
+  nodeGetter,
+  POLICY_PATHS,
+  slimNamespace,
+  slimNetworkPolicy,
+  slimPod,
+  type ApiBounds,
+} from '../kube/client.js';
+import { PolicySync } from './policy.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -51,6 +64,7 @@ interface Flags {
   logLevel: string;
   uninstall?: boolean;
   installCni?: boolean;
+  networkPolicy?: boolean;
   prepareDowngrade?: boolean;
 }
 
@@ -137,6 +151,12 @@ function program(): Command {
     .addOption(new Option('--mtu <n>', `pod MTU (default: uplink MTU - ${VXLAN_OVERHEAD})`).env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default(Defaults.logLevel).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+    .addOption(
+      new Option(
+        '--network-policy',
+        'list and watch Pods, Namespaces and NetworkPolicies and keep this node\'s compiled rule sets in memory (not enforced yet; needs the RBAC of deploy/network-policy-rbac.yaml)',
+      ).env('BVCNI_NETWORK_POLICY'),
+    )
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
     .addOption(
       new Option('--install-cni', 'install the CNI plugin (and its bvcni.d/) into --cni-bin-dir, then exit (the DaemonSet\'s init container)').conflicts('uninstall'),
@@ -286,7 +306,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const metrics = new DaemonMetrics();
+  let policy: PolicySync | undefined;
   const daemon = new Daemon(cfg, {
+    nodesChanged: () => policy?.nodesChanged(),
     log,
     api: nodeApi(kc, bounds),
     getNode: nodeGetter(kc, bounds),
@@ -309,6 +331,20 @@ export async function main(argv: string[]): Promise<number> {
     log.error({ err: (e as Error).message, socket: cni.path }, 'cannot serve the CNI plugin; it will work alone');
   }
   daemon.start();
+  policy = flags.networkPolicy
+    ? new PolicySync({
+        nodeName: cfg.nodeName,
+        log: log.child({ component: 'policy' }),
+        apis: {
+          pods: listWatchApi(kc, POLICY_PATHS.pods, slimPod, bounds),
+          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, slimNamespace, bounds),
+          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy, bounds),
+        },
+        nodes: () => daemon.nodes(),
+        idleTimeoutMs: cfg.watchIdleTimeoutMs,
+      })
+    : undefined;
+  policy?.start();
   // Without conntrack now, perhaps with it later (kube-proxy loads Debian's nf_conntrack module).
   const ctWatch =
     programs.name === 'no-conntrack'
@@ -329,7 +365,7 @@ export async function main(argv: string[]): Promise<number> {
       log.info({ signal }, 'stopping; the dataplane stays in place');
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();
-      void Promise.allSettled([daemon.stop(), cni.stop()]).finally(() => {
+      void Promise.allSettled([daemon.stop(), cni.stop(), policy?.stop()]).finally(() => {
         for (const server of servers) server.closeAllConnections();
         void Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r())))).then(() => resolveExit(0));
       });

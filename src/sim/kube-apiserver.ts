@@ -21,6 +21,7 @@ import type { Socket } from 'node:net';
 import type { V1Node } from '@kubernetes/client-node';
 import { NodeStore, type NodeEvent } from './kube-store.js';
 import type { ServerTls } from './tls.js';
+import { ResourceStore } from './kube-resources.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
@@ -90,6 +91,8 @@ export class FakeKubeApiServer {
   private boundPort = 0;
   readonly requests: RequestRecord[] = [];
   readonly opts: Required<Omit<FakeApiOptions, 'tls'>> & Pick<FakeApiOptions, 'tls'>;
+  /** Pods, Namespaces and NetworkPolicies (kube-resources.ts), on this server's resourceVersions. */
+  readonly resources: ResourceStore;
 
   constructor(
     opts: FakeApiOptions = {},
@@ -97,6 +100,11 @@ export class FakeKubeApiServer {
   ) {
     this.opts = { goneAs: 'event', bookmarkIntervalMs: 0, historyLimit: 100_000, ...opts };
     this.store = new NodeStore(this.opts.historyLimit, (ev) => this.broadcast(ev));
+    this.resources = new ResourceStore(
+      () => this.store.takeResourceVersion(),
+      () => this.store.resourceVersion,
+      { historyLimit: this.opts.historyLimit, goneAs: this.opts.goneAs },
+    );
   }
 
   // ---- lifecycle -------------------------------------------------------
@@ -148,6 +156,7 @@ export class FakeKubeApiServer {
     if (this.bookmarkTimer) clearInterval(this.bookmarkTimer);
     this.bookmarkTimer = undefined;
     for (const w of this.watchers) this.closeWatcher(w);
+    this.resources.closeWatches();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -221,6 +230,7 @@ export class FakeKubeApiServer {
   /** Forgets the event history: watches from any older resourceVersion now get 410 Gone. */
   compact(): void {
     this.store.compact();
+    this.resources.compact();
   }
 
   /** Sends a BOOKMARK at the current resourceVersion to every watcher that asked for bookmarks. */
@@ -235,7 +245,7 @@ export class FakeKubeApiServer {
       });
       sent++;
     }
-    return sent;
+    return sent + this.resources.bookmark();
   }
 
   /** Sends a watch ERROR 410 to every watcher and ends their streams (what an apiserver does after compaction). */
@@ -381,6 +391,10 @@ export class FakeKubeApiServer {
       this.record(req, verb, failure.status);
       req.resume();
       return sendStatus(res, failure.status, `injected failure`, reasonFor(failure.status));
+    }
+    if (!isNodes && this.resources.route(url.pathname)) {
+      const r = this.resources.handle(req, res, url);
+      return this.record(req, r.verb, r.status);
     }
     switch (verb) {
       case 'list':

@@ -47,6 +47,11 @@ export class NodeStore {
     return this.rv;
   }
 
+  /** The next resourceVersion, for an object of another kind kept elsewhere (src/sim/kube-resources.ts): one counter for every kind, as the real server's. */
+  takeResourceVersion(): number {
+    return ++this.rv;
+  }
+
   get compactedResourceVersion(): number {
     return this.compactedRv;
   }
