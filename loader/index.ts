@@ -18,6 +18,7 @@ export {
   type TcFilter,
   type TcTarget,
 } from './tc.js';
+export { attachNetkit, detachNetkit, queryNetkit, NetkitAttach, type NetkitSide, type NetkitTarget } from './netkit.js';
 export { withNetns, maybeInNetns } from './netns.js';
 export { testRun, type TestRunResult } from './testrun.js';
 export { setLibbpfLogger, type LibbpfLevel, type LibbpfLogger } from './log.js';

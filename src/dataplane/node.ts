@@ -15,7 +15,7 @@ import {
 import { run } from '../common/exec.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
-import { attachPodProgram } from './endpoint.js';
+import { attachPodProgram, detachPodProgram, endpointDevice } from './endpoint.js';
 import { isolateBridgePort } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
@@ -295,6 +295,12 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   for (const dev of [cfg.bridge, cfg.vxlanDev]) {
     await sysctl(ns, `net.ipv4.conf.${dev.replace(/\./g, '/')}.rp_filter`, '0');
   }
+  // Netkit pods (cni/commands/add.ts) are no bridge ports: a veth pod on this node that ARPs for one
+  // (its /24 is on-link) is answered by the node, which holds the pod's /32 route on another device.
+  // Proxy ARP answers only for addresses routed off the bridge, so veth pods still answer for
+  // themselves; without a delay, as a pod would (proxy replies to broadcasts otherwise wait up to 0.8 s).
+  await sysctl(ns, `net.ipv4.conf.${cfg.bridge.replace(/\./g, '/')}.proxy_arp`, '1');
+  await sysctl(ns, `net.ipv4.neigh.${cfg.bridge.replace(/\./g, '/')}.proxy_delay`, '0');
   // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
   await run(['ip', 'route', 'replace', formatCidr(v.cluster), 'dev', cfg.vxlanDev, 'src', cfg.nodeIp], { netns: ns });
   // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
@@ -318,8 +324,10 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     try {
       for (const [key, ep] of maps.endpoints.entries()) {
         try {
-          attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
-          isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
+          const device = endpointDevice(Number(ep.flags));
+          attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns, device });
+          // A netkit pod is no bridge port: nothing on the bridge to pin.
+          if (device === 'veth') isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
           reattached++;
         } catch {
           // Its veth is gone: the plugin's DEL or GC removes the entry.
@@ -410,7 +418,7 @@ export async function removeNodeDataplane(
       using maps = openDataplaneMaps(cfg.pinDir);
       for (const [, ep] of maps.endpoints.entries()) {
         try {
-          detachTc({ ifindex: ep.ifindex, netns: ns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
+          detachPodProgram({ ifindex: ep.ifindex, netns: ns, device: endpointDevice(Number(ep.flags)) });
         } catch {
           // veth already gone
         }
