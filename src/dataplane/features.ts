@@ -127,7 +127,8 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     id: 'redirect-neigh',
     name: 'bpf_redirect_neigh with a next hop',
-    since: '5.11',
+    // The helper came in 5.10 and its next-hop argument with a fix in the same cycle (ba452c9e996d, 5.10-rc1).
+    since: '5.10',
     usedFor: 'sending encapsulated and masqueraded packets to the uplink',
     probe: { kind: 'object', object: 'redirect_neigh.o', run: true },
   },
@@ -141,7 +142,8 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     id: 'adjust-room-encap',
     name: 'bpf_skb_adjust_room with the encapsulation flags (ENCAP_L2_ETH)',
-    since: '5.12',
+    // BPF_F_ADJ_ROOM_ENCAP_L2_ETH was applied in March 2021, after 5.12's merge window: 5.13.
+    since: '5.13',
     usedFor: 'pushing and stripping VXLAN headers in the programs',
     fallback:
       'every cross-node packet goes through the VXLAN device (bpf_skb_set_tunnel_key) instead of being ' +
