@@ -7,8 +7,7 @@ import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js'
 import { endpointFlags, listEndpoints, registerEndpoint, unregisterEndpoint, type PodDevice } from '../dataplane/endpoint.js';
 import { mapPin, openEndpointsMap, readDataplaneConfig } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
-import { koffi, libbpf } from '../../loader/ffi.js';
-import { BpfProgram, queryNetkit } from '../../loader/index.js';
+import { BpfProgram, preload, queryNetkit } from '../../loader/index.js';
 import { programPin } from '../dataplane/layout.js';
 import { mark } from './trace.js';
 
@@ -40,9 +39,9 @@ export interface Dataplane {
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
 export class PinnedDataplane implements Dataplane {
   readiness(pinDir: string): Readiness {
-    koffi();
+    preload('koffi');
     mark('koffi loaded');
-    libbpf();
+    preload('libbpf');
     mark('libbpf loaded');
     if (!existsSync(mapPin(pinDir, MapName.endpoints))) return { ready: false, reason: `dataplane not loaded: nothing pinned under ${pinDir}` };
     if (!dataplaneReady(pinDir)) return { ready: false, reason: `dataplane not ready under ${pinDir}: bvcnid has not finished loading and configuring it` };

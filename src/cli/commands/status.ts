@@ -1,11 +1,11 @@
 // bvcnictl status: what this node runs — its identity, devices, attached
 // programs, map sizes and readiness.
 import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
-import { formatPairs, formatTable } from '../table.js';
+import { formatPairs, formatTable } from '../../common/table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
 import { choosePodDevice, formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
 import { endpointDevice, listEndpoints } from '../../dataplane/endpoint.js';
-import { CONFLIST_NAME } from '../../daemon/install.js';
+import { CONFLIST_NAME } from '../../kube/install.js';
 import { queryNetkit } from '../../../loader/index.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
