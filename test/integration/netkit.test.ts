@@ -14,7 +14,8 @@
 // passes nothing at all rather than everything.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { runCli } from '../../src/cli/run.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/common/exec.js';
@@ -277,6 +278,36 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
     }
     assert.deepEqual(queryNetkit({ ifindex: host.ifindex, netns: n0.path, side: 'peer' }), [pod]);
     assert.equal((await tcpWhoami(a.path, r.ip)).peer, a.ip);
+  });
+
+  test('bvcnictl status names the pod device and lists the pairs\' programs; doctor finds them attached, and says so when one is not', async () => {
+    const confDir = join(n0.stateDir, 'netd-status');
+    mkdirSync(confDir, { recursive: true });
+    writeFileSync(join(confDir, '00-bvcni.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'bvcni', plugins: [JSON.parse(conf(n0))] }));
+    const st = await runCli(['status', '--json', '--health-addr', 'none', '--cni-conf-dir', confDir, '--pin-dir', n0.pinDir, '--netns', n0.path]);
+    const j = JSON.parse(st.output) as { podDevice: { conflist: string; auto: string; pods: { netkit: number; veth: number } }; programs: { ifname: string; direction: string; progId: number }[] };
+    assert.deepEqual(j.podDevice, { conflist: 'netkit', auto: 'netkit', pods: { netkit: 2, veth: 1 } });
+    for (const p of [a, b]) assert.ok(j.programs.some((x) => x.ifname === p.hostIfname && x.direction === 'netkit peer' && x.progId === podProgramId(n0)), p.hostIfname);
+    const human = await runCli(['status', '--health-addr', 'none', '--cni-conf-dir', confDir, '--pin-dir', n0.pinDir, '--netns', n0.path]);
+    assert.match(human.output, /pod device\s+netkit; auto picks netkit on this kernel; pods: 2 netkit, 1 veth/);
+
+    const attached = async (): Promise<{ result: string; detail: string }> => {
+      const d = await runCli(['doctor', '--json', '--health-addr', 'none', '--pin-dir', n0.pinDir, '--netns', n0.path]);
+      const checks = (JSON.parse(d.output) as { checks: { name: string; result: string; detail: string }[] }).checks;
+      return checks.find((x) => x.name === 'programs attached')!;
+    };
+    const good = await attached();
+    assert.equal(good.result, 'ok', good.detail);
+    assert.match(good.detail, /2 netkit pods/);
+    const host = (await hostLink(n0, b.hostIfname))!;
+    detachNetkit({ ifindex: host.ifindex, netns: n0.path, side: 'peer' });
+    try {
+      const bad = await attached();
+      assert.equal(bad.result, 'fail');
+      assert.match(bad.detail, new RegExp(`${b.hostIfname} netkit peer: .* not attached`));
+    } finally {
+      attachPodProgram(n0.pinDir, { ifindex: host.ifindex, netns: n0.path, device: 'netkit' });
+    }
   });
 
   test('DEL removes the pair, its route and its entry; GC removes a netkit pod not listed as valid', async () => {
