@@ -289,7 +289,7 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
     assert.deepEqual(j.podDevice, { conflist: 'netkit', auto: 'netkit', pods: { netkit: 2, veth: 1 } });
     for (const p of [a, b]) assert.ok(j.programs.some((x) => x.ifname === p.hostIfname && x.direction === 'netkit peer' && x.progId === podProgramId(n0)), p.hostIfname);
     const human = await runCli(['status', '--health-addr', 'none', '--cni-conf-dir', confDir, '--pin-dir', n0.pinDir, '--netns', n0.path]);
-    assert.match(human.output, /pod device\s+netkit; auto picks netkit on this kernel; pods: 2 netkit, 1 veth/);
+    assert.match(human.output, /pod device:\s+netkit; auto picks netkit on this kernel; pods: 2 netkit, 1 veth/);
 
     const attached = async (): Promise<{ result: string; detail: string }> => {
       const d = await runCli(['doctor', '--json', '--health-addr', 'none', '--pin-dir', n0.pinDir, '--netns', n0.path]);
