@@ -14,7 +14,7 @@
 // The kernel resolves the ifindex in the calling thread's namespace, so every
 // call can run inside another one (maybeInNetns).
 import { bpf, closeFd } from './bindings.js';
-import { BpfError, check } from './errors.js';
+import { BpfError, check, Errno } from './errors.js';
 import { maybeInNetns } from './netns.js';
 import type { BpfProgram } from './program.js';
 
@@ -28,8 +28,7 @@ export const NetkitAttach = {
 export type NetkitSide = keyof typeof NetkitAttach;
 
 const BPF_F_REPLACE = 1 << 2;
-const ENOENT = 2;
-const ENODEV = 19;
+const { ENOENT, ENODEV } = Errno;
 
 export interface NetkitTarget {
   /** The primary's ifindex (the kernel refuses the peer's: EACCES). */

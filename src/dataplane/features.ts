@@ -14,7 +14,7 @@ import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BpfObject, VerifierError, attachNetkit, attachTc, testRun } from '../../loader/index.js';
+import { BpfObject, Errno, VerifierError, attachNetkit, attachTc, testRun } from '../../loader/index.js';
 import { createNetkit, getLink } from '../netlink/rtnl.js';
 import { socketIn } from '../netlink/socket.js';
 import type { PodDevice } from './endpoint.js';
@@ -273,7 +273,7 @@ async function probeAttach(path: string): Promise<Answer> {
   });
 }
 
-const EOPNOTSUPP = 95;
+const { EOPNOTSUPP } = Errno;
 
 /**
  * Creates a netkit pair in a throwaway namespace over rtnetlink, as the plugin
