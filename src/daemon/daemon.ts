@@ -312,6 +312,8 @@ export class Daemon {
       const dpCfg = this.dataplaneConfig();
       this.log.info({ podCidr: dpCfg.podCidr, nodeIp: dpCfg.nodeIp, uplink: dpCfg.uplink }, 'setting up the dataplane');
       this.dp = await this.deps.dataplane.ensure(dpCfg);
+      const mig = this.dp.migration;
+      if (mig && (mig.converted.length || mig.recovered)) this.log.info({ ...mig }, 'pinned maps migrated to this release\'s layouts in place');
       this.natCount.kick();
       this.reconciler = new TunnelReconciler(this.dp.tunnel);
       const adopted = this.reconciler.adopt();

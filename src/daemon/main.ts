@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DAEMON_DEFAULTS, Daemon, type DaemonConfig } from './daemon.js';
-import { kernelDataplane } from './dataplane.js';
+import { kernelDataplane, killAtStep } from './dataplane.js';
 import { installPlugin, removeInstalled } from '../kube/install.js';
 import { DEFAULT_API_BOUNDS, conditionPatcher, loadKubeConfig, nodeApi, nodeGetter, type ApiBounds } from '../kube/client.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
@@ -18,7 +18,9 @@ import { buildInfo, buildLine } from '../dataplane/build.js';
 import { kernelGate, podDeviceGate } from './kernel.js';
 import type { PodDeviceChoice } from '../dataplane/features.js';
 import { watchForConntrack } from './conntrack-watch.js';
-import { probeConntrack, programSetDir } from '../dataplane/features.js';
+import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
+import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
+import { migratePinnedMaps } from '../dataplane/migrate.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -50,6 +52,7 @@ interface Flags {
   logLevel: string;
   uninstall?: boolean;
   installCni?: boolean;
+  prepareDowngrade?: boolean;
 }
 
 /** Where --install-cni and --uninstall put and find the plugin when --cni-bin-dir is not given. */
@@ -145,6 +148,12 @@ function program(): Command {
     .addOption(
       new Option('--install-cni', 'install the CNI plugin (and its bvcni.d/) into --cni-bin-dir, then exit (the DaemonSet\'s init container)').conflicts('uninstall'),
     )
+    .addOption(
+      new Option(
+        '--prepare-downgrade',
+        "convert this node's pinned maps back to ABI 1 (v0.1.0's layouts) in place, running this release's programs built for them, then exit: run it before rolling bvcnid back to v0.1.0 (README, \"Upgrades and downgrades\")",
+      ).conflicts(['uninstall', 'installCni']),
+    )
     .version(buildLine('bvcnid'), '--version', 'print the release, commit and dataplane ABI version, then exit')
     .showHelpAfterError();
 }
@@ -173,6 +182,26 @@ async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<
   const removed = removeInstalled(cfg.cniConfDir, flags.cniBinDir || DEFAULT_CNI_BIN_DIR);
   log.info({ removed, pinDir: flags.pinDir }, 'bvcni uninstalled from this node');
   return 0;
+}
+
+/**
+ * Before a rollback to v0.1.0, which cannot read ABI 2 maps (its libbpf refuses
+ * to reuse them: it would stay not ready, its set-up failing): the maps go back
+ * to ABI 1 in place, under this release's programs built for ABI 1
+ * (dist/bpf/abi1), whose maps v0.1.0 then adopts and whose programs it
+ * replaces in place. A bvcnid of this release started again before the
+ * rollback migrates them forward again.
+ */
+function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): number {
+  const objDir = programSetDir(set, join(defaultObjDir(), ABI1_SUBDIR));
+  try {
+    const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
+    log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
+    return 0;
+  } catch (e) {
+    log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');
+    return 1;
+  }
 }
 
 /**
@@ -243,6 +272,10 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.installCni) return installCni(flags, cfg, log);
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
   if (flags.uninstall) return uninstall(flags, cfg, log);
+  if (flags.prepareDowngrade) {
+    const set = await kernelGate(log);
+    return set ? prepareDowngrade(cfg, set.name, log) : 1;
+  }
   if (!cfg.nodeName) {
     log.fatal('--node-name (or NODE_NAME) is required');
     return 2;

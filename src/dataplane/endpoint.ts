@@ -66,7 +66,7 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   using map = openEndpointsMap(pinDir);
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
-  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device), pod_mac: ep.podMac, gw_mac: ep.gwMac });
+  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   try {
     attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns, device: ep.device });
   } catch (e) {

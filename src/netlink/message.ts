@@ -39,9 +39,14 @@ export const NETKIT_L2 = 0;
 /** enum netkit_action: what a netkit device does with a packet when no program is attached. */
 export const NETKIT_PASS = 0;
 export const NETKIT_DROP = 2;
+/** VXLAN link attributes (IFLA_INFO_DATA of kind "vxlan"; linux/if_link.h). */
+export const IFLA_VXLAN = { LEARNING: 7, PORT: 15, COLLECT_METADATA: 25 } as const;
 /** In IFLA_AF_SPEC's AF_INET6 block: how the link's IPv6 addresses are made (IN6_ADDR_GEN_MODE_NONE: none). */
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
 export const IN6_ADDR_GEN_MODE_NONE = 1;
+/** In IFLA_AF_SPEC's AF_INET block: the nested IPV4_DEVCONF_* values (1-based, u32 each). */
+export const IFLA_INET_CONF = 1;
+export const IPV4_DEVCONF_PROXY_ARP = 3;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const IFA_FLAGS = 8;
@@ -53,7 +58,9 @@ export const AF_INET = 2;
 export const AF_BRIDGE = 7;
 export const AF_INET6 = 10;
 export const IFF_UP = 0x1;
+export const IFF_NOARP = 0x80;
 export const RT_TABLE_MAIN = 254;
+export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
@@ -146,9 +153,9 @@ export function ndmsg(n: NdMsg): Buffer {
   return b;
 }
 
-export function ifaddrmsg(prefixlen: number, index: number, scope = RT_SCOPE_UNIVERSE): Buffer {
+export function ifaddrmsg(prefixlen: number, index: number, scope = RT_SCOPE_UNIVERSE, family = AF_INET): Buffer {
   const b = Buffer.alloc(8);
-  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(family, 0);
   b.writeUInt8(prefixlen, 1);
   b.writeUInt8(0, 2);
   b.writeUInt8(scope, 3);

@@ -22,6 +22,8 @@ function conflistPodDevice(confDir: string): string | undefined {
     return undefined;
   }
 }
+import { pinnedAbi } from '../../dataplane/migrate.js';
+import { ABI_VERSION } from '../../dataplane/abi.js';
 
 export const status: CommandSpec = {
   name: 'status',
@@ -80,6 +82,7 @@ export const status: CommandSpec = {
       auto: 'device' in autoPick ? autoPick.device : 'veth',
       pods: { veth: endpoints.length - netkitPods.length, netkit: netkitPods.length },
     };
+    const pinned = pinnedAbi(opts.pinDir);
 
     const report = {
       node: config
@@ -110,6 +113,7 @@ export const status: CommandSpec = {
       kernel,
       programSet: programSetName,
       podDevice,
+      abi: { pinned: pinned.version ?? null, migrating: pinned.migrating, thisBuild: ABI_VERSION },
     };
     if (opts.json) return ok(toJson(report));
 
@@ -127,6 +131,11 @@ export const status: CommandSpec = {
       [
         'pod device',
         `${podDevice.conflist ?? '(no conflist)'}; auto picks ${podDevice.auto} on this kernel; pods: ${podDevice.pods.netkit} netkit, ${podDevice.pods.veth} veth`,
+      ],
+      [
+        'dataplane ABI',
+        `pinned ${pinned.version ?? 'unknown'}${pinned.migrating ? ' (a migration is under way: bvcnid finishes or rolls it back at its start)' : ''}, this bvcnictl ${ABI_VERSION}` +
+          (pinned.version !== undefined && pinned.version !== ABI_VERSION && !pinned.migrating ? ' (bvcnid of this release migrates the maps at its start)' : ''),
       ],
       ['program set', programSetName === 'conntrack' ? 'conntrack' : 'no-conntrack (Service replies are not handed to conntrack)'],
     ]);
