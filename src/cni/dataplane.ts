@@ -4,10 +4,11 @@
 // command handlers can run against a fake in unit tests and the fuzzer.
 import { existsSync } from 'node:fs';
 import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js';
-import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
-import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
+import { endpointFlags, listEndpoints, registerEndpoint, unregisterEndpoint, type PodDevice } from '../dataplane/endpoint.js';
+import { mapPin, openEndpointsMap, readDataplaneConfig } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
-import { preload } from '../../loader/index.js';
+import { BpfProgram, preload, queryNetkit } from '../../loader/index.js';
+import { programPin } from '../dataplane/layout.js';
 import { mark } from './trace.js';
 
 export interface Endpoint {
@@ -16,6 +17,7 @@ export interface Endpoint {
   hostIfname: string;
   podMac: string;
   gwMac: string;
+  device?: PodDevice;
 }
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -28,6 +30,10 @@ export interface Dataplane {
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
   podIps(pinDir: string): string[];
+  /** Whether the pinned pod program is the one attached to a netkit primary's peer side. */
+  podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
+  /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
+  nodeIp(pinDir: string): string | undefined;
 }
 
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
@@ -43,7 +49,7 @@ export class PinnedDataplane implements Dataplane {
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth' });
   }
 
   unregister(pinDir: string, ip: string): boolean {
@@ -68,6 +74,16 @@ export class PinnedDataplane implements Dataplane {
       .filter((e) => Number(e.flags) & EndpointFlags.pod)
       .map((e) => String(e.ip));
   }
+
+  podProgramOnNetkit(pinDir: string, ifindex: number): boolean {
+    using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
+    return queryNetkit({ ifindex, side: 'peer' }).includes(prog.id);
+  }
+
+  nodeIp(pinDir: string): string | undefined {
+    const ip = readDataplaneConfig(pinDir)?.node_ip;
+    return typeof ip === 'string' && ip !== '0.0.0.0' ? ip : undefined;
+  }
 }
 
 /** In-memory dataplane for unit tests and the in-process fuzzer. */
@@ -78,7 +94,7 @@ export class FakeDataplane implements Dataplane {
     return this.ready;
   }
   register(_pinDir: string, ep: Endpoint): void {
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
+    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: endpointFlags(ep.device), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   }
   unregister(_pinDir: string, ip: string): boolean {
     return this.entries.delete(ip);
@@ -88,5 +104,11 @@ export class FakeDataplane implements Dataplane {
   }
   podIps(): string[] {
     return [...this.entries.keys()];
+  }
+  podProgramOnNetkit(): boolean {
+    return false;
+  }
+  nodeIp(): string | undefined {
+    return undefined;
   }
 }

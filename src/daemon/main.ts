@@ -28,7 +28,8 @@ import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
 import { buildInfo, buildLine } from '../dataplane/build.js';
-import { kernelGate } from './kernel.js';
+import { kernelGate, podDeviceGate } from './kernel.js';
+import type { PodDeviceChoice } from '../dataplane/features.js';
 import { watchForConntrack } from './conntrack-watch.js';
 import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
@@ -43,6 +44,7 @@ interface Flags {
   iface?: string;
   clusterCidr: string;
   serviceCidr: string;
+  podDevice: PodDeviceChoice;
   pinDir: string;
   cniConfDir: string;
   cniBinDir?: string;
@@ -147,6 +149,12 @@ function program(): Command {
     .addOption(new Option('--vxlan-dev <name>', 'VXLAN device').env('BVCNI_VXLAN_DEV').default('vxlan.1'))
     .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(8472).argParser(intIn(1, 65535, '--vxlan-port')))
     .addOption(new Option('--vni <n>', 'VXLAN network identifier').env('BVCNI_VNI').default(1).argParser(intIn(1, 16777215, '--vni')))
+    .addOption(
+      new Option('--pod-device <kind>', "pods' interfaces: netkit pairs (Linux 6.7), veth pairs, or auto: netkit where the kernel has it")
+        .env('BVCNI_POD_DEVICE')
+        .default('auto')
+        .choices(['auto', 'veth', 'netkit']),
+    )
     .addOption(new Option('--mtu <n>', 'pod MTU (default: uplink MTU - 50)').env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
@@ -296,6 +304,9 @@ export async function main(argv: string[]): Promise<number> {
   const programs = await kernelGate(log);
   if (!programs) return 1;
   cfg.objDir = programs.dir;
+  const podDevice = await podDeviceGate(log, flags.podDevice);
+  if (!podDevice) return 1;
+  cfg.podDevice = podDevice;
 
   let kc;
   try {

@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import {
   FEATURES,
   KERNEL_FLOOR,
+  choosePodDevice,
   formatFeatures,
   newestSince,
   NO_CT_SUBDIR,
@@ -23,7 +24,7 @@ import {
   type KernelFeatures,
 } from '../../src/dataplane/features.js';
 import { defaultObjDir } from '../../src/dataplane/layout.js';
-import { kernelGate } from '../../src/daemon/kernel.js';
+import { kernelGate, podDeviceGate } from '../../src/daemon/kernel.js';
 import { watchForConntrack } from '../../src/daemon/conntrack-watch.js';
 import { REPO_ROOT } from '../support/kube-daemons.js';
 
@@ -82,12 +83,17 @@ describe('probes on this kernel', () => {
     return d;
   }
 
-  test('every feature is present here (6.18), memoized per process', async () => {
+  test('every feature is present here (6.18) but netkit, which the probe finds exactly when the kernel has it; memoized per process', async () => {
     const k = await probeKernelFeatures();
     assert.deepEqual(
-      k.features.filter((f) => f.state !== 'yes').map((f) => `${f.id}: ${f.state} ${f.detail ?? ''}`),
+      k.features.filter((f) => f.state !== 'yes' && f.id !== 'netkit').map((f) => `${f.id}: ${f.state} ${f.detail ?? ''}`),
       [],
     );
+    // The oracle, independent of the probe: netkit's transmit function is in the kernel's symbols iff CONFIG_NETKIT.
+    const hasNetkit = /\snetkit_xmit$/m.test(readFileSync('/proc/kallsyms', 'utf8'));
+    const nk = k.features.find((f) => f.id === 'netkit')!;
+    assert.equal(nk.state, hasNetkit ? 'yes' : 'no', nk.detail);
+    if (!hasNetkit) assert.match(nk.detail ?? '', /EOPNOTSUPP/, 'refused as an unknown link kind');
     assert.equal(refusalMessage(k), undefined);
     assert.equal(await probeKernelFeatures(), k);
   });
@@ -111,7 +117,7 @@ describe('probes on this kernel', () => {
     assert.equal(f.required, true);
     assert.equal(f.fallback, undefined);
     assert.deepEqual(k.missing.map((x) => x.id), ['adjust-room-encap']);
-    assert.match(refusalMessage(k) ?? '', /ENCAP_L2_ETH\) \(Linux 5\.12; the verifier rejects the programs' use of it: verifier: /);
+    assert.match(refusalMessage(k) ?? '', /ENCAP_L2_ETH\) \(Linux 5\.13; the verifier rejects the programs' use of it: verifier: /);
   });
 
   test('a rejected conntrack probe (6.1 and 6.12 with nf_conntrack a module) selects the no-conntrack set, it does not refuse', async () => {
@@ -123,7 +129,7 @@ describe('probes on this kernel', () => {
     assert.match(f.fallback ?? '', /no-conntrack|noct/);
     assert.match(f.detail ?? '', /^verifier: /);
     assert.deepEqual(k.missing, []);
-    assert.deepEqual(k.degraded.map((x) => x.id), ['ct-kfuncs']);
+    assert.deepEqual(k.degraded.map((x) => x.id).filter((id) => id !== 'netkit'), ['ct-kfuncs'], 'netkit aside (absent on this machine)');
     assert.equal(refusalMessage(k), undefined);
     assert.deepEqual(programSet(k, '/objs'), { name: 'no-conntrack', dir: join('/objs', NO_CT_SUBDIR) });
     // Control: the genuine probe, in the same kind of directory, selects the conntrack set here (6.18, built in).
@@ -148,7 +154,7 @@ describe('probes on this kernel', () => {
     const f = k.features.find((x) => x.id === 'adjust-room-encap')!;
     assert.equal(f.state, 'no');
     assert.match(f.detail ?? '', /probe answered 0/);
-    assert.deepEqual(k.degraded.map((x) => x.id), ['adjust-room-encap']);
+    assert.deepEqual(k.degraded.map((x) => x.id).filter((id) => id !== 'netkit'), ['adjust-room-encap'], 'netkit aside (absent on this machine)');
     assert.equal(refusalMessage(k), undefined);
   });
 
@@ -217,6 +223,42 @@ describe("bvcnid's gate", () => {
       assert.equal(set?.dir, name === 'conntrack' ? '/objs' : '/objs/noct', state);
       assert.ok(c.lines().some((l) => l.msg === `loading the ${name} programs`), state);
     }
+  });
+});
+
+describe('the pod device (--pod-device)', () => {
+  const k = (netkit: FeatureState): KernelFeatures => summarize('6.12.0-fake', FEATURES, answers({ netkit }));
+  const device = (r: ReturnType<typeof choosePodDevice>): string => ('device' in r ? r.device : `error: ${r.error}`);
+
+  test('auto picks netkit only where the probe said yes; veth and netkit are taken as asked', () => {
+    assert.equal(device(choosePodDevice(k('yes'), 'auto')), 'netkit');
+    assert.equal(device(choosePodDevice(k('no'), 'auto')), 'veth');
+    assert.equal(device(choosePodDevice(k('unknown'), 'auto')), 'veth');
+    assert.equal(device(choosePodDevice(k('yes'), 'veth')), 'veth');
+    assert.equal(device(choosePodDevice(k('yes'), 'netkit')), 'netkit');
+  });
+
+  test('netkit asked for on a kernel without it is an error naming netkit and its first kernel', () => {
+    assert.match(device(choosePodDevice(k('no'), 'netkit')), /^error: --pod-device netkit: kernel 6\.12\.0-fake lacks netkit \(Linux 6\.7/);
+    assert.match(device(choosePodDevice(k('unknown'), 'netkit')), /could not be probed for netkit/);
+  });
+
+  test('netkit absent is a fallback (veth pairs), never a refusal of the kernel', () => {
+    const f = k('no');
+    assert.equal(f.missing.length, 0);
+    assert.deepEqual(f.degraded.map((x) => x.id), ['netkit']);
+    assert.match(f.degraded[0]!.fallback ?? '', /veth/);
+  });
+
+  test("bvcnid's gate: logs which pairs pods get; refuses (fatal, nothing installed) an impossible --pod-device netkit", async () => {
+    const lines: { level: number; msg: string; podDevice?: string }[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk))), cb()) }));
+    assert.equal(await podDeviceGate(log, 'auto', async () => k('yes')), 'netkit');
+    assert.ok(lines.some((l) => l.msg === 'pods get netkit pairs' && l.podDevice === 'netkit'));
+    assert.equal(await podDeviceGate(log, 'auto', async () => k('no')), 'veth');
+    assert.ok(lines.some((l) => l.msg === 'pods get veth pairs'));
+    assert.equal(await podDeviceGate(log, 'netkit', async () => k('no')), undefined);
+    assert.ok(lines.some((l) => l.level === 60 && /lacks netkit.*nothing was installed/.test(l.msg)));
   });
 });
 
