@@ -20,6 +20,8 @@ export interface NetConf {
   mtu?: number;
   dataDir: string;
   pinDir: string;
+  /** What pods get: a veth on the bridge (default), or a netkit pair (bvcnid writes it where the kernel has netkit). */
+  podDevice: 'veth' | 'netkit';
   prevResult?: Record<string, unknown>;
   validAttachments?: { containerId: string; ifname: string }[];
   raw: Record<string, unknown>;
@@ -107,6 +109,9 @@ export function parseConfig(stdin: string): NetConf {
     mtu = raw.mtu;
   }
 
+  const podDevice = optString(raw, 'podDevice') ?? 'veth';
+  if (podDevice !== 'veth' && podDevice !== 'netkit') throw invalidConfig('podDevice', 'must be "veth" or "netkit"');
+
   const prev = raw.prevResult;
   if (prev !== undefined && prev !== null && (typeof prev !== 'object' || Array.isArray(prev)))
     throw invalidConfig('prevResult', 'must be an object');
@@ -133,6 +138,7 @@ export function parseConfig(stdin: string): NetConf {
     mtu,
     dataDir: absPath(raw, 'dataDir', DEFAULTS.dataDir),
     pinDir: absPath(raw, 'pinDir', DEFAULTS.pinDir),
+    podDevice,
     prevResult: (prev ?? undefined) as Record<string, unknown> | undefined,
     validAttachments,
     raw,

@@ -5,10 +5,11 @@
 // (test/support/fake-dataplane.ts).
 import { existsSync } from 'node:fs';
 import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js';
-import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
-import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
+import { listEndpoints, registerEndpoint, unregisterEndpoint, type PodDevice } from '../dataplane/endpoint.js';
+import { mapPin, openEndpointsMap, readDataplaneConfig } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
-import { preload } from '../../loader/index.js';
+import { BpfProgram, preload, queryNetkit } from '../../loader/index.js';
+import { programPin } from '../dataplane/layout.js';
 import { mark } from './trace.js';
 
 export interface Endpoint {
@@ -17,6 +18,7 @@ export interface Endpoint {
   hostIfname: string;
   podMac: string;
   gwMac: string;
+  device?: PodDevice;
 }
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -29,6 +31,10 @@ export interface Dataplane {
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
   podIps(pinDir: string): string[];
+  /** Whether the pinned pod program is the one attached to a netkit primary's peer side. */
+  podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
+  /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
+  nodeIp(pinDir: string): string | undefined;
 }
 
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
@@ -44,7 +50,7 @@ export class PinnedDataplane implements Dataplane {
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth' });
   }
 
   unregister(pinDir: string, ip: string): boolean {
@@ -68,5 +74,15 @@ export class PinnedDataplane implements Dataplane {
     return listEndpoints(pinDir)
       .filter((e) => Number(e.flags) & EndpointFlags.pod)
       .map((e) => String(e.ip));
+  }
+
+  podProgramOnNetkit(pinDir: string, ifindex: number): boolean {
+    using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
+    return queryNetkit({ ifindex, side: 'peer' }).includes(prog.id);
+  }
+
+  nodeIp(pinDir: string): string | undefined {
+    const ip = readDataplaneConfig(pinDir)?.node_ip;
+    return typeof ip === 'string' && ip !== '0.0.0.0' ? ip : undefined;
   }
 }

@@ -42,6 +42,8 @@ export interface DaemonConfig {
   vxlanPort: number;
   vni: number;
   mtu?: number;
+  /** What pods get, --pod-device resolved against the kernel (kernel.ts, podDeviceGate); default veth. */
+  podDevice?: 'veth' | 'netkit';
   /** The plugin binary to install (its support dir bvcni.d/ beside it comes too). */
   plugin: string;
   /** A watch silent (no event, no BOOKMARK) this long is restarted (--watch-idle-timeout). */
@@ -363,6 +365,7 @@ export class Daemon {
       mtu: this.dp.mtu,
       dataDir: this.cfg.stateDir,
       pinDir: this.cfg.pinDir,
+      podDevice: this.cfg.podDevice ?? 'veth',
     });
     this.conflistWritten = true;
     this.log.info({ conflist: conf.path, changed: conf.changed, entries: this.reconciler?.size ?? 0 }, 'dataplane ready, tunnel map synced, conflist written');

@@ -29,7 +29,8 @@ import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
 import { buildInfo, buildLine } from '../dataplane/build.js';
-import { kernelGate } from './kernel.js';
+import { kernelGate, podDeviceGate } from './kernel.js';
+import type { PodDeviceChoice } from '../dataplane/features.js';
 import { watchForConntrack } from './conntrack-watch.js';
 import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
@@ -44,6 +45,7 @@ interface Flags {
   iface?: string;
   clusterCidr: string;
   serviceCidr: string;
+  podDevice: PodDeviceChoice;
   pinDir: string;
   cniConfDir: string;
   cniBinDir?: string;
@@ -148,6 +150,12 @@ function program(): Command {
     .addOption(new Option('--vxlan-dev <name>', 'VXLAN device').env('BVCNI_VXLAN_DEV').default(Defaults.vxlanDev))
     .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(Defaults.vxlanPort).argParser(intIn(1, 65535, '--vxlan-port')))
     .addOption(new Option('--vni <n>', 'VXLAN network identifier').env('BVCNI_VNI').default(Defaults.vni).argParser(intIn(1, 16777215, '--vni')))
+    .addOption(
+      new Option('--pod-device <kind>', "pods' interfaces: netkit pairs (Linux 6.7), veth pairs, or auto: netkit where the kernel has it")
+        .env('BVCNI_POD_DEVICE')
+        .default('auto')
+        .choices(['auto', 'veth', 'netkit']),
+    )
     .addOption(new Option('--mtu <n>', `pod MTU (default: uplink MTU - ${VXLAN_OVERHEAD})`).env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default(Defaults.logLevel).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
@@ -297,6 +305,9 @@ export async function main(argv: string[]): Promise<number> {
   const programs = await kernelGate(log);
   if (!programs) return 1;
   cfg.objDir = programs.dir;
+  const podDevice = await podDeviceGate(log, flags.podDevice);
+  if (!podDevice) return 1;
+  cfg.podDevice = podDevice;
 
   let kc;
   try {

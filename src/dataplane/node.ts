@@ -17,7 +17,7 @@ import {
 import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, parseCidr, type Cidr } from '../common/cidr.js';
-import { attachPodProgram } from './endpoint.js';
+import { attachPodProgram, detachPodProgram, endpointDevice } from './endpoint.js';
 import {
   createVxlan,
   defaultRouteLink,
@@ -30,6 +30,7 @@ import {
   listAddrs,
   replaceRoute,
   setLink,
+  setProxyArp,
   type Link,
 } from '../netlink/rtnl.js';
 import { ensureBridge as ensureBridgeLink, macForIp } from '../netlink/bridge.js';
@@ -260,6 +261,12 @@ export function ensureNodeLinks(cfg: NodeDataplaneConfig, rtnl?: NetlinkSocket):
   const bridge = ensureBridgeLink(s, { name: cfg.bridge, gatewayIp: gw, prefix: v.pod.prefix, mtu, configureExisting: true });
   const vxlan = ensureVxlan(s, cfg, mtu);
   for (const dev of [cfg.bridge, cfg.vxlanDev]) ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '0', ns);
+  // Netkit pods (cni/commands/add.ts) are no bridge ports: a veth pod on this node that ARPs for one
+  // (its /24 is on-link) is answered by the node, which holds the pod's /32 route on another device.
+  // Proxy ARP answers only for addresses routed off the bridge, so veth pods still answer for
+  // themselves. Through rtnetlink: /proc/sys is read-only in bvcnid's container, and the bridge
+  // does not exist yet when its init container runs.
+  setProxyArp(s, bridge.index, true);
   // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
   replaceRoute(s, { dst: intToIpv4(v.cluster.addr), dstLen: v.cluster.prefix, oif: vxlan.index, prefsrc: cfg.nodeIp });
   // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
@@ -296,8 +303,10 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     let reattached = 0;
     for (const [key, ep] of maps.endpoints.entries()) {
       try {
-        attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
-        isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
+        const device = endpointDevice(Number(ep.flags));
+        attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns, device });
+        // A netkit pod is no bridge port: nothing on the bridge to pin.
+        if (device === 'veth') isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
         reattached++;
       } catch {
         // Its veth is gone: the plugin's DEL or GC removes the entry.
@@ -386,7 +395,7 @@ export async function removeNodeDataplane(
       using maps = openDataplaneMaps(cfg.pinDir);
       for (const [, ep] of maps.endpoints.entries()) {
         try {
-          detachTc({ ifindex: ep.ifindex, netns: ns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
+          detachPodProgram({ ifindex: ep.ifindex, netns: ns, device: endpointDevice(Number(ep.flags)) });
         } catch {
           // veth already gone
         }

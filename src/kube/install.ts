@@ -75,6 +75,8 @@ export interface PluginConfig {
   mtu: number;
   dataDir: string;
   pinDir: string;
+  /** What pods get (src/cni/config.ts): written only when not the plugin's default, veth. */
+  podDevice?: 'veth' | 'netkit';
 }
 
 export function conflistText(c: PluginConfig): string {
@@ -83,7 +85,17 @@ export function conflistText(c: PluginConfig): string {
       {
         cniVersion: '1.0.0',
         name: 'bvcni',
-        plugins: [{ type: 'bvcni', podcidr: c.podCidr, bridge: c.bridge, mtu: c.mtu, dataDir: c.dataDir, pinDir: c.pinDir }],
+        plugins: [
+          {
+            type: 'bvcni',
+            podcidr: c.podCidr,
+            bridge: c.bridge,
+            mtu: c.mtu,
+            dataDir: c.dataDir,
+            pinDir: c.pinDir,
+            ...(c.podDevice === 'netkit' ? { podDevice: c.podDevice } : {}),
+          },
+        ],
       },
       null,
       2,

@@ -90,6 +90,8 @@ export interface AddPodOptions {
   via?: 'direct' | 'plugin';
   /** plugin only: the CNI binary (default: node.binDir/bvcni if installed, else dist/bin/bvcni). */
   plugin?: string;
+  /** plugin only: the config's podDevice (src/cni/config.ts), over what the node's conflist says. */
+  podDevice?: 'veth' | 'netkit';
 }
 
 const NAME_RE = /^[a-z][a-z0-9]{1,11}$/;
@@ -240,7 +242,7 @@ export class Cluster {
     const name = `${node.name}-${podName}`;
     const path = await createNetns(name);
     try {
-      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin) : await this.addPodDirect(node, podName, name, path);
+      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.podDevice) : await this.addPodDirect(node, podName, name, path);
       node.pods.push(pod);
       return pod;
     } catch (e) {
@@ -337,9 +339,10 @@ export class Cluster {
     return built;
   }
 
-  private async addPodViaPlugin(node: SimNode, podName: string, name: string, path: string, plugin?: string): Promise<SimPod> {
+  private async addPodViaPlugin(node: SimNode, podName: string, name: string, path: string, plugin?: string, podDevice?: 'veth' | 'netkit'): Promise<SimPod> {
     const bin = this.pluginPath(node, plugin);
-    const { conf } = this.cniConfig(node);
+    let { conf } = this.cniConfig(node);
+    if (podDevice) conf = JSON.stringify({ ...(JSON.parse(conf) as object), podDevice });
     const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path), allowFail: true });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
     const result = JSON.parse(r.stdout) as {

@@ -1,6 +1,7 @@
 // The plugin's dataplane in memory (src/cni/dataplane.ts's interface), for
 // unit tests of the command handlers and the in-process fuzzer.
-import { EndpointFlags, type EndpointValue } from '../../src/dataplane/abi.js';
+import type { EndpointValue } from '../../src/dataplane/abi.js';
+import { endpointFlags } from '../../src/dataplane/endpoint.js';
 import type { Dataplane, Endpoint, Readiness } from '../../src/cni/dataplane.js';
 
 export class FakeDataplane implements Dataplane {
@@ -10,7 +11,7 @@ export class FakeDataplane implements Dataplane {
     return this.ready;
   }
   register(_pinDir: string, ep: Endpoint): void {
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
+    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: endpointFlags(ep.device), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   }
   unregister(_pinDir: string, ip: string): boolean {
     return this.entries.delete(ip);
@@ -20,5 +21,11 @@ export class FakeDataplane implements Dataplane {
   }
   podIps(): string[] {
     return [...this.entries.keys()];
+  }
+  podProgramOnNetkit(): boolean {
+    return false;
+  }
+  nodeIp(): string | undefined {
+    return undefined;
   }
 }

@@ -105,6 +105,10 @@ describe('ABI: enums and constants match abi.h', () => {
     assert.deepEqual(headerEnum('NAT_TCP_'), { ...abi.NatTcpState });
     assert.equal(abi.TunnelFlags.nodeIp, 1 << Number(/TUNNEL_F_NODE_IP\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
     assert.equal(abi.ConfigFlags.ready, 1 << Number(/CONFIG_F_READY\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
+    assert.deepEqual(
+      Object.fromEntries([...HEADER.matchAll(/^\s*ENDPOINT_F_(\w+)\s*=\s*1 << (\d+)/gm)].map((m) => [m[1]!.toLowerCase(), 1 << Number(m[2])])),
+      { ...abi.EndpointFlags },
+    );
     assert.equal(abi.ConfigFlags.masquerade, 1 << Number(/CONFIG_F_MASQUERADE\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
   });
 

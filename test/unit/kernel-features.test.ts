@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import {
   FEATURES,
   KERNEL_FLOOR,
+  choosePodDevice,
   formatFeatures,
   newestSince,
   NO_CT_SUBDIR,
@@ -20,7 +21,7 @@ import {
   type KernelFeatures,
 } from '../../src/dataplane/features.js';
 import { defaultObjDir } from '../../src/dataplane/layout.js';
-import { kernelGate } from '../../src/daemon/kernel.js';
+import { kernelGate, podDeviceGate } from '../../src/daemon/kernel.js';
 import { watchForConntrack } from '../../src/daemon/conntrack-watch.js';
 import { REPO_ROOT } from '../support/kube-daemons.js';
 
@@ -117,6 +118,42 @@ describe("bvcnid's gate", () => {
       assert.equal(set?.dir, name === 'conntrack' ? '/objs' : '/objs/noct', state);
       assert.ok(c.lines().some((l) => l.msg === `loading the ${name} programs`), state);
     }
+  });
+});
+
+describe('the pod device (--pod-device)', () => {
+  const k = (netkit: FeatureState): KernelFeatures => summarize('6.12.0-fake', FEATURES, answers({ netkit }));
+  const device = (r: ReturnType<typeof choosePodDevice>): string => ('device' in r ? r.device : `error: ${r.error}`);
+
+  test('auto picks netkit only where the probe said yes; veth and netkit are taken as asked', () => {
+    assert.equal(device(choosePodDevice(k('yes'), 'auto')), 'netkit');
+    assert.equal(device(choosePodDevice(k('no'), 'auto')), 'veth');
+    assert.equal(device(choosePodDevice(k('unknown'), 'auto')), 'veth');
+    assert.equal(device(choosePodDevice(k('yes'), 'veth')), 'veth');
+    assert.equal(device(choosePodDevice(k('yes'), 'netkit')), 'netkit');
+  });
+
+  test('netkit asked for on a kernel without it is an error naming netkit and its first kernel', () => {
+    assert.match(device(choosePodDevice(k('no'), 'netkit')), /^error: --pod-device netkit: kernel 6\.12\.0-fake lacks netkit \(Linux 6\.7/);
+    assert.match(device(choosePodDevice(k('unknown'), 'netkit')), /could not be probed for netkit/);
+  });
+
+  test('netkit absent is a fallback (veth pairs), never a refusal of the kernel', () => {
+    const f = k('no');
+    assert.equal(f.missing.length, 0);
+    assert.deepEqual(f.degraded.map((x) => x.id), ['netkit']);
+    assert.match(f.degraded[0]!.fallback ?? '', /veth/);
+  });
+
+  test("bvcnid's gate: logs which pairs pods get; refuses (fatal, nothing installed) an impossible --pod-device netkit", async () => {
+    const lines: { level: number; msg: string; podDevice?: string }[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk))), cb()) }));
+    assert.equal(await podDeviceGate(log, 'auto', async () => k('yes')), 'netkit');
+    assert.ok(lines.some((l) => l.msg === 'pods get netkit pairs' && l.podDevice === 'netkit'));
+    assert.equal(await podDeviceGate(log, 'auto', async () => k('no')), 'veth');
+    assert.ok(lines.some((l) => l.msg === 'pods get veth pairs'));
+    assert.equal(await podDeviceGate(log, 'netkit', async () => k('no')), undefined);
+    assert.ok(lines.some((l) => l.level === 60 && /lacks netkit.*nothing was installed/.test(l.msg)));
   });
 });
 

@@ -2,7 +2,7 @@
 // or empty CNI_NETNS does not matter. Device first, then endpoint, then the
 // reservation: a DEL killed half-way is finished by the next DEL or by GC.
 import { intToIpv4 } from '../../../loader/codec.js';
-import { hostVethName, type Invocation } from '../context.js';
+import { hostNetkitName, hostVethName, type Invocation } from '../context.js';
 import { findByAttachment } from '../ipam/allocator.js';
 import { mark } from '../trace.js';
 
@@ -10,7 +10,9 @@ export function cmdDel({ env, conf, svc }: Invocation): void {
   mark('handler entered');
   const host = svc.hostSocket();
   try {
+    // Either kind: the node's --pod-device may have changed since this pod's ADD.
     svc.removeHostVeth(host, hostVethName(env.containerId, env.ifname));
+    svc.removeHostVeth(host, hostNetkitName(env.containerId, env.ifname));
   } finally {
     host.close();
   }
