@@ -40,8 +40,8 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	if (!ip)
 		return TC_ACT_OK;
 	ret = nat_ingress(skb, cfg, ip, &pod_ip, &x);
-	if (ret != NAT_XLATED)
-		return ret;
+	if (ret || !pod_ip)
+		return ret; /* a drop, or not a reply of the NAT's: the host's */
 	ep = endpoint_get(pod_ip);
 	if (!ep)
 		return DROP(REASON_DROP_NO_ENDPOINT);

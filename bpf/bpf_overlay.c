@@ -51,7 +51,7 @@
  * `encap ip dst <own address>` showed the UDP datagrams at the host's input
  * hook); only packets without one are short-cut to a local receive side.
  * Non-IPv4 frames are refused either way: no node sends any.
- * 0 to go on, or DROP(reason).
+ * TC_ACT_OK to go on, or DROP(reason).
  */
 static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct iphdr *ip)
 {
@@ -67,7 +67,7 @@ static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct 
 		 */
 		if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), BPF_F_TUNINFO_IPV6) == 0)
 			return DROP(REASON_DROP_VXLAN_NOT_NODE);
-		return ip ? 0 : DROP(REASON_DROP_ETHERTYPE);
+		return ip ? TC_ACT_OK : DROP(REASON_DROP_ETHERTYPE);
 	}
 	if (!ip)
 		return DROP(REASON_DROP_ETHERTYPE);
@@ -76,7 +76,7 @@ static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct 
 		return DROP(REASON_DROP_VXLAN_NOT_NODE);
 	if (!vxlan_inner_src_ok(node, ip->saddr))
 		return DROP(REASON_DROP_VXLAN_SPOOFED);
-	return 0;
+	return TC_ACT_OK;
 }
 #endif
 
@@ -150,7 +150,9 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 	if (!tun)
 		return DROP(REASON_DROP_NO_TUNNEL);
 	ret = overlay_xmit(skb, cfg, tun);
-	return ret == OVERLAY_VIA_DEVICE ? encap_set_key(skb, cfg, tun) : ret;
+	if (ret)
+		return ret;
+	return encap_set_key(skb, cfg, tun);
 }
 
 SEC("tc")

@@ -29,7 +29,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 
 	/* Only IPv4 and the pod's own ARP leave it (lib/l2.h says why that is enough). */
 	ret = l2_from_pod(skb);
-	if (ret != L2_IPV4)
+	if (ret)
 		return ret;
 	ip = ipv4_hdr(skb, &ret);
 	if (!ip)
@@ -81,7 +81,9 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		if (ret)
 			return ret;
 		ret = overlay_xmit(skb, cfg, tun);
-		return ret == OVERLAY_VIA_DEVICE ? encap_and_redirect(skb, cfg, tun) : ret;
+		if (ret)
+			return ret;
+		return encap_and_redirect(skb, cfg, tun);
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
 		return DROP(REASON_DROP_NO_TUNNEL);
@@ -96,10 +98,8 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		if (ip->ttl <= 1)
 			return DROP(REASON_DROP_TTL);
 		ret = nat_egress(skb, cfg, ip, &x);
-		if (ret == NAT_TO_STACK)
-			return TC_ACT_OK;
-		if (ret)
-			return ret;
+		if (ret || !x.addr)
+			return ret; /* a drop, or a flow the host translated: the host stack's */
 		return fib_redirect(skb, bridge, node_ip, daddr, tos, &x);
 	}
 }

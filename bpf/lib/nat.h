@@ -4,12 +4,12 @@
  * reverse translation of its replies (and of the ICMP errors quoting it) at
  * the uplink. Layout and expiry policy of the map are documented in abi.h.
  *
- * Returns: nat_egress 0 when translated; nat_ingress NAT_XLATED when
- * translated, TC_ACT_OK when the packet is not ours; DROP(reason) otherwise.
- * Both leave the address and port fields to forward_write (lib/forward.h),
- * which stores them with the MACs and the TTL in one write. Every helper that
- * writes the packet invalidates packet pointers: values needed later are
- * copied first.
+ * Returns (common.h): TC_ACT_OK or DROP(reason); what was translated is in
+ * the out-parameters, empty (0) when the packet is not the NAT's. Both
+ * directions leave the address and port fields to forward_write
+ * (lib/forward.h), which stores them with the MACs and the TTL in one write.
+ * Every helper that writes the packet invalidates packet pointers: values
+ * needed later are copied first.
  */
 #ifndef BVCNI_NAT_H
 #define BVCNI_NAT_H
@@ -19,11 +19,6 @@
 #include "ipv4.h"
 #include "conntrack.h"
 #include "forward.h"
-
-/* Not a TC verdict: "translated, deliver it". */
-#define NAT_XLATED 0x10000
-/* Not a TC verdict: "a flow the host translated: leave it to the host stack". */
-#define NAT_TO_STACK 0x20000
 
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
@@ -152,7 +147,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		f->tcp_flags = h[13];
 		f->l4_csum_off = l4off + 16;
 		f->port_off = egress ? l4off : l4off + 2;
-		return 0;
+		return TC_ACT_OK;
 	}
 	if (f->proto == IPPROTO_UDP) {
 		__u16 p[2];
@@ -163,7 +158,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		f->dport = p[1];
 		f->l4_csum_off = l4off + 6;
 		f->port_off = egress ? l4off : l4off + 2;
-		return 0;
+		return TC_ACT_OK;
 	}
 	if (f->proto == IPPROTO_ICMP) {
 		struct icmphdr_min icmp;
@@ -181,7 +176,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		}
 		f->l4_csum_off = l4off + 2;
 		f->port_off = l4off + 4;
-		return 0;
+		return TC_ACT_OK;
 	}
 	return DROP(REASON_DROP_UNSUPPORTED);
 }
@@ -241,7 +236,7 @@ static __always_inline int nat_xlate_l4(struct __sk_buff *skb, const struct nat_
 		x->addr = new_ip;
 		x->is_src = is_src;
 	}
-	return 0;
+	return TC_ACT_OK;
 }
 
 static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u16 port_be)
@@ -264,7 +259,12 @@ static __always_inline int nat_take(const struct nat_key *rkey, struct nat_entry
 	return 1;
 }
 
-/* Pod -> outside the cluster: find or allocate the mapping, then SNAT to the node IP (written by forward_write). */
+/*
+ * Pod -> outside the cluster: find or allocate the mapping, then SNAT to the
+ * node IP (written by forward_write). TC_ACT_OK with x filled in; with x
+ * left empty (x->addr 0) for a packet of a flow the host translated, which
+ * the host stack must see.
+ */
 static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
 				      struct nat_xlate *x)
 {
@@ -329,7 +329,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	 */
 	if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
 	    ct_host_translated(skb, ip))
-		return NAT_TO_STACK;
+		return TC_ACT_OK;
 	if (fe && fe->to_addr == cfg->node_ip) {
 		rkey.dport = fe->to_port;
 		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
@@ -390,7 +390,8 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
  * quotes one of our masqueraded packets: translate the quoted header back
  * (source address, source port or echo id, its IP checksum and, for UDP, its
  * checksum), fix the ICMP checksum over the quoted bytes, and the outer
- * destination. Quoted headers with IP options are left alone.
+ * destination. Quoted headers with IP options are left alone. *pod_ip: the
+ * pod it is for, stays 0 when the error is not ours.
  */
 static __always_inline int nat_ingress_icmp_error(struct __sk_buff *skb, const struct bvcni_config *cfg,
 						  __u32 l4off, __u32 *pod_ip)
@@ -468,12 +469,13 @@ static __always_inline int nat_ingress_icmp_error(struct __sk_buff *skb, const s
 		return DROP(REASON_DROP_NAT_FAILED);
 	if (bpf_skb_store_bytes(skb, IP_DST_OFF, pod_ip, 4, 0) < 0)
 		return DROP(REASON_DROP_NAT_FAILED);
-	return NAT_XLATED;
+	return TC_ACT_OK;
 }
 
 /*
  * Uplink -> pod: a reply to a masqueraded flow gets its destination restored
- * (written by forward_write, from x). On success *pod_ip is the pod to deliver to.
+ * (written by forward_write, from x). *pod_ip: the pod to deliver to, left 0
+ * (as the caller set it) when the packet is not a reply of ours: the host's.
  */
 static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
 				       __u32 *pod_ip, struct nat_xlate *x)
@@ -519,8 +521,7 @@ static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni
 	if (f.proto == IPPROTO_TCP)
 		re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 0);
 	*pod_ip = re->to_addr;
-	ret = nat_xlate_l4(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port, x);
-	return ret ? ret : NAT_XLATED;
+	return nat_xlate_l4(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port, x);
 }
 
 #endif
