@@ -6,11 +6,7 @@
  * forwarding work (measured 1.07x over bridge-ingress transmit). A pod's
  * UDP to the VXLAN port of anything but a pod is dropped (lib/isolation.h).
  */
-#include "lib/common.h"
-#include "lib/maps.h"
-#include "lib/metrics.h"
-#include "lib/eth.h"
-#include "lib/ipv4.h"
+#include "lib/entry.h"
 #include "lib/overlay_xmit.h"
 #include "lib/nat.h"
 #include "lib/fib.h"
@@ -31,12 +27,9 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	ret = l2_from_pod(skb);
 	if (ret)
 		return ret;
-	ip = ipv4_hdr(skb, &ret);
+	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
 		return ret;
-	cfg = config_get();
-	if (!cfg)
-		return DROP(REASON_DROP_NO_CONFIG);
 
 	ep = endpoint_get(ip->saddr);
 	if (!ep || ep->ifindex != skb->ifindex)
