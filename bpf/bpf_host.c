@@ -26,7 +26,7 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	if (!ip)
 		return TC_ACT_OK;
 	ret = vxlan_decap(skb, cfg);
-	if (ret != TC_ACT_OK)
+	if (ret)
 		return ret;
 	/* Unchanged, but the verifier forgets packet pointers across a failed adjust_room. */
 	ip = ipv4_hdr(skb, &ret);

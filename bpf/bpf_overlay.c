@@ -145,6 +145,7 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 	ret = overlay_xmit(skb, cfg, tun);
 	if (ret)
 		return ret;
+	/* Not sent, the packet unchanged: the device encapsulates it for its key. */
 	return encap_set_key(skb, cfg, tun);
 }
 

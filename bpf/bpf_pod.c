@@ -76,6 +76,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		ret = overlay_xmit(skb, cfg, tun);
 		if (ret)
 			return ret;
+		/* Not sent, the packet unchanged: through the device. */
 		return encap_and_redirect(skb, cfg, tun);
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))

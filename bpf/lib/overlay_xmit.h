@@ -51,7 +51,7 @@ static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcn
 		return TC_ACT_OK;
 	ret = fib_next_hop(skb, FIB_SLOT_OVERLAY, cfg->bridge_ifindex, cfg->node_ip, tun->node_ip, 0, &hop);
 	if (ret)
-		return TC_ACT_OK;
+		return TC_ACT_OK; /* no route to the node: the device's path may know better */
 	nh.ipv4_nh = hop.nexthop;
 	/* The outer length must fit: otherwise only the device's path knows what to do. */
 	len = skb->len - ETH_HLEN + VXLAN_ENCAP_LEN;
