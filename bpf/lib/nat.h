@@ -246,40 +246,22 @@ static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u
 	return p >= cfg->nat_port_min && p <= cfg->nat_port_max && cfg->nat_port_min;
 }
 
-/*
- * What the steps of nat_egress share, built once per packet: the flow's
- * EGRESS key, its reservation's key (but for the port it reserves,
- * rkey.dport), the reservation a new mapping inserts, and the port range.
- * Built before the first step, as one unsplit function built them: where
- * each step built its own, the 6.1 verifier (not 6.18's) walked the port
- * probe loop in more than twice the instructions.
- */
-struct nat_snat {
-	struct nat_key fkey;
-	struct nat_key rkey;
-	struct nat_entry rval;
-	__u32 min;
-	__u32 range;  /* 0: no port range configured */
-};
-
-static __always_inline void nat_snat_init(struct nat_snat *s, const struct bvcni_config *cfg,
-					  const struct nat_flow *f, __u64 now)
+/* The size of the masquerade's port range, 0 when none is configured. */
+static __always_inline __u32 nat_port_range(const struct bvcni_config *cfg)
 {
 	__u32 min = cfg->nat_port_min, max = cfg->nat_port_max;
 
-	nat_key_of(f, NAT_DIR_EGRESS, &s->fkey);
-	s->rkey.saddr = f->daddr;
-	s->rkey.daddr = cfg->node_ip;
-	s->rkey.sport = f->dport;
-	s->rkey.proto = f->proto;
-	s->rkey.dir = NAT_DIR_INGRESS;
-	s->rval.created_ns = now;
-	s->rval.last_seen_ns = now;
-	s->rval.to_addr = f->saddr;
-	s->rval.to_port = f->sport;
-	s->rval.tcp_state = f->proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f->tcp_flags, 1) : NAT_TCP_NONE;
-	s->min = min;
-	s->range = min && max >= min ? max - min + 1 : 0;
+	return min && max >= min ? max - min + 1 : 0;
+}
+
+/* The key of flow f's reservation (its INGRESS entry), all but the port it reserves (rkey->dport). */
+static __always_inline void nat_rkey_of(const struct nat_flow *f, const struct bvcni_config *cfg, struct nat_key *rkey)
+{
+	rkey->saddr = f->daddr;
+	rkey->daddr = cfg->node_ip;
+	rkey->sport = f->dport;
+	rkey->proto = f->proto;
+	rkey->dir = NAT_DIR_INGRESS;
 }
 
 /* Whether re is a live reservation of flow f's: if it expired and went to another pod, f needs a new one. */
@@ -301,34 +283,38 @@ static __always_inline void nat_touch_egress(struct nat_entry *re, const struct 
  * refreshed, or 0 when it holds none. *fe: f's EGRESS entry when it was read
  * and found (it is not read when the first candidate port is f's).
  */
-static __always_inline __u16 nat_egress_lookup(struct nat_snat *s, const struct bvcni_config *cfg,
-					       const struct nat_flow *f, __u64 now, struct nat_entry **fe)
+static __always_inline __u16 nat_egress_lookup(const struct bvcni_config *cfg, const struct nat_flow *f, __u64 now,
+					       struct nat_entry **fe)
 {
+	struct nat_key fkey = {}, rkey = {};
 	struct nat_entry *re;
+	__u32 range = nat_port_range(cfg);
 	__u16 port;
 
+	nat_rkey_of(f, cfg, &rkey);
 	/*
 	 * A flow sits on its first hashed candidate port unless that was taken
 	 * when it started: then its reservation, looked up directly, is all a
 	 * packet needs, and the EGRESS entry (another lookup of a cold entry, half
 	 * the NAT's cost per packet) is read only for the others.
 	 */
-	if (s->range) {
-		s->rkey.dport = nat_candidate(f, s->min, s->range, 0);
-		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &s->rkey);
+	if (range) {
+		rkey.dport = nat_candidate(f, cfg->nat_port_min, range, 0);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
 		if (nat_held_by(re, f, now)) {
 			nat_touch_egress(re, f, now);
-			return s->rkey.dport;
+			return rkey.dport;
 		}
 	}
 
-	*fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &s->fkey);
+	nat_key_of(f, NAT_DIR_EGRESS, &fkey);
+	*fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
 	if (!*fe || (*fe)->to_addr != cfg->node_ip)
 		return 0;
 	/* The reverse entry is the reservation, the EGRESS entry only says where to look. */
 	port = (*fe)->to_port;
-	s->rkey.dport = port;
-	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &s->rkey);
+	rkey.dport = port;
+	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
 	if (!nat_held_by(re, f, now))
 		return 0;
 	nat_touch_egress(re, f, now);
@@ -354,23 +340,30 @@ static __always_inline int nat_take(const struct nat_key *rkey, struct nat_entry
  * sequence, then point f's EGRESS entry (fe, when nat_egress_lookup found
  * one) at it. TC_ACT_OK with *port, or DROP(reason).
  */
-static __always_inline int nat_egress_create(struct nat_snat *s, const struct bvcni_config *cfg,
-					     const struct nat_flow *f, __u64 now, struct nat_entry *fe, __u16 *port)
+static __always_inline int nat_egress_create(const struct bvcni_config *cfg, const struct nat_flow *f, __u64 now,
+					     struct nat_entry *fe, __u16 *port)
 {
-	struct nat_entry fval = {};
+	struct nat_key fkey = {}, rkey = {};
+	struct nat_entry fval = {}, rval = {};
+	__u32 min = cfg->nat_port_min, range = nat_port_range(cfg), i;
 	__u16 cand = 0;
 	int inserted = 0;
-	__u32 i;
 
-	if (!s->range)
+	if (!range)
 		return DROP(REASON_DROP_NAT_NO_PORT);
+	nat_rkey_of(f, cfg, &rkey);
+	rval.created_ns = now;
+	rval.last_seen_ns = now;
+	rval.to_addr = f->saddr;
+	rval.to_port = f->sport;
+	rval.tcp_state = f->proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f->tcp_flags, 1) : NAT_TCP_NONE;
 	for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
 		struct nat_entry *re;
 
-		s->rkey.dport = nat_candidate(f, s->min, s->range, i);
-		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &s->rkey);
-		if (nat_take(&s->rkey, re, f, now, &s->rval, &inserted)) {
-			cand = s->rkey.dport;
+		rkey.dport = nat_candidate(f, min, range, i);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+		if (nat_take(&rkey, re, f, now, &rval, &inserted)) {
+			cand = rkey.dport;
 			break;
 		}
 	}
@@ -388,12 +381,13 @@ static __always_inline int nat_egress_create(struct nat_snat *s, const struct bv
 		fe->to_addr = cfg->node_ip;
 		fe->to_port = cand;
 	} else {
+		nat_key_of(f, NAT_DIR_EGRESS, &fkey);
 		fval.created_ns = now;
 		fval.last_seen_ns = now;
 		fval.to_addr = cfg->node_ip;
 		fval.to_port = cand;
-		if (bpf_map_update_elem(&BVCNI_MAP_NAT, &s->fkey, &fval, BPF_ANY) != 0) {
-			bpf_map_delete_elem(&BVCNI_MAP_NAT, &s->rkey);
+		if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
+			bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
 			return DROP(REASON_DROP_NAT_FAILED);
 		}
 	}
@@ -412,7 +406,6 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 				      struct nat_xlate *x)
 {
 	struct nat_flow f = {};
-	struct nat_snat s = {};
 	struct nat_entry *fe = 0;
 	__u64 now = nat_now();
 	__u16 port;
@@ -426,9 +419,8 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	ret = nat_load_l4(skb, ETH_HLEN + ip->ihl * 4, &f, 1);
 	if (ret)
 		return ret;
-	nat_snat_init(&s, cfg, &f, now);
 
-	port = nat_egress_lookup(&s, cfg, &f, now, &fe);
+	port = nat_egress_lookup(cfg, &f, now, &fe);
 	if (!port) {
 		/*
 		 * With no mapping of ours, the packet may answer a connection the
@@ -440,7 +432,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 		if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
 		    ct_host_translated(skb, ip))
 			return TC_ACT_OK;
-		ret = nat_egress_create(&s, cfg, &f, now, fe, &port);
+		ret = nat_egress_create(cfg, &f, now, fe, &port);
 		if (ret)
 			return ret;
 	}
