@@ -8,6 +8,7 @@ export { readDropStats, readStats, type StatsRow } from './stats.js';
 export { listNat, collectNat, monotonicNs, type NatFlow } from './nat.js';
 export {
   ensureNodeDataplane,
+  ensureNodeLinks,
   findUplink,
   removeNodeDataplane,
   dataplaneReady,

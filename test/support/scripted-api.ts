@@ -1,9 +1,9 @@
 // A scripted Node API and a manual clock for the daemon's unit tests: the
 // informer and the daemon's health run against them with no sockets and no
 // waits.
-import type { Clock } from '../../src/daemon/backoff.js';
-import type { NodeApi, NodeListResult } from '../../src/daemon/informer.js';
-import type { NodeLike } from '../../src/daemon/desired.js';
+import type { Clock } from '../../src/common/backoff.js';
+import type { NodeApi, NodeListResult } from '../../src/kube/informer.js';
+import type { NodeLike } from '../../src/kube/desired.js';
 
 export class ManualClock implements Clock {
   t = 0;
@@ -38,6 +38,15 @@ export class ManualClock implements Clock {
 
 export const flush = async (): Promise<void> => {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+
+/**
+ * Flushes until `cond` holds, or gives up after `rounds` flushes: for a step
+ * that may wait on real I/O (a file the daemon reads), which ten turns of the
+ * event loop do not always cover on a loaded machine. The caller still asserts.
+ */
+export const flushUntil = async (cond: () => boolean, rounds = 200): Promise<void> => {
+  for (let i = 0; i < rounds && !cond(); i++) await flush();
 };
 
 export const node = (name: string, rv: string): NodeLike => ({ metadata: { name, resourceVersion: rv }, spec: { podCIDR: '10.244.1.0/24' } });
