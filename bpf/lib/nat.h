@@ -280,17 +280,18 @@ static __always_inline void nat_touch_egress(struct nat_entry *re, const struct 
 
 /*
  * Find the mapping: the port (network order) flow f holds, its reservation
- * refreshed, or 0 when it holds none. fkey: f's EGRESS key; rkey: its
- * reservation's key, dport aside; range: nat_port_range. *fe: f's EGRESS
- * entry when it was read and found (it is not read when the first candidate
- * port is f's).
+ * refreshed, or 0 when it holds none. *fe: f's EGRESS entry when it was read
+ * and found (it is not read when the first candidate port is f's).
  */
 static __always_inline __u16 nat_egress_lookup(const struct bvcni_config *cfg, const struct nat_flow *f, __u64 now,
-					       __u32 range, const struct nat_key *fkey, struct nat_key *rkey,
 					       struct nat_entry **fe)
 {
+	struct nat_key fkey = {}, rkey = {};
 	struct nat_entry *re;
+	__u32 range = nat_port_range(cfg);
 	__u16 port;
+
+	nat_rkey_of(f, cfg, &rkey);
 	/*
 	 * A flow sits on its first hashed candidate port unless that was taken
 	 * when it started: then its reservation, looked up directly, is all a
@@ -298,21 +299,22 @@ static __always_inline __u16 nat_egress_lookup(const struct bvcni_config *cfg, c
 	 * the NAT's cost per packet) is read only for the others.
 	 */
 	if (range) {
-		rkey->dport = nat_candidate(f, cfg->nat_port_min, range, 0);
-		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, rkey);
+		rkey.dport = nat_candidate(f, cfg->nat_port_min, range, 0);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
 		if (nat_held_by(re, f, now)) {
 			nat_touch_egress(re, f, now);
-			return rkey->dport;
+			return rkey.dport;
 		}
 	}
 
-	*fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, fkey);
+	nat_key_of(f, NAT_DIR_EGRESS, &fkey);
+	*fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
 	if (!*fe || (*fe)->to_addr != cfg->node_ip)
 		return 0;
 	/* The reverse entry is the reservation, the EGRESS entry only says where to look. */
 	port = (*fe)->to_port;
-	rkey->dport = port;
-	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, rkey);
+	rkey.dport = port;
+	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
 	if (!nat_held_by(re, f, now))
 		return 0;
 	nat_touch_egress(re, f, now);
@@ -336,20 +338,20 @@ static __always_inline int nat_take(const struct nat_key *rkey, struct nat_entry
 /*
  * Create a mapping for flow f: reserve the first free port of its probe
  * sequence, then point f's EGRESS entry (fe, when nat_egress_lookup found
- * one) at it. Keys and range as for nat_egress_lookup. TC_ACT_OK with
- * *port, or DROP(reason).
+ * one) at it. TC_ACT_OK with *port, or DROP(reason).
  */
 static __always_inline int nat_egress_create(const struct bvcni_config *cfg, const struct nat_flow *f, __u64 now,
-					     __u32 range, const struct nat_key *fkey, struct nat_key *rkey,
 					     struct nat_entry *fe, __u16 *port)
 {
+	struct nat_key fkey = {}, rkey = {};
 	struct nat_entry fval = {}, rval = {};
-	__u32 min = cfg->nat_port_min, i;
+	__u32 min = cfg->nat_port_min, range = nat_port_range(cfg), i;
 	__u16 cand = 0;
 	int inserted = 0;
 
 	if (!range)
 		return DROP(REASON_DROP_NAT_NO_PORT);
+	nat_rkey_of(f, cfg, &rkey);
 	rval.created_ns = now;
 	rval.last_seen_ns = now;
 	rval.to_addr = f->saddr;
@@ -358,10 +360,10 @@ static __always_inline int nat_egress_create(const struct bvcni_config *cfg, con
 	for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
 		struct nat_entry *re;
 
-		rkey->dport = nat_candidate(f, min, range, i);
-		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, rkey);
-		if (nat_take(rkey, re, f, now, &rval, &inserted)) {
-			cand = rkey->dport;
+		rkey.dport = nat_candidate(f, min, range, i);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+		if (nat_take(&rkey, re, f, now, &rval, &inserted)) {
+			cand = rkey.dport;
 			break;
 		}
 	}
@@ -379,12 +381,13 @@ static __always_inline int nat_egress_create(const struct bvcni_config *cfg, con
 		fe->to_addr = cfg->node_ip;
 		fe->to_port = cand;
 	} else {
+		nat_key_of(f, NAT_DIR_EGRESS, &fkey);
 		fval.created_ns = now;
 		fval.last_seen_ns = now;
 		fval.to_addr = cfg->node_ip;
 		fval.to_port = cand;
-		if (bpf_map_update_elem(&BVCNI_MAP_NAT, fkey, &fval, BPF_ANY) != 0) {
-			bpf_map_delete_elem(&BVCNI_MAP_NAT, rkey);
+		if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
+			bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
 			return DROP(REASON_DROP_NAT_FAILED);
 		}
 	}
@@ -403,9 +406,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 				      struct nat_xlate *x)
 {
 	struct nat_flow f = {};
-	struct nat_key fkey = {}, rkey = {};
 	struct nat_entry *fe = 0;
-	__u32 range;
 	__u64 now = nat_now();
 	__u16 port;
 	int ret;
@@ -419,15 +420,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 	if (ret)
 		return ret;
 
-	/*
-	 * The keys and the range, built once for both steps: where each step
-	 * built its own, 6.1's verifier walked the port probe loop in 2.6 times
-	 * the instructions (6.18's did not mind).
-	 */
-	nat_key_of(&f, NAT_DIR_EGRESS, &fkey);
-	nat_rkey_of(&f, cfg, &rkey);
-	range = nat_port_range(cfg);
-	port = nat_egress_lookup(cfg, &f, now, range, &fkey, &rkey, &fe);
+	port = nat_egress_lookup(cfg, &f, now, &fe);
 	if (!port) {
 		/*
 		 * With no mapping of ours, the packet may answer a connection the
@@ -439,7 +432,7 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
 		if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
 		    ct_host_translated(skb, ip))
 			return TC_ACT_OK;
-		ret = nat_egress_create(cfg, &f, now, range, &fkey, &rkey, fe, &port);
+		ret = nat_egress_create(cfg, &f, now, fe, &port);
 		if (ret)
 			return ret;
 	}
