@@ -78,7 +78,7 @@ export class FakeDataplane implements Dataplane {
     return this.ready;
   }
   register(_pinDir: string, ep: Endpoint): void {
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   }
   unregister(_pinDir: string, ip: string): boolean {
     return this.entries.delete(ip);

@@ -47,7 +47,7 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   using map = openEndpointsMap(pinDir);
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
-  map.update(key, { ifindex: ep.hostIfindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+  map.update(key, { ifindex: ep.hostIfindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   try {
     attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns });
   } catch (e) {

@@ -17,6 +17,9 @@ export type ProgramSlot = keyof typeof Programs;
 
 export const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'] as const;
 
+/** The programs built against ABI 1's layouts (-DBVCNI_ABI_COMPAT=1), under the objects' directory: --prepare-downgrade. */
+export const ABI1_SUBDIR = 'abi1';
+
 /**
  * Our tc filters use their own handle so they never replace someone else's
  * filter at the default (handle 1, priority 1) slot.

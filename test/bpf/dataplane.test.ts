@@ -117,8 +117,8 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     }
     maps = openDataplaneMaps(PIN);
     // The test run's skb comes in on the namespace's loopback (ifindex 1): that is POD1's "veth".
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
-    maps.endpoints.update({ ip: POD2.ip }, { ifindex: 1, flags: 1, pod_mac: POD2.mac, gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    maps.endpoints.update({ ip: POD2.ip }, { ifindex: 1, flags: 1, pod_mac: POD2.mac, gw_mac: GW_MAC, identity: 0 });
     maps.tunnel.update({ prefixlen: 24, addr: '10.244.2.0' }, { node_ip: '192.0.2.12', flags: 0 });
     maps.tunnel.update({ prefixlen: 32, addr: '192.0.2.12' }, { node_ip: '192.0.2.12', flags: TunnelFlags.nodeIp });
   });
@@ -151,7 +151,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     assert.equal(exec('pod', pkt).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_SPOOFED'), before + 1n);
     // A registered pod whose veth is another interface is spoofing too.
-    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
     const spoof2 = packet({ src: '10.244.1.9', dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 });
     assert.equal(exec('pod', spoof2).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_SPOOFED'), before + 2n);
@@ -216,7 +216,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
 
   test('an ARP whose sender is not the pod is DROP_ARP_SPOOFED (another pod, the gateway, a free address, a MAC not its own); a frame from another MAC is DROP_SPOOFED_MAC', () => {
     // A pod registered on another veth: its address is not this pod's to claim.
-    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: macOf('10.244.1.9'), gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: macOf('10.244.1.9'), gw_mac: GW_MAC, identity: 0 });
     try {
       const spoofed = counter('DROP_ARP_SPOOFED');
       const lies = [
