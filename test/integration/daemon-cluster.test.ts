@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createCluster,
   iperf,
   ping,
   startIperfServer,
-  uniquePrefix,
   type Cluster,
   type SimNode,
   type SimPod,
@@ -20,7 +18,7 @@ import {
 import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { makeNode } from '../../src/sim/kube-node.js';
 import { makeServerTls } from '../../src/sim/tls.js';
-import { DaemonProc, expectedTunnel, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel, BVCNID } from '../support/kube-daemons.js';
+import { expectedTunnel, KubeCluster, tunnelDump, waitTunnel } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 
 const OUTAGE_MS = Number(process.env.BVK_OUTAGE_MS ?? 30_000);
@@ -28,32 +26,22 @@ const OUTAGE_MS = Number(process.env.BVK_OUTAGE_MS ?? 30_000);
 describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
   let c: Cluster;
   let api: FakeKubeApiServer;
-  let kubeconfig: string;
-  const daemons: DaemonProc[] = [];
+  // Node 3 exists as a namespace from the start; its Node object and daemon come later ("node added").
+  // Over TLS, as a real cluster's API server: the daemons verify it with the CA their kubeconfig names.
+  const k = new KubeCluster({ prefix: 'bvk', nodes: 4, registered: 3, waitReady: false, api: { tls: makeServerTls([UNDERLAY_GATEWAY]) } });
+  const daemons = k.daemons;
   const pods: SimPod[] = [];
   const node = (i: number): SimNode => c.nodes[i]!;
   const members = (...idx: number[]): { podCidr: string; ip: string }[] => idx.map((i) => ({ podCidr: node(i).podCidr, ip: node(i).ip }));
   let n2Ip = '';
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
-    // Node 3 exists as a namespace from the start; its Node object and daemon come later ("node added").
-    c = await createCluster({ prefix: uniquePrefix('bvk'), nodes: 4, dataplane: 'none' });
-    // Over TLS, as a real cluster's API server: the daemons verify it with the CA their kubeconfig names.
-    ({ api, kubeconfig } = await startApiInUnderlay(c, { tls: makeServerTls([UNDERLAY_GATEWAY]) }));
-    for (let i = 0; i < 3; i++) api.addNode(nodeObject(node(i)));
-    for (let i = 0; i < 4; i++) daemons.push(new DaemonProc(c, node(i), kubeconfig));
-    for (let i = 0; i < 3; i++) daemons[i]!.start();
+    ({ c, api } = await k.start());
     n2Ip = node(2).ip;
   });
 
   after(async () => {
-    try {
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
-    } finally {
-      await c?.destroy();
-    }
+    await k.teardown();
     const failed = daemons.filter((d) => d.logs.some((l) => l.level === 60 || (l.raw && /stderr/.test(String(l.msg)))));
     for (const d of failed) console.log(`--- ${d.node.name} fatal/stderr logs:`, d.logs.filter((l) => l.level === 60 || l.raw).slice(-5));
   });

@@ -6,25 +6,22 @@
 // rule sets stay in memory (src/policy/README.md).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createCluster, uniquePrefix, type Cluster } from '../../src/sim/index.js';
+import type { Cluster } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { makeNamespace, makeRealisticNetworkPolicy, makeRealisticPod, NAMESPACES, NETWORK_POLICIES, PODS } from '../../src/sim/kube-resources.js';
-import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
+import { KubeCluster } from '../support/kube-daemons.js';
 import { waitFor } from '../support/kube-util.js';
 
 describe('bvcnid --network-policy on 2 simulated nodes', { timeout: 120_000 }, () => {
   let c: Cluster;
   let api: FakeKubeApiServer;
-  const daemons: DaemonProc[] = [];
+  // Node 0's daemon with the flag, node 1's without; each test starts its own.
+  const k = new KubeCluster({ prefix: 'npd', nodes: 2, started: 0, daemonArgs: (i) => (i === 0 ? ['--network-policy'] : []) });
+  const daemons = k.daemons;
   const policyRequests = (): string[] => api.requests.map((r) => r.url).filter((u) => /\/(pods|namespaces|networkpolicies)\b/.test(u));
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
-    c = await createCluster({ prefix: uniquePrefix('npd'), nodes: 2, dataplane: 'none' });
-    let kubeconfig: string;
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (const n of c.nodes) api.addNode(nodeObject(n));
+    ({ c, api } = await k.start());
     for (const ns of ['shop', 'ops']) api.resources.add(NAMESPACES, makeNamespace(ns, { team: ns }));
     // Pods as the API knows them (the compile needs no real pod): three per node.
     c.nodes.forEach((n, i) => {
@@ -33,17 +30,10 @@ describe('bvcnid --network-policy on 2 simulated nodes', { timeout: 120_000 }, (
         api.resources.add(PODS, makeRealisticPod({ namespace: j ? 'shop' : 'ops', name: `p${i}${j}`, labels: { app: j === 1 ? 'web' : 'db' }, ip: `${base}.${20 + j}`, nodeName: n.name }));
     });
     api.resources.add(NETWORK_POLICIES, makeRealisticNetworkPolicy('shop', 'default-deny', { podSelector: {}, policyTypes: ['Ingress'] }));
-    daemons.push(new DaemonProc(c, c.nodes[0]!, kubeconfig, ['--network-policy']));
-    daemons.push(new DaemonProc(c, c.nodes[1]!, kubeconfig));
   });
 
   after(async () => {
-    try {
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
-    } finally {
-      await c?.destroy();
-    }
+    await k.teardown();
   });
 
   test('without the flag bvcnid asks the API for no Pod, Namespace or NetworkPolicy', async () => {

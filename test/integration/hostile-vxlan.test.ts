@@ -8,13 +8,10 @@
 // passing it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import {
-  createCluster,
   loadDataplane,
-  uniquePrefix,
   UNDERLAY_PREFIX,
   VNI,
   VXLAN_PORT,
@@ -26,7 +23,7 @@ import {
 } from '../../src/sim/index.js';
 import { run } from '../../src/common/exec.js';
 import { waitFor } from '../../src/common/wait.js';
-import { DaemonProc, expectedTunnel, nodeObject, startApiInUnderlay, waitTunnel, BVCNID } from '../support/kube-daemons.js';
+import { expectedTunnel, KubeCluster, waitTunnel } from '../support/kube-daemons.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { PROTO, packet, vxlanPayload } from '../bpf/packet.js';
 
@@ -135,7 +132,8 @@ describe('hostile pods and hosts against the VXLAN overlay (2 nodes, real bvcnid
   let c: Cluster;
   let api: FakeKubeApiServer;
   let dp: DataplaneApi;
-  const daemons: DaemonProc[] = [];
+  const k = new KubeCluster({ prefix: 'bvh', nodes: 2, waitReady: false });
+  const daemons = k.daemons;
   let n0: SimNode, n1: SimNode;
   let atk: SimPod, vic0: SimPod, nbr: SimPod, vic1: SimPod;
   let stranger: SimNetns;
@@ -189,14 +187,8 @@ describe('hostile pods and hosts against the VXLAN overlay (2 nodes, real bvcnid
   }
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
     dp = await loadDataplane();
-    c = await createCluster({ prefix: uniquePrefix('bvh'), nodes: 2, dataplane: 'none' });
-    let kubeconfig: string;
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (const n of c.nodes) api.addNode(nodeObject(n));
-    for (const n of c.nodes) daemons.push(new DaemonProc(c, n, kubeconfig));
-    for (const d of daemons) d.start();
+    ({ c, api } = await k.start());
     [n0, n1] = [c.nodes[0]!, c.nodes[1]!];
     await waitTunnel(n0, expectedTunnel([n1]), 30_000);
     await waitTunnel(n1, expectedTunnel([n0]), 30_000);
@@ -215,12 +207,7 @@ describe('hostile pods and hosts against the VXLAN overlay (2 nodes, real bvcnid
   });
 
   after(async () => {
-    try {
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
-    } finally {
-      await c?.destroy();
-    }
+    await k.teardown();
   });
 
   test('control: the attacker pod reaches every victim normally and is seen with its own address', async () => {

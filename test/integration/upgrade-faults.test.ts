@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { listTc } from '../../src/dataplane/tc-filters.js';
 import { COMMIT_PIN, MapName, MIGRATION_STEPS, STAGING_DIR, type MigrationStep } from '../../src/dataplane/index.js';
 import { run } from '../../src/common/exec.js';
-import { createCluster, probeMany, startResponder, uniquePrefix, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
+import { probeMany, startResponder, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
-import { BVCNID, DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
+import { KubeCluster, REPO_ROOT } from '../support/kube-daemons.js';
 import { releaseBuild, V0_1_0, type ReleaseBuild } from '../support/release-build.js';
 import { waitFor } from '../support/kube-util.js';
 import { abiOf, FlowEnd, pinnedLayout, prepareDowngrade, roll, THIS_BUILD } from '../support/upgrade.js';
@@ -28,26 +28,16 @@ describe('migration faults: SIGKILL at each step, an unmigratable map (2 nodes, 
   let rel: ReleaseBuild;
   let c: Cluster;
   let api: FakeKubeApiServer;
-  const daemons: DaemonProc[] = [];
+  const k = new KubeCluster({ prefix: 'upf', nodes: 2 });
+  const daemons = k.daemons;
   const pods: SimPod[] = [];
   const node = (i: number): SimNode => c.nodes[i]!;
   let tcpSink: FlowEnd;
   let tcpSource: FlowEnd;
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
     rel = releaseBuild(V0_1_0, (l) => console.log(l));
-    c = await createCluster({ prefix: uniquePrefix('upf'), nodes: 2, dataplane: 'none' });
-    let kubeconfig: string;
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (let i = 0; i < 2; i++) {
-      api.addNode(nodeObject(node(i)));
-      const d = new DaemonProc(c, node(i), kubeconfig);
-      d.build = rel;
-      daemons.push(d);
-      d.start();
-    }
-    for (const d of daemons) await waitFor(`${d.node.name} ready on v0.1.0`, () => d.ready(), 60_000);
+    ({ c, api } = await k.start({ build: rel }));
     for (let i = 0; i < 2; i++) pods.push(await c.addPod(node(i), 'a', { via: 'plugin' }));
     for (const p of pods) c.track(await startResponder(p.path));
     // One transfer from node 1's pod to node 0's across every kill and recovery below.
@@ -58,12 +48,7 @@ describe('migration faults: SIGKILL at each step, an unmigratable map (2 nodes, 
   });
 
   after(async () => {
-    try {
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
-    } finally {
-      await c?.destroy();
-    }
+    await k.teardown();
   });
 
   async function allPairs(when: string): Promise<void> {

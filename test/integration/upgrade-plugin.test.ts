@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { listTc } from '../../src/dataplane/tc-filters.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { run } from '../../src/common/exec.js';
-import { createCluster, probeMany, startResponder, uniquePrefix, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
+import { probeMany, startResponder, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
-import { BVCNID, DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
+import { KubeCluster, REPO_ROOT } from '../support/kube-daemons.js';
 import { releaseBuild, V0_1_0, type ReleaseBuild } from '../support/release-build.js';
 import { waitFor } from '../support/kube-util.js';
 import { abiOf, pinnedLayout, prepareDowngrade, roll, THIS_BUILD } from '../support/upgrade.js';
@@ -23,35 +23,20 @@ describe('plugin swap: v0.1.0 and this build, alone and through either bvcnid (2
   let rel: ReleaseBuild;
   let c: Cluster;
   let api: FakeKubeApiServer;
-  const daemons: DaemonProc[] = [];
+  const k = new KubeCluster({ prefix: 'upp', nodes: 2 });
+  const daemons = k.daemons;
   const node = (i: number): SimNode => c.nodes[i]!;
   let remote: SimPod;
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
     rel = releaseBuild(V0_1_0, (l) => console.log(l));
-    c = await createCluster({ prefix: uniquePrefix('upp'), nodes: 2, dataplane: 'none' });
-    let kubeconfig: string;
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (let i = 0; i < 2; i++) {
-      api.addNode(nodeObject(node(i)));
-      const d = new DaemonProc(c, node(i), kubeconfig);
-      d.build = rel;
-      daemons.push(d);
-      d.start();
-    }
-    for (const d of daemons) await waitFor(`${d.node.name} ready on v0.1.0`, () => d.ready(), 60_000);
+    ({ c, api } = await k.start({ build: rel }));
     remote = await c.addPod(node(1), 'r', { via: 'plugin' });
     c.track(await startResponder(remote.path));
   });
 
   after(async () => {
-    try {
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
-    } finally {
-      await c?.destroy();
-    }
+    await k.teardown();
   });
 
   /** One CNI call with a given plugin executable and the node's installed conflist. */

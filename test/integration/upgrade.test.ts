@@ -8,12 +8,11 @@
 // connecting after each roll; prints the longest UDP gap of each roll.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { declaredMaps, defaultObjDir, MapName, openDataplaneMaps } from '../../src/dataplane/index.js';
-import { createCluster, probeMany, startResponder, uniquePrefix, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
+import { probeMany, startResponder, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
-import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
+import { KubeCluster } from '../support/kube-daemons.js';
 import { releaseBuild, V0_1_0, type ReleaseBuild } from '../support/release-build.js';
 import { waitFor } from '../support/kube-util.js';
 import { runCli } from '../../src/cli/run.js';
@@ -46,7 +45,8 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
   let rel: ReleaseBuild;
   let c: Cluster;
   let api: FakeKubeApiServer;
-  const daemons: DaemonProc[] = [];
+  const k = new KubeCluster({ prefix: 'upg', nodes: 3 });
+  const daemons = k.daemons;
   const pods: SimPod[] = [];
   const rolls: Roll[] = [];
   const node = (i: number): SimNode => c.nodes[i]!;
@@ -54,31 +54,15 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
   const podIdentity = new Map<string, string>();
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
     rel = releaseBuild(V0_1_0, (l) => console.log(l));
-    c = await createCluster({ prefix: uniquePrefix('upg'), nodes: 3, dataplane: 'none' });
-    let kubeconfig: string;
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (let i = 0; i < 3; i++) {
-      api.addNode(nodeObject(node(i)));
-      const d = new DaemonProc(c, node(i), kubeconfig);
-      d.build = rel;
-      daemons.push(d);
-      d.start();
-    }
-    for (const d of daemons) await waitFor(`${d.node.name} ready on v0.1.0`, () => d.ready(), 60_000);
+    ({ c, api } = await k.start({ build: rel }));
     // Pods through v0.1.0's plugin, which its bvcnid installed.
     for (let i = 0; i < 3; i++) pods.push(await c.addPod(node(i), 'a', { via: 'plugin' }));
     for (const p of pods) c.track(await startResponder(p.path));
   });
 
   after(async () => {
-    try {
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
-    } finally {
-      await c?.destroy();
-    }
+    await k.teardown();
     for (const d of daemons) {
       const bad = d.logs.filter((l) => (typeof l.level === 'number' && l.level >= 50) || l.raw);
       if (bad.length) console.log(`--- ${d.node.name} errors:`, bad.slice(-5));

@@ -1,13 +1,13 @@
 // Running the real bvcnid binary on simulated nodes against the fake API
 // server, for the daemon tests and benchmarks.
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withNetns } from '../../loader/index.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { TunnelFlags } from '../../src/dataplane/abi.js';
-import { UNDERLAY_GATEWAY, bvcnidCommand, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
+import { UNDERLAY_GATEWAY, bvcnidCommand, createCluster, uniquePrefix, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
 import { FakeKubeApiServer, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from './kube-util.js';
 
@@ -33,7 +33,8 @@ export async function startApiInUnderlay(c: Cluster, opts: FakeApiOptions = {}):
   return { api, kubeconfig };
 }
 
-export { nodeObject } from '../../src/sim/kube-node.js';
+import { nodeObject } from '../../src/sim/kube-node.js';
+export { nodeObject };
 
 /** Which bvcnid a DaemonProc runs: this build, or a release (test/support/release-build.ts). */
 export interface DaemonBuild {
@@ -174,5 +175,67 @@ export async function waitTunnel(n: SimNode, want: string[], timeoutMs = 15_000)
     );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n  want ${JSON.stringify(want)}\n  have ${JSON.stringify(last)}`);
+  }
+}
+
+export interface KubeClusterOptions {
+  /** Passed to uniquePrefix: the cluster's namespaces and pins are named after it. */
+  prefix: string;
+  nodes: number;
+  /** How many nodes (the first ones) get a Node object in the API before the daemons start; default all. */
+  registered?: number;
+  /** How many daemons (the first ones) start(); default `registered`. Every node gets a DaemonProc. */
+  started?: number;
+  /** Which bvcnid the daemons run; default this build. */
+  build?: DaemonBuild;
+  /** Extra bvcnid arguments of node i's daemon. */
+  daemonArgs?: (i: number) => string[];
+  api?: FakeApiOptions;
+  /** Waits for every started daemon's /readyz (default true), each up to readyTimeoutMs (default 60 s). */
+  waitReady?: boolean;
+  readyTimeoutMs?: number;
+}
+
+/**
+ * The Kubernetes path on simulated nodes: a cluster, the fake API server in its underlay, a
+ * DaemonProc per node. Construct it where the test declares its state (daemons is filled by
+ * start()), start() in `before`, teardown() in `after`: it undoes whatever start() got to.
+ */
+export class KubeCluster {
+  c!: Cluster;
+  api!: FakeKubeApiServer;
+  kubeconfig = '';
+  readonly daemons: DaemonProc[] = [];
+
+  constructor(readonly opts: KubeClusterOptions) {}
+
+  /** `late`: options known only in `before` (a release build, say), over the constructor's. */
+  async start(late: Partial<KubeClusterOptions> = {}): Promise<this> {
+    const o = { ...this.opts, ...late };
+    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
+    this.c = await createCluster({ prefix: uniquePrefix(o.prefix), nodes: o.nodes, dataplane: 'none' });
+    ({ api: this.api, kubeconfig: this.kubeconfig } = await startApiInUnderlay(this.c, o.api));
+    const registered = o.registered ?? o.nodes;
+    const started = o.started ?? registered;
+    this.c.nodes.slice(0, registered).forEach((n) => this.api.addNode(nodeObject(n)));
+    this.c.nodes.forEach((n, i) => {
+      const d = new DaemonProc(this.c, n, this.kubeconfig, o.daemonArgs?.(i) ?? []);
+      if (o.build) d.build = o.build;
+      this.daemons.push(d);
+    });
+    const first = this.daemons.slice(0, started);
+    for (const d of first) d.start();
+    if (o.waitReady ?? true) for (const d of first) await waitFor(`${d.node.name} ready on ${d.build.name}`, () => d.ready(), o.readyTimeoutMs ?? 60_000);
+    return this;
+  }
+
+  /** SIGKILLs every running daemon, closes the API server, destroys the cluster: safe after a partial start(). */
+  async teardown(): Promise<void> {
+    try {
+      for (const d of this.daemons) if (d.running) await d.kill('SIGKILL');
+      await this.api?.close();
+    } finally {
+      await this.c?.destroy();
+    }
   }
 }
