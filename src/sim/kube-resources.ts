@@ -10,6 +10,7 @@
 // production cluster's (managedFields, ownerReferences, status conditions,
 // last-applied annotations), so a client pays for realistic sizes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fakeHex, fakeUid } from './fake-ids.js';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -350,17 +351,6 @@ export class ResourceStore {
 
 // ---- realistic objects ------------------------------------------------------
 
-function hex(seed: string, n: number): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 0x01000193) >>> 0;
-  let out = '';
-  while (out.length < n) {
-    h = Math.imul(h ^ out.length, 0x01000193) >>> 0;
-    out += h.toString(16).padStart(8, '0');
-  }
-  return out.slice(0, n);
-}
-const uid = (s: string): string => `${hex(s, 8)}-${hex(`${s}1`, 4)}-4${hex(`${s}2`, 3)}-8${hex(`${s}3`, 3)}-${hex(`${s}4`, 12)}`;
 const T0 = '2026-11-02T08:14:31Z';
 
 export function makeNamespace(name: string, labels: Record<string, string> = {}): KubeObject {
@@ -369,7 +359,7 @@ export function makeNamespace(name: string, labels: Record<string, string> = {})
     kind: 'Namespace',
     metadata: {
       name,
-      uid: uid(`ns/${name}`),
+      uid: fakeUid(`ns/${name}`),
       creationTimestamp: T0,
       labels: { ...labels, 'kubernetes.io/metadata.name': name },
       managedFields: [
@@ -402,13 +392,13 @@ export interface PodShape {
  */
 export function makeRealisticPod(p: PodShape): KubeObject {
   const app = p.labels.app ?? p.name;
-  const hash = hex(`${p.namespace}/${app}`, 10);
+  const hash = fakeHex(`${p.namespace}/${app}`, 10);
   const image = `registry.example.com/${p.namespace}/${app}:v1.${p.name.length % 10}.3`;
-  const digest = `sha256:${hex(image, 64)}`;
+  const digest = `sha256:${fakeHex(image, 64)}`;
   const probe = (port: number) => ({ httpGet: { path: '/healthz', port, scheme: 'HTTP' }, initialDelaySeconds: 5, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 });
   const ports = (p.ports ?? [{ name: 'http', containerPort: 8080 }]).map((x) => ({ ...x, protocol: x.protocol ?? 'TCP' }));
   const cond = (type: string) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: T0 });
-  const cid = (c: string) => `containerd://${hex(`${p.namespace}/${p.name}/${c}`, 64)}`;
+  const cid = (c: string) => `containerd://${fakeHex(`${p.namespace}/${p.name}/${c}`, 64)}`;
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -416,28 +406,28 @@ export function makeRealisticPod(p: PodShape): KubeObject {
       name: p.name,
       generateName: `${app}-${hash}-`,
       namespace: p.namespace,
-      uid: uid(`pod/${p.namespace}/${p.name}`),
+      uid: fakeUid(`pod/${p.namespace}/${p.name}`),
       creationTimestamp: T0,
       labels: { ...p.labels, 'pod-template-hash': hash },
       annotations: { 'kubectl.kubernetes.io/restartedAt': T0, 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9090' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-${hash}`, uid: uid(`rs/${p.namespace}/${app}`), controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-${hash}`, uid: fakeUid(`rs/${p.namespace}/${app}`), controller: true, blockOwnerDeletion: true }],
       managedFields: [
         {
           manager: 'kube-controller-manager', operation: 'Update', apiVersion: 'v1', time: T0, fieldsType: 'FieldsV1',
-          fieldsV1: { 'f:metadata': { 'f:generateName': {}, 'f:labels': { '.': {}, 'f:app': {}, 'f:pod-template-hash': {} }, 'f:ownerReferences': { '.': {}, [`k:{"uid":"${uid(`rs/${p.namespace}/${app}`)}"}`]: {} } }, 'f:spec': { 'f:containers': { [`k:{"name":"${app}"}`]: { '.': {}, 'f:image': {}, 'f:imagePullPolicy': {}, 'f:livenessProbe': {}, 'f:name': {}, 'f:ports': {}, 'f:readinessProbe': {}, 'f:resources': {} } }, 'f:dnsPolicy': {}, 'f:enableServiceLinks': {}, 'f:restartPolicy': {}, 'f:schedulerName': {}, 'f:securityContext': {}, 'f:terminationGracePeriodSeconds': {} } },
+          fieldsV1: { 'f:metadata': { 'f:generateName': {}, 'f:labels': { '.': {}, 'f:app': {}, 'f:pod-template-hash': {} }, 'f:ownerReferences': { '.': {}, [`k:{"uid":"${fakeUid(`rs/${p.namespace}/${app}`)}"}`]: {} } }, 'f:spec': { 'f:containers': { [`k:{"name":"${app}"}`]: { '.': {}, 'f:image': {}, 'f:imagePullPolicy': {}, 'f:livenessProbe': {}, 'f:name': {}, 'f:ports': {}, 'f:readinessProbe': {}, 'f:resources': {} } }, 'f:dnsPolicy': {}, 'f:enableServiceLinks': {}, 'f:restartPolicy': {}, 'f:schedulerName': {}, 'f:securityContext': {}, 'f:terminationGracePeriodSeconds': {} } },
         },
         { manager: 'kube-scheduler', operation: 'Update', apiVersion: 'v1', time: T0, fieldsType: 'FieldsV1', subresource: 'status', fieldsV1: { 'f:status': { 'f:conditions': { '.': {}, 'k:{"type":"PodScheduled"}': { '.': {}, 'f:lastProbeTime': {}, 'f:lastTransitionTime': {}, 'f:status': {}, 'f:type': {} } } } } },
         { manager: 'kubelet', operation: 'Update', apiVersion: 'v1', time: T0, fieldsType: 'FieldsV1', subresource: 'status', fieldsV1: { 'f:status': { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:hostIP': {}, 'f:hostIPs': {}, 'f:phase': {}, 'f:podIP': {}, 'f:podIPs': { '.': {}, [`k:{"ip":"${p.ip}"}`]: { '.': {}, 'f:ip': {} } }, 'f:startTime': {} } } },
       ],
     },
     spec: {
-      volumes: [{ name: `kube-api-access-${hex(p.name, 5)}`, projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: 'token' } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }, { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } }], defaultMode: 420 } }],
+      volumes: [{ name: `kube-api-access-${fakeHex(p.name, 5)}`, projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: 'token' } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }, { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } }], defaultMode: 420 } }],
       containers: [
         {
           name: app, image, ports,
           env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } }, { name: 'LOG_LEVEL', value: 'info' }],
           resources: { limits: { cpu: '500m', memory: '256Mi' }, requests: { cpu: '100m', memory: '128Mi' } },
-          volumeMounts: [{ name: `kube-api-access-${hex(p.name, 5)}`, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }],
+          volumeMounts: [{ name: `kube-api-access-${fakeHex(p.name, 5)}`, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }],
           livenessProbe: probe(ports[0]?.containerPort ?? 8080), readinessProbe: probe(ports[0]?.containerPort ?? 8080),
           terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File', imagePullPolicy: 'IfNotPresent',
         },
@@ -478,7 +468,7 @@ export function makeRealisticNetworkPolicy(namespace: string, name: string, spec
     metadata: {
       name,
       namespace,
-      uid: uid(`netpol/${namespace}/${name}`),
+      uid: fakeUid(`netpol/${namespace}/${name}`),
       generation: 1,
       creationTimestamp: T0,
       annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(applied) + '\n' },

@@ -1,19 +1,9 @@
 // A Node shaped like one from a production cluster, for the benchmarks that
 // measure what a client pays per Node (src/sim/kube-node.ts builds its core).
 import type { V1Node, V1NodeCondition } from '@kubernetes/client-node';
+import { fakeHex, fakeUid } from '../../src/sim/fake-ids.js';
 import { makeNode } from '../../src/sim/kube-node.js';
 
-/** Deterministic hex of length n derived from seed (stands in for digests and ids; FNV-1a steps). */
-function fakeHex(seed: string, n: number): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 0x01000193) >>> 0;
-  let out = '';
-  while (out.length < n) {
-    h = Math.imul(h ^ out.length, 0x01000193) >>> 0;
-    out += h.toString(16).padStart(8, '0');
-  }
-  return out.slice(0, n);
-}
 
 const REALISTIC_IMAGES = [
   'registry.k8s.io/kube-proxy:v1.30.4',
@@ -74,7 +64,7 @@ export function makeRealisticNode(
     ...base,
     metadata: {
       ...base.metadata,
-      uid: `${fakeHex(name, 8)}-${fakeHex(`${name}1`, 4)}-4${fakeHex(`${name}2`, 3)}-8${fakeHex(`${name}3`, 3)}-${fakeHex(`${name}4`, 12)}`,
+      uid: fakeUid(name),
       creationTimestamp: t,
       labels: {
         'beta.kubernetes.io/arch': 'amd64',
