@@ -41,19 +41,24 @@ def ready(**kw):
     report({"ready": True, **kw})
 
 
-def tcp_sink(port):
+def accept_one(port):
+    """Listens on port, says ready, and waits for one connection (or SIGTERM: (None, None))."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", port))
     srv.listen(1)
     srv.settimeout(0.2)
     ready()
-    conn = None
-    while not stop and conn is None:
+    while not stop:
         try:
-            conn, _ = srv.accept()
+            return srv.accept()
         except socket.timeout:
             pass
+    return None, None
+
+
+def tcp_sink(port):
+    conn, _ = accept_one(port)
     total, error = 0, None
     if conn is not None:
         conn.settimeout(0.2)
@@ -146,18 +151,7 @@ def udp_source(host, port):
 
 
 def echo_peer(port):
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", port))
-    srv.listen(1)
-    srv.settimeout(0.2)
-    ready()
-    conn = None
-    while not stop and conn is None:
-        try:
-            conn, peer = srv.accept()
-        except socket.timeout:
-            pass
+    conn, peer = accept_one(port)
     error = None
     if conn is not None:
         # Blocking: a file over a socket is unusable after a timeout ("cannot read from timed
