@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TestNode } from '../fixtures/cni/harness.js';
-import { generate, rng, verdict, type FuzzTarget } from '../fixtures/cni/fuzz.js';
+import { generate, verdict, type FuzzTarget } from '../fixtures/cni/fuzz.js';
+import { rng } from '../support/rng.js';
 
 const IN_PROCESS = 5000;
 const THROUGH_BINARY = 300;

@@ -27,18 +27,7 @@ import {
   type ClusterState,
   type Connection,
 } from '../../src/policy/index.js';
-
-/** mulberry32: small, seedable, good enough to pick test data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../support/rng.js';
 
 class Gen {
   constructor(readonly r: () => number) {}
