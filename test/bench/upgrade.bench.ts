@@ -8,12 +8,8 @@
 // includes the machine's own scheduling stalls (a 2-core VM under load): the
 // lost datagrams say whether the dataplane dropped anything.
 //   BVB_UPGRADE_ROLLS=N (default 10)
-import { existsSync } from 'node:fs';
-import { createCluster, uniquePrefix, type Cluster } from '../../src/sim/index.js';
-import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
-import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
+import { KubeCluster } from '../support/kube-daemons.js';
 import { releaseBuild, V0_1_0 } from '../support/release-build.js';
-import { waitFor } from '../support/kube-util.js';
 import { FlowEnd, longestGap, monotonicS, prepareDowngrade, roll, THIS_BUILD, type UdpSinkReport } from '../support/upgrade.js';
 import { percentile, printTable } from './stats.js';
 
@@ -21,23 +17,10 @@ const ROLLS = Number(process.env.BVB_UPGRADE_ROLLS ?? 10);
 const UDP_PORT = 7121;
 
 async function main(): Promise<void> {
-  if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
   const rel = releaseBuild(V0_1_0, (l) => console.log(l));
-  let c: Cluster | undefined;
-  let api: FakeKubeApiServer | undefined;
-  const daemons: DaemonProc[] = [];
+  const k = new KubeCluster({ prefix: 'upb', nodes: 2, build: rel });
   try {
-    c = await createCluster({ prefix: uniquePrefix('upb'), nodes: 2, dataplane: 'none' });
-    let kubeconfig: string;
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (let i = 0; i < 2; i++) {
-      api.addNode(nodeObject(c.nodes[i]!));
-      const d = new DaemonProc(c, c.nodes[i]!, kubeconfig);
-      d.build = rel;
-      daemons.push(d);
-      d.start();
-    }
-    for (const d of daemons) await waitFor(`${d.node.name} ready`, () => d.ready(), 60_000);
+    const { c, daemons } = await k.start();
     const [dst, src] = [await c.addPod(c.nodes[0]!, 'a', { via: 'plugin' }), await c.addPod(c.nodes[1]!, 'a', { via: 'plugin' })];
     const sink = new FlowEnd<UdpSinkReport>(c, dst, 'udp-sink', [UDP_PORT]);
     await sink.ready();
@@ -52,7 +35,7 @@ async function main(): Promise<void> {
       from = monotonicS();
       await roll(d, rel, {
         beforeStart: async () => {
-          const p = await prepareDowngrade(c!, d);
+          const p = await prepareDowngrade(c, d);
           if (p.code !== 0) throw new Error(`--prepare-downgrade: ${p.out}`);
         },
       });
@@ -73,9 +56,7 @@ async function main(): Promise<void> {
     });
     printTable('UDP stream (1 datagram/ms, pod to pod across nodes) during a one-node roll of bvcnid', ['roll', 'rolls', 'longest gap p50 (ms)', 'p99 (ms)', 'datagrams lost'], rows);
   } finally {
-    for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-    await api?.close();
-    await c?.destroy();
+    await k.teardown();
   }
 }
 

@@ -6,13 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createCluster, ping, startResponder, tcpWhoami, uniquePrefix, type Cluster, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
+import { ping, startResponder, tcpWhoami, type Cluster, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { run } from '../../src/common/exec.js';
 import { runCli } from '../../src/cli/run.js';
 import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { makeNode } from '../../src/sim/kube-node.js';
-import { BVCNID, DaemonProc, HEALTH_PORT, METRICS_PORT, expectedTunnel, httpGet, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel } from '../support/kube-daemons.js';
+import { HEALTH_PORT, KubeCluster, METRICS_PORT, expectedTunnel, httpGet, tunnelDump, waitTunnel } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 
 // Small bounds so the test runs in seconds; main.ts refuses --stuck-after <= idle + api timeout.
@@ -31,23 +30,15 @@ async function tcpConnects(ns: SimNetns, ip: string, port: number): Promise<bool
 describe('bvcnid: listeners off the pod network, watch and API deadlines, /healthz when stuck', { timeout: 300_000 }, () => {
   let c: Cluster;
   let api: FakeKubeApiServer;
-  const daemons: DaemonProc[] = [];
+  // No periodic bookmarks: a quiet cluster's watch is then kept alive only by its restarts.
+  const k = new KubeCluster({ prefix: 'bvz', nodes: 2, waitReady: false, daemonArgs: () => [...BOUNDS, '--nat-count-interval', '1s'] });
+  const daemons = k.daemons;
   const pods: SimPod[] = [];
   const control: ChildProcess[] = [];
   const node = (i: number): SimNode => c.nodes[i]!;
 
   before(async () => {
-    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
-    c = await createCluster({ prefix: uniquePrefix('bvz'), nodes: 2, dataplane: 'none' });
-    let kubeconfig: string;
-    // No periodic bookmarks: a quiet cluster's watch is then kept alive only by its restarts.
-    ({ api, kubeconfig } = await startApiInUnderlay(c));
-    for (let i = 0; i < 2; i++) api.addNode(nodeObject(node(i)));
-    for (let i = 0; i < 2; i++) {
-      const d = new DaemonProc(c, node(i), kubeconfig, [...BOUNDS, '--nat-count-interval', '1s']);
-      daemons.push(d);
-      d.start();
-    }
+    ({ c, api } = await k.start());
     for (let i = 0; i < 2; i++) await waitTunnel(node(i), expectedTunnel([node(1 - i)]), 30_000);
     for (const d of daemons) await waitFor(`${d.node.name} ready`, () => d.ready(), 20_000, 200);
     for (let i = 0; i < 2; i++) pods.push(await c.addPod(node(i), 'a', { via: 'plugin' }));
@@ -56,10 +47,8 @@ describe('bvcnid: listeners off the pod network, watch and API deadlines, /healt
   after(async () => {
     try {
       for (const p of control) p.kill('SIGKILL');
-      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
-      await api?.close();
     } finally {
-      await c?.destroy();
+      await k.teardown();
     }
   });
 
