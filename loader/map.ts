@@ -67,28 +67,14 @@ export class BpfMap<K, V> {
    * release pinned): the first codec whose size matches the map's value size.
    */
   static openPinnedMatching<K, V>(path: string, key: Codec<K>, values: readonly Codec<V>[]): BpfMap<K, V> {
-    const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
-    let info: MapInfo;
-    try {
-      info = mapInfo(fd);
-    } catch (e) {
-      new OwnedFd(fd).close();
-      throw e;
-    }
+    const { fd, info } = openPinnedWithInfo(path);
     const value = values.find((v) => v.size === info.valueSize) ?? values[0]!;
     return new BpfMap(fd, key, value, path);
   }
 
   /** Opens a pinned map as the bytes of its keys and values, whatever its layout (a migration's copy). */
   static openPinnedRaw(path: string): BpfMap<Buffer, Buffer> {
-    const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
-    let info: MapInfo;
-    try {
-      info = mapInfo(fd);
-    } catch (e) {
-      new OwnedFd(fd).close();
-      throw e;
-    }
+    const { fd, info } = openPinnedWithInfo(path);
     return new BpfMap(fd, bytes(info.keySize), bytes(info.valueSize), path);
   }
 
@@ -260,6 +246,17 @@ export class BpfMap<K, V> {
 
   #requireShared(op: string): void {
     if (this.perCpu) throw new TypeError(`${op} on per-CPU map ${this.#label}: use lookupPerCpu/entriesPerCpu`);
+  }
+}
+
+/** A pinned map's descriptor and what the kernel says of it; the descriptor is closed if that cannot be read. */
+function openPinnedWithInfo(path: string): { fd: number; info: MapInfo } {
+  const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
+  try {
+    return { fd, info: mapInfo(fd) };
+  } catch (e) {
+    new OwnedFd(fd).close();
+    throw e;
   }
 }
 
