@@ -17,6 +17,7 @@
 #include "lib/deliver.h"
 #include "lib/l2.h"
 #include "lib/isolation.h"
+#include "lib/hostport.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -25,7 +26,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	const struct tunnel_value *tun;
 	struct iphdr *ip;
 	__u32 daddr;
-	int ret;
+	int ret, hp;
 
 	/* Only IPv4 and the pod's own ARP leave it (lib/l2.h says why that is enough). */
 	ret = l2_from_pod(skb);
@@ -50,6 +51,20 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	if (ret)
 		return ret;
 #endif
+
+	/* A reply in a flow a hostPort translated leaves from the hostPort (lib/hostport.h). */
+	hp = hostport_reply(skb, ep, ip);
+	if (IS_DROP(hp))
+		return hp;
+	if (hp) {
+		ip = ipv4_hdr(skb, &ret);
+		if (!ip)
+			return DROP(REASON_DROP_INVALID);
+	} else {
+		ret = hostport_to_pod(skb, cfg, ip);
+		if (ret != TC_ACT_OK)
+			return ret;
+	}
 
 	daddr = ip->daddr;
 	if (daddr == cfg->node_ip)
@@ -85,6 +100,8 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
 		return DROP(REASON_DROP_NO_TUNNEL);
+	if (hp)
+		return hostport_reply_out(skb, cfg, ip);
 	if (!(cfg->flags & CONFIG_F_MASQUERADE))
 		return TC_ACT_OK;
 

@@ -8,6 +8,16 @@ import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplan
 import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
 import { koffi, libbpf } from '../../loader/ffi.js';
+import {
+  HostPortConflict,
+  claimHostPorts,
+  listHostPorts,
+  pruneHostPorts,
+  type HostPortEntry,
+  type HostPortMapping,
+} from '../dataplane/hostport.js';
+import { readDataplaneConfig } from '../dataplane/maps.js';
+import { Code, CniError } from './errors.js';
 import { mark } from './trace.js';
 
 export interface Endpoint {
@@ -16,6 +26,8 @@ export interface Endpoint {
   hostIfname: string;
   podMac: string;
   gwMac: string;
+  /** The pod owns hostPort mappings (ENDPOINT_F_HOSTPORT). */
+  hostport?: boolean;
 }
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -28,6 +40,24 @@ export interface Dataplane {
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
   podIps(pinDir: string): string[];
+  /**
+   * Claims every mapping for the pod, all or nothing: CniError 105 when one is
+   * another owner's (whose entry stays), 7 when a hostPort lies in the node's
+   * masquerade port range (its replies would be taken for masqueraded ones).
+   */
+  claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void;
+  /** Removes the entries that remove() selects (only owner or GC); how many went. Tolerant of no map. */
+  pruneHostPorts(pinDir: string, remove: (e: HostPortEntry) => boolean): number;
+  hostPorts(pinDir: string): HostPortEntry[];
+}
+
+function conflictError(e: HostPortConflict): CniError {
+  const m = e.mapping;
+  return new CniError(
+    Code.hostPortInUse,
+    `hostPort ${m.hostIp}:${m.hostPort}/${m.protocol} is already in use`,
+    `mapped to ${e.holder.pod_ip}:${e.holder.pod_port} by another container`,
+  );
 }
 
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
@@ -43,7 +73,33 @@ export class PinnedDataplane implements Dataplane {
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, hostport: ep.hostport });
+  }
+
+  claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
+    if (mappings.length === 0) return;
+    if (!existsSync(mapPin(pinDir, MapName.hostport)))
+      throw new CniError(Code.notAvailable, `the dataplane under ${pinDir} has no hostPort map: bvcnid predates hostPort support (upgrade it)`);
+    const cfg = readDataplaneConfig(pinDir);
+    const min = cfg?.nat_port_min ?? 0;
+    const max = cfg?.nat_port_max ?? 0;
+    for (const m of mappings) {
+      if (min && m.hostPort >= min && m.hostPort <= max)
+        throw new CniError(Code.invalidConfig, `invalid config: field "runtimeConfig.portMappings": hostPort ${m.hostPort} is in the node's masquerade port range ${min}-${max}`);
+    }
+    try {
+      claimHostPorts(pinDir, owner, podIp, mappings);
+    } catch (e) {
+      throw e instanceof HostPortConflict ? conflictError(e) : e;
+    }
+  }
+
+  pruneHostPorts(pinDir: string, remove: (e: HostPortEntry) => boolean): number {
+    return pruneHostPorts(pinDir, remove);
+  }
+
+  hostPorts(pinDir: string): HostPortEntry[] {
+    return listHostPorts(pinDir);
   }
 
   unregister(pinDir: string, ip: string): boolean {
@@ -77,8 +133,26 @@ export class FakeDataplane implements Dataplane {
   readiness(): Readiness {
     return this.ready;
   }
+  readonly ports = new Map<string, HostPortEntry>();
   register(_pinDir: string, ep: Endpoint): void {
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+    const flags = EndpointFlags.pod | (ep.hostport ? EndpointFlags.hostport : 0);
+    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+  }
+  claimHostPorts(_pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
+    const id = (m: HostPortMapping): string => `${m.hostIp}:${m.hostPort}/${m.protocol}`;
+    for (const m of mappings) {
+      const holder = this.ports.get(id(m));
+      if (holder && holder.owner !== owner) throw conflictError(new HostPortConflict(m, { pod_ip: holder.podIp, pod_port: holder.containerPort, owner: holder.owner }));
+    }
+    for (const m of mappings) this.ports.set(id(m), { ...m, podIp, owner });
+  }
+  pruneHostPorts(_pinDir: string, remove: (e: HostPortEntry) => boolean): number {
+    let n = 0;
+    for (const [k, e] of this.ports) if (remove(e) && this.ports.delete(k)) n++;
+    return n;
+  }
+  hostPorts(): HostPortEntry[] {
+    return [...this.ports.values()];
   }
   unregister(_pinDir: string, ip: string): boolean {
     return this.entries.delete(ip);

@@ -83,7 +83,10 @@ export function conflistText(c: PluginConfig): string {
       {
         cniVersion: '1.0.0',
         name: 'bvcni',
-        plugins: [{ type: 'bvcni', podcidr: c.podCidr, bridge: c.bridge, mtu: c.mtu, dataDir: c.dataDir, pinDir: c.pinDir }],
+        plugins: [
+          // portMappings: runtimes pass runtimeConfig.portMappings (hostPorts) to the plugin, which maps them in eBPF.
+          { type: 'bvcni', podcidr: c.podCidr, bridge: c.bridge, mtu: c.mtu, dataDir: c.dataDir, pinDir: c.pinDir, capabilities: { portMappings: true } },
+        ],
       },
       null,
       2,

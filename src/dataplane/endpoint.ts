@@ -12,6 +12,8 @@ export interface EndpointSpec {
   hostIfindex: number;
   podMac: string;
   gwMac: string;
+  /** The pod owns hostPort mappings: its replies are checked against their flows (bpf/lib/hostport.h). */
+  hostport?: boolean;
   /** The NODE's network namespace (where the host veth lives); default: current. */
   netns?: string;
 }
@@ -47,7 +49,8 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   using map = openEndpointsMap(pinDir);
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
-  map.update(key, { ifindex: ep.hostIfindex, flags: EndpointFlags.pod, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+  const flags = EndpointFlags.pod | (ep.hostport ? EndpointFlags.hostport : 0);
+  map.update(key, { ifindex: ep.hostIfindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac });
   try {
     attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns });
   } catch (e) {

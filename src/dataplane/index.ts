@@ -5,6 +5,18 @@ export { DEFAULT_PIN_DIR, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, progr
 export { openDataplaneMaps, readDataplaneConfig, mapPin, type DataplaneMaps } from './maps.js';
 export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
 export { readDropStats, readStats, type StatsRow } from './stats.js';
+export {
+  claimHostPorts,
+  releaseHostPorts,
+  pruneHostPorts,
+  listHostPorts,
+  lookupHostPort,
+  protocolName,
+  HostPortConflict,
+  type HostPortMapping,
+  type HostPortEntry,
+  type HostPortProtocol,
+} from './hostport.js';
 export { listNat, collectNat, monotonicNs, type NatFlow } from './nat.js';
 export {
   ensureNodeDataplane,

@@ -89,6 +89,11 @@ export interface AddPodOptions {
   via?: 'direct' | 'plugin';
   /** plugin only: the CNI binary (default: node.binDir/bvcni if installed, else dist/bin/bvcni). */
   plugin?: string;
+  /**
+   * plugin only: what a runtime passes as runtimeConfig.portMappings (hostPorts)
+   * when the conflist declares the portMappings capability.
+   */
+  portMappings?: { hostPort: number; containerPort: number; protocol?: string; hostIP?: string }[];
 }
 
 const NAME_RE = /^[a-z][a-z0-9]{1,11}$/;
@@ -239,7 +244,8 @@ export class Cluster {
     const name = `${node.name}-${podName}`;
     const path = await createNetns(name);
     try {
-      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin) : await this.addPodDirect(node, podName, name, path);
+      if (opts.portMappings && opts.via !== 'plugin') throw new Error('portMappings need via: plugin');
+      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings) : await this.addPodDirect(node, podName, name, path);
       node.pods.push(pod);
       return pod;
     } catch (e) {
@@ -312,6 +318,7 @@ export class Cluster {
       bridge: node.bridge,
       dataDir: node.stateDir,
       pinDir: node.pinDir,
+      capabilities: { portMappings: true },
     };
     return { conf: JSON.stringify(conf), name: 'bvcni' };
   }
@@ -336,9 +343,22 @@ export class Cluster {
     return built;
   }
 
-  private async addPodViaPlugin(node: SimNode, podName: string, name: string, path: string, plugin?: string): Promise<SimPod> {
+  private async addPodViaPlugin(
+    node: SimNode,
+    podName: string,
+    name: string,
+    path: string,
+    plugin?: string,
+    portMappings?: AddPodOptions['portMappings'],
+  ): Promise<SimPod> {
     const bin = this.pluginPath(node, plugin);
-    const { conf } = this.cniConfig(node);
+    let { conf } = this.cniConfig(node);
+    if (portMappings) {
+      // As libcni does: runtimeConfig carries only the capabilities the plugin's config declares.
+      const c = JSON.parse(conf) as { capabilities?: { portMappings?: boolean } };
+      if (!c.capabilities?.portMappings) throw new Error(`${node.name}'s CNI config declares no portMappings capability`);
+      conf = JSON.stringify({ ...c, runtimeConfig: { portMappings } });
+    }
     const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path), allowFail: true });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
     const result = JSON.parse(r.stdout) as {

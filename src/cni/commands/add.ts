@@ -14,15 +14,17 @@ import {
   disableIpv6Addresses,
   getLink,
   isolateBridgePort,
+  listAddrs,
   setLinkMtu,
   setLinkUp,
   type Link,
 } from '../../netlink/rtnl.js';
 import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
-import type { NetConf } from '../config.js';
-import { hostVethName, randomMac, type Invocation } from '../context.js';
-import { Code, CniError } from '../errors.js';
+import { parsePortMappings, type NetConf } from '../config.js';
+import { hostPortOwner, hostVethName, randomMac, type Invocation } from '../context.js';
+import { Code, CniError, invalidConfig } from '../errors.js';
+import type { HostPortMapping } from '../../dataplane/hostport.js';
 import { allocate, findByAttachment } from '../ipam/allocator.js';
 import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
@@ -36,6 +38,8 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
   const ready = svc.dataplane.readiness(conf.pinDir);
   mark('dataplane readiness');
   if (!ready.ready) throw new CniError(Code.tryAgainLater, ready.reason);
+  const portMappings = parsePortMappings(conf);
+  if (portMappings.some((m) => m.hostIp !== '0.0.0.0')) checkHostIps(svc.hostSocket, portMappings);
 
   const undo: (() => void)[] = [];
   let pod: NetlinkSocket | undefined;
@@ -111,11 +115,18 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     isolateBridgePort(host, { index: hostLink.index, mac: podMac });
     mark('bridge port isolated');
     const ipText = intToIpv4(ip);
-    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac });
+    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac, hostport: portMappings.length > 0 });
     undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
     mark('endpoint register');
+    if (portMappings.length > 0) {
+      // After the endpoint: a mapping must never name a pod the programs cannot deliver to.
+      const owner = hostPortOwner(env.containerId, env.ifname);
+      svc.dataplane.claimHostPorts(conf.pinDir, owner, ipText, portMappings);
+      undo.push(() => void svc.dataplane.pruneHostPorts(conf.pinDir, (e) => e.owner === owner));
+      mark('hostports claimed');
+    }
 
-    svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu });
+    svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu, ...(portMappings.length ? { hostPorts: portMappings.map(mappingText) } : {}) });
     const ours = buildResult(
       conf.cniVersion,
       [
@@ -141,6 +152,25 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     if (nsFd >= 0) closeSync(nsFd);
     pod?.close();
     host?.close();
+  }
+}
+
+function mappingText(m: HostPortMapping): string {
+  return `${m.hostIp}:${m.hostPort}/${m.protocol}->${m.containerPort}`;
+}
+
+/** A hostIP must be one of the node's own addresses: the programs translate only packets for the node. */
+function checkHostIps(open: () => NetlinkSocket, mappings: readonly HostPortMapping[]): void {
+  const s = open();
+  let own: Set<string>;
+  try {
+    own = new Set(listAddrs(s).map((a) => a.ip));
+  } finally {
+    s.close();
+  }
+  for (const m of mappings) {
+    if (m.hostIp !== '0.0.0.0' && !own.has(m.hostIp))
+      throw invalidConfig('runtimeConfig.portMappings', `hostIP ${m.hostIp} is not an address of this node`);
   }
 }
 
