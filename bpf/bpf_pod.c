@@ -53,8 +53,8 @@ static __always_inline int from_container(struct __sk_buff *skb)
 #endif
 
 	/* A reply in a flow a hostPort translated leaves from the hostPort (lib/hostport.h). */
-	hp = hostport_reply(skb, ep, ip);
-	if (IS_DROP(hp))
+	hp = hostport_reply(skb, cfg, ep, ip);
+	if (hp && hp != HOSTPORT_XLATED)
 		return hp;
 	if (hp) {
 		ip = ipv4_hdr(skb, &ret);
@@ -100,8 +100,6 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
 		return DROP(REASON_DROP_NO_TUNNEL);
-	if (hp)
-		return hostport_reply_out(skb, cfg, ip);
 	if (!(cfg->flags & CONFIG_F_MASQUERADE))
 		return TC_ACT_OK;
 

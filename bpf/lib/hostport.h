@@ -37,7 +37,9 @@
  * Returns: hostport_to_pod TC_ACT_OK when the packet is not for a hostPort,
  * else the delivery's verdict or DROP(reason); hostport_reply 0 when the
  * packet is no reply of a hostPort flow, HOSTPORT_XLATED when its source was
- * rewritten in place (packet pointers are then invalid), DROP(reason).
+ * rewritten in place for a destination in the cluster CIDR, for the caller to
+ * route on (packet pointers are then invalid), else the verdict of sending it
+ * out, or DROP(reason).
  */
 #ifndef BVCNI_HOSTPORT_H
 #define BVCNI_HOSTPORT_H
@@ -164,7 +166,8 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
  * hostPorts (and the mapping still stands), its source becomes the address
  * and port the client used, rewritten in place: the caller routes it on.
  */
-static __always_inline int hostport_reply(struct __sk_buff *skb, const struct endpoint_value *ep, const struct iphdr *ip)
+static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bvcni_config *cfg,
+					  const struct endpoint_value *ep, const struct iphdr *ip)
 {
 	struct hostport_flow_key fk = {};
 	struct hostport_key k = {};
@@ -172,7 +175,8 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct en
 	const struct hostport_value *hp;
 	__u32 l4off, old_ip = ip->saddr, new_ip, csum_off = 0;
 	__u16 old_port, new_port, dport;
-	__u8 proto = ip->protocol;
+	__u32 daddr = ip->daddr;
+	__u8 proto = ip->protocol, tos = ip->tos;
 	__u64 mangled0 = 0;
 
 	if (!(ep->flags & ENDPOINT_F_HOSTPORT) || !hostport_proto(proto))
@@ -219,19 +223,22 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct en
 	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) < 0 ||
 	    bpf_skb_store_bytes(skb, IP_SRC_OFF, &new_ip, 4, 0) < 0)
 		return DROP(REASON_DROP_HOSTPORT_FAILED);
-	return HOSTPORT_XLATED;
-}
+	/*
+	 * A pod's client (local, or another node's through the tunnel) is the
+	 * caller's to route. Anything else (outside the cluster, another node's
+	 * own address) is routed out here, past the host stack, which would drop
+	 * a packet from a pod with one of the host's addresses as its source, and
+	 * past the masquerade. Not through the tunnel to another node's IP either:
+	 * that node sent the request over the underlay, and its reverse-path
+	 * filter expects the answer there.
+	 */
+	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
+		return HOSTPORT_XLATED;
+	{
+		struct nat_xlate x = {};
 
-/*
- * A translated reply for a destination outside the cluster: routed out past
- * the host stack, which would drop a packet arriving from a pod with one of
- * its own addresses as the source (and must not masquerade it).
- */
-static __always_inline int hostport_reply_out(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip)
-{
-	struct nat_xlate x = {};
-
-	return fib_redirect(skb, cfg->bridge_ifindex, ip->saddr, ip->daddr, ip->tos, &x);
+		return fib_redirect(skb, cfg->bridge_ifindex, new_ip, daddr, tos, &x);
+	}
 }
 
 #endif

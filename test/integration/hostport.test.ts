@@ -1,0 +1,176 @@
+// hostPort (issue 18) in a simulated 2-node cluster, through the real plugin
+// and the real programs: pods asking for hostPorts (runtimeConfig.portMappings,
+// as a runtime passes them when the conflist declares the capability) are
+// reached at their node's IP by an outside client, a pod of another node, a
+// pod of the same node and another node, each seen by the server with its own
+// address; the host's own listeners and masquerade are untouched; a
+// conflicting ADD fails and leaves the first owner's mapping; after DEL
+// nothing answers; no iptables or nftables rule is ever involved.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createCluster,
+  loadDataplane,
+  probeMany,
+  startResponder,
+  uniquePrefix,
+  RESPONDER_PORT,
+  type Cluster,
+  type DataplaneApi,
+  type ProbeOutcome,
+  type SimNetns,
+  type SimPod,
+} from '../../src/sim/index.js';
+import { listHostPorts } from '../../src/dataplane/index.js';
+import { run } from '../../src/common/exec.js';
+import { hostports } from '../../src/cli/commands/hostports.js';
+
+const HTTP = 8080; // TCP hostPort -> RESPONDER_PORT
+const DNS = 8053; // UDP hostPort -> RESPONDER_PORT
+const OTHER = 8081; // TCP hostPort of the second pod, the control after DEL
+
+function peerOf(o: ProbeOutcome, what: string): string {
+  assert.ok(o.ok, `${what}: ${o.ok ? '' : o.error}`);
+  return o.peer;
+}
+
+describe('hostPort: portMappings in eBPF, 2 simulated nodes', () => {
+  let c: Cluster;
+  let dp: DataplaneApi;
+  let web: SimPod; // node 0, hostPorts HTTP/tcp and DNS/udp
+  let web2: SimPod; // node 0, hostPort OTHER/tcp
+  let local: SimPod; // node 0, a client on the same node
+  let remote: SimPod; // node 1, a client on another node
+  const n0 = (): SimNetns & { ip: string } => c.nodes[0]!;
+
+  before(async () => {
+    dp = await loadDataplane();
+    c = await createCluster({ prefix: uniquePrefix('bvh'), nodes: 2, dataplane: 'bvcni' });
+    web = await c.addPod(c.nodes[0]!, 'web', {
+      via: 'plugin',
+      portMappings: [
+        { hostPort: HTTP, containerPort: RESPONDER_PORT, protocol: 'tcp' },
+        { hostPort: DNS, containerPort: RESPONDER_PORT, protocol: 'udp', hostIP: '' },
+      ],
+    });
+    web2 = await c.addPod(c.nodes[0]!, 'web2', { via: 'plugin', portMappings: [{ hostPort: OTHER, containerPort: RESPONDER_PORT }] });
+    local = await c.addPod(c.nodes[0]!, 'cli', { via: 'plugin' });
+    remote = await c.addPod(c.nodes[1]!, 'cli', { via: 'plugin' });
+    // The node itself listens on RESPONDER_PORT too: its own listener, which no mapping may touch.
+    for (const ns of [web, web2, local, remote, c.internet, c.nodes[0]!, c.nodes[1]!]) c.track(await startResponder(ns.path));
+  });
+  after(() => c?.destroy());
+
+  test('an outside client, a pod of another node, a pod of the same node and another node reach the pod at <node IP>:<hostPort>, seen with their own address (TCP and UDP)', async () => {
+    const clients: [string, SimNetns, string][] = [
+      ['outside client', c.internet, c.internet.ip],
+      ['pod on another node', remote, remote.ip],
+      ['pod on the same node', local, local.ip],
+      ['another node', c.nodes[1]!, c.nodes[1]!.ip],
+    ];
+    for (const [what, ns, ip] of clients) {
+      const [tcp, udp] = await probeMany(ns.path, [
+        { ip: n0().ip, port: HTTP, proto: 'tcp' },
+        { ip: n0().ip, port: DNS, proto: 'udp' },
+      ]);
+      assert.equal(peerOf(tcp!, `${what} TCP`), ip, `${what}: the pod sees the client's address over TCP`);
+      assert.equal(peerOf(udp!, `${what} UDP`), ip, `${what}: the pod sees the client's address over UDP`);
+      // What the server said it listens on proves the pod answered, not the node's own listener.
+      assert.equal(tcp!.ok && tcp!.local, web.ip, `${what}: TCP answered by the pod`);
+    }
+  });
+
+  test("the node's own listener on an unmapped port still answers, and the mapped ports are not its", async () => {
+    const [host, mapped] = await probeMany(c.internet.path, [
+      { ip: n0().ip, port: RESPONDER_PORT, proto: 'tcp' },
+      { ip: n0().ip, port: HTTP, proto: 'tcp' },
+    ]);
+    assert.ok(host!.ok && host!.local === n0().ip, `the host's listener answers for itself: ${JSON.stringify(host)}`);
+    assert.ok(mapped!.ok && mapped!.local === web.ip, 'the hostPort is the pod');
+  });
+
+  test("the pod's containerPort reached directly keeps the pod's address (only hostPort flows are translated back), and the pod still masquerades to the outside", async () => {
+    const [direct] = await probeMany(remote.path, [{ ip: web.ip, port: RESPONDER_PORT, proto: 'tcp' }]);
+    assert.equal(peerOf(direct!, 'direct'), remote.ip);
+    assert.ok(direct!.ok && direct!.local === web.ip);
+    const [direct2] = await probeMany(remote.path, [{ ip: web.ip, port: RESPONDER_PORT, proto: 'udp' }]);
+    assert.equal(peerOf(direct2!, 'direct UDP'), remote.ip);
+    const [out] = await probeMany(web.path, [{ ip: c.internet.ip, proto: 'tcp' }]);
+    assert.equal(peerOf(out!, 'masquerade'), n0().ip, 'the internet sees the node IP');
+  });
+
+  test('bvcnictl hostports lists the mappings with their pods', async () => {
+    const r = await hostports.run({ pinDir: c.nodes[0]!.pinDir, json: true, netns: c.nodes[0]!.path });
+    const list = (JSON.parse(r.output) as { hostports: { hostPort: number; protocol: string; podIp: string; containerPort: number; hostIp: string; endpoint: boolean }[] }).hostports;
+    assert.deepEqual(
+      list.map((e) => [e.hostIp, e.hostPort, e.protocol, e.podIp, e.containerPort, e.endpoint]),
+      [
+        ['*', DNS, 'udp', web.ip, RESPONDER_PORT, true],
+        ['*', HTTP, 'tcp', web.ip, RESPONDER_PORT, true],
+        ['*', OTHER, 'tcp', web2.ip, RESPONDER_PORT, true],
+      ],
+    );
+  });
+
+  test("a second pod asking for the same hostPort and protocol fails with CNI error 105, and the first keeps its mapping", async () => {
+    const before = listHostPorts(c.nodes[0]!.pinDir);
+    await assert.rejects(
+      c.addPod(c.nodes[0]!, 'thief', { via: 'plugin', portMappings: [{ hostPort: 9999, containerPort: 1 }, { hostPort: HTTP, containerPort: RESPONDER_PORT }] }),
+      (e: Error) => {
+        const json = JSON.parse(e.message.slice(e.message.indexOf('{'))) as { code: number; msg: string; details?: string };
+        assert.equal(json.code, 105, e.message);
+        assert.match(json.msg, new RegExp(`hostPort 0\\.0\\.0\\.0:${HTTP}/tcp is already in use`));
+        assert.match(json.details ?? '', new RegExp(web.ip.replace(/\./g, '\\.')));
+        return true;
+      },
+    );
+    assert.deepEqual(listHostPorts(c.nodes[0]!.pinDir), before, 'nothing claimed (9999 rolled back), nothing taken');
+    const [tcp] = await probeMany(c.internet.path, [{ ip: n0().ip, port: HTTP, proto: 'tcp' }]);
+    assert.ok(tcp!.ok && tcp!.local === web.ip, 'the first owner still answers');
+    // The same port over the other protocol is another mapping: allowed.
+    const udp = await c.addPod(c.nodes[0]!, 'udpish', { via: 'plugin', portMappings: [{ hostPort: HTTP, containerPort: RESPONDER_PORT, protocol: 'udp' }] });
+    await c.removePod(udp);
+  });
+
+  test('no iptables or nftables rule anywhere on the nodes', async () => {
+    for (const node of c.nodes) {
+      const nft = await run(['nft', 'list', 'ruleset'], { netns: node.path });
+      assert.doesNotMatch(nft.stdout, /bvcni|dnat|\b8080\b/i, `${node.name}: nft ruleset`);
+      const ipt = await run(['iptables-save'], { netns: node.path, allowFail: true });
+      assert.doesNotMatch(ipt.stdout, /bvcni|DNAT|8080/, `${node.name}: iptables-save`);
+    }
+    // Control: the same command in the same namespace does see a rule that is there.
+    await run(['nft', 'add', 'table', 'ip', 'bvcnictl_probe'], { netns: c.nodes[0]!.path });
+    try {
+      const nft = await run(['nft', 'list', 'ruleset'], { netns: c.nodes[0]!.path });
+      assert.match(nft.stdout, /bvcnictl_probe/);
+    } finally {
+      await run(['nft', 'delete', 'table', 'ip', 'bvcnictl_probe'], { netns: c.nodes[0]!.path });
+    }
+  });
+
+  test('after DEL the hostPorts answer no more (the host stack refuses), while another pod\'s hostPort still does', async () => {
+    await c.removePod(web);
+    assert.deepEqual(
+      listHostPorts(c.nodes[0]!.pinDir).map((e) => e.hostPort),
+      [OTHER],
+      'exactly its own mappings went',
+    );
+    for (const ns of [c.internet, remote, local]) {
+      const [tcp, udp, control] = await probeMany(
+        ns.path,
+        [
+          { ip: n0().ip, port: HTTP, proto: 'tcp' },
+          { ip: n0().ip, port: DNS, proto: 'udp' },
+          { ip: n0().ip, port: OTHER, proto: 'tcp' },
+        ],
+        1500,
+      );
+      assert.ok(!tcp!.ok, `${ns.name}: TCP ${HTTP} answered after DEL: ${JSON.stringify(tcp)}`);
+      assert.ok(!udp!.ok, `${ns.name}: UDP ${DNS} answered after DEL`);
+      assert.ok(control!.ok && control!.local === web2.ip, `${ns.name}: control, the probe reaches the node's other hostPort`);
+    }
+    const drops = dp.readDropStats(c.nodes[0]!.pinDir).filter((d) => /HOSTPORT/.test(d.reason));
+    assert.deepEqual(drops.map((d) => [d.reason, d.packets]).filter(([, n]) => n !== 0n), [], 'nothing dropped: the mappings went before the pod');
+  });
+});
