@@ -21,8 +21,12 @@ import {
   type SimNetns,
   type SimPod,
 } from '../../src/sim/index.js';
-import { listHostPorts } from '../../src/dataplane/index.js';
+import { claimHostPorts, listHostPorts } from '../../src/dataplane/index.js';
 import { run } from '../../src/common/exec.js';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PLUGIN = resolve(fileURLToPath(new URL('../../dist/bin/bvcni', import.meta.url)));
 import { hostports } from '../../src/cli/commands/hostports.js';
 
 const HTTP = 8080; // TCP hostPort -> RESPONDER_PORT
@@ -42,6 +46,15 @@ describe('hostPort: portMappings in eBPF, 2 simulated nodes', () => {
   let local: SimPod; // node 0, a client on the same node
   let remote: SimPod; // node 1, a client on another node
   const n0 = (): SimNetns & { ip: string } => c.nodes[0]!;
+
+  /** The plugin on node 0, as a runtime calls it. */
+  async function plugin(command: string, pod: SimPod, extra: Record<string, unknown>): Promise<{ code: number; json: Record<string, unknown> }> {
+    const node = c.nodes[0]!;
+    const conf = { cniVersion: '1.1.0', name: 'bvcni', type: 'bvcni', podcidr: node.podCidr, bridge: node.bridge, dataDir: node.stateDir, pinDir: node.pinDir, ...extra };
+    const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: pod.name, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: join(PLUGIN, '..') };
+    const r = await run([PLUGIN], { netns: node.path, input: JSON.stringify(conf), env, allowFail: true });
+    return { code: r.code, json: r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {} };
+  }
 
   before(async () => {
     dp = await loadDataplane();
@@ -130,6 +143,46 @@ describe('hostPort: portMappings in eBPF, 2 simulated nodes', () => {
     // The same port over the other protocol is another mapping: allowed.
     const udp = await c.addPod(c.nodes[0]!, 'udpish', { via: 'plugin', portMappings: [{ hostPort: HTTP, containerPort: RESPONDER_PORT, protocol: 'udp' }] });
     await c.removePod(udp);
+  });
+
+  test('concurrent ADDs racing for one hostPort: exactly one wins, the others fail with 105 and leave nothing', async () => {
+    const names = ['race0', 'race1', 'race2', 'race3'];
+    const results = await Promise.allSettled(names.map((n) => c.addPod(c.nodes[0]!, n, { via: 'plugin', portMappings: [{ hostPort: 8090, containerPort: RESPONDER_PORT }] })));
+    const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const lost = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+    try {
+      assert.equal(won.length, 1, `winners: ${won.map((p) => p.name)}; errors: ${lost.join(' | ')}`);
+      for (const m of lost) assert.match(m, /"code":\s*105/);
+      const e = listHostPorts(c.nodes[0]!.pinDir).filter((x) => x.hostPort === 8090);
+      assert.deepEqual(e.map((x) => x.podIp), [won[0]!.ip]);
+    } finally {
+      for (const p of won) await c.removePod(p);
+    }
+    assert.ok(!listHostPorts(c.nodes[0]!.pinDir).some((x) => x.hostPort === 8090));
+  });
+
+  test('CHECK verifies the mappings runtimeConfig names: its own pass, a mapping it does not own is code 103', async () => {
+    const prevResult = { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', mac: web.mac, sandbox: web.path }], ips: [{ interface: 0, address: `${web.ip}/24` }] };
+    const own = await plugin('CHECK', web, { prevResult, runtimeConfig: { portMappings: [{ hostPort: HTTP, containerPort: RESPONDER_PORT, protocol: 'tcp' }] } });
+    assert.equal(own.code, 0, JSON.stringify(own.json));
+    const other = await plugin('CHECK', web, { prevResult, runtimeConfig: { portMappings: [{ hostPort: OTHER, containerPort: RESPONDER_PORT, protocol: 'tcp' }] } });
+    assert.equal(other.code, 1);
+    assert.equal(other.json.code, 103);
+    assert.match(String(other.json.msg), new RegExp(`hostPort 0\\.0\\.0\\.0:${OTHER}/tcp maps to ${web2.ip.replace(/\./g, '\\.')}:${RESPONDER_PORT} for another container`));
+    const missing = await plugin('CHECK', web, { prevResult, runtimeConfig: { portMappings: [{ hostPort: 1234, containerPort: RESPONDER_PORT, protocol: 'tcp' }] } });
+    assert.equal(missing.json.code, 103);
+    assert.match(String(missing.json.msg), /is not mapped/);
+  });
+
+  test('GC removes mappings no valid attachment owns (a killed ADD\'s) and keeps the valid ones', async () => {
+    const pin = c.nodes[0]!.pinDir;
+    // What a killed ADD leaves: a mapping whose owner the runtime no longer lists.
+    claimHostPorts(pin, 0x1234n, '10.244.1.250', [{ hostIp: '0.0.0.0', hostPort: 4444, containerPort: 80, protocol: 'tcp' }]);
+    assert.ok(listHostPorts(pin).some((e) => e.hostPort === 4444));
+    const valid = [web, web2, local].map((p) => ({ containerID: p.name, ifname: 'eth0' }));
+    const gc = await plugin('GC', web, { 'cni.dev/valid-attachments': valid });
+    assert.equal(gc.code, 0, JSON.stringify(gc.json));
+    assert.deepEqual(listHostPorts(pin).map((e) => e.hostPort).sort(), [DNS, HTTP, OTHER]);
   });
 
   test('no iptables or nftables rule anywhere on the nodes', async () => {
