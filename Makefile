@@ -51,7 +51,7 @@ NODE_TEST   := $(NODE) --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: FORCE all deps build bpf typecheck bins test test-unit test-kernels bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins check-layers test test-unit test-kernels bench demo demo-clean clean
 all: build
 
 deps:
@@ -118,11 +118,15 @@ dist/bin/%: $(TS_SRC) tools/bundle.ts tools/node-target.ts tools/build-info.ts p
 	@$(if $(Q),echo "  BUNDLE  $@")
 	$(Q)$(NODE) --import tsx tools/bundle.ts $* $(BIN_$*) $@
 
-test: build
+# Imports follow the layers (README, "Layout"): loader, libraries, binaries, sim.
+check-layers: $(DEPS_STAMP)
+	$(Q)$(NODE) --import tsx tools/check-layers.ts
+
+test: build check-layers
 	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	$(NODE_TEST) $(TEST_FILES)
 
-test-unit: build
+test-unit: build check-layers
 	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
 
 # Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".

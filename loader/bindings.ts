@@ -2,6 +2,7 @@
 // that a process that never loads an object (the CNI plugin's VERSION) pays
 // nothing for them.
 import { koffi, libbpf, libc } from './ffi.js';
+import { libc as libcCalls } from './libc.js';
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -72,7 +73,6 @@ export const bpf = declare(libbpfWithTypes, {
 });
 
 export const c = declare(libc, {
-  close: 'int close(int fd)',
   fcntl: 'int fcntl(int fd, int cmd, int arg)',
   setns: 'int setns(int fd, int nstype)',
   if_nametoindex: 'unsigned int if_nametoindex(const char *name)',
@@ -89,5 +89,5 @@ export function dupFd(fd: number): number {
 }
 
 export function closeFd(fd: number): void {
-  c().close(fd);
+  libcCalls().close(fd);
 }

@@ -8,6 +8,12 @@ const ERRNO_NAMES = new Map<number, string>(
 ERRNO_NAMES.set(95, 'EOPNOTSUPP');
 ERRNO_NAMES.set(524, 'ENOTSUPP'); // kernel-internal, leaks out of some BPF commands
 
+/**
+ * errno numbers by name: Node's table for this platform (os.constants.errno)
+ * and the kernel-internal ENOTSUPP it lacks. The one place that declares them.
+ */
+export const Errno = { ...constants.errno, ENOTSUPP: 524 } as const;
+
 export function errnoName(errno: number): string {
   return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 }

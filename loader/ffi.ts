@@ -67,6 +67,15 @@ export function libc(): KoffiLib {
   return libcInstance;
 }
 
+/**
+ * Loads koffi, or koffi and libbpf, without binding a function: a caller that
+ * times its start-up (the plugin's trace) sees each cost on its own.
+ */
+export function preload(what: 'koffi' | 'libbpf'): void {
+  if (what === 'koffi') koffi();
+  else libbpf();
+}
+
 /** errno of the last foreign call on this thread. */
 export function lastErrno(): number {
   return koffi().errno();

@@ -1,6 +1,6 @@
 // The TypeScript binding to libbpf. Knows nothing of Kubernetes or of bvcni's
 // maps: those live in src/dataplane.
-export { BpfError, SysError, VerifierError, errnoName } from './errors.js';
+export { BpfError, Errno, SysError, VerifierError, errnoName } from './errors.js';
 export { BpfObject, type OpenOptions } from './object.js';
 export { BpfProgram } from './program.js';
 export { BpfMap, BatchCounter, numPossibleCpus, type UpdateFlag } from './map.js';
@@ -11,14 +11,13 @@ export {
   destroyClsact,
   ensureClsact,
   ifIndex,
-  listTc,
   queryTc,
   type TcAttachment,
   type TcDirection,
-  type TcFilter,
   type TcTarget,
 } from './tc.js';
 export { withNetns, maybeInNetns } from './netns.js';
 export { testRun, type TestRunResult } from './testrun.js';
+export { preload } from './ffi.js';
 export { setLibbpfLogger, type LibbpfLevel, type LibbpfLogger } from './log.js';
 export * from './codec.js';

@@ -1,7 +1,7 @@
 // Typed access to a BPF map through codecs for its key and value structs.
 import { bpf, dupFd } from './bindings.js';
 import type { Codec } from './codec.js';
-import { BpfError, check } from './errors.js';
+import { BpfError, check, Errno } from './errors.js';
 import { OwnedFd } from './fd.js';
 import { isPerCpu, mapInfo, type MapInfo } from './info.js';
 import { ElemScratch } from './syscall.js';
@@ -9,10 +9,7 @@ import { ElemScratch } from './syscall.js';
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const FLAG_VALUE: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
 
-const ENOENT = 2;
-const EINVAL = 22;
-const EOPNOTSUPP = 95;
-const ENOTSUPP = 524;
+const { ENOENT, EINVAL, EOPNOTSUPP, ENOTSUPP, ENOSPC } = Errno;
 const BATCH_OPTS_SIZE = 24; // struct bpf_map_batch_opts { size_t sz; u64 elem_flags; u64 flags; }
 
 let possibleCpus = 0;
@@ -243,8 +240,6 @@ function batchOpts(elemFlags: number): Buffer {
 function noBatch(ret: number): boolean {
   return ret === -EINVAL || ret === -EOPNOTSUPP || ret === -ENOTSUPP;
 }
-
-const ENOSPC = 28;
 
 /** See BpfMap.batchCounter. */
 export class BatchCounter {

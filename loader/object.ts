@@ -5,15 +5,13 @@ import { existsSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { bpf } from './bindings.js';
 import type { Codec } from './codec.js';
-import { BpfError, VerifierError } from './errors.js';
+import { BpfError, Errno, VerifierError } from './errors.js';
 import { koffi } from './ffi.js';
 import { withLibbpfCapture } from './log.js';
 import { BpfMap } from './map.js';
 import { BpfProgram } from './program.js';
 
-const ENOENT = 2;
-const ENOEXEC = 8;
-const EINVAL = 22;
+const { ENOENT, ENOEXEC, EINVAL } = Errno;
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 export interface OpenOptions {

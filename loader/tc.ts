@@ -3,10 +3,9 @@
 // another network namespace: libbpf opens its netlink socket on the calling
 // thread, which withNetns has switched.
 import { bpf, c } from './bindings.js';
-import { BpfError, check } from './errors.js';
+import { BpfError, check, Errno } from './errors.js';
 import { maybeInNetns } from './netns.js';
 import type { BpfProgram } from './program.js';
-import { runSync } from '../src/common/exec.js';
 
 export type TcDirection = 'ingress' | 'egress';
 
@@ -15,13 +14,6 @@ export interface TcTarget {
   ifindex?: number;
   /** Network namespace path (/run/netns/X, /proc/PID/ns/net); default: the current one. */
   netns?: string;
-}
-
-export interface TcFilter {
-  handle: number;
-  priority: number;
-  progId: number;
-  name: string;
 }
 
 export interface TcAttachment {
@@ -36,10 +28,7 @@ export interface TcAttachment {
   detach(): void;
 }
 
-const ENOENT = 2;
-const ENODEV = 19;
-const EEXIST = 17;
-const EINVAL_ = 22;
+const { ENOENT, ENODEV, EEXIST, EINVAL } = Errno;
 const ATTACH_POINT: Record<TcDirection, number> = { ingress: 1, egress: 2 };
 const BOTH = 3;
 const BPF_TC_F_REPLACE = 1;
@@ -138,7 +127,7 @@ export function attachTc(
 function queryHere(ifindex: number, direction: TcDirection, handle = 1, priority = 1): number | undefined {
   const o = opts({ handle, priority });
   const ret = bpf().bpf_tc_query(hook(ifindex, ATTACH_POINT[direction]), o) as number;
-  if (ret === -ENOENT || ret === -EINVAL_ || ret === -ENODEV) return undefined;
+  if (ret === -ENOENT || ret === -EINVAL || ret === -ENODEV) return undefined;
   check(`query tc ${direction} on ifindex ${ifindex}`, ret);
   return o.readUInt32LE(16);
 }
@@ -166,7 +155,7 @@ export function detachTc(t: TcTarget & { direction: TcDirection; priority?: numb
       hook(ifindex, ATTACH_POINT[t.direction]),
       opts({ handle: t.handle ?? 1, priority: t.priority ?? 1 }),
     ) as number;
-    if (ret === -ENOENT || ret === -ENODEV || ret === -EINVAL_) return;
+    if (ret === -ENOENT || ret === -ENODEV || ret === -EINVAL) return;
     check(`detach tc ${t.direction} on ${describe(t)}`, ret);
   });
 }
@@ -177,41 +166,7 @@ export function destroyClsact(t: TcTarget): void {
     const ifindex = resolveIfPresent(t);
     if (ifindex === undefined) return;
     const ret = bpf().bpf_tc_hook_destroy(hook(ifindex, BOTH)) as number;
-    if (ret === -ENOENT || ret === -EINVAL_) return;
+    if (ret === -ENOENT || ret === -EINVAL) return;
     check(`remove clsact on ${describe(t)}`, ret);
   });
-}
-
-/**
- * Every BPF filter on one hook. libbpf cannot enumerate filters, so this
- * asks tc(8) for a JSON dump; it is for inspection, not hot paths.
- */
-export function listTc(t: TcTarget, direction: TcDirection): TcFilter[] {
-  const dev = t.ifname ?? ifnameOf(ifIndex(t), t.netns);
-  const res = runSync(['tc', '-j', 'filter', 'show', 'dev', dev, direction], { netns: t.netns, allowFail: true });
-  if (res.code !== 0) {
-    if (/Cannot find device/i.test(res.stderr)) throw new BpfError(`list tc ${direction} on ${describe(t)}`, ENODEV);
-    return [];
-  }
-  const rows = JSON.parse(res.stdout || '[]') as {
-    pref?: number;
-    kind?: string;
-    options?: { handle?: string; prog?: { id?: number; name?: string } };
-  }[];
-  return rows
-    .filter((r) => r.kind === 'bpf' && r.options?.prog?.id !== undefined)
-    .map((r) => ({
-      handle: parseInt(r.options?.handle ?? '0', 16),
-      priority: r.pref ?? 0,
-      progId: r.options!.prog!.id!,
-      name: r.options!.prog!.name ?? '',
-    }));
-}
-
-function ifnameOf(ifindex: number, netns: string | undefined): string {
-  const res = runSync(['ip', '-j', 'link', 'show'], { netns, allowFail: true });
-  const links = JSON.parse(res.stdout || '[]') as { ifindex: number; ifname: string }[];
-  const l = links.find((x) => x.ifindex === ifindex);
-  if (!l) throw new BpfError(`find interface ${ifindex}`, ENODEV);
-  return l.ifname;
 }

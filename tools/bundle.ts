@@ -41,7 +41,7 @@ const clientNodeTreeShaking: Plugin = {
  * undici is what client-node 2.x's fetch-based parts run on (its Watch, its
  * generated API clients, KubeConfig.applyToFetchOptions); loading it costs
  * ~28 MiB of RSS at start-up. bvcnid and bvcnictl talk to the API server
- * through node:http(s) with KubeConfig.applyToHTTPSOptions (src/daemon/kube.ts)
+ * through node:http(s) with KubeConfig.applyToHTTPSOptions (src/kube/client.ts)
  * and never reach those parts, so undici is a stub whose every use throws,
  * naming why, rather than failing silently.
  */
@@ -50,7 +50,7 @@ const noUndici: Plugin = {
   setup(b) {
     b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'bvcni-stub' }));
     b.onLoad({ filter: /^undici$/, namespace: 'bvcni-stub' }, () => ({
-      contents: `const unused = (name) => function () { throw new Error('undici.' + name + ' is not in this bundle: bvcni reaches the API server through node:https (src/daemon/kube.ts, tools/bundle.ts)'); };
+      contents: `const unused = (name) => function () { throw new Error('undici.' + name + ' is not in this bundle: bvcni reaches the API server through node:https (src/kube/client.ts, tools/bundle.ts)'); };
 module.exports = { Agent: unused('Agent'), ProxyAgent: unused('ProxyAgent'), fetch: unused('fetch') };`,
       loader: 'js',
     }));

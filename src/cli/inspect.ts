@@ -3,7 +3,8 @@
 // node); devices and sysctls live in the node's network namespace (--netns).
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, listTc, withNetns, type TcDirection, type TcFilter } from '../../loader/index.js';
+import { BpfMap, withNetns, type TcDirection } from '../../loader/index.js';
+import { listTc, type TcFilter } from '../dataplane/tc-filters.js';
 import { runSync } from '../common/exec.js';
 import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
 import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';

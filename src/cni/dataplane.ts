@@ -7,7 +7,7 @@ import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js'
 import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
 import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
-import { koffi, libbpf } from '../../loader/ffi.js';
+import { preload } from '../../loader/index.js';
 import {
   HostPortConflict,
   claimHostPorts,
@@ -63,9 +63,9 @@ function conflictError(e: HostPortConflict): CniError {
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
 export class PinnedDataplane implements Dataplane {
   readiness(pinDir: string): Readiness {
-    koffi();
+    preload('koffi');
     mark('koffi loaded');
-    libbpf();
+    preload('libbpf');
     mark('libbpf loaded');
     if (!existsSync(mapPin(pinDir, MapName.endpoints))) return { ready: false, reason: `dataplane not loaded: nothing pinned under ${pinDir}` };
     if (!dataplaneReady(pinDir)) return { ready: false, reason: `dataplane not ready under ${pinDir}: bvcnid has not finished loading and configuring it` };

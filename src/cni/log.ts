@@ -12,7 +12,7 @@
 // (rename, flock) happens only when the file is full or has the wrong mode.
 import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { libc } from '../netlink/libc.js';
+import { libc } from '../../loader/libc.js';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;

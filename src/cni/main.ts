@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   // Once koffi is loaded, Node's orderly exit (V8, addon and library
   // teardown) costs ~1.5 ms of every ADD/DEL. stdout and the log were written
   // synchronously, nothing is pending: leave at once.
-  const c = local ? (await import('../netlink/libc.js')).libcIfLoaded() : undefined;
+  const c = local ? (await import('../../loader/libc.js')).libcIfLoaded() : undefined;
   if (c) {
     process.emit('exit', out.exitCode);
     c.exit(out.exitCode);

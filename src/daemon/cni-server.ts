@@ -7,13 +7,23 @@
 import { mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { NetConf } from '../cni/config.js';
-import { cniVariables, configString, daemonSocketPath, nsId, sameNs, type DelegateReply, type DelegateRequest } from '../cni/delegate.js';
-import { handle, type Outcome } from '../cni/plugin.js';
-import { PinnedDataplane } from '../cni/dataplane.js';
-import type { Services } from '../cni/context.js';
-import { COMMANDS, type CniEnv } from '../cni/env.js';
-import { realServices } from '../cni/services.js';
+import {
+  COMMANDS,
+  PinnedDataplane,
+  cniVariables,
+  configString,
+  daemonSocketPath,
+  handle,
+  nsId,
+  realServices,
+  sameNs,
+  type CniEnv,
+  type DelegateReply,
+  type DelegateRequest,
+  type NetConf,
+  type Outcome,
+  type Services,
+} from '../cni/index.js';
 import { deleteLinkIndexAsync, getLink } from '../netlink/rtnl.js';
 import type { DaemonMetrics } from './metrics.js';
 

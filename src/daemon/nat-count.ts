@@ -6,7 +6,7 @@
 // value therefore lags the map by at most intervalMs plus one pass (a full
 // map's pass and its longest slice: test/bench/daemon-scrape.bench.ts), and
 // /metrics says how old it is (bvcni_nat_entries_age_seconds).
-import { realClock, type Clock } from './backoff.js';
+import { realClock, type Clock } from '../common/backoff.js';
 
 /** A resumable count of a map's entries (src/daemon/dataplane.ts). */
 export interface EntryWalk {

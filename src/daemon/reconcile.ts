@@ -4,7 +4,7 @@
 // wrote: a diff costs no map reads, and a restart rewrites nothing that is
 // already right (no flow sees a changed entry).
 import type { TunnelKey, TunnelValue } from '../dataplane/abi.js';
-import { entryKey, type TunnelEntry } from './desired.js';
+import { entryKey, type TunnelEntry } from '../kube/desired.js';
 
 /** The subset of the loader's BpfMap that reconciliation uses (a fake in unit tests). */
 export interface TunnelTable {

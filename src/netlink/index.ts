@@ -1,4 +1,4 @@
 export { NetlinkSocket, NetlinkError } from './socket.js';
 export * from './rtnl.js';
-export { SysError, errnoName } from './libc.js';
+export { SysError, errnoName } from '../../loader/errors.js';
 export { socketIn } from './socket.js';

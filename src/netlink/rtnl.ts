@@ -38,6 +38,7 @@ import {
   type Attr,
 } from './message.js';
 import { NetlinkError, NetlinkSocket } from './socket.js';
+import { Errno } from '../../loader/errors.js';
 
 export interface Link {
   index: number;
@@ -65,11 +66,7 @@ export interface Route {
   table: number;
 }
 
-const ENODEV = 19;
-const ESRCH = 3;
-const ENOENT = 2;
-const EAFNOSUPPORT = 97;
-const EOPNOTSUPP = 95;
+const { ENODEV, ESRCH, ENOENT, EAFNOSUPPORT, EOPNOTSUPP } = Errno;
 
 function parseLink(body: Buffer): Link {
   const a = decodeAttrs(body, 16);

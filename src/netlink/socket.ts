@@ -2,7 +2,8 @@
 // was created in, which is how the plugin configures a pod's namespace
 // without switching the whole process into it for longer than one call.
 import { withNetns } from '../../loader/netns.js';
-import { libc, SysError } from './libc.js';
+import { SysError } from '../../loader/errors.js';
+import { libc } from '../../loader/libc.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from './message.js';
 
 const AF_NETLINK = 16;

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { run } from '../common/exec.js';
 import { openTunnelMap } from '../dataplane/maps.js';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from '../common/table.js';
 import {
   cleanupLeftovers,
   createCluster,

@@ -22,7 +22,7 @@ import { run } from '../../src/common/exec.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { createCluster, UNDERLAY_GATEWAY, uniquePrefix, type Cluster } from '../../src/sim/index.js';
-import { LIST_PAGE } from '../../src/daemon/kube.js';
+import { LIST_PAGE } from '../../src/kube/client.js';
 import { makeNode, makeRealisticNode, type FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { BVCNID, DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';

@@ -11,7 +11,7 @@ import { BpfProgram, attachTc, detachTc, withNetns } from '../../loader/index.js
 import { run } from '../../src/common/exec.js';
 import { runCli } from '../../src/cli/run.js';
 import { makeNodesCommand } from '../../src/cli/commands/nodes.js';
-import { installPlugin, writeConflist, CONFLIST_NAME } from '../../src/daemon/install.js';
+import { installPlugin, writeConflist, CONFLIST_NAME } from '../../src/kube/install.js';
 import { openTunnelMap } from '../../src/dataplane/maps.js';
 import { TC_HANDLE, TC_PRIORITY, programPin } from '../../src/dataplane/layout.js';
 import { createCluster, ping, uniquePrefix, INTERNET_IP, type Cluster, type SimNode } from '../../src/sim/index.js';

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Daemon, type DaemonConfig } from '../../src/daemon/daemon.js';
 import type { AttachedDataplane, DataplaneDriver, NodeDataplaneConfig } from '../../src/daemon/dataplane.js';
-import { conditionPatcher, nodeApi, nodeGetter } from '../../src/daemon/kube.js';
+import { conditionPatcher, nodeApi, nodeGetter } from '../../src/kube/client.js';
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
 import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';

@@ -28,7 +28,7 @@ import {
   type SimNode,
   type SimPod,
 } from '../../src/sim/index.js';
-import { listTc } from '../../loader/index.js';
+import { listTc } from '../../src/dataplane/tc-filters.js';
 import { run } from '../../src/common/exec.js';
 import { NodeDefaults, listNat } from '../../src/dataplane/index.js';
 import { existsSync } from 'node:fs';

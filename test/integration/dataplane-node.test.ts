@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { run, startProcess } from '../../src/common/exec.js';
 import { scaledTimeout } from '../../src/common/wait.js';
-import { listTc } from '../../loader/index.js';
+import { listTc } from '../../src/dataplane/tc-filters.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { programSetDir } from '../../src/dataplane/features.js';
 import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';

@@ -15,10 +15,10 @@ import {
 import { createServer } from 'node:http';
 import { FakeKubeApiServer, makeNode, makeRealisticNode } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from '../support/kube-util.js';
-import { NodeInformer } from '../../src/daemon/informer.js';
-import { conditionPatcher, describeApiError, nodeApi, nodeGetter, slimNode } from '../../src/daemon/kube.js';
+import { NodeInformer } from '../../src/kube/informer.js';
+import { conditionPatcher, describeApiError, nodeApi, nodeGetter, slimNode } from '../../src/kube/client.js';
 import { makeServerTls, type ServerTls } from '../../src/sim/tls.js';
-import { Backoff } from '../../src/daemon/backoff.js';
+import { Backoff } from '../../src/common/backoff.js';
 
 function client(srv: FakeKubeApiServer): { kc: KubeConfig; core: CoreV1Api } {
   const kc = new KubeConfig();

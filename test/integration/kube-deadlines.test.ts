@@ -1,4 +1,4 @@
-// Every API request bvcnid makes has a deadline (src/daemon/kube.ts): against
+// Every API request bvcnid makes has a deadline (src/kube/client.ts): against
 // a plain TCP listener on loopback that accepts and reads and never writes,
 // list, watch, get and patch each fail with ETIMEDOUT after --api-timeout;
 // against one that sends the headers and then stalls, a list page fails after
@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { conditionPatcher, nodeApi, nodeGetter, type ApiBounds } from '../../src/daemon/kube.js';
+import { conditionPatcher, nodeApi, nodeGetter, type ApiBounds } from '../../src/kube/client.js';
 import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
 
 const BOUNDS: ApiBounds = { timeoutMs: 300, bodyTimeoutMs: 300 };

@@ -1,9 +1,9 @@
 // A scripted Node API and a manual clock for the daemon's unit tests: the
 // informer and the daemon's health run against them with no sockets and no
 // waits.
-import type { Clock } from '../../src/daemon/backoff.js';
-import type { NodeApi, NodeListResult } from '../../src/daemon/informer.js';
-import type { NodeLike } from '../../src/daemon/desired.js';
+import type { Clock } from '../../src/common/backoff.js';
+import type { NodeApi, NodeListResult } from '../../src/kube/informer.js';
+import type { NodeLike } from '../../src/kube/desired.js';
 
 export class ManualClock implements Clock {
   t = 0;

@@ -5,9 +5,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { pairNatEntries } from '../../src/cli/commands/nat.js';
 import { compareTunnels } from '../../src/cli/commands/nodes.js';
-import { formatTable } from '../../src/cli/table.js';
+import { formatTable } from '../../src/common/table.js';
 import { IPPROTO, NatDir, NatTcpState, TunnelFlags, type NatEntry, type NatKey } from '../../src/dataplane/abi.js';
-import { computeDesired } from '../../src/daemon/desired.js';
+import { computeDesired } from '../../src/kube/desired.js';
 
 const S = 1_000_000_000n;
 const NOW = 10_000n * S;

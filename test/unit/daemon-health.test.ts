@@ -14,7 +14,7 @@ import type { AttachedDataplane, DataplaneDriver } from '../../src/daemon/datapl
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import { BackgroundCount, keyWalk, type EntryWalk } from '../../src/daemon/nat-count.js';
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
-import type { NodeLike } from '../../src/daemon/desired.js';
+import type { NodeLike } from '../../src/kube/desired.js';
 import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';
 import { ManualClock, ScriptedApi, flush } from '../support/scripted-api.js';
 

@@ -3,8 +3,8 @@
 // backoff reset by events, and the idle-watch watchdog — no sockets, no waits.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NodeInformer } from '../../src/daemon/informer.js';
-import { Backoff } from '../../src/daemon/backoff.js';
+import { NodeInformer } from '../../src/kube/informer.js';
+import { Backoff } from '../../src/common/backoff.js';
 import { ManualClock, ScriptedApi, flush, node } from '../support/scripted-api.js';
 
 function setup(): { api: ScriptedApi; clock: ManualClock; inf: NodeInformer; seen: string[]; errors: number[] } {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installPlugin, removeInstalled } from '../../src/daemon/install.js';
+import { installPlugin, removeInstalled } from '../../src/kube/install.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bvk-install-'));
 after(() => rmSync(root, { recursive: true, force: true }));

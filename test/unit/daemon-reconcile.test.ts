@@ -2,7 +2,7 @@
 // difference — against an in-memory fake of the pinned map.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeDesired, parseNode, sameTunnelInputs, SkipReason, type NodeLike } from '../../src/daemon/desired.js';
+import { computeDesired, parseNode, sameTunnelInputs, SkipReason, type NodeLike } from '../../src/kube/desired.js';
 import { TunnelReconciler, type TunnelTable } from '../../src/daemon/reconcile.js';
 import { TunnelFlags, type TunnelKey, type TunnelValue } from '../../src/dataplane/abi.js';
 import { parseCidr } from '../../src/common/cidr.js';

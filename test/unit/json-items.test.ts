@@ -1,9 +1,9 @@
-// The list splitter of src/daemon/json-items.ts: every element of `items`
+// The list splitter of src/kube/json-items.ts: every element of `items`
 // handed out on its own and equal to what JSON.parse of the whole document
 // gives, wherever the chunks are cut; anything JSON.parse rejects is rejected.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ListItemSplitter } from '../../src/daemon/json-items.js';
+import { ListItemSplitter } from '../../src/kube/json-items.js';
 
 function split(chunks: Buffer[]): { items: unknown[]; doc: unknown; streamed: boolean } {
   const items: unknown[] = [];

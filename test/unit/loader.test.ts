@@ -13,7 +13,6 @@ import {
   BpfObject,
   BpfProgram,
   detachTc,
-  listTc,
   MapType,
   testRun,
   u32,
@@ -22,6 +21,7 @@ import {
   ifIndex,
 } from '../../loader/index.js';
 import { run } from '../../src/common/exec.js';
+import { listTc } from '../../src/dataplane/tc-filters.js';
 import { createNetns, deleteNetnsSync, uniquePrefix } from '../../src/sim/netns.js';
 
 import { COUNTER_OBJ, REJECT_OBJ, counterValue, lpmKey, roundtripKey } from '../fixtures/bpf/counter.js';

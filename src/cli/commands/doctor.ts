@@ -4,10 +4,9 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathS
 import { dirname, join } from 'node:path';
 import { runSync } from '../../common/exec.js';
 import { connect } from 'node:net';
-import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME } from '../../daemon/install.js';
-import { DEFAULTS } from '../../cni/config.js';
-import { daemonSocketPath } from '../../cni/delegate.js';
-import { loadKubeConfig, nodeApi } from '../../daemon/kube.js';
+import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME } from '../../kube/install.js';
+import { DEFAULTS, daemonSocketPath } from '../../cni/index.js';
+import { loadKubeConfig, nodeApi } from '../../kube/client.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { VXLAN_OVERHEAD } from '../../dataplane/node.js';
 import { Programs, programPin, type ProgramSlot } from '../../dataplane/layout.js';
@@ -25,7 +24,7 @@ import {
   summarizeMaps,
   type Link,
 } from '../inspect.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../common/table.js';
 import { toJson, type CommandSpec, type OptionValues } from '../types.js';
 
 export type CheckResult = 'ok' | 'fail' | 'skip';

@@ -1,7 +1,7 @@
 // bvcnictl drops: the per-CPU stats map summed, by reason and direction.
 import { readStats } from '../../dataplane/stats.js';
 import { requirePinDir } from '../inspect.js';
-import { formatBytes, formatTable } from '../table.js';
+import { formatBytes, formatTable } from '../../common/table.js';
 import { CliError, ok, toJson, type CommandSpec } from '../types.js';
 
 export const drops: CommandSpec = {

@@ -4,7 +4,7 @@ import { CliError, ok, toJson, type CommandSpec } from '../types.js';
 import { EndpointFlags } from '../../dataplane/abi.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { listLinks, requirePinDir } from '../inspect.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../common/table.js';
 import { ipv4ToInt } from '../../../loader/codec.js';
 
 export const endpoints: CommandSpec = {

@@ -5,7 +5,7 @@ import { CliError, ok, toJson, type CommandSpec } from '../types.js';
 import { listHostPorts } from '../../dataplane/hostport.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { requirePinDir } from '../inspect.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../common/table.js';
 
 export const hostports: CommandSpec = {
   name: 'hostports',

@@ -5,7 +5,7 @@ import { ipv4ToInt } from '../../../loader/codec.js';
 import { IPPROTO, NatDir, NatTcpState, natTimeout, type NatEntry, type NatKey } from '../../dataplane/abi.js';
 import { openNatMap } from '../../dataplane/maps.js';
 import { requirePinDir } from '../inspect.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../common/table.js';
 import { CliError, ok, toJson, type CommandSpec } from '../types.js';
 
 export interface NatFlow {

@@ -5,10 +5,10 @@ import { hostname } from 'node:os';
 import { ipv4ToInt } from '../../../loader/codec.js';
 import { TunnelFlags } from '../../dataplane/abi.js';
 import { openTunnelMap } from '../../dataplane/maps.js';
-import { computeDesired, entryKey, type DesiredState, type NodeLike } from '../../daemon/desired.js';
-import { loadKubeConfig, nodeApi } from '../../daemon/kube.js';
+import { computeDesired, entryKey, type DesiredState, type NodeLike } from '../../kube/desired.js';
+import { loadKubeConfig, nodeApi } from '../../kube/client.js';
 import { readConfig, requirePinDir } from '../inspect.js';
-import { formatTable } from '../table.js';
+import { formatTable } from '../../common/table.js';
 import { CliError, toJson, type CommandSpec } from '../types.js';
 
 export type NodeRowState = 'ok' | 'stale' | 'wrong-ip' | 'missing' | 'unchecked';

@@ -1,7 +1,7 @@
 // bvcnictl status: what this node runs — its identity, devices, attached
 // programs, map sizes and readiness.
 import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
-import { formatPairs, formatTable } from '../table.js';
+import { formatPairs, formatTable } from '../../common/table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
 import { formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
 

@@ -3,7 +3,7 @@
 // --yes it only says what it would remove. Pods on the node lose their network.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFLIST_NAME, installedPluginFiles, removeInstalled } from '../../daemon/install.js';
+import { CONFLIST_NAME, installedPluginFiles, removeInstalled } from '../../kube/install.js';
 import { NodeDefaults, removeNodeDataplane } from '../../dataplane/node.js';
 import { isBpffs, listLinks, readConfig } from '../inspect.js';
 import { CliError, toJson, type CommandSpec } from '../types.js';

@@ -1,7 +1,7 @@
 // bvcnictl version: what this bvcnictl was built from, and what dataplane ABI
 // the node's pinned maps must speak for it to read them.
 import { buildInfo } from '../../dataplane/build.js';
-import { formatPairs } from '../table.js';
+import { formatPairs } from '../../common/table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
 
 export const version: CommandSpec = {

@@ -4,6 +4,7 @@
 // Each step registers its undo; a failure runs them in reverse.
 import { closeSync, openSync } from 'node:fs';
 import { intToIpv4 } from '../../../loader/codec.js';
+import { Errno } from '../../../loader/errors.js';
 import {
   addAddr,
   addRoute,
@@ -29,7 +30,7 @@ import { allocate, findByAttachment } from '../ipam/allocator.js';
 import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
 
-const EEXIST = 17;
+const { EEXIST } = Errno;
 const DEFAULT_POD_MTU = 1450;
 const OVERLAY_OVERHEAD = 50;
 

@@ -13,7 +13,8 @@ import { hash64hex } from '../hash.js';
 import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
-import { libc, SysError } from '../../netlink/libc.js';
+import { SysError } from '../../../loader/errors.js';
+import { libc } from '../../../loader/libc.js';
 
 export interface Reservation {
   ip: number;

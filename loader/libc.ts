@@ -1,7 +1,8 @@
-// The few libc calls Node does not offer: netlink sockets and flock. koffi and
-// libc come from loader/ffi.ts, the one place that finds them (also inside the
-// self-contained plugin).
-import { koffi, libc as libcLib } from '../../loader/ffi.js';
+// The libc calls Node does not offer, bound once for every caller: netlink
+// sockets (src/netlink), flock (the IPAM lock), close (the loader's file
+// descriptors), _exit. koffi and libc come from ./ffi.ts, the one place that
+// finds them (also inside the self-contained plugin).
+import { koffi, libc as libcLib } from './ffi.js';
 
 type Fn = (...args: unknown[]) => number;
 
@@ -58,5 +59,3 @@ export function libc(): Libc {
   };
   return lib;
 }
-
-export { SysError, errnoName } from '../../loader/errors.js';

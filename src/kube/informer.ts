@@ -15,7 +15,7 @@
 // then relists, as always). `lastProgressAt` is when the API last answered
 // usefully (a list, a watch opened, any event): the daemon's /healthz is
 // built on it.
-import { Backoff, realClock, type Clock } from './backoff.js';
+import { Backoff, realClock, type Clock } from '../common/backoff.js';
 import type { NodeLike } from './desired.js';
 
 export interface NodeListResult {
