@@ -46,35 +46,13 @@
 
 #include "maps.h"
 #include "ipv4.h"
+#include "hostport_map.h"
 #include "nat.h"
 #include "deliver.h"
 #include "fib.h"
 
-#ifndef IPPROTO_SCTP
-#define IPPROTO_SCTP 132
-#endif
-
 /* Not a TC verdict: "the reply's source is now the hostPort's". */
 #define HOSTPORT_XLATED 0x40000
-
-/*
- * The mapping for a packet to daddr:port: an exact (host IP) mapping first,
- * then, for the node IP, the 0.0.0.0 one. *key_ip: the key that matched.
- */
-static __always_inline const struct hostport_value *hostport_lookup(const struct bvcni_config *cfg, __u32 daddr,
-								     __u16 port, __u8 proto, __u32 *key_ip)
-{
-	struct hostport_key k = { .host_ip = daddr, .port = port, .proto = proto };
-	const struct hostport_value *v = bpf_map_lookup_elem(&BVCNI_MAP_HOSTPORT, &k);
-
-	if (v || daddr != cfg->node_ip) {
-		*key_ip = daddr;
-		return v;
-	}
-	k.host_ip = 0;
-	*key_ip = 0;
-	return bpf_map_lookup_elem(&BVCNI_MAP_HOSTPORT, &k);
-}
 
 /* Ports of a TCP, UDP or SCTP header (the same first 4 bytes in all three). */
 static __always_inline int hostport_ports(struct __sk_buff *skb, __u32 l4off, __u16 *sport, __u16 *dport)

@@ -320,6 +320,8 @@ export class Daemon {
         { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst?.binary, ms: Math.round(performance.now() - t0) },
         inst ? 'dataplane attached, plugin installed' : 'dataplane attached',
       );
+      const nhp = this.dp.nodeHostPorts;
+      if (nhp && !nhp.attached) this.log.warn({ reason: nhp.reason }, "the node's own processes will not reach hostPorts (bpf_sock.c not attached); pods and other hosts do");
       this.setupBackoff.reset();
       // The list (first start) or the cache (a re-setup) decides the tunnel map; the conflist follows the first reconcile.
       this.informer.start();

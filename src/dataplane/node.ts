@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import {
   BpfObject,
   BpfProgram,
+  attachCgroupPinned,
+  netnsCookie,
+  u32,
+  u64,
   attachTc,
   detachTc,
   maybeInNetns,
@@ -18,7 +22,7 @@ import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr
 import { attachPodProgram } from './endpoint.js';
 import { isolateBridgePort } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
-import { DEFAULT_PIN_DIR, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { cgroup2Root, DEFAULT_PIN_DIR, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
@@ -48,6 +52,12 @@ export interface NodeDataplaneConfig {
    * kube-proxy to translate, never masqueraded. '' disables the pass-through.
    */
   serviceCidr?: string;
+  /**
+   * The cgroup v2 directory whose sockets (those of the node's namespace) reach
+   * hostPorts through bpf_sock.c: default the cgroup v2 root as mounted (/sys/fs/cgroup,
+   * or /sys/fs/cgroup/unified on a hybrid host). '' attaches nothing.
+   */
+  cgroup?: string;
 }
 
 export const NodeDefaults = {
@@ -83,6 +93,8 @@ export interface NodeDataplane {
   programIds: Record<ProgramSlot, number>;
   /** Endpoints whose veth got the (new) pod program re-attached. */
   reattached: number;
+  /** The node's own sockets reach hostPorts (bpf_sock.c attached), or why not: the rest works without it. */
+  nodeHostPorts: { attached: true } | { attached: false; reason: string };
   /** Releases our file descriptors; the dataplane stays in place. */
   close(): void;
 }
@@ -254,6 +266,29 @@ function loadPrograms(pinDir: string, objDir: string): Map<ProgramSlot, BpfProgr
   }
 }
 
+/**
+ * hostPorts for the node's own processes (bpf/bpf_sock.c): the program learns
+ * the node namespace's cookie, then goes into the pinned cgroup link (created
+ * on first use; replaced in place later, as the tc programs are). Best effort:
+ * without it (no cgroup v2, a kernel below 5.14 for the cookie, a container
+ * without the host's cgroup root) everything else works, and the caller says so.
+ */
+function attachSockProgram(cfg: NodeDataplaneConfig, objDir: string): NodeDataplane['nodeHostPorts'] {
+  const cgroup = cfg.cgroup ?? cgroup2Root();
+  if (!cgroup) return { attached: false, reason: cfg.cgroup === '' ? 'no cgroup configured' : 'no cgroup v2 hierarchy mounted' };
+  try {
+    using obj = BpfObject.open(join(objDir, SockProgram.object), { pinDir: cfg.pinDir });
+    obj.load();
+    using netnsMap = obj.map(SockProgram.netnsMap, u32, u64);
+    netnsMap.update(0, netnsCookie(cfg.netns));
+    using prog = obj.program(SockProgram.program);
+    attachCgroupPinned(prog, { cgroup, type: 'inet4Connect', linkPin: join(cfg.pinDir, SockProgram.linkPin) });
+    return { attached: true };
+  } catch (e) {
+    return { attached: false, reason: (e as Error).message };
+  }
+}
+
 function attach(netns: string | undefined, ifindex: number, direction: TcDirection, prog: BpfProgram): TcAttachment {
   return attachTc({ ifindex, netns, direction, program: prog, handle: TC_HANDLE, priority: TC_PRIORITY });
 }
@@ -352,6 +387,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     };
     // Last: READY is what lets the programs act.
     maps.config.update(0, config);
+    const nodeHostPorts = attachSockProgram(cfg, objDir);
 
     const programIds = Object.fromEntries([...progs].map(([slot, p]) => [slot, p.id])) as Record<ProgramSlot, number>;
     progs.forEach((p) => p.close());
@@ -365,6 +401,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       attachments,
       programIds,
       reattached,
+      nodeHostPorts,
       close: () => m.close(),
     };
   } catch (e) {

@@ -93,6 +93,28 @@ describe('hostPort: portMappings in eBPF, 2 simulated nodes', () => {
     }
   });
 
+  test('the node itself reaches the pod at <node IP>:<hostPort> and 127.0.0.1:<hostPort> (TCP and UDP); another node\'s own sockets are left alone', async () => {
+    const node = c.nodes[0]!;
+    for (const dst of [node.ip, '127.0.0.1']) {
+      const [tcp, udp, host] = await probeMany(node.path, [
+        { ip: dst, port: HTTP, proto: 'tcp' },
+        { ip: dst, port: DNS, proto: 'udp' },
+        { ip: dst, port: RESPONDER_PORT, proto: 'tcp' },
+      ]);
+      assert.ok(tcp!.ok && tcp!.local === web.ip, `${dst}:${HTTP} from the node: ${JSON.stringify(tcp)}`);
+      assert.equal(tcp!.peer, node.ip, 'the pod sees the node');
+      assert.ok(udp!.ok, `${dst}:${DNS}/udp from the node: ${JSON.stringify(udp)}`);
+      // The control: the node's own listener on an unmapped port is still its own.
+      assert.ok(host!.ok && host!.local === (dst === '127.0.0.1' ? '127.0.0.1' : node.ip), JSON.stringify(host));
+    }
+    // Node 1's sockets connecting to node 0 go over the network, as the "another node" client above: still node 1's own address.
+    const [far] = await probeMany(c.nodes[1]!.path, [{ ip: node.ip, port: HTTP, proto: 'tcp' }]);
+    assert.equal(peerOf(far!, 'node 1'), c.nodes[1]!.ip);
+    // And 127.0.0.1 on node 1, which has no such hostPort, is node 1's own business: refused.
+    const [local1] = await probeMany(c.nodes[1]!.path, [{ ip: '127.0.0.1', port: HTTP, proto: 'tcp' }], 1500);
+    assert.ok(!local1!.ok, 'another node\'s loopback is not translated');
+  });
+
   test("the node's own listener on an unmapped port still answers, and the mapped ports are not its", async () => {
     const [host, mapped] = await probeMany(c.internet.path, [
       { ip: n0().ip, port: RESPONDER_PORT, proto: 'tcp' },
@@ -209,7 +231,7 @@ describe('hostPort: portMappings in eBPF, 2 simulated nodes', () => {
       [OTHER],
       'exactly its own mappings went',
     );
-    for (const ns of [c.internet, remote, local]) {
+    for (const ns of [c.internet, remote, local, c.nodes[0]!]) {
       const [tcp, udp, control] = await probeMany(
         ns.path,
         [
