@@ -224,6 +224,29 @@ describe('hostPort: portMappings in eBPF, 2 simulated nodes', () => {
     }
   });
 
+  // kube-proxy's rules beside the hostPorts: a ClusterIP (DNAT in the client's node) and a NodePort
+  // with externalTrafficPolicy=Local (DNAT in the pod's node, no SNAT) to the same pod and
+  // containerPort the hostPort maps. Their replies must reach conntrack untranslated by the hostPort.
+  test('Services to the hostPort pod keep working: a ClusterIP from a pod of another node and a NodePort from outside', async () => {
+    const n0node = c.nodes[0]!;
+    const n1node = c.nodes[1]!;
+    await c.exec(n1node, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', '10.96.0.10', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${web.ip}:${RESPONDER_PORT}`]);
+    await c.exec(n0node, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', n0node.ip, '-p', 'tcp', '--dport', '30080', '-j', 'DNAT', '--to-destination', `${web.ip}:${RESPONDER_PORT}`]);
+    try {
+      const [svc] = await probeMany(remote.path, [{ ip: '10.96.0.10', port: 80, proto: 'tcp' }]);
+      assert.equal(peerOf(svc!, 'ClusterIP'), remote.ip);
+      assert.ok(svc!.ok && svc!.local === web.ip);
+      const [np, hp] = await probeMany(c.internet.path, [
+        { ip: n0node.ip, port: 30080, proto: 'tcp' },
+        { ip: n0node.ip, port: HTTP, proto: 'tcp' },
+      ]);
+      assert.equal(peerOf(np!, 'NodePort'), c.internet.ip);
+      assert.equal(peerOf(hp!, 'hostPort beside it'), c.internet.ip);
+    } finally {
+      for (const n of [n0node, n1node]) await c.exec(n, ['nft', 'delete', 'table', 'ip', 'nat'], { allowFail: true });
+    }
+  });
+
   test('after DEL the hostPorts answer no more (the host stack refuses), while another pod\'s hostPort still does', async () => {
     await c.removePod(web);
     assert.deepEqual(
