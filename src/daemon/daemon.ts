@@ -41,6 +41,8 @@ export interface DaemonConfig {
   vxlanPort: number;
   vni: number;
   mtu?: number;
+  /** The cgroup v2 root for the node's own hostPort sockets (--cgroup-root); default: the one mounted here. */
+  cgroupRoot?: string;
   /** The plugin binary to install (its support dir bvcni.d/ beside it comes too). */
   plugin: string;
   /** A watch silent (no event, no BOOKMARK) this long is restarted (--watch-idle-timeout). */
@@ -280,6 +282,7 @@ export class Daemon {
       ...(this.cfg.serviceCidr !== undefined ? { serviceCidr: this.cfg.serviceCidr } : {}),
       ...(this.cfg.mtu ? { mtu: this.cfg.mtu } : {}),
       ...(this.objDir ? { objDir: this.objDir } : {}),
+      ...(this.cfg.cgroupRoot !== undefined ? { cgroup: this.cfg.cgroupRoot } : {}),
     };
   }
 

@@ -44,6 +44,7 @@ interface Flags {
   vxlanPort: number;
   vni: number;
   mtu?: number;
+  cgroupRoot?: string;
   plugin?: string;
   logLevel: string;
   uninstall?: boolean;
@@ -131,6 +132,11 @@ function program(): Command {
     .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(8472).argParser(intIn(1, 65535, '--vxlan-port')))
     .addOption(new Option('--vni <n>', 'VXLAN network identifier').env('BVCNI_VNI').default(1).argParser(intIn(1, 16777215, '--vni')))
     .addOption(new Option('--mtu <n>', 'pod MTU (default: uplink MTU - 50)').env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
+    .addOption(
+      new Option('--cgroup-root <dir>', "cgroup v2 root whose sockets of the node's namespace reach hostPorts (default: the one mounted here; '' none)").env(
+        'BVCNI_CGROUP_ROOT',
+      ),
+    )
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
@@ -225,6 +231,7 @@ export async function main(argv: string[]): Promise<number> {
     vxlanPort: flags.vxlanPort,
     vni: flags.vni,
     mtu: flags.mtu,
+    ...(flags.cgroupRoot !== undefined ? { cgroupRoot: flags.cgroupRoot } : {}),
     plugin: flags.plugin ?? defaultPlugin(),
     watchIdleTimeoutMs: flags.watchIdleTimeout,
     stuckAfterMs: flags.stuckAfter,
