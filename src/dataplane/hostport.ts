@@ -4,7 +4,18 @@
 // writer, so two ADDs racing for one (host IP, port, protocol) cannot both win.
 import { existsSync } from 'node:fs';
 import { BpfError, BpfMap } from '../../loader/index.js';
-import { IPPROTO, MapName, hostportKey, hostportValue, type HostportKey, type HostportValue } from './abi.js';
+import {
+  IPPROTO,
+  MapName,
+  hostportFlowKey,
+  hostportFlowValue,
+  hostportKey,
+  hostportValue,
+  type HostportFlowKey,
+  type HostportFlowValue,
+  type HostportKey,
+  type HostportValue,
+} from './abi.js';
 import { mapPin } from './maps.js';
 
 export type HostPortProtocol = 'tcp' | 'udp' | 'sctp';
@@ -42,6 +53,11 @@ export class HostPortConflict extends Error {
 
 export function openHostportMap(pinDir: string): BpfMap<HostportKey, HostportValue> {
   return BpfMap.openPinned(mapPin(pinDir, MapName.hostport), hostportKey, hostportValue);
+}
+
+/** The programs' per-flow state (bvcni_hostport_flows): read-only for user space. */
+export function openHostportFlowsMap(pinDir: string): BpfMap<HostportFlowKey, HostportFlowValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.hostportFlows), hostportFlowKey, hostportFlowValue);
 }
 
 export function hostportMapExists(pinDir: string): boolean {
