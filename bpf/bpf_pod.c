@@ -26,7 +26,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	const struct tunnel_value *tun;
 	struct iphdr *ip;
 	__u32 daddr;
-	int ret, hp;
+	int ret;
 
 	/* Only IPv4 and the pod's own ARP leave it (lib/l2.h says why that is enough). */
 	ret = l2_from_pod(skb);
@@ -52,19 +52,10 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		return ret;
 #endif
 
-	/* A reply in a flow a hostPort translated leaves from the hostPort (lib/hostport.h). */
-	hp = hostport_reply(skb, cfg, ep, ip);
-	if (hp && hp != HOSTPORT_XLATED)
-		return hp;
-	if (hp) {
-		ip = ipv4_hdr(skb, &ret);
-		if (!ip)
-			return DROP(REASON_DROP_INVALID);
-	} else {
-		ret = hostport_to_pod(skb, cfg, ip);
-		if (ret != TC_ACT_OK)
-			return ret;
-	}
+	/* hostPorts: a pod reaching one, or a reply leaving from one (lib/hostport.h). */
+	ret = hostport_from_pod(skb, cfg, ep, &ip);
+	if (ret != TC_ACT_OK)
+		return ret;
 
 	daddr = ip->daddr;
 	if (daddr == cfg->node_ip)

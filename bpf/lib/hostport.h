@@ -219,4 +219,23 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 	}
 }
 
+/*
+ * bpf_pod's one call: a reply of a hostPort flow gets its source translated
+ * (and goes out here, or on as pod traffic with *ipp refreshed), a packet for
+ * a hostPort goes to its pod; TC_ACT_OK: neither, carry on.
+ */
+static __always_inline int hostport_from_pod(struct __sk_buff *skb, const struct bvcni_config *cfg,
+					     const struct endpoint_value *ep, struct iphdr **ipp)
+{
+	int ret = hostport_reply(skb, cfg, ep, *ipp);
+
+	if (ret == HOSTPORT_XLATED) {
+		*ipp = ipv4_hdr(skb, &ret);
+		return *ipp ? TC_ACT_OK : DROP(REASON_DROP_INVALID);
+	}
+	if (ret)
+		return ret;
+	return hostport_to_pod(skb, cfg, *ipp);
+}
+
 #endif
