@@ -6,6 +6,7 @@
 // 1 µs per call (see README, "Why koffi").
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { isSea } from 'node:sea';
 import { basename, dirname, join } from 'node:path';
 import type * as KoffiModule from 'koffi';
 
@@ -35,6 +36,10 @@ export function koffi(): Koffi {
     const mod = { exports: {} as Koffi };
     process.dlopen(mod, join(dir, 'koffi.node'));
     koffiInstance = mod.exports;
+  } else if (isSea()) {
+    // The executable's startup snapshot keeps the module path it was built at:
+    // a require() from there would find the build tree's koffi, where there is one.
+    throw new Error(`koffi not found: ${basename(process.execPath)}.d/koffi.node must sit beside ${process.execPath}`);
   } else {
     const base = typeof __filename === 'string' ? __filename : import.meta.url;
     koffiInstance = createRequire(base)('koffi') as Koffi;

@@ -1,11 +1,14 @@
 // Read-only views of one node for bvcnictl: its pinned maps, its devices and
 // its tc hooks. Pinned maps live on the global bpffs (--pin-dir picks the
 // node); devices and sysctls live in the node's network namespace (--netns).
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, withNetns, type TcDirection } from '../../loader/index.js';
+import { BpfMap, type TcDirection } from '../../loader/index.js';
 import { listTc, type TcFilter } from '../dataplane/tc-filters.js';
 import { runSync } from '../common/exec.js';
+import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
+import { NetlinkSocket, socketIn } from '../netlink/socket.js';
+import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
 import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
 import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
@@ -98,38 +101,32 @@ export interface Link {
 }
 
 export function listLinks(netns?: string): Link[] {
-  const res = runSync(['ip', '-j', '-d', 'link', 'show'], { netns, allowFail: true });
-  if (res.code !== 0) throw new CliError(`cannot list devices${netns ? ` in ${netns}` : ''}: ${res.stderr.trim()}`);
-  const raw = JSON.parse(res.stdout || '[]') as {
-    ifindex: number;
-    ifname: string;
-    mtu: number;
-    operstate: string;
-    address?: string;
-    master?: string;
-    linkinfo?: { info_kind?: string };
-  }[];
+  let raw: ReturnType<typeof rtnlListLinks>;
+  try {
+    using s = netns ? socketIn(netns) : new NetlinkSocket();
+    raw = rtnlListLinks(s);
+  } catch (e) {
+    throw new CliError(`cannot list devices${netns ? ` in ${netns}` : ''}: ${(e as Error).message}`);
+  }
+  const names = new Map(raw.map((l) => [l.index, l.name]));
   return raw.map((l) => ({
-    ifindex: l.ifindex,
-    ifname: l.ifname,
+    ifindex: l.index,
+    ifname: l.name,
     mtu: l.mtu,
-    operstate: l.operstate,
-    address: l.address ?? '',
-    kind: l.linkinfo?.info_kind,
-    master: l.master,
+    operstate: l.operstate ?? 'UNKNOWN',
+    address: l.mac,
+    kind: l.kind,
+    master: l.master ? names.get(l.master) : undefined,
   }));
 }
 
+/** A sysctl by its dotted name ("net.ipv4.ip_forward"), undefined when it cannot be read. */
 export function readSysctl(name: string, netns?: string): string | undefined {
-  const path = `/proc/sys/${name.replaceAll('.', '/')}`;
-  const read = (): string | undefined => {
-    try {
-      return readFileSync(path, 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
-  return netns ? withNetns(netns, read) : read();
+  try {
+    return readProcSysctl(name.replaceAll('.', '/'), netns);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface Hook {

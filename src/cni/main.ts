@@ -3,9 +3,10 @@
 // bvcnid answers when it runs (delegate.ts); otherwise this process does the
 // work, and only then loads the handlers, koffi and libbpf.
 import { readFileSync, writeSync } from 'node:fs';
+import { startupSnapshot } from 'node:v8';
 import { toErrorJson } from './errors.js';
 import { LATEST } from './version.js';
-import { mark } from './trace.js';
+import { mark, startTrace } from './trace.js';
 import type { Outcome } from './plugin.js';
 
 function readStdin(): string {
@@ -76,4 +77,23 @@ async function main(): Promise<void> {
   process.exit(out.exitCode);
 }
 
-void main();
+/**
+ * Every module a command may need, evaluated: the executable's startup
+ * snapshot (tools/sea.ts) holds them evaluated, so no call compiles or runs
+ * module code. Module evaluation here has no side effect (no file, socket,
+ * koffi or environment read: those happen in the functions called later).
+ */
+async function preload(): Promise<void> {
+  await Promise.all([import('./plugin.js'), import('./services.js'), import('./delegate.js'), import('../../loader/libc.js'), import('../dataplane/build.js')]);
+}
+
+if (startupSnapshot?.isBuildingSnapshot()) {
+  void preload();
+  startupSnapshot.setDeserializeMainFunction(() => {
+    startTrace();
+    void main();
+  });
+} else {
+  startTrace();
+  void main();
+}

@@ -20,6 +20,7 @@ export {
 export { listNat, collectNat, monotonicNs, type NatFlow } from './nat.js';
 export {
   ensureNodeDataplane,
+  ensureNodeLinks,
   findUplink,
   removeNodeDataplane,
   dataplaneReady,

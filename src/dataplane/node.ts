@@ -16,15 +16,30 @@ import {
   type TcAttachment,
   type TcDirection,
 } from '../../loader/index.js';
-import { run } from '../common/exec.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
-import { cidrContains, cidrsOverlap, firstHost, formatCidr, parseCidr, type Cidr } from '../common/cidr.js';
+import { cidrContains, cidrsOverlap, firstHost, parseCidr, type Cidr } from '../common/cidr.js';
 import { attachPodProgram } from './endpoint.js';
-import { isolateBridgePort } from '../netlink/rtnl.js';
+import {
+  createVxlan,
+  defaultRouteLink,
+  deleteLink,
+  disableIpv6Addresses,
+  flushAddrs,
+  getLink,
+  getLinkByIndex,
+  isolateBridgePort,
+  listAddrs,
+  replaceRoute,
+  setLink,
+  type Link,
+} from '../netlink/rtnl.js';
+import { ensureBridge as ensureBridgeLink, macForIp } from '../netlink/bridge.js';
+import { ensureSysctl, readSysctl } from '../netlink/sysctl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
+import { AF_INET6, RTPROT_KERNEL } from '../netlink/message.js';
 import { cgroup2Root, DEFAULT_PIN_DIR, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
-import { bufferToMac, intToIpv4, ipv4ToInt } from '../../loader/codec.js';
+import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
 
 export interface NodeDataplaneConfig {
@@ -99,27 +114,12 @@ export interface NodeDataplane {
   close(): void;
 }
 
-interface LinkInfo {
-  ifindex: number;
-  mtu: number;
-  address: string;
-  linkinfo?: { info_kind?: string; info_data?: { external?: boolean; port?: number } };
-}
+/** Re-exported: the rule lives with the one bridge-creation path (src/netlink/bridge.ts). */
+export { macForIp };
 
-/**
- * A stable locally administered MAC derived from an IPv4 address (0a:58 +
- * address, as OVN does), so the gateway MAC survives bridge re-creation and
- * never follows a port's MAC.
- */
-export function macForIp(ip: string): string {
-  const n = ipv4ToInt(ip);
-  return bufferToMac(Buffer.from([0x0a, 0x58, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
-}
-
-async function linkShow(name: string, netns?: string): Promise<LinkInfo | undefined> {
-  const r = await run(['ip', '-d', '-j', 'link', 'show', 'dev', name], { netns, allowFail: true });
-  if (r.code !== 0) return undefined;
-  return (JSON.parse(r.stdout) as LinkInfo[])[0];
+/** An rtnetlink socket in the node's namespace (or this one). */
+function openSocket(netns?: string): NetlinkSocket {
+  return netns ? socketIn(netns) : new NetlinkSocket();
 }
 
 interface Validated {
@@ -156,21 +156,13 @@ function validate(cfg: NodeDataplaneConfig): Validated {
   return { pod, cluster, service, natMin, natMax };
 }
 
-async function sysctl(netns: string | undefined, key: string, value: string): Promise<void> {
-  // Read first: in the DaemonSet /proc/sys is read-only (unprivileged container), so
-  // values its init container already set must not be written again.
-  const cur = await run(['sysctl', '-n', key], { netns, allowFail: true });
-  if (cur.code === 0 && cur.stdout.trim() === value) return;
-  await run(['sysctl', '-q', '-w', `${key}=${value}`], { netns });
-}
-
 /** Adds our NAT range to ip_local_reserved_ports (keeping what is there), so node sockets never pick those ports. */
-async function reservePorts(netns: string | undefined, min: number, max: number): Promise<void> {
-  const cur = (await run(['sysctl', '-n', 'net.ipv4.ip_local_reserved_ports'], { netns })).stdout.trim();
+function reservePorts(netns: string | undefined, min: number, max: number): void {
+  const cur = readSysctl('net/ipv4/ip_local_reserved_ports', netns);
   // The kernel reports the union, merged ("61000-65535" after adding 61000-65000 to
   // 65001-65535): look for coverage, not for our own string.
   if (portsCovered(cur, min, max)) return;
-  await sysctl(netns, 'net.ipv4.ip_local_reserved_ports', cur ? `${cur},${min}-${max}` : `${min}-${max}`);
+  ensureSysctl('net/ipv4/ip_local_reserved_ports', cur ? `${cur},${min}-${max}` : `${min}-${max}`, netns);
 }
 
 /** Whether every port of min..max is in a ip_local_reserved_ports list ("1,3-5,…"). */
@@ -190,43 +182,35 @@ export function portsCovered(list: string, min: number, max: number): boolean {
   return next > max;
 }
 
-async function ensureBridge(cfg: NodeDataplaneConfig, gw: string, prefix: number, mtu: number): Promise<LinkInfo> {
-  const ns = cfg.netns;
-  let link = await linkShow(cfg.bridge, ns);
-  if (link && link.linkinfo?.info_kind !== 'bridge') throw new Error(`${cfg.bridge} exists and is not a bridge`);
-  if (!link) await run(['ip', 'link', 'add', cfg.bridge, 'type', 'bridge'], { netns: ns });
-  // An explicit MAC: otherwise the bridge takes its lowest port's MAC and the gateway MAC changes under the pods.
-  await run(['ip', 'link', 'set', cfg.bridge, 'address', macForIp(gw), 'mtu', String(mtu), 'up'], { netns: ns });
-  await run(['ip', 'addr', 'replace', `${gw}/${prefix}`, 'dev', cfg.bridge], { netns: ns });
-  link = await linkShow(cfg.bridge, ns);
-  if (!link) throw new Error(`bridge ${cfg.bridge} vanished`);
-  return link;
-}
-
-async function ensureVxlan(cfg: NodeDataplaneConfig, mtu: number): Promise<LinkInfo> {
-  const ns = cfg.netns;
-  let link = await linkShow(cfg.vxlanDev, ns);
-  const ok = link?.linkinfo?.info_kind === 'vxlan' && link.linkinfo.info_data?.external === true && link.linkinfo.info_data.port === cfg.vxlanPort;
+function ensureVxlan(s: NetlinkSocket, cfg: NodeDataplaneConfig, mtu: number): Link {
+  let link = getLink(s, cfg.vxlanDev);
+  const ok = link?.kind === 'vxlan' && link.vxlan?.external === true && link.vxlan.port === cfg.vxlanPort;
   if (link && !ok) {
     // Wrong kind or port: only a device we would have created carries this name; replace it.
-    await run(['ip', 'link', 'del', cfg.vxlanDev], { netns: ns });
+    deleteLink(s, cfg.vxlanDev);
     link = undefined;
   }
   if (!link) {
-    await run(['ip', 'link', 'add', cfg.vxlanDev, 'type', 'vxlan', 'external', 'dstport', String(cfg.vxlanPort), 'nolearning'], { netns: ns });
+    createVxlan(s, { name: cfg.vxlanDev, port: cfg.vxlanPort });
+    link = getLink(s, cfg.vxlanDev);
+    if (!link) throw new Error(`VXLAN device ${cfg.vxlanDev} vanished after creation`);
   }
   // No IPv6 address on the device, so no router solicitation or MLD goes into the overlay: addrgenmode
   // (netlink) works where /proc/sys is read-only, as in the DaemonSet, and must precede `up`, which
   // makes the link-local address; a flush takes one an earlier start left. disable_ipv6 where /proc/sys
   // is writable also stops the device's IPv6 receive.
-  await run(['ip', 'link', 'set', cfg.vxlanDev, 'addrgenmode', 'none'], { netns: ns });
+  disableIpv6Addresses(s, link.index);
   // NOARP: the node routes the cluster CIDR here and the egress program picks the remote node; no neighbour entries.
-  await run(['ip', 'link', 'set', cfg.vxlanDev, 'mtu', String(mtu), 'arp', 'off', 'up'], { netns: ns });
-  await run(['ip', '-6', 'addr', 'flush', 'dev', cfg.vxlanDev], { netns: ns });
-  await run(['sysctl', '-q', '-w', `net.ipv6.conf.${cfg.vxlanDev.replace(/\./g, '/')}.disable_ipv6=1`], { netns: ns, allowFail: true });
-  link = await linkShow(cfg.vxlanDev, ns);
-  if (!link) throw new Error(`VXLAN device ${cfg.vxlanDev} vanished`);
-  return link;
+  setLink(s, link.index, { mtu, noarp: true, up: true });
+  flushAddrs(s, link.index, AF_INET6);
+  try {
+    ensureSysctl(`net/ipv6/conf/${cfg.vxlanDev}/disable_ipv6`, '1', cfg.netns);
+  } catch {
+    // Read-only /proc/sys (the DaemonSet) or a kernel without IPv6: addrgenmode above suffices.
+  }
+  const now = getLinkByIndex(s, link.index);
+  if (!now) throw new Error(`VXLAN device ${cfg.vxlanDev} vanished`);
+  return now;
 }
 
 /**
@@ -300,14 +284,46 @@ function attach(netns: string | undefined, ifindex: number, direction: TcDirecti
  * than the one the cluster talks over.
  */
 export async function findUplink(nodeIp: string, netns?: string): Promise<string> {
-  const addrs = await run(['ip', '-j', '-4', 'addr', 'show'], { netns, allowFail: true });
-  const links = JSON.parse(addrs.stdout || '[]') as { ifname: string; addr_info?: { local?: string }[] }[];
-  const holder = links.find((l) => l.addr_info?.some((a) => a.local === nodeIp))?.ifname;
-  if (holder) return holder;
-  const routes = await run(['ip', '-j', '-4', 'route', 'show', 'default'], { netns, allowFail: true });
-  const dev = (JSON.parse(routes.stdout || '[]') as { dev?: string }[]).find((r) => r.dev)?.dev;
-  if (!dev) throw new Error(`no interface holds ${nodeIp} and there is no default route: pass --iface`);
-  return dev;
+  using s = openSocket(netns);
+  const holder = listAddrs(s).find((a) => a.ip === nodeIp);
+  const link = holder ? getLinkByIndex(s, holder.index) : defaultRouteLink(s);
+  if (!link) throw new Error(`no interface holds ${nodeIp} and there is no default route: pass --iface`);
+  return link.name;
+}
+
+export interface NodeLinks {
+  uplink: Link;
+  bridge: Link;
+  vxlan: Link;
+  mtu: number;
+  gatewayIp: string;
+}
+
+/**
+ * The node's devices, addresses, routes and sysctls (everything but the
+ * programs and maps), through rtnetlink and /proc/sys. Idempotent.
+ */
+export function ensureNodeLinks(cfg: NodeDataplaneConfig, rtnl?: NetlinkSocket): NodeLinks {
+  const v = validate(cfg);
+  const ns = cfg.netns;
+  using own = rtnl ? undefined : openSocket(ns);
+  const s = rtnl ?? own!;
+  const uplink = getLink(s, cfg.uplink);
+  if (!uplink) throw new Error(`uplink ${cfg.uplink} not found${ns ? ` in ${ns}` : ''}`);
+  const mtu = cfg.mtu ?? uplink.mtu - VXLAN_OVERHEAD;
+  if (mtu < 576 || mtu > uplink.mtu) throw new TypeError(`MTU ${mtu} must be between 576 and the uplink's ${uplink.mtu}`);
+  const gw = firstHost(v.pod);
+
+  ensureSysctl('net/ipv4/ip_forward', '1', ns);
+  reservePorts(ns, v.natMin, v.natMax);
+  const bridge = ensureBridgeLink(s, { name: cfg.bridge, gatewayIp: gw, prefix: v.pod.prefix, mtu, configureExisting: true });
+  const vxlan = ensureVxlan(s, cfg, mtu);
+  for (const dev of [cfg.bridge, cfg.vxlanDev]) ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '0', ns);
+  // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
+  replaceRoute(s, { dst: intToIpv4(v.cluster.addr), dstLen: v.cluster.prefix, oif: vxlan.index, prefsrc: cfg.nodeIp });
+  // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
+  replaceRoute(s, { dst: intToIpv4(v.pod.addr), dstLen: v.pod.prefix, oif: bridge.index, prefsrc: cfg.nodeIp, protocol: RTPROT_KERNEL });
+  return { uplink, bridge, vxlan, mtu, gatewayIp: gw };
 }
 
 export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<NodeDataplane> {
@@ -317,31 +333,16 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   const objDir = cfg.objDir ?? (await currentProgramDir());
   for (const f of OBJECTS) if (!existsSync(join(objDir, f))) throw new Error(`missing BPF object ${join(objDir, f)}`);
 
-  const uplink = await linkShow(cfg.uplink, ns);
-  if (!uplink) throw new Error(`uplink ${cfg.uplink} not found${ns ? ` in ${ns}` : ''}`);
-  const mtu = cfg.mtu ?? uplink.mtu - VXLAN_OVERHEAD;
-  if (mtu < 576 || mtu > uplink.mtu) throw new TypeError(`MTU ${mtu} must be between 576 and the uplink's ${uplink.mtu}`);
-  const gw = firstHost(v.pod);
-
-  await sysctl(ns, 'net.ipv4.ip_forward', '1');
-  await reservePorts(ns, v.natMin, v.natMax);
-  const bridge = await ensureBridge(cfg, gw, v.pod.prefix, mtu);
-  const vxlan = await ensureVxlan(cfg, mtu);
-  for (const dev of [cfg.bridge, cfg.vxlanDev]) {
-    await sysctl(ns, `net.ipv4.conf.${dev.replace(/\./g, '/')}.rp_filter`, '0');
-  }
-  // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
-  await run(['ip', 'route', 'replace', formatCidr(v.cluster), 'dev', cfg.vxlanDev, 'src', cfg.nodeIp], { netns: ns });
-  // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
-  await run(['ip', 'route', 'replace', formatCidr(v.pod), 'dev', cfg.bridge, 'proto', 'kernel', 'scope', 'link', 'src', cfg.nodeIp], { netns: ns });
+  using rtnl = openSocket(ns);
+  const { uplink, bridge, vxlan, mtu, gatewayIp: gw } = ensureNodeLinks(cfg, rtnl);
 
   const progs = loadPrograms(cfg.pinDir, objDir);
   let maps: DataplaneMaps | undefined;
   try {
     const attachments: NodeAttachments = {
-      uplinkIngress: attach(ns, uplink.ifindex, 'ingress', progs.get('uplinkIngress')!),
-      overlayIngress: attach(ns, vxlan.ifindex, 'ingress', progs.get('overlayIngress')!),
-      overlayEgress: attach(ns, vxlan.ifindex, 'egress', progs.get('overlayEgress')!),
+      uplinkIngress: attach(ns, uplink.index, 'ingress', progs.get('uplinkIngress')!),
+      overlayIngress: attach(ns, vxlan.index, 'ingress', progs.get('overlayIngress')!),
+      overlayEgress: attach(ns, vxlan.index, 'egress', progs.get('overlayEgress')!),
     };
     maps = openDataplaneMaps(cfg.pinDir);
 
@@ -349,20 +350,15 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     // and their bridge ports the MAC pinning a pod of this release gets at ADD (bpf/lib/l2.h):
     // a pod of an earlier release would otherwise keep a port that learns and floods.
     let reattached = 0;
-    const rtnl = ns ? socketIn(ns) : new NetlinkSocket();
-    try {
-      for (const [key, ep] of maps.endpoints.entries()) {
-        try {
-          attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
-          isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
-          reattached++;
-        } catch {
-          // Its veth is gone: the plugin's DEL or GC removes the entry.
-          void key;
-        }
+    for (const [key, ep] of maps.endpoints.entries()) {
+      try {
+        attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
+        isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
+        reattached++;
+      } catch {
+        // Its veth is gone: the plugin's DEL or GC removes the entry.
+        void key;
       }
-    } finally {
-      rtnl.close();
     }
 
     const config: ConfigValue = {
@@ -371,14 +367,14 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       pod_prefix: v.pod.prefix,
       cluster_cidr: intToIpv4(v.cluster.addr),
       cluster_prefix: v.cluster.prefix,
-      vxlan_ifindex: vxlan.ifindex,
-      uplink_ifindex: uplink.ifindex,
-      bridge_ifindex: bridge.ifindex,
+      vxlan_ifindex: vxlan.index,
+      uplink_ifindex: uplink.index,
+      bridge_ifindex: bridge.index,
       vni: cfg.vni,
       nat_port_min: v.natMin,
       nat_port_max: v.natMax,
-      bridge_mac: bridge.address,
-      uplink_mac: uplink.address,
+      bridge_mac: bridge.mac,
+      uplink_mac: uplink.mac,
       mtu,
       flags: ConfigFlags.ready | (cfg.masquerade === false ? 0 : ConfigFlags.masquerade),
       service_cidr: intToIpv4(v.service?.addr ?? 0),
@@ -397,7 +393,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       maps: m,
       mtu,
       gatewayIp: gw,
-      gatewayMac: bridge.address,
+      gatewayMac: bridge.mac,
       attachments,
       programIds,
       reattached,
@@ -459,10 +455,16 @@ export async function removeNodeDataplane(
     const uplink = cfg.uplink ? { ifname: cfg.uplink } : { ifindex: uplinkIndex };
     attempt(() => detachTc({ ...uplink, netns: ns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY }));
   }
-  for (const dev of [cfg.vxlanDev, cfg.bridge]) {
-    const r = await run(['ip', 'link', 'del', dev], { netns: ns, allowFail: true });
-    if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr)) errors.push(new Error(`ip link del ${dev}: ${r.stderr.trim()}`));
-  }
+  attempt(() => {
+    using s = openSocket(ns);
+    for (const dev of [cfg.vxlanDev, cfg.bridge]) {
+      try {
+        deleteLink(s, dev); // false when already gone
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  });
   attempt(() => unpinAll(cfg.pinDir));
   if (errors.length) throw new AggregateError(errors, `removeNodeDataplane: ${errors.length} step(s) failed: ${String(errors[0])}`);
 }

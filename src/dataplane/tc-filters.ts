@@ -5,6 +5,8 @@
 // no tools.
 import { BpfError, Errno, ifIndex, type TcDirection, type TcTarget } from '../../loader/index.js';
 import { runSync } from '../common/exec.js';
+import { getLinkByIndex } from '../netlink/rtnl.js';
+import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 
 const { ENODEV } = Errno;
 
@@ -41,10 +43,10 @@ export function listTc(t: TcTarget, direction: TcDirection): TcFilter[] {
     }));
 }
 
+/** The name of an interface in the namespace, through rtnetlink. */
 function ifnameOf(ifindex: number, netns: string | undefined): string {
-  const res = runSync(['ip', '-j', 'link', 'show'], { netns, allowFail: true });
-  const links = JSON.parse(res.stdout || '[]') as { ifindex: number; ifname: string }[];
-  const l = links.find((x) => x.ifindex === ifindex);
+  using s = netns ? socketIn(netns) : new NetlinkSocket();
+  const l = getLinkByIndex(s, ifindex);
   if (!l) throw new BpfError(`find interface ${ifindex}`, ENODEV);
-  return l.ifname;
+  return l.name;
 }

@@ -33,19 +33,23 @@ export const NUD_NOARP = 0x40;
 export const NTF_MASTER = 0x04;
 export const NTF_STICKY = 0x40;
 export const VETH_INFO_PEER = 1;
+/** VXLAN link attributes (IFLA_INFO_DATA of kind "vxlan"; linux/if_link.h). */
+export const IFLA_VXLAN = { LEARNING: 7, PORT: 15, COLLECT_METADATA: 25 } as const;
 /** In IFLA_AF_SPEC's AF_INET6 block: how the link's IPv6 addresses are made (IN6_ADDR_GEN_MODE_NONE: none). */
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
 export const IN6_ADDR_GEN_MODE_NONE = 1;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
-export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
+export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PREFSRC: 7, TABLE: 15 } as const;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
 export const AF_BRIDGE = 7;
 export const AF_INET6 = 10;
 export const IFF_UP = 0x1;
+export const IFF_NOARP = 0x80;
 export const RT_TABLE_MAIN = 254;
+export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
@@ -138,9 +142,9 @@ export function ndmsg(n: NdMsg): Buffer {
   return b;
 }
 
-export function ifaddrmsg(prefixlen: number, index: number, scope = RT_SCOPE_UNIVERSE): Buffer {
+export function ifaddrmsg(prefixlen: number, index: number, scope = RT_SCOPE_UNIVERSE, family = AF_INET): Buffer {
   const b = Buffer.alloc(8);
-  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(family, 0);
   b.writeUInt8(prefixlen, 1);
   b.writeUInt8(0, 2);
   b.writeUInt8(scope, 3);

@@ -8,8 +8,10 @@ import {
   IN6_ADDR_GEN_MODE_NONE,
   IFA_ADDRESS,
   IFA_LOCAL,
+  IFF_NOARP,
   IFF_UP,
   IFLA,
+  IFLA_VXLAN,
   IFLA_INFO_DATA,
   IFLA_BRPORT,
   IFLA_INFO_KIND,
@@ -22,8 +24,10 @@ import {
   NTF_MASTER,
   NTF_STICKY,
   NUD_NOARP,
+  RT_SCOPE_LINK,
   RT_SCOPE_UNIVERSE,
   RT_TABLE_MAIN,
+  RTPROT_BOOT,
   RTA,
   RTM,
   VETH_INFO_PEER,
@@ -50,7 +54,15 @@ export interface Link {
   kind?: string;
   /** When the link is a bridge port: its learning and unicast flooding. */
   bridgePort?: { learning: boolean; unicastFlood: boolean };
+  /** When the link is a VXLAN device: collect_md ("external"), its UDP port, and whether it learns. */
+  vxlan?: { external: boolean; port: number; learning: boolean };
+  /** IFF_NOARP: the link resolves no neighbours. */
+  noarp?: boolean;
+  /** RFC 2863 operational state as iproute2 prints it (UP, DOWN, UNKNOWN, LOWERLAYERDOWN, …). */
+  operstate?: string;
 }
+
+const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'] as const;
 
 export interface Addr {
   index: number;
@@ -64,19 +76,32 @@ export interface Route {
   gw?: string;
   oif?: number;
   table: number;
+  prefsrc?: string;
+  protocol: number;
+  scope: number;
 }
 
-const { ENODEV, ESRCH, ENOENT, EAFNOSUPPORT, EOPNOTSUPP } = Errno;
+const { ENODEV, ESRCH, ENOENT, EAFNOSUPPORT, EOPNOTSUPP, EADDRNOTAVAIL } = Errno;
 
 function parseLink(body: Buffer): Link {
   const a = decodeAttrs(body, 16);
   const str = (t: number): string => (a.get(t)?.toString('utf8') ?? '').replace(/\0.*$/s, '');
   let kind: string | undefined;
   let bridgePort: Link['bridgePort'];
+  let vxlan: Link['vxlan'];
   const info = a.get(IFLA.LINKINFO);
   if (info) {
     const li = decodeAttrs(info);
     kind = li.get(IFLA_INFO_KIND)?.toString('utf8').replace(/\0.*$/s, '');
+    const data = li.get(IFLA_INFO_DATA);
+    if (kind === 'vxlan' && data) {
+      const v = decodeAttrs(data);
+      vxlan = {
+        external: v.get(IFLA_VXLAN.COLLECT_METADATA)?.[0] === 1,
+        port: v.get(IFLA_VXLAN.PORT)?.readUInt16BE(0) ?? 0,
+        learning: v.get(IFLA_VXLAN.LEARNING)?.[0] === 1,
+      };
+    }
     const slaveData = li.get(IFLA_INFO_SLAVE_DATA);
     if (slaveData && li.get(IFLA_INFO_SLAVE_KIND)?.toString('utf8').replace(/\0.*$/s, '') === 'bridge') {
       const bp = decodeAttrs(slaveData);
@@ -84,15 +109,19 @@ function parseLink(body: Buffer): Link {
     }
   }
   const mac = a.get(IFLA.ADDRESS);
+  const flags = body.readUInt32LE(8);
   return {
     index: body.readInt32LE(4),
     name: str(IFLA.IFNAME),
     mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
     mac: mac && mac.length === 6 ? bufferToMac(mac) : '',
-    up: (body.readUInt32LE(8) & IFF_UP) !== 0,
+    up: (flags & IFF_UP) !== 0,
     master: a.get(IFLA.MASTER)?.readUInt32LE(0) ?? 0,
     kind,
     ...(bridgePort ? { bridgePort } : {}),
+    ...(vxlan ? { vxlan } : {}),
+    ...((flags & IFF_NOARP) !== 0 ? { noarp: true } : {}),
+    ...(a.get(IFLA.OPERSTATE) ? { operstate: OPERSTATES[a.get(IFLA.OPERSTATE)![0]!] ?? 'UNKNOWN' } : {}),
   };
 }
 
@@ -126,16 +155,71 @@ export function listLinks(s: NetlinkSocket): Link[] {
 
 const encode = (attrs: Attr[]): Buffer => encodeAttrs(attrs);
 
-export function createBridge(s: NetlinkSocket, o: { name: string; mtu: number; mac: string }): void {
+/**
+ * Creates a bridge, up, with a fixed MAC (a bridge otherwise takes the lowest
+ * port's MAC, which changes as pods come and go and would stale the gateway
+ * MAC pods cached). No MTU here: see ensureBridge (bridge.ts).
+ */
+export function createBridge(s: NetlinkSocket, o: { name: string; mac: string }): void {
   const attrs: Attr[] = [
     attr.str(IFLA.IFNAME, o.name),
-    attr.u32(IFLA.MTU, o.mtu),
-    // A fixed address: a bridge otherwise takes the lowest port's MAC, which
-    // changes as pods come and go and would stale the gateway MAC pods cached.
     attr.bytes(IFLA.ADDRESS, macToBuffer(o.mac)),
     attr.nested(IFLA.LINKINFO, [attr.str(IFLA_INFO_KIND, 'bridge')]),
   ];
   s.request(`create bridge ${o.name}`, RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg({ flags: IFF_UP, change: IFF_UP }), encode(attrs)]));
+}
+
+/**
+ * A VXLAN device in external (collect_md) mode on a UDP port: the programs set
+ * each packet's tunnel key, so it has no VNI, remote or FDB of its own, and
+ * learns nothing from what it decapsulates.
+ */
+export function createVxlan(s: NetlinkSocket, o: { name: string; port: number; mtu?: number }): void {
+  const port = Buffer.alloc(2);
+  port.writeUInt16BE(o.port, 0);
+  const data: Attr[] = [
+    { type: IFLA_VXLAN.COLLECT_METADATA, data: Buffer.from([1]) },
+    { type: IFLA_VXLAN.LEARNING, data: Buffer.from([0]) },
+    attr.bytes(IFLA_VXLAN.PORT, port),
+  ];
+  const attrs: Attr[] = [
+    attr.str(IFLA.IFNAME, o.name),
+    ...(o.mtu ? [attr.u32(IFLA.MTU, o.mtu)] : []),
+    attr.nested(IFLA.LINKINFO, [attr.str(IFLA_INFO_KIND, 'vxlan'), attr.nested(IFLA_INFO_DATA, data)]),
+  ];
+  s.request(`create vxlan ${o.name}`, RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(), encode(attrs)]));
+}
+
+export interface LinkChange {
+  mtu?: number;
+  mac?: string;
+  up?: boolean;
+  /** IFF_NOARP on (true) or off (false). */
+  noarp?: boolean;
+}
+
+/** Changes what is given in one message; what is not given stays as it is. */
+export function setLink(s: NetlinkSocket, index: number, c: LinkChange): void {
+  let flags = 0;
+  let change = 0;
+  if (c.up !== undefined) {
+    change |= IFF_UP;
+    if (c.up) flags |= IFF_UP;
+  }
+  if (c.noarp !== undefined) {
+    change |= IFF_NOARP;
+    if (c.noarp) flags |= IFF_NOARP;
+  }
+  const attrs: Attr[] = [];
+  if (c.mtu !== undefined) attrs.push(attr.u32(IFLA.MTU, c.mtu));
+  if (c.mac !== undefined) attrs.push(attr.bytes(IFLA.ADDRESS, macToBuffer(c.mac)));
+  const what = [
+    c.mtu !== undefined ? `mtu ${c.mtu}` : '',
+    c.mac !== undefined ? `address ${c.mac}` : '',
+    c.noarp !== undefined ? `arp ${c.noarp ? 'off' : 'on'}` : '',
+    c.up !== undefined ? (c.up ? 'up' : 'down') : '',
+  ].filter(Boolean);
+  s.request(`set link #${index} ${what.join(' ')}`, RTM.NEWLINK, 0, Buffer.concat([ifinfomsg({ index, flags, change }), encode(attrs)]));
 }
 
 export interface VethSpec {
@@ -225,14 +309,38 @@ export function disableIpv6Addresses(s: NetlinkSocket, index: number): void {
   }
 }
 
-export function setLinkMtu(s: NetlinkSocket, index: number, mtu: number): void {
-  s.request(`set link #${index} mtu ${mtu}`, RTM.NEWLINK, 0, Buffer.concat([ifinfomsg({ index }), encode([attr.u32(IFLA.MTU, mtu)])]));
-}
 
 export function addAddr(s: NetlinkSocket, index: number, ip: string, prefix: number): void {
   const a = ipBytes(ipv4ToInt(ip));
   const attrs = [attr.bytes(IFA_LOCAL, a), attr.bytes(IFA_ADDRESS, a)];
   s.request(`add address ${ip}/${prefix}`, RTM.NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifaddrmsg(prefix, index), encode(attrs)]));
+}
+
+/** Adds the address, or updates it when the link has it already (`ip addr replace`). */
+export function replaceAddr(s: NetlinkSocket, index: number, ip: string, prefix: number): void {
+  const a = ipBytes(ipv4ToInt(ip));
+  const attrs = [attr.bytes(IFA_LOCAL, a), attr.bytes(IFA_ADDRESS, a)];
+  s.request(`replace address ${ip}/${prefix}`, RTM.NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, Buffer.concat([ifaddrmsg(prefix, index), encode(attrs)]));
+}
+
+/** Deletes every address of a family (AF_INET or AF_INET6) from a link (`ip -6 addr flush dev`); returns how many. */
+export function flushAddrs(s: NetlinkSocket, index: number, family: typeof AF_INET | typeof AF_INET6): number {
+  let n = 0;
+  for (const m of s.get('list addresses', RTM.GETADDR, ifaddrmsg(0, 0, RT_SCOPE_UNIVERSE, family), true)) {
+    if (m.body.readUInt8(0) !== family || m.body.readUInt32LE(4) !== index) continue;
+    const a = decodeAttrs(m.body, 8);
+    const local = a.get(IFA_LOCAL);
+    const address = a.get(IFA_ADDRESS);
+    const attrs = [...(local ? [attr.bytes(IFA_LOCAL, local)] : []), ...(address ? [attr.bytes(IFA_ADDRESS, address)] : [])];
+    try {
+      s.request(`delete address on #${index}`, RTM.DELADDR, 0, Buffer.concat([m.body.subarray(0, 8), encode(attrs)]));
+      n++;
+    } catch (e) {
+      // Gone meanwhile (DAD failure, the link going down).
+      if (!(e instanceof NetlinkError && (e.errno === EADDRNOTAVAIL || isGone(e)))) throw e;
+    }
+  }
+  return n;
 }
 
 export function listAddrs(s: NetlinkSocket, index?: number): Addr[] {
@@ -261,6 +369,33 @@ export function addRoute(s: NetlinkSocket, r: { dst: string; dstLen: number; gw?
   );
 }
 
+export interface RouteSpec {
+  dst: string;
+  dstLen: number;
+  oif: number;
+  /** The source address the node picks for this route (`src`). */
+  prefsrc?: string;
+  /** Default RTPROT_BOOT, as `ip route` gives. */
+  protocol?: number;
+}
+
+/**
+ * Adds or replaces a direct route (no gateway: scope link, as `ip route
+ * replace DST dev DEV` makes it). Replacing matches the kernel's own connected
+ * route for the same prefix too, which is how the node's source for its pods is set.
+ */
+export function replaceRoute(s: NetlinkSocket, r: RouteSpec): void {
+  const attrs: Attr[] = [attr.u32(RTA.OIF, r.oif)];
+  if (r.dstLen > 0) attrs.push(attr.bytes(RTA.DST, ipBytes(ipv4ToInt(r.dst))));
+  if (r.prefsrc) attrs.push(attr.bytes(RTA.PREFSRC, ipBytes(ipv4ToInt(r.prefsrc))));
+  s.request(
+    `replace route ${r.dst}/${r.dstLen}`,
+    RTM.NEWROUTE,
+    NLM_F_CREATE | NLM_F_REPLACE,
+    Buffer.concat([rtmsg({ dstLen: r.dstLen, scope: RT_SCOPE_LINK, protocol: r.protocol ?? RTPROT_BOOT }), encode(attrs)]),
+  );
+}
+
 export function listRoutes(s: NetlinkSocket): Route[] {
   const out: Route[] = [];
   for (const m of s.get('list routes', RTM.GETROUTE, rtmsg({ dstLen: 0, table: 0, protocol: 0, type: 0 }), true)) {
@@ -271,12 +406,16 @@ export function listRoutes(s: NetlinkSocket): Route[] {
     const dst = a.get(RTA.DST);
     const gw = a.get(RTA.GATEWAY);
     const oif = a.get(RTA.OIF);
+    const prefsrc = a.get(RTA.PREFSRC);
     out.push({
       dst: dst ? intToIpv4(dst.readUInt32BE(0)) : '0.0.0.0',
       dstLen: b.readUInt8(1),
       gw: gw ? intToIpv4(gw.readUInt32BE(0)) : undefined,
       oif: oif?.readUInt32LE(0),
       table,
+      ...(prefsrc ? { prefsrc: intToIpv4(prefsrc.readUInt32BE(0)) } : {}),
+      protocol: b.readUInt8(5),
+      scope: b.readUInt8(6),
     });
   }
   return out;

@@ -10,8 +10,12 @@
 // The same for the v0.1.0 build (its plugin embeds Node 20; this one Node 24),
 // built from its tag in this run (test/bench/release-build.ts) and measured
 // interleaved with this build, against this build's bvcnid and dataplane.
-// BVCNI_BENCH_BASELINE=none leaves it out; BVCNI_BENCH_ROUNDS and
+// BVCNI_BENCH_BASELINE=none leaves it out, a path (with a slash) compares with
+// that plugin executable instead (e.g. one tools/sea.ts built with
+// BVCNI_SEA_SNAPSHOT=0: the start-up's before and after); BVCNI_BENCH_ROUNDS and
 // BVCNI_BENCH_PARALLEL shrink the run for a quick check.
+// Last, the parallel ADDs per second against the reference plugins' in the
+// same run (issue 14's target: ≥ 1.0).
 import { execFileSync, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { TestNode, cniEnv, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
@@ -23,6 +27,7 @@ import { buildRelease, embeddedRuntime, type ReleasePlugin } from './release-bui
 const ROUNDS = Number(process.env.BVCNI_BENCH_ROUNDS ?? 40);
 const PARALLEL = Number(process.env.BVCNI_BENCH_PARALLEL ?? 100);
 const BASELINE = process.env.BVCNI_BENCH_BASELINE ?? 'v0.1.0';
+const THROUGHPUT_ROUNDS = Number(process.env.BVCNI_BENCH_THROUGHPUT_ROUNDS ?? 3);
 
 function timed(ns: string, argv: string[], env: Record<string, string>, stdin: string): Promise<{ ms: number; code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
@@ -52,7 +57,12 @@ function recache(executables: string[]): void {
 }
 
 async function main(): Promise<void> {
-  const base: ReleasePlugin | undefined = BASELINE === 'none' ? undefined : buildRelease(BASELINE, (l) => console.log(l));
+  const base: ReleasePlugin | undefined =
+    BASELINE === 'none'
+      ? undefined
+      : BASELINE.includes('/')
+        ? { tag: 'baseline', plugin: BASELINE, runtime: embeddedRuntime(BASELINE), cleanup: () => {} }
+        : buildRelease(BASELINE, (l) => console.log(l));
   try {
     await measure(base);
   } finally {
@@ -139,21 +149,40 @@ async function measure(base: ReleasePlugin | undefined): Promise<void> {
     ratio('(bvcni ADD - own floor) / reference ADD', m.bvcniAdd, m.seaFloor, m.refAdd);
     ratio('(bvcni DEL - own floor) / reference DEL', m.bvcniDel, m.seaFloor, m.refDel);
 
-    // Throughput: 100 ADDs at once, each way (then DEL them all).
-    for (const which of measured) {
-      const v = variants[which];
-      const pods: string[] = [];
-      for (let i = 0; i < PARALLEL; i++) pods.push(await node.pod(`${podTag[which]}p${i}`));
-      const env = (cmd: string, p: string, i: number): Record<string, string> => ({ ...cniEnv({ command: cmd, containerId: `t${which}${i}`, netns: p, ifname: 'eth0', stdin: '' }), ...v.extra });
-      const t0 = performance.now();
-      const rs = await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('ADD', p, i), v.stdin)));
-      const secs = (performance.now() - t0) / 1000;
-      const failed = rs.filter((r) => r.code !== 0).length;
-      const label = which.startsWith('base') ? `${base!.tag}${which === 'baseAlone' ? ' alone' : ''}` : which;
-      console.log(`  ${label.padEnd(12)} ${PARALLEL} parallel ADDs: ${(PARALLEL / secs).toFixed(1)} pods/s (${failed} failed)`);
-      await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('DEL', p, i), v.stdin)));
-      pods.forEach((p) => node.deletePod(p));
+    // Throughput: 100 ADDs at once, each way (then DEL them all), THROUGHPUT_ROUNDS
+    // interleaved rounds with the order rotated; the median of each.
+    const rates: Partial<Record<Which, number[]>> = {};
+    const failures: Partial<Record<Which, number>> = {};
+    for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
+      const k = round % measured.length;
+      for (const which of [...measured.slice(k), ...measured.slice(0, k)]) {
+        const v = variants[which];
+        const pods: string[] = [];
+        for (let i = 0; i < PARALLEL; i++) pods.push(await node.pod(`${podTag[which]}p${i}`));
+        const env = (cmd: string, p: string, i: number): Record<string, string> => ({ ...cniEnv({ command: cmd, containerId: `t${which}${round}-${i}`, netns: p, ifname: 'eth0', stdin: '' }), ...v.extra });
+        const t0 = performance.now();
+        const rs = await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('ADD', p, i), v.stdin)));
+        const secs = (performance.now() - t0) / 1000;
+        failures[which] = (failures[which] ?? 0) + rs.filter((r) => r.code !== 0).length;
+        (rates[which] ??= []).push(PARALLEL / secs);
+        await Promise.all(pods.map((p, i) => timed(node.ns, [v.bin], env('DEL', p, i), v.stdin)));
+        await waitFor('the veths gone', async () => (await node.hostVeths()).length === 0, { timeoutMs: 30_000, intervalMs: 20 });
+        pods.forEach((p) => node.deletePod(p));
+      }
     }
+    const rate: Partial<Record<Which, number>> = {};
+    for (const which of measured) {
+      rate[which] = median(rates[which]!);
+      const label = which.startsWith('base') ? `${base!.tag}${which === 'baseAlone' ? ' alone' : ''}` : which;
+      console.log(`  ${label.padEnd(12)} ${PARALLEL} parallel ADDs: ${rate[which]!.toFixed(1)} pods/s (median of ${THROUGHPUT_ROUNDS}: ${rates[which]!.map((r) => r.toFixed(0)).join(' ')}; ${failures[which]} failed)`);
+    }
+    const vsRef = (which: Which, label: string, target: boolean): void => {
+      const r = rate[which]! / rate.ref!;
+      console.log(`  ${label.padEnd(44)} = ${r.toFixed(3)}${target ? `   target >= 1.0  ${r >= 1 ? 'MET' : 'NOT MET'}` : ''}`);
+    };
+    vsRef('bvcni', 'parallel ADDs/s, bvcni / reference', true);
+    vsRef('alone', 'parallel ADDs/s, bvcni alone / reference', false);
+    if (base) vsRef('base', `parallel ADDs/s, ${base.tag} / reference`, false);
   } finally {
     await node.destroy();
   }

@@ -344,6 +344,28 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
     assert.match(text, /"containerId":"keep"/);
     assert.match(text, /"msg":"added"/);
   });
+
+  // Last: it deletes the bridge bvcnid made.
+  test('a bridge the plugin has to make itself gets the MAC bvcnid gives it (the gateway MAC the programs write), its MTU and address', async () => {
+    type IpLink = { address: string; mtu: number; flags: string[] };
+    const link = async (): Promise<IpLink> => (JSON.parse((await run(['ip', '-j', 'link', 'show', 'dev', node.bridge], { netns: node.ns })).stdout) as IpLink[])[0]!;
+    const made = await link();
+    assert.match(made.address, /^0a:58:0a:f4:01:01$/, 'bvcnid: 0a:58 and the gateway 10.244.1.1');
+    await run(['ip', 'link', 'del', node.bridge], { netns: node.ns });
+    const pod = await node.pod('rebr');
+    const add = await node.exec({ command: 'ADD', containerId: 'ctr-rebr', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const again = await link();
+    assert.deepEqual([again.address, again.mtu], [made.address, made.mtu]);
+    assert.ok(again.flags.includes('UP'));
+    const addrs = JSON.parse((await run(['ip', '-j', '-4', 'addr', 'show', 'dev', node.bridge], { netns: node.ns })).stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
+    assert.deepEqual(addrs[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`), ['10.244.1.1/24']);
+    const bridgeIface = (add.json!.interfaces as { name: string; mac: string }[]).find((i) => i.name === node.bridge);
+    assert.equal(bridgeIface?.mac, made.address);
+    const del = await node.exec({ command: 'DEL', containerId: 'ctr-rebr', netns: pod, ifname: 'eth0', stdin: node.conf('1.0.0', { prevResult: add.json }) });
+    assert.equal(del.code, 0, del.stdout);
+    node.deletePod(pod);
+  });
 });
 
 describe('bvcni without a loaded dataplane', { timeout: 60_000 }, () => {

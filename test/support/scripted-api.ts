@@ -40,6 +40,15 @@ export const flush = async (): Promise<void> => {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
 };
 
+/**
+ * Flushes until `cond` holds, or gives up after `rounds` flushes: for a step
+ * that may wait on real I/O (a file the daemon reads), which ten turns of the
+ * event loop do not always cover on a loaded machine. The caller still asserts.
+ */
+export const flushUntil = async (cond: () => boolean, rounds = 200): Promise<void> => {
+  for (let i = 0; i < rounds && !cond(); i++) await flush();
+};
+
 export const node = (name: string, rv: string): NodeLike => ({ metadata: { name, resourceVersion: rv }, spec: { podCIDR: '10.244.1.0/24' } });
 
 export interface OpenWatch {

@@ -16,7 +16,7 @@ import { BackgroundCount, keyWalk, type EntryWalk } from '../../src/daemon/nat-c
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
 import type { NodeLike } from '../../src/kube/desired.js';
 import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';
-import { ManualClock, ScriptedApi, flush } from '../support/scripted-api.js';
+import { ManualClock, ScriptedApi, flush, flushUntil } from '../support/scripted-api.js';
 
 const IDLE = 60_000;
 const STUCK = 180_000;
@@ -138,6 +138,7 @@ describe('bvcnid liveness (manual clock)', () => {
     assert.equal(h.daemon.ready().ready, true, 'still ready: the dataplane and the map are fine');
     h.api.watchFailures.length = 0;
     await h.clock.advance(h.clock.pending()[0]!); // the next retry opens a watch
+    await flushUntil(() => h.daemon.live().live);
     assert.deepEqual(h.daemon.live(), { live: true, reason: 'ok' });
     await h.daemon.stop();
   });

@@ -5,10 +5,10 @@
 import { closeSync, openSync } from 'node:fs';
 import { intToIpv4 } from '../../../loader/codec.js';
 import { Errno } from '../../../loader/errors.js';
+import { ensureBridge as ensureBridgeLink, NotABridgeError } from '../../netlink/bridge.js';
 import {
   addAddr,
   addRoute,
-  createBridge,
   createVeth,
   defaultRouteLink,
   deleteLink,
@@ -16,7 +16,6 @@ import {
   getLink,
   isolateBridgePort,
   listAddrs,
-  setLinkMtu,
   setLinkUp,
   type Link,
 } from '../../netlink/rtnl.js';
@@ -31,7 +30,8 @@ import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
 
 const { EEXIST } = Errno;
-const DEFAULT_POD_MTU = 1450;
+/** Without a default route to size from: the pod MTU is then 1450. */
+const DEFAULT_UPLINK_MTU = 1500;
 const OVERLAY_OVERHEAD = 50;
 
 export function cmdAdd({ env, conf, svc }: Invocation): Result {
@@ -185,29 +185,17 @@ function openPodSocket(open: (ns: string) => NetlinkSocket, netns: string): Netl
 
 /** The bridge, created with the gateway address when bvcnid has not made it (standalone use). */
 function ensureBridge(host: NetlinkSocket, conf: NetConf, gw: string): Link {
-  const existing = getLink(host, conf.bridge);
-  if (existing) {
-    if (existing.kind && existing.kind !== 'bridge') throw new CniError(Code.invalidConfig, `invalid config: field "bridge": ${conf.bridge} exists and is not a bridge`);
-    return existing;
-  }
-  const uplink = defaultRouteLink(host);
-  const mtu = conf.mtu ?? (uplink ? uplink.mtu - OVERLAY_OVERHEAD : DEFAULT_POD_MTU);
   try {
-    createBridge(host, { name: conf.bridge, mtu, mac: randomMac() });
+    return ensureBridgeLink(host, {
+      name: conf.bridge,
+      gatewayIp: gw,
+      prefix: conf.podCidr.prefix,
+      mtu: () => conf.mtu ?? (defaultRouteLink(host)?.mtu ?? DEFAULT_UPLINK_MTU) - OVERLAY_OVERHEAD,
+      // bvcnid owns a bridge it made: take it as it is.
+      configureExisting: false,
+    });
   } catch (e) {
-    // Another ADD created it first.
-    if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
+    if (e instanceof NotABridgeError) throw new CniError(Code.invalidConfig, `invalid config: field "bridge": ${e.message}`);
+    throw e;
   }
-  const br = getLink(host, conf.bridge);
-  if (!br) throw new CniError(Code.internal, `bridge ${conf.bridge} vanished after creation`);
-  // Set again after creation: only then does the kernel treat it as chosen by
-  // the user and stop resetting it to 1500 whenever the last port leaves.
-  setLinkMtu(host, br.index, mtu);
-  br.mtu = mtu;
-  try {
-    addAddr(host, br.index, gw, conf.podCidr.prefix);
-  } catch (e) {
-    if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
-  }
-  return br;
 }
