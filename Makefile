@@ -25,6 +25,12 @@ BPF_NOISO_OBJ := $(patsubst bpf/%.c,dist/bpf-noiso/%.o,$(BPF_SRC))
 # bvcnid loads them where the kfuncs do not resolve (nf_conntrack a module not loaded,
 # or no conntrack at all). Under dist/bpf/, so whatever ships dist/bpf ships them.
 BPF_NOCT_OBJ := $(patsubst bpf/%.c,dist/bpf/noct/%.o,$(BPF_SRC))
+# The same programs compiled against ABI 1's map layouts (-DBVCNI_ABI_COMPAT=1, bpf/lib/abi.h):
+# `bvcnid --prepare-downgrade` migrates the node's maps back to v0.1.0's layouts and runs
+# these until v0.1.0's bvcnid adopts them in place (README, "Upgrades and downgrades").
+# bpf_sock.c is not among them: its hostPorts are ABI 2's, and v0.1.0 has no such program.
+BPF_ABI1_SRC := $(filter-out bpf/bpf_sock.c,$(BPF_SRC))
+BPF_ABI1_OBJ := $(patsubst bpf/%.c,dist/bpf/abi1/%.o,$(BPF_ABI1_SRC)) $(patsubst bpf/%.c,dist/bpf/abi1/noct/%.o,$(BPF_ABI1_SRC))
 # Kernel feature probes bvcnid loads at start-up (src/dataplane/features.ts).
 PROBE_SRC := $(wildcard bpf/probes/*.c)
 PROBE_OBJ := $(patsubst bpf/probes/%.c,dist/bpf/probes/%.o,$(PROBE_SRC))
@@ -51,7 +57,7 @@ NODE_TEST   := $(NODE) --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: FORCE all deps build bpf typecheck bins check-layers test test-unit test-kernels bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins check-layers test test-unit test-upgrade test-kernels bench demo demo-clean clean
 all: build
 
 deps:
@@ -62,7 +68,7 @@ $(DEPS_STAMP): package-lock.json
 
 build: $(DEPS_STAMP) bpf typecheck bins
 
-bpf: $(BPF_OBJ) $(BPF_NOCT_OBJ) $(BPF_NOISO_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
+bpf: $(BPF_OBJ) $(BPF_NOCT_OBJ) $(BPF_ABI1_OBJ) $(BPF_NOISO_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
 
 dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -79,6 +85,16 @@ dist/bpf/noct/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_CT -c $< -o $@
+
+dist/bpf/abi1/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_ABI_COMPAT=1 -c $< -o $@
+
+dist/bpf/abi1/noct/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_ABI_COMPAT=1 -DBVCNI_NO_CT -c $< -o $@
 
 dist/bpf/probes/%.o: bpf/probes/%.c bpf/probes/probe.h $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -128,6 +144,13 @@ test: build check-layers
 
 test-unit: build check-layers
 	$(NODE_TEST) $(shell find test/unit -name '*.test.ts' | sort)
+
+# Upgrades against the previous release (issue 15; also part of `make test`): v0.1.0 is built
+# from its commit once and kept under /var/tmp (test/support/release-build.ts).
+UPGRADE_TESTS := $(sort $(wildcard test/integration/upgrade*.test.ts))
+test-upgrade: build
+	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	$(NODE_TEST) $(UPGRADE_TESTS)
 
 # Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
 test-kernels: build

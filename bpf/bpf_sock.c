@@ -19,6 +19,10 @@
  */
 #include "lib/common.h"
 #include "lib/maps.h"
+
+#if BVCNI_ABI_VERSION < 2
+#error "bpf_sock.c serves ABI 2's hostPort maps: the ABI 1 build (Makefile, BPF_ABI1_SRC) leaves it out"
+#endif
 #include "lib/hostport_map.h"
 
 /* This node's network namespace cookie (bpf_get_netns_cookie), written by bvcnid; 0: act for none. */

@@ -101,6 +101,18 @@ export const u32: Codec<number> = {
   decode: (buf, off = 0) => buf.readUInt32LE(off),
 };
 
+/** The bytes of a value as they are, for code that copies entries without knowing their struct. */
+export function bytes(size: number): Codec<Buffer> {
+  return {
+    size,
+    encode: (v, buf, offset = 0) => {
+      if (v.length !== size) throw new RangeError(`bytes(${size}): got ${v.length} bytes`);
+      v.copy(buf, offset);
+    },
+    decode: (buf, offset = 0) => Buffer.from(buf.subarray(offset, offset + size)),
+  };
+}
+
 export const u64: Codec<bigint> = {
   size: 8,
   encode: (v, buf, off = 0) => void buf.writeBigUInt64LE(v, off),

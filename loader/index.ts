@@ -1,10 +1,10 @@
 // The TypeScript binding to libbpf. Knows nothing of Kubernetes or of bvcni's
 // maps: those live in src/dataplane.
 export { BpfError, Errno, SysError, VerifierError, errnoName } from './errors.js';
-export { BpfObject, type OpenOptions } from './object.js';
+export { BpfObject, type MapDef, type OpenOptions } from './object.js';
 export { BpfProgram } from './program.js';
 export { BpfMap, BatchCounter, numPossibleCpus, type UpdateFlag } from './map.js';
-export { MapType, mapInfo, programInfo, type MapInfo, type ProgramInfo } from './info.js';
+export { MapType, isPerCpu, mapInfo, programInfo, type MapInfo, type ProgramInfo } from './info.js';
 export {
   attachTc,
   detachTc,

@@ -1,6 +1,6 @@
 // Typed access to a BPF map through codecs for its key and value structs.
 import { bpf, dupFd } from './bindings.js';
-import type { Codec } from './codec.js';
+import { bytes, type Codec } from './codec.js';
 import { BpfError, check, Errno } from './errors.js';
 import { OwnedFd } from './fd.js';
 import { isPerCpu, mapInfo, type MapInfo } from './info.js';
@@ -62,6 +62,36 @@ export class BpfMap<K, V> {
     return new BpfMap(fd, key, value, path);
   }
 
+  /**
+   * Opens a pinned map whose value layout is one of several (a map an older
+   * release pinned): the first codec whose size matches the map's value size.
+   */
+  static openPinnedMatching<K, V>(path: string, key: Codec<K>, values: readonly Codec<V>[]): BpfMap<K, V> {
+    const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
+    let info: MapInfo;
+    try {
+      info = mapInfo(fd);
+    } catch (e) {
+      new OwnedFd(fd).close();
+      throw e;
+    }
+    const value = values.find((v) => v.size === info.valueSize) ?? values[0]!;
+    return new BpfMap(fd, key, value, path);
+  }
+
+  /** Opens a pinned map as the bytes of its keys and values, whatever its layout (a migration's copy). */
+  static openPinnedRaw(path: string): BpfMap<Buffer, Buffer> {
+    const fd = check(`open pinned map ${path}`, bpf().bpf_obj_get(path) as number);
+    let info: MapInfo;
+    try {
+      info = mapInfo(fd);
+    } catch (e) {
+      new OwnedFd(fd).close();
+      throw e;
+    }
+    return new BpfMap(fd, bytes(info.keySize), bytes(info.valueSize), path);
+  }
+
   /** Wraps a duplicate of a descriptor someone else owns (e.g. a loaded object). */
   static fromBorrowedFd<K, V>(fd: number, key: Codec<K>, value: Codec<V>, label = `fd ${fd}`): BpfMap<K, V> {
     return new BpfMap(dupFd(fd), key, value, label);
@@ -96,6 +126,16 @@ export class BpfMap<K, V> {
   update(key: K, value: V, flag: UpdateFlag = 'any'): void {
     this.key.encode(key, this.#keyBuf);
     this.#encodeValue(value, this.#valueBuf, 0);
+    const ret = this.#scratch.call('update', FLAG_VALUE[flag]);
+    if (ret < 0) check(`update in ${this.#label}`, ret);
+  }
+
+  /** Per-CPU maps: one value per possible CPU, in CPU order. */
+  updatePerCpu(key: K, values: readonly V[], flag: UpdateFlag = 'any'): void {
+    if (!this.perCpu) throw new TypeError(`${this.#label} is not a per-CPU map`);
+    if (values.length !== numPossibleCpus()) throw new RangeError(`${this.#label}: ${values.length} values for ${numPossibleCpus()} CPUs`);
+    this.key.encode(key, this.#keyBuf);
+    values.forEach((v, cpu) => this.value.encode(v, this.#valueBuf, cpu * this.#stride));
     const ret = this.#scratch.call('update', FLAG_VALUE[flag]);
     if (ret < 0) check(`update in ${this.#label}`, ret);
   }

@@ -20,6 +20,21 @@ export interface OpenOptions {
    * compatible map already pinned there. Without it no map is pinned.
    */
   pinDir?: string;
+  /**
+   * Where to pin (and look for) one map, instead of pinDir/<name>: a migration
+   * loads a new release's objects against maps pinned under other names.
+   */
+  pinPath?: (name: string) => string;
+}
+
+/** A map as an opened (not yet loaded) object declares it. */
+export interface MapDef {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
 }
 
 type Ptr = unknown;
@@ -45,7 +60,7 @@ export class BpfObject {
     const obj = new BpfObject(path, ptr);
     try {
       obj.#index();
-      obj.#setPins(opts.pinDir);
+      obj.#setPins(opts.pinDir, opts.pinPath);
     } catch (e) {
       obj.close();
       throw e;
@@ -115,13 +130,29 @@ export class BpfObject {
     }
   }
 
-  #setPins(pinDir: string | undefined): void {
+  /** The maps the object shares through pins (not .rodata/.bss), as declared. */
+  get mapDefs(): MapDef[] {
+    const b = bpf();
+    return [...this.#maps]
+      .filter(([, m]) => !b.bpf_map__is_internal(m))
+      .map(([name, m]) => ({
+        name,
+        type: b.bpf_map__type(m) as number,
+        keySize: b.bpf_map__key_size(m) as number,
+        valueSize: b.bpf_map__value_size(m) as number,
+        maxEntries: b.bpf_map__max_entries(m) as number,
+        flags: b.bpf_map__map_flags(m) as number,
+      }));
+  }
+
+  #setPins(pinDir: string | undefined, pinPath: ((name: string) => string) | undefined): void {
     if (pinDir) mkdirSync(pinDir, { recursive: true, mode: 0o700 });
     const b = bpf();
     for (const [name, m] of this.#maps) {
       if (b.bpf_map__is_internal(m)) continue; // .rodata/.bss: private to this object
       // Without a pin dir, clear LIBBPF_PIN_BY_NAME's default of /sys/fs/bpf/<name>.
-      const ret = b.bpf_map__set_pin_path(m, pinDir ? join(pinDir, name) : null) as number;
+      const path = pinPath ? pinPath(name) : pinDir ? join(pinDir, name) : null;
+      const ret = b.bpf_map__set_pin_path(m, path) as number;
       if (ret < 0) throw new BpfError(`set pin path of map ${name}`, -ret);
     }
   }

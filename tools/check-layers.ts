@@ -14,7 +14,7 @@ import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-const LIBRARIES = ['src/common', 'src/netlink', 'src/dataplane', 'src/kube'] as const;
+const LIBRARIES = ['src/common', 'src/netlink', 'src/dataplane', 'src/kube', 'src/policy'] as const;
 const BINARIES = ['src/daemon', 'src/cni', 'src/cli'] as const;
 
 /** What each package may import, besides itself. */
@@ -24,6 +24,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/netlink': ['loader', 'src/common'],
   'src/dataplane': ['loader', 'src/common', 'src/netlink'],
   'src/kube': ['loader', 'src/common', 'src/netlink', 'src/dataplane'],
+  // The NetworkPolicy model and compiler: pure computation over parsed objects.
+  'src/policy': ['loader', 'src/common'],
   'src/daemon': ['loader', ...LIBRARIES],
   'src/cni': ['loader', ...LIBRARIES],
   'src/cli': ['loader', ...LIBRARIES],

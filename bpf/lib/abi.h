@@ -20,10 +20,21 @@
  * with any such change, and record the new layout in
  * test/fixtures/abi/layouts.json: test/unit/abi-version.test.ts fails when
  * the compiled layout differs from the one recorded for this number.
- * Version 1 is v0.1.0's. Version 2 adds the hostPort maps (bvcni_hostport,
- * bvcni_hostport_flows); the maps of version 1 are unchanged.
+ * Version 1 is v0.1.0's. Version 2: REASON_MAX 32 -> 64 (the stats map has
+ * 128 slots), endpoint_value.identity, and the hostPort maps (bvcni_hostport,
+ * bvcni_hostport_flows) with ENDPOINT_F_HOSTPORT. bvcnid migrates pinned maps
+ * of another version in place at start-up (src/dataplane/migrate.ts, which
+ * holds the conversions between versions).
+ *
+ * BVCNI_ABI_COMPAT=1 (make: dist/bpf/abi1/) compiles this release's programs
+ * against version 1's layouts, for `bvcnid --prepare-downgrade`: the node's
+ * maps go back to v0.1.0's layouts, which v0.1.0 then adopts in place.
  */
+#ifndef BVCNI_ABI_COMPAT
 #define BVCNI_ABI_VERSION 2
+#else
+#define BVCNI_ABI_VERSION BVCNI_ABI_COMPAT
+#endif
 
 /* Pinned map names (also the pin file names under the pin directory). */
 #define BVCNI_MAP_TUNNEL    bvcni_tunnel
@@ -70,6 +81,15 @@ struct endpoint_value {
 	__u32 flags;            /* enum endpoint_flags */
 	__u8  pod_mac[6];       /* MAC of the pod's interface */
 	__u8  gw_mac[6];        /* MAC the pod sees as its gateway (the bridge) */
+#if BVCNI_ABI_VERSION >= 2
+	/*
+	 * NetworkPolicy's security identity of the pod; 0 = not yet known. Room
+	 * made now so the policy work needs no second layout change: nothing
+	 * reads it yet beyond bvcnictl. At offset 20, already 4-aligned: the
+	 * struct stays 24 bytes with no implicit padding.
+	 */
+	__u32 identity;
+#endif
 };
 
 /* config: array with one element, written by bvcnid before programs run. */
@@ -104,6 +124,8 @@ enum config_flags {
  * stats: per-CPU array indexed by (reason index * 2 + direction).
  * Reasons are stable: add at the end, never renumber.
  */
+#define BVCNI_REASON_MAX_V1 32  /* ABI 1's REASON_MAX (v0.1.0) */
+
 enum bvcni_reason {
 	REASON_FORWARD          = 0,   /* not a drop: packets the programs forwarded */
 	REASON_DROP_INVALID     = 1,   /* truncated or malformed header */
@@ -126,7 +148,11 @@ enum bvcni_reason {
 	REASON_DROP_ARP_SPOOFED = 18,  /* pod ARP whose sender IP or MAC is not the pod's own */
 	REASON_DROP_HOSTPORT_NO_POD = 19, /* for a mapped hostPort whose pod has no endpoint entry (deleted, or not yet registered) */
 	REASON_DROP_HOSTPORT_FAILED = 20, /* hostPort translation failed: a fragment, a port rewrite SCTP cannot take, a rewrite or flow-map write that failed */
-	REASON_MAX              = 32,
+#if BVCNI_ABI_VERSION >= 2
+	REASON_MAX              = 64,  /* ABI 2: room for hostPort and NetworkPolicy reasons */
+#else
+	REASON_MAX              = BVCNI_REASON_MAX_V1,
+#endif
 };
 
 enum bvcni_dir {

@@ -46,6 +46,29 @@
 
 #include "maps.h"
 #include "ipv4.h"
+
+#if BVCNI_ABI_VERSION < 2
+/*
+ * The ABI 1 build (dist/bpf/abi1, what --prepare-downgrade leaves running
+ * until v0.1.0 takes over) must declare exactly v0.1.0's maps, and v0.1.0
+ * has no hostPort maps: these entry points let everything through, as
+ * v0.1.0's programs do. Mappings in force stop translating for that window.
+ */
+static __always_inline int hostport_to_pod(struct __sk_buff *skb,
+					   const struct bvcni_config *cfg,
+					   const struct iphdr *ip)
+{
+	return TC_ACT_OK;
+}
+
+static __always_inline int hostport_from_pod(struct __sk_buff *skb,
+					     const struct bvcni_config *cfg,
+					     const struct endpoint_value *ep,
+					     struct iphdr **ipp)
+{
+	return TC_ACT_OK;
+}
+#else
 #include "hostport_map.h"
 #include "nat.h"
 #include "deliver.h"
@@ -237,5 +260,7 @@ static __always_inline int hostport_from_pod(struct __sk_buff *skb, const struct
 		return ret;
 	return hostport_to_pod(skb, cfg, *ipp);
 }
+
+#endif /* BVCNI_ABI_VERSION < 2 */
 
 #endif

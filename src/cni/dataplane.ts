@@ -136,7 +136,7 @@ export class FakeDataplane implements Dataplane {
   readonly ports = new Map<string, HostPortEntry>();
   register(_pinDir: string, ep: Endpoint): void {
     const flags = EndpointFlags.pod | (ep.hostport ? EndpointFlags.hostport : 0);
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   }
   claimHostPorts(_pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
     const id = (m: HostPortMapping): string => `${m.hostIp}:${m.hostPort}/${m.protocol}`;

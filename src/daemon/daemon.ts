@@ -71,6 +71,8 @@ export interface DaemonDeps {
   dataplane: DataplaneDriver;
   metrics: DaemonMetrics;
   clock?: Clock;
+  /** After the Node cache changed in what the tunnel map reads (NetworkPolicy reads this node's addresses too). */
+  nodesChanged?: () => void;
 }
 
 type Phase = 'starting' | 'waiting-for-podcidr' | 'setting-up' | 'running' | 'stopping';
@@ -121,12 +123,13 @@ export class Daemon {
     this.stuckAfterMs = cfg.stuckAfterMs ?? DAEMON_DEFAULTS.stuckAfterMs;
     this.objDir = cfg.objDir;
     this.informer = new NodeInformer(deps.api, {
-      add: () => this.changed(),
+      add: () => (this.changed(), deps.nodesChanged?.()),
       update: (n, old) => {
-        if (!sameTunnelInputs(n, old)) this.changed();
+        if (!sameTunnelInputs(n, old)) (this.changed(), deps.nodesChanged?.());
       },
-      delete: () => this.changed(),
+      delete: () => (this.changed(), deps.nodesChanged?.()),
       synced: (g) => {
+        deps.nodesChanged?.();
         deps.metrics.relists.inc();
         this.log.info({ generation: g, nodes: this.informer.size, resourceVersion: this.informer.resourceVersion }, 'node list synced');
         // A fresh list is when drift (entries written by someone else) is corrected.
@@ -313,6 +316,8 @@ export class Daemon {
       const dpCfg = this.dataplaneConfig();
       this.log.info({ podCidr: dpCfg.podCidr, nodeIp: dpCfg.nodeIp, uplink: dpCfg.uplink }, 'setting up the dataplane');
       this.dp = await this.deps.dataplane.ensure(dpCfg);
+      const mig = this.dp.migration;
+      if (mig && (mig.converted.length || mig.recovered)) this.log.info({ ...mig }, 'pinned maps migrated to this release\'s layouts in place');
       this.natCount.kick();
       this.reconciler = new TunnelReconciler(this.dp.tunnel);
       const adopted = this.reconciler.adopt();
@@ -492,6 +497,11 @@ export class Daemon {
     };
     walk(this.cfg.stateDir, 0);
     return { used, capacity };
+  }
+
+  /** The Nodes as last listed and watched (NetworkPolicy reads this node's addresses from them). */
+  nodes(): NodeLike[] {
+    return this.informer.list();
   }
 
   /** SIGTERM: stop watching, release fds; the dataplane, conflist and plugin stay (pods keep their network). */

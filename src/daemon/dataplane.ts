@@ -1,7 +1,7 @@
 // The daemon's view of src/dataplane: the node's devices, programs and pinned
 // maps. One module, so the daemon logic is testable against a fake and the
 // dataplane library's API is adapted in one place.
-import { dataplaneReady, ensureNodeDataplane, findUplink, readDropStats, removeNodeDataplane } from '../dataplane/index.js';
+import { dataplaneReady, ensureNodeDataplane, findUplink, readDropStats, removeNodeDataplane, type MigrationReport, type MigrationStep } from '../dataplane/index.js';
 import type { TunnelTable } from './reconcile.js';
 import { keyWalk, type EntryWalk } from './nat-count.js';
 
@@ -17,6 +17,8 @@ export interface DropCount {
 
 export interface AttachedDataplane {
   mtu: number;
+  /** What the start-up's map migration did (src/dataplane/migrate.ts). */
+  migration?: MigrationReport;
   tunnel: TunnelTable & { close(): void };
   /** A fresh count of the NAT table, `slice` entries a step (run in the background: src/daemon/nat-count.ts). */
   natWalk(slice: number): EntryWalk;
@@ -34,12 +36,26 @@ export interface DataplaneDriver {
   drops(pinDir: string): DropCount[];
 }
 
+/**
+ * Fault injection for test/integration/upgrade.test.ts: BVCNI_TEST_KILL_AT_MIGRATION_STEP=<step>
+ * makes bvcnid SIGKILL itself right after that step of a migration, as a crash
+ * or an OOM kill there would.
+ */
+export function killAtStep(): ((step: MigrationStep) => void) | undefined {
+  const at = process.env.BVCNI_TEST_KILL_AT_MIGRATION_STEP;
+  if (!at) return undefined;
+  return (step) => {
+    if (step === at) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
 export const kernelDataplane: DataplaneDriver = {
   findUplink: (nodeIp) => findUplink(nodeIp),
   async ensure(cfg) {
-    const nd = await ensureNodeDataplane(cfg);
+    const nd = await ensureNodeDataplane({ ...cfg, onMigrationStep: cfg.onMigrationStep ?? killAtStep() });
     return {
       mtu: nd.mtu,
+      migration: nd.migration,
       tunnel: nd.maps.tunnel,
       natWalk: (slice) => nd.maps.nat.batchCounter(slice) ?? keyWalk(nd.maps.nat.keys(), slice),
       nodeHostPorts: nd.nodeHostPorts,

@@ -7,9 +7,22 @@ import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DAEMON_DEFAULTS, Daemon, type DaemonConfig } from './daemon.js';
-import { kernelDataplane } from './dataplane.js';
+import { kernelDataplane, killAtStep } from './dataplane.js';
 import { installPlugin, removeInstalled } from '../kube/install.js';
-import { DEFAULT_API_BOUNDS, conditionPatcher, loadKubeConfig, nodeApi, nodeGetter, type ApiBounds } from '../kube/client.js';
+import {
+  DEFAULT_API_BOUNDS,
+  conditionPatcher,
+  listWatchApi,
+  loadKubeConfig,
+  nodeApi,
+  nodeGetter,
+  POLICY_PATHS,
+  slimNamespace,
+  slimNetworkPolicy,
+  slimPod,
+  type ApiBounds,
+} from '../kube/client.js';
+import { PolicySync } from './policy.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -17,7 +30,9 @@ import { CniServer } from './cni-server.js';
 import { buildInfo, buildLine } from '../dataplane/build.js';
 import { kernelGate } from './kernel.js';
 import { watchForConntrack } from './conntrack-watch.js';
-import { probeConntrack, programSetDir } from '../dataplane/features.js';
+import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
+import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
+import { migratePinnedMaps } from '../dataplane/migrate.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -49,6 +64,8 @@ interface Flags {
   logLevel: string;
   uninstall?: boolean;
   installCni?: boolean;
+  networkPolicy?: boolean;
+  prepareDowngrade?: boolean;
 }
 
 /** Where --install-cni and --uninstall put and find the plugin when --cni-bin-dir is not given. */
@@ -139,9 +156,21 @@ function program(): Command {
     )
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+    .addOption(
+      new Option(
+        '--network-policy',
+        'list and watch Pods, Namespaces and NetworkPolicies and keep this node\'s compiled rule sets in memory (not enforced yet; needs the RBAC of deploy/network-policy-rbac.yaml)',
+      ).env('BVCNI_NETWORK_POLICY'),
+    )
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
     .addOption(
       new Option('--install-cni', 'install the CNI plugin (and its bvcni.d/) into --cni-bin-dir, then exit (the DaemonSet\'s init container)').conflicts('uninstall'),
+    )
+    .addOption(
+      new Option(
+        '--prepare-downgrade',
+        "convert this node's pinned maps back to ABI 1 (v0.1.0's layouts) in place, running this release's programs built for them, then exit: run it before rolling bvcnid back to v0.1.0 (README, \"Upgrades and downgrades\")",
+      ).conflicts(['uninstall', 'installCni']),
     )
     .version(buildLine('bvcnid'), '--version', 'print the release, commit and dataplane ABI version, then exit')
     .showHelpAfterError();
@@ -171,6 +200,26 @@ async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<
   const removed = removeInstalled(cfg.cniConfDir, flags.cniBinDir || DEFAULT_CNI_BIN_DIR);
   log.info({ removed, pinDir: flags.pinDir }, 'bvcni uninstalled from this node');
   return 0;
+}
+
+/**
+ * Before a rollback to v0.1.0, which cannot read ABI 2 maps (its libbpf refuses
+ * to reuse them: it would stay not ready, its set-up failing): the maps go back
+ * to ABI 1 in place, under this release's programs built for ABI 1
+ * (dist/bpf/abi1), whose maps v0.1.0 then adopts and whose programs it
+ * replaces in place. A bvcnid of this release started again before the
+ * rollback migrates them forward again.
+ */
+function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): number {
+  const objDir = programSetDir(set, join(defaultObjDir(), ABI1_SUBDIR));
+  try {
+    const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
+    log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
+    return 0;
+  } catch (e) {
+    log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');
+    return 1;
+  }
 }
 
 /**
@@ -242,6 +291,10 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.installCni) return installCni(flags, cfg, log);
   setLibbpfLogger((level, msg) => log[level === 'warn' ? 'warn' : 'debug']({ libbpf: true }, msg.trimEnd()));
   if (flags.uninstall) return uninstall(flags, cfg, log);
+  if (flags.prepareDowngrade) {
+    const set = await kernelGate(log);
+    return set ? prepareDowngrade(cfg, set.name, log) : 1;
+  }
   if (!cfg.nodeName) {
     log.fatal('--node-name (or NODE_NAME) is required');
     return 2;
@@ -259,7 +312,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const metrics = new DaemonMetrics();
+  let policy: PolicySync | undefined;
   const daemon = new Daemon(cfg, {
+    nodesChanged: () => policy?.nodesChanged(),
     log,
     api: nodeApi(kc, bounds),
     getNode: nodeGetter(kc, bounds),
@@ -282,6 +337,20 @@ export async function main(argv: string[]): Promise<number> {
     log.error({ err: (e as Error).message, socket: cni.path }, 'cannot serve the CNI plugin; it will work alone');
   }
   daemon.start();
+  policy = flags.networkPolicy
+    ? new PolicySync({
+        nodeName: cfg.nodeName,
+        log: log.child({ component: 'policy' }),
+        apis: {
+          pods: listWatchApi(kc, POLICY_PATHS.pods, slimPod, bounds),
+          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, slimNamespace, bounds),
+          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy, bounds),
+        },
+        nodes: () => daemon.nodes(),
+        idleTimeoutMs: cfg.watchIdleTimeoutMs,
+      })
+    : undefined;
+  policy?.start();
   // Without conntrack now, perhaps with it later (kube-proxy loads Debian's nf_conntrack module).
   const ctWatch =
     programs.name === 'no-conntrack'
@@ -302,7 +371,7 @@ export async function main(argv: string[]): Promise<number> {
       log.info({ signal }, 'stopping; the dataplane stays in place');
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();
-      void Promise.allSettled([daemon.stop(), cni.stop()]).finally(() => {
+      void Promise.allSettled([daemon.stop(), cni.stop(), policy?.stop()]).finally(() => {
         for (const server of servers) server.closeAllConnections();
         void Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r())))).then(() => resolveExit(0));
       });

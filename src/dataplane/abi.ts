@@ -41,13 +41,35 @@ export type EndpointKey = CodecValue<typeof endpointKey>;
 
 export const EndpointFlags = { pod: 1 << 0, hostport: 1 << 1 } as const;
 
-export const endpointValue = struct('endpoint_value', 20, [
+export const endpointValue = struct('endpoint_value', 24, [
+  { name: 'ifindex', kind: 'u32', offset: 0 },
+  { name: 'flags', kind: 'u32', offset: 4 },
+  { name: 'pod_mac', kind: 'mac', offset: 8 },
+  { name: 'gw_mac', kind: 'mac', offset: 14 },
+  // ABI 2: NetworkPolicy's security identity of the pod, 0 = not yet known. Nothing reads it yet beyond bvcnictl.
+  { name: 'identity', kind: 'u32', offset: 20 },
+] as const);
+export type EndpointValue = CodecValue<typeof endpointValue>;
+
+/**
+ * ABI 1's endpoint_value (v0.1.0): no identity. The plugin writes through it when
+ * it finds a map of that layout pinned (an upgrade whose bvcnid has not migrated
+ * the node yet), and src/dataplane/migrate.ts converts from and to it.
+ */
+export const endpointValueV1 = struct('endpoint_value', 20, [
   { name: 'ifindex', kind: 'u32', offset: 0 },
   { name: 'flags', kind: 'u32', offset: 4 },
   { name: 'pod_mac', kind: 'mac', offset: 8 },
   { name: 'gw_mac', kind: 'mac', offset: 14 },
 ] as const);
-export type EndpointValue = CodecValue<typeof endpointValue>;
+export type EndpointValueV1 = CodecValue<typeof endpointValueV1>;
+
+/** Today's EndpointValue read from and written to an ABI 1 entry: identity reads 0 and is not stored. */
+export const endpointValueAsV1: Codec<EndpointValue> = {
+  size: endpointValueV1.size,
+  encode: (v, buf, offset = 0) => endpointValueV1.encode({ ifindex: v.ifindex, flags: v.flags, pod_mac: v.pod_mac, gw_mac: v.gw_mac }, buf, offset),
+  decode: (buf, offset = 0) => ({ ...endpointValueV1.decode(buf, offset), identity: 0 }),
+};
 
 export const ConfigFlags = { ready: 1 << 0, masquerade: 1 << 1 } as const;
 
@@ -110,7 +132,9 @@ export const Reason = {
   DROP_HOSTPORT_NO_POD: 19,
   DROP_HOSTPORT_FAILED: 20,
 } as const;
-export const REASON_MAX = 32;
+export const REASON_MAX = 64;
+/** ABI 1's REASON_MAX (v0.1.0): its stats map has REASON_MAX_V1 * 2 slots. */
+export const REASON_MAX_V1 = 32;
 export const Direction = { ingress: 0, egress: 1 } as const;
 
 export function reasonName(code: number): string {

@@ -50,7 +50,7 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
   const flags = EndpointFlags.pod | (ep.hostport ? EndpointFlags.hostport : 0);
-  map.update(key, { ifindex: ep.hostIfindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac });
+  map.update(key, { ifindex: ep.hostIfindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   try {
     attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns });
   } catch (e) {

@@ -4,6 +4,18 @@ export * from './abi.js';
 export { DEFAULT_PIN_DIR, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
 export { openDataplaneMaps, readDataplaneConfig, mapPin, type DataplaneMaps } from './maps.js';
 export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
+export {
+  migratePinnedMaps,
+  pinnedAbi,
+  ABI_SIGNATURES,
+  declaredMaps,
+  MigrationRefused,
+  MIGRATION_STEPS,
+  STAGING_DIR,
+  COMMIT_PIN,
+  type MigrationReport,
+  type MigrationStep,
+} from './migrate.js';
 export { readDropStats, readStats, type StatsRow } from './stats.js';
 export {
   claimHostPorts,

@@ -17,6 +17,9 @@ export type ProgramSlot = keyof typeof Programs;
 
 export const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'] as const;
 
+/** The programs built against ABI 1's layouts (-DBVCNI_ABI_COMPAT=1), under the objects' directory: --prepare-downgrade. */
+export const ABI1_SUBDIR = 'abi1';
+
 /**
  * The node's socket program (bpf/bpf_sock.c): hostPorts for the node's own
  * processes, attached to the cgroup v2 root (cgroup2Root) through a pinned link.

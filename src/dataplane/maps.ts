@@ -9,6 +9,7 @@ import {
   configValue,
   endpointKey,
   endpointValue,
+  endpointValueAsV1,
   natEntry,
   natKey,
   statsKey,
@@ -43,7 +44,9 @@ export function openTunnelMap(pinDir: string): BpfMap<TunnelKey, TunnelValue> {
   return BpfMap.openPinned(mapPin(pinDir, MapName.tunnel), tunnelKey, tunnelValue);
 }
 export function openEndpointsMap(pinDir: string): BpfMap<EndpointKey, EndpointValue> {
-  return BpfMap.openPinned(mapPin(pinDir, MapName.endpoints), endpointKey, endpointValue);
+  // An ABI 1 map (v0.1.0's, not migrated yet: the plugin is switched before its bvcnid
+  // starts) is written in its own layout, so ADD and DEL work across the upgrade.
+  return BpfMap.openPinnedMatching(mapPin(pinDir, MapName.endpoints), endpointKey, [endpointValue, endpointValueAsV1]);
 }
 export function openConfigMap(pinDir: string): BpfMap<number, ConfigValue> {
   return BpfMap.openPinned(mapPin(pinDir, MapName.config), configKey, configValue);

@@ -1,7 +1,9 @@
 // The node's dataplane: devices, sysctls, the cluster route, programs and the
 // config map. Idempotent and restartable: every step adopts what exists, so a
 // new bvcnid (or an upgrade) applies only the difference and never resets flows.
-import { existsSync, readdirSync, renameSync, unlinkSync, rmdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { pinReplacing, unpinTree } from './pins.js';
+import { migratePinnedMaps, type MigrationReport, type MigrationStep } from './migrate.js';
 import { join } from 'node:path';
 import {
   BpfObject,
@@ -73,6 +75,8 @@ export interface NodeDataplaneConfig {
    * or /sys/fs/cgroup/unified on a hybrid host). '' attaches nothing.
    */
   cgroup?: string;
+  /** Called after each step of a map migration (tests kill bvcnid there). */
+  onMigrationStep?: (step: MigrationStep) => void;
 }
 
 export const NodeDefaults = {
@@ -110,6 +114,8 @@ export interface NodeDataplane {
   reattached: number;
   /** The node's own sockets reach hostPorts (bpf_sock.c attached), or why not: the rest works without it. */
   nodeHostPorts: { attached: true } | { attached: false; reason: string };
+  /** What the map migration did (nothing converted when every layout was already this release's). */
+  migration: MigrationReport;
   /** Releases our file descriptors; the dataplane stays in place. */
   close(): void;
 }
@@ -213,22 +219,6 @@ function ensureVxlan(s: NetlinkSocket, cfg: NodeDataplaneConfig, mtu: number): L
   return now;
 }
 
-/**
- * Pins prog at path, replacing an older pin atomically where bpffs allows
- * (pin beside, then rename), so a concurrent plugin never sees no program.
- */
-function pinReplacing(prog: BpfProgram, path: string): void {
-  const tmp = `${path}_new`; // bpffs refuses names with a dot
-  unlinkIfExists(tmp);
-  prog.pin(tmp);
-  try {
-    renameSync(tmp, path);
-  } catch {
-    unlinkIfExists(path);
-    renameSync(tmp, path);
-  }
-}
-
 /** Loads the three objects (adopting pinned maps), pins their programs. */
 function loadPrograms(pinDir: string, objDir: string): Map<ProgramSlot, BpfProgram> {
   const progs = new Map<ProgramSlot, BpfProgram>();
@@ -240,7 +230,8 @@ function loadPrograms(pinDir: string, objDir: string): Map<ProgramSlot, BpfProgr
         if (p.object !== file) continue;
         const prog = obj.program(p.program);
         progs.set(slot, prog);
-        pinReplacing(prog, programPin(pinDir, slot));
+        // Replaced atomically: a concurrent plugin never finds no program.
+        pinReplacing((at) => prog.pin(at), programPin(pinDir, slot));
       }
     }
     return progs;
@@ -336,6 +327,9 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   using rtnl = openSocket(ns);
   const { uplink, bridge, vxlan, mtu, gatewayIp: gw } = ensureNodeLinks(cfg, rtnl);
 
+  // Maps pinned by another ABI version (an upgrade, or an interrupted migration): converted in
+  // place first, or refused with nothing touched (migrate.ts).
+  const migration = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, netns: ns, onStep: cfg.onMigrationStep });
   const progs = loadPrograms(cfg.pinDir, objDir);
   let maps: DataplaneMaps | undefined;
   try {
@@ -398,6 +392,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       programIds,
       reattached,
       nodeHostPorts,
+      migration,
       close: () => m.close(),
     };
   } catch (e) {
@@ -465,19 +460,9 @@ export async function removeNodeDataplane(
       }
     }
   });
-  attempt(() => unpinAll(cfg.pinDir));
+  attempt(() => unpinTree(cfg.pinDir));
   if (errors.length) throw new AggregateError(errors, `removeNodeDataplane: ${errors.length} step(s) failed: ${String(errors[0])}`);
 }
 
-function unlinkIfExists(path: string): void {
-  // Not rmSync: its lstat gets EPERM on bpffs for a missing file.
-  if (existsSync(path)) unlinkSync(path);
-}
-
-function unpinAll(pinDir: string): void {
-  if (!existsSync(pinDir)) return;
-  for (const name of readdirSync(pinDir)) unlinkSync(join(pinDir, name));
-  rmdirSync(pinDir);
-}
 
 

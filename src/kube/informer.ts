@@ -1,4 +1,5 @@
-// A supervised list+watch informer for Nodes with an object cache.
+// A supervised list+watch informer with an object cache: for Nodes (the tunnel
+// map) and, with --network-policy, Pods, Namespaces and NetworkPolicies.
 //
 // client-node's own ListWatch stops for good on the first error that is not a
 // 410 and never asks for bookmarks, so the daemon runs its own loop on the
@@ -18,29 +19,36 @@
 import { Backoff, realClock, type Clock } from '../common/backoff.js';
 import type { NodeLike } from './desired.js';
 
-export interface NodeListResult {
-  items: NodeLike[];
+/** What an informer needs of an object: its key (namespace/name, or name) and resourceVersion. */
+export interface KubeObjectLike {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
+export interface ListResult<T> {
+  items: T[];
   resourceVersion: string;
 }
+export type NodeListResult = ListResult<NodeLike>;
 
 export interface WatchHandle {
   abort(): void;
 }
 
 /** The two API calls an informer needs (client-node in production, a fake in unit tests). */
-export interface NodeApi {
-  list(): Promise<NodeListResult>;
+export interface ListWatchApi<T> {
+  list(): Promise<ListResult<T>>;
   watch(
     resourceVersion: string,
     onEvent: (type: string, object: unknown) => void,
     onDone: (err: unknown) => void,
   ): Promise<WatchHandle>;
 }
+export type NodeApi = ListWatchApi<NodeLike>;
 
-export interface InformerHandlers {
-  add?: (n: NodeLike) => void;
-  update?: (n: NodeLike, old: NodeLike) => void;
-  delete?: (n: NodeLike) => void;
+export interface InformerHandlers<T = NodeLike> {
+  add?: (n: T) => void;
+  update?: (n: T, old: T) => void;
+  delete?: (n: T) => void;
   /** After every successful (re)list has been applied to the cache. */
   synced?: (generation: number) => void;
   error?: (err: unknown, willRetryInMs: number) => void;
@@ -56,10 +64,11 @@ export function isGone(err: unknown): boolean {
   return e.statusCode === 410 || e.code === 410;
 }
 
-const nameOf = (n: NodeLike): string => n.metadata?.name ?? '';
+/** The cache key: namespace/name for namespaced objects, the name otherwise. */
+const nameOf = (n: KubeObjectLike): string => (n.metadata?.namespace ? `${n.metadata.namespace}/${n.metadata.name ?? ''}` : (n.metadata?.name ?? ''));
 
-export class NodeInformer {
-  private readonly cache = new Map<string, NodeLike>();
+export class Informer<T extends KubeObjectLike> {
+  private readonly cache = new Map<string, T>();
   private rv = '';
   private stopped = true;
   private handle?: WatchHandle;
@@ -74,8 +83,8 @@ export class NodeInformer {
   lastProgressAt = 0;
 
   constructor(
-    private readonly api: NodeApi,
-    private readonly handlers: InformerHandlers,
+    private readonly api: ListWatchApi<T>,
+    private readonly handlers: InformerHandlers<T>,
     opts: { backoff?: Backoff; clock?: Clock; idleTimeoutMs?: number } = {},
   ) {
     this.backoff = opts.backoff ?? new Backoff();
@@ -86,11 +95,12 @@ export class NodeInformer {
   /** See the header: a watch silent this long is aborted and resumed. */
   readonly idleTimeoutMs: number;
 
-  get(name: string): NodeLike | undefined {
+  /** By name, or namespace/name for namespaced objects. */
+  get(name: string): T | undefined {
     return this.cache.get(name);
   }
 
-  list(): NodeLike[] {
+  list(): T[] {
     return [...this.cache.values()];
   }
 
@@ -174,7 +184,7 @@ export class NodeInformer {
     this.stats.lists++;
     this.lastProgressAt = this.clock.now();
     this.backoff.reset();
-    const fresh = new Map<string, NodeLike>();
+    const fresh = new Map<string, T>();
     for (const n of res.items) fresh.set(nameOf(n), n);
     for (const [name, old] of [...this.cache]) {
       if (!fresh.has(name)) {
@@ -189,7 +199,7 @@ export class NodeInformer {
     this.safe(() => this.handlers.synced?.(g));
   }
 
-  private upsert(n: NodeLike): void {
+  private upsert(n: T): void {
     const name = nameOf(n);
     const old = this.cache.get(name);
     if (!old) {
@@ -227,7 +237,7 @@ export class NodeInformer {
       const onEvent = (type: string, object: unknown): void => {
         if (this.stopped || settled) return;
         armIdle();
-        const obj = object as NodeLike & { code?: number };
+        const obj = object as T & { code?: number };
         if (type === 'ERROR') {
           if (obj?.code === 410) gone = true;
           else finish(Object.assign(new Error(`watch ERROR event: ${JSON.stringify(object)}`), { code: obj?.code }));
@@ -279,3 +289,6 @@ export class NodeInformer {
     }
   }
 }
+
+/** The daemon's informer of Nodes (the tunnel map). */
+export class NodeInformer extends Informer<NodeLike> {}

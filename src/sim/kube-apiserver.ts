@@ -20,6 +20,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import type { ServerTls } from './tls.js';
+import { ResourceStore } from './kube-resources.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
@@ -106,12 +107,15 @@ export class FakeKubeApiServer {
   private boundPort = 0;
   readonly requests: RequestRecord[] = [];
   readonly opts: Required<Omit<FakeApiOptions, 'tls'>> & Pick<FakeApiOptions, 'tls'>;
+  /** Pods, Namespaces and NetworkPolicies (kube-resources.ts), on this server's resourceVersions. */
+  readonly resources: ResourceStore;
 
   constructor(
     opts: FakeApiOptions = {},
     private readonly netnsRunner?: NetnsRunner,
   ) {
     this.opts = { goneAs: 'event', bookmarkIntervalMs: 0, historyLimit: 100_000, ...opts };
+    this.resources = new ResourceStore(() => ++this.rv, () => this.rv, { historyLimit: this.opts.historyLimit, goneAs: this.opts.goneAs });
   }
 
   // ---- lifecycle -------------------------------------------------------
@@ -163,6 +167,7 @@ export class FakeKubeApiServer {
     if (this.bookmarkTimer) clearInterval(this.bookmarkTimer);
     this.bookmarkTimer = undefined;
     for (const w of this.watchers) this.closeWatcher(w);
+    this.resources.closeWatches();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -259,6 +264,7 @@ export class FakeKubeApiServer {
   compact(): void {
     this.history = [];
     this.compactedRv = this.rv;
+    this.resources.compact();
   }
 
   /** Sends a BOOKMARK at the current resourceVersion to every watcher that asked for bookmarks. */
@@ -273,7 +279,7 @@ export class FakeKubeApiServer {
       });
       sent++;
     }
-    return sent;
+    return sent + this.resources.bookmark();
   }
 
   /** Sends a watch ERROR 410 to every watcher and ends their streams (what an apiserver does after compaction). */
@@ -439,6 +445,10 @@ export class FakeKubeApiServer {
       this.record(req, verb, failure.status);
       req.resume();
       return sendStatus(res, failure.status, `injected failure`, reasonFor(failure.status));
+    }
+    if (!isNodes && this.resources.route(url.pathname)) {
+      const r = this.resources.handle(req, res, url);
+      return this.record(req, r.verb, r.status);
     }
     switch (verb) {
       case 'list':

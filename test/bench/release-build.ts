@@ -4,10 +4,12 @@
 // was released on (v0.1.0: the machine's Node 20 on PATH, which its Makefile
 // calls as `node`). Only the plugin executable and its support directory are
 // kept, in another temporary directory; the worktree is removed at once.
+// v0.1.0 comes from the upgrade tests' cache instead (test/support/release-build.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { releaseBuild, V0_1_0 } from '../support/release-build.js';
 
 export interface ReleasePlugin {
   tag: string;
@@ -34,6 +36,11 @@ export function embeddedRuntime(executable: string): string {
 }
 
 export function buildRelease(tag: string, log: (line: string) => void = () => {}): ReleasePlugin {
+  // v0.1.0: the build the upgrade tests keep under /var/tmp, found by the commit CHANGELOG.md records.
+  if (tag === V0_1_0.release) {
+    const r = releaseBuild(V0_1_0, log);
+    return { tag, plugin: r.plugin, runtime: embeddedRuntime(r.plugin), cleanup: () => {} };
+  }
   const repo = execFileSync('git', ['rev-parse', '--show-toplevel'], { encoding: 'utf8' }).trim();
   execFileSync('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', `refs/tags/${tag}`], { stdio: 'ignore' });
   const keep = mkdtempSync(join(tmpdir(), `bvcni-${tag}-`));

@@ -118,8 +118,8 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     }
     maps = openDataplaneMaps(PIN);
     // The test run's skb comes in on the namespace's loopback (ifindex 1): that is POD1's "veth".
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
-    maps.endpoints.update({ ip: POD2.ip }, { ifindex: 1, flags: 1, pod_mac: POD2.mac, gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    maps.endpoints.update({ ip: POD2.ip }, { ifindex: 1, flags: 1, pod_mac: POD2.mac, gw_mac: GW_MAC, identity: 0 });
     maps.tunnel.update({ prefixlen: 24, addr: '10.244.2.0' }, { node_ip: '192.0.2.12', flags: 0 });
     maps.tunnel.update({ prefixlen: 32, addr: '192.0.2.12' }, { node_ip: '192.0.2.12', flags: TunnelFlags.nodeIp });
   });
@@ -152,7 +152,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     assert.equal(exec('pod', pkt).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_SPOOFED'), before + 1n);
     // A registered pod whose veth is another interface is spoofing too.
-    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
     const spoof2 = packet({ src: '10.244.1.9', dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2 });
     assert.equal(exec('pod', spoof2).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_SPOOFED'), before + 2n);
@@ -217,7 +217,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
 
   test('an ARP whose sender is not the pod is DROP_ARP_SPOOFED (another pod, the gateway, a free address, a MAC not its own); a frame from another MAC is DROP_SPOOFED_MAC', () => {
     // A pod registered on another veth: its address is not this pod's to claim.
-    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: macOf('10.244.1.9'), gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: '10.244.1.9' }, { ifindex: 999, flags: 1, pod_mac: macOf('10.244.1.9'), gw_mac: GW_MAC, identity: 0 });
     try {
       const spoofed = counter('DROP_ARP_SPOOFED');
       const lies = [
@@ -820,7 +820,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     const key = { host_ip: '0.0.0.0', port: 8080, proto: PROTO.TCP };
     hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 1n });
     // Replies are looked at only for pods that own a hostPort.
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 3, pod_mac: POD1.mac, gw_mac: GW_MAC });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 3, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
     try {
       const syn = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40100, dport: 8080, tcpFlags: 0x02, ttl: 64 });
       const r = exec('uplinkIngress', syn);
@@ -872,7 +872,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     } finally {
       hp.delete(key);
       hp.delete({ ...key, proto: PROTO.UDP });
-      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC });
+      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
     }
   });
 

@@ -38,8 +38,22 @@ export function nodeObject(n: SimNode): V1Node {
   return makeNode(n.name, { podCIDR: n.podCidr, internalIP: n.ip });
 }
 
+/** Which bvcnid a DaemonProc runs: this build, or a release (test/support/release-build.ts). */
+export interface DaemonBuild {
+  name: string;
+  node: string;
+  bvcnid: string;
+  /** v0.1.0 has no --metrics-addr (it serves /metrics on the health listener). */
+  metricsAddr: boolean;
+}
+export const THIS_BUILD: DaemonBuild = { name: 'this build', node: process.execPath, bvcnid: BVCNID, metricsAddr: true };
+
 export class DaemonProc {
   child?: ChildProcess;
+  /** Changed between starts to roll the node to another release. */
+  build: DaemonBuild = THIS_BUILD;
+  /** Extra environment for the next start. */
+  env: Record<string, string> = {};
   readonly logs: Record<string, unknown>[] = [];
   exits = 0;
 
@@ -53,9 +67,10 @@ export class DaemonProc {
   args(): string[] {
     const n = this.node;
     return [
-      process.execPath,
-      ...(process.env.BVK_NODE_FLAGS ? process.env.BVK_NODE_FLAGS.split(' ') : []),
-      BVCNID,
+      ...(Object.keys(this.env).length ? ['env', ...Object.entries(this.env).map(([k, v]) => `${k}=${v}`)] : []),
+      this.build.node,
+      ...(process.env.BVK_NODE_FLAGS && this.build === THIS_BUILD ? process.env.BVK_NODE_FLAGS.split(' ') : []),
+      this.build.bvcnid,
       '--node-name', n.name,
       '--kubeconfig', this.kubeconfig,
       '--iface', n.uplink,
@@ -64,7 +79,7 @@ export class DaemonProc {
       '--cni-bin-dir', n.binDir,
       '--state-dir', n.stateDir,
       '--health-addr', `127.0.0.1:${HEALTH_PORT}`,
-      '--metrics-addr', `127.0.0.1:${METRICS_PORT}`,
+      ...(this.build.metricsAddr ? ['--metrics-addr', `127.0.0.1:${METRICS_PORT}`] : []),
       '--bridge', n.bridge,
       '--vxlan-dev', n.vxlanDev,
       '--log-level', 'debug',

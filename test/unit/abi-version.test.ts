@@ -70,9 +70,9 @@ export function mapLayouts(btf: Btf): Layouts {
   return out;
 }
 
-function compiledLayouts(): Layouts {
-  for (const obj of OBJECTS) assert.ok(existsSync(obj), `${obj} missing: run make build`);
-  const [first, ...rest] = OBJECTS.map((o) => mapLayouts(loadBtf(o)));
+function compiledLayouts(objects: string[] = OBJECTS): Layouts {
+  for (const obj of objects) assert.ok(existsSync(obj), `${obj} missing: run make build`);
+  const [first, ...rest] = objects.map((o) => mapLayouts(loadBtf(o)));
   for (const other of rest) assert.deepEqual(other, first, 'every object declares the shared maps alike');
   return first!;
 }
@@ -98,6 +98,18 @@ describe('dataplane ABI version', () => {
       record[ABI_VERSION],
       `a pinned map's layout changed but BVCNI_ABI_VERSION is still ${ABI_VERSION}: bump it and record the new layout`,
     );
+  });
+
+  test("the ABI 1 build (dist/bpf/abi1, for --prepare-downgrade) has exactly v0.1.0's recorded layout", () => {
+    const record = JSON.parse(readFileSync(RECORD, 'utf8')) as Record<string, Layouts>;
+    for (const dir of ['abi1', 'abi1/noct']) {
+      const objects = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'].map((f) => `${ROOT}dist/bpf/${dir}/${f}`);
+      // Exactly v0.1.0's maps: one it does not know (ABI 2's hostPort maps) would be
+      // created and pinned by these programs and then left behind by v0.1.0.
+      const compiled = compiledLayouts(objects);
+      assert.deepEqual(compiled, record['1'], `dist/bpf/${dir}: v0.1.0 could not adopt its maps, or would find maps it does not know`);
+      assert.ok(!existsSync(`${ROOT}dist/bpf/${dir}/bpf_sock.o`), `dist/bpf/${dir}/bpf_sock.o: the hostPort socket program is ABI 2's`);
+    }
   });
 
   test('each recorded version differs from the others (a bump without a change proves nothing)', () => {

@@ -27,6 +27,7 @@ export const endpoints: CommandSpec = {
         ifname: links.get(v.ifindex)?.ifname ?? null,
         podMac: v.pod_mac,
         gatewayMac: v.gw_mac,
+        identity: Number(v.identity),
         flags: Number(v.flags),
         pod: (Number(v.flags) & EndpointFlags.pod) !== 0,
       }))
@@ -34,8 +35,8 @@ export const endpoints: CommandSpec = {
     if (opts.json) return ok(toJson({ endpoints: list }));
     return ok(
       formatTable(
-        ['POD IP', 'IFINDEX', 'HOST IFACE', 'POD MAC', 'GATEWAY MAC'],
-        list.map((e) => [e.ip, String(e.ifindex), e.ifname ?? '(gone)', e.podMac, e.gatewayMac]),
+        ['POD IP', 'IFINDEX', 'HOST IFACE', 'POD MAC', 'GATEWAY MAC', 'IDENTITY'],
+        list.map((e) => [e.ip, String(e.ifindex), e.ifname ?? '(gone)', e.podMac, e.gatewayMac, String(e.identity)]),
       ),
     );
   },

@@ -4,6 +4,8 @@ import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig,
 import { formatPairs, formatTable } from '../../common/table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
 import { formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
+import { pinnedAbi } from '../../dataplane/migrate.js';
+import { ABI_VERSION } from '../../dataplane/abi.js';
 
 export const status: CommandSpec = {
   name: 'status',
@@ -36,6 +38,7 @@ export const status: CommandSpec = {
     const kernel = await probeKernelFeatures();
     // The build bvcnid loads on this kernel as it is now (its start-up log says which it loaded).
     const programSetName = programSet(kernel, '').name;
+    const pinned = pinnedAbi(opts.pinDir);
 
     const report = {
       node: config
@@ -65,6 +68,7 @@ export const status: CommandSpec = {
       netns: opts.netns ?? null,
       kernel,
       programSet: programSetName,
+      abi: { pinned: pinned.version ?? null, migrating: pinned.migrating, thisBuild: ABI_VERSION },
     };
     if (opts.json) return ok(toJson(report));
 
@@ -79,6 +83,11 @@ export const status: CommandSpec = {
       ['dataplane', dataplaneReady ? 'ready' : 'NOT READY'],
       ['bvcnid', `${daemon.state} (${daemon.detail})`],
       ['ready', ready ? 'yes' : 'NO (run bvcnictl doctor)'],
+      [
+        'dataplane ABI',
+        `pinned ${pinned.version ?? 'unknown'}${pinned.migrating ? ' (a migration is under way: bvcnid finishes or rolls it back at its start)' : ''}, this bvcnictl ${ABI_VERSION}` +
+          (pinned.version !== undefined && pinned.version !== ABI_VERSION && !pinned.migrating ? ' (bvcnid of this release migrates the maps at its start)' : ''),
+      ],
       ['program set', programSetName === 'conntrack' ? 'conntrack' : 'no-conntrack (Service replies are not handed to conntrack)'],
     ]);
     out += '\nDevices\n';

@@ -1,0 +1,203 @@
+// make test-upgrade (issue 15): v0.1.0, built from its commit (cached under
+// /var/tmp: test/support/release-build.ts), on three simulated nodes with
+// traffic flowing — a long cross-node TCP transfer, a masqueraded TCP
+// connection to the internet namespace, a cross-node UDP stream every 1 ms —
+// rolled node by node to this build (maps migrated ABI 1 -> 2 in place), then
+// back to v0.1.0 (this build's --prepare-downgrade, then v0.1.0 adopts).
+// Asserts no reset, the NAT mapping kept, pod IPs kept, every pod pair
+// connecting after each roll; prints the longest UDP gap of each roll.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { declaredMaps, defaultObjDir, MapName, openDataplaneMaps } from '../../src/dataplane/index.js';
+import { createCluster, probeMany, startResponder, uniquePrefix, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
+import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
+import { releaseBuild, V0_1_0, type ReleaseBuild } from '../support/release-build.js';
+import { waitFor } from '../support/kube-util.js';
+import { runCli } from '../../src/cli/run.js';
+import {
+  abiOf,
+  FlowEnd,
+  longestGap,
+  monotonicS,
+  pinnedLayout,
+  prepareDowngrade,
+  roll,
+  THIS_BUILD,
+  type UdpSinkReport,
+} from '../support/upgrade.js';
+
+const TCP_PORT = 7101;
+const UDP_PORT = 7102;
+const MASQ_PORT = 7103;
+/** Slow enough to leave the 2-core machine to the daemons, fast enough to be a transfer. */
+const TCP_RATE = 2_000_000;
+
+interface Roll {
+  node: string;
+  to: string;
+  from: number;
+  to_: number;
+}
+
+describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)', { timeout: 900_000 }, () => {
+  let rel: ReleaseBuild;
+  let c: Cluster;
+  let api: FakeKubeApiServer;
+  const daemons: DaemonProc[] = [];
+  const pods: SimPod[] = [];
+  const rolls: Roll[] = [];
+  const node = (i: number): SimNode => c.nodes[i]!;
+  let flows: { tcpSink: FlowEnd; tcpSource: FlowEnd; udpSink: FlowEnd<UdpSinkReport>; udpSource: FlowEnd; echo: FlowEnd; masq: FlowEnd };
+  const podIdentity = new Map<string, string>();
+
+  before(async () => {
+    if (!existsSync(BVCNID)) throw new Error(`${BVCNID} missing: run make build`);
+    rel = releaseBuild(V0_1_0, (l) => console.log(l));
+    c = await createCluster({ prefix: uniquePrefix('upg'), nodes: 3, dataplane: 'none' });
+    let kubeconfig: string;
+    ({ api, kubeconfig } = await startApiInUnderlay(c));
+    for (let i = 0; i < 3; i++) {
+      api.addNode(nodeObject(node(i)));
+      const d = new DaemonProc(c, node(i), kubeconfig);
+      d.build = rel;
+      daemons.push(d);
+      d.start();
+    }
+    for (const d of daemons) await waitFor(`${d.node.name} ready on v0.1.0`, () => d.ready(), 60_000);
+    // Pods through v0.1.0's plugin, which its bvcnid installed.
+    for (let i = 0; i < 3; i++) pods.push(await c.addPod(node(i), 'a', { via: 'plugin' }));
+    for (const p of pods) c.track(await startResponder(p.path));
+  });
+
+  after(async () => {
+    try {
+      for (const d of daemons) if (d.running) await d.kill('SIGKILL');
+      await api?.close();
+    } finally {
+      await c?.destroy();
+    }
+    for (const d of daemons) {
+      const bad = d.logs.filter((l) => (typeof l.level === 'number' && l.level >= 50) || l.raw);
+      if (bad.length) console.log(`--- ${d.node.name} errors:`, bad.slice(-5));
+    }
+  });
+
+  /** Every pod reaches every other over TCP and UDP, from the pod's own address. */
+  async function allPairs(when: string): Promise<void> {
+    for (const src of pods) {
+      const targets = pods.filter((p) => p !== src).flatMap((p) => [{ ip: p.ip, proto: 'tcp' as const }, { ip: p.ip, proto: 'udp' as const }]);
+      const out = await probeMany(src.path, targets, 3000);
+      out.forEach((o, i) => {
+        assert.ok(o.ok, `${when}: ${src.name} -> ${targets[i]!.ip}/${targets[i]!.proto}: ${o.ok ? '' : o.error}`);
+        assert.equal(o.peer, `${src.ip}`, `${when}: ${src.name}'s address as the target saw it`);
+      });
+    }
+  }
+
+  /** What bvcnictl status says of the node's pinned maps. */
+  async function statusAbi(n: SimNode): Promise<unknown> {
+    const r = await runCli(['status', '--json', '--health-addr', 'none', '--pin-dir', n.pinDir, '--netns', n.path]);
+    return (JSON.parse(r.output) as { abi: unknown }).abi;
+  }
+
+  /** Each pod's endpoint entry (ip -> ifindex, MAC) on its node, in whatever layout the node has. */
+  function endpoints(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const p of pods) {
+      using maps = openDataplaneMaps(p.node.pinDir);
+      const ep = maps.endpoints.lookup({ ip: p.ip });
+      if (ep) out.set(p.ip, `${ep.ifindex}/${ep.pod_mac}`);
+    }
+    return out;
+  }
+
+  test('the two releases pin different map layouts (else this test would prove nothing)', () => {
+    const key = (dir: string): string =>
+      JSON.stringify(
+        declaredMaps(dir)
+          .filter((m) => (Object.values(MapName) as string[]).includes(m.name))
+          .sort((a, b) => a.name.localeCompare(b.name)),
+      );
+    assert.notEqual(key(join(rel.dir, 'dist/bpf')), key(defaultObjDir()), 'v0.1.0 and this build declare the same maps: nothing to migrate');
+    for (const n of c.nodes) assert.equal(abiOf(pinnedLayout(n.pinDir)), 1, `${n.name} runs v0.1.0's layouts`);
+  });
+
+  test('flows start on v0.1.0: cross-node TCP, masqueraded TCP to the internet, 1 ms UDP; every pod pair connects', async () => {
+    const [a, b, cc] = pods as [SimPod, SimPod, SimPod];
+    const tcpSink = new FlowEnd(c, b, 'tcp-sink', [TCP_PORT]);
+    const udpSink = new FlowEnd<UdpSinkReport>(c, cc, 'udp-sink', [UDP_PORT]);
+    const echo = new FlowEnd(c, c.internet, 'echo-peer', [MASQ_PORT]);
+    await Promise.all([tcpSink.ready(), udpSink.ready(), echo.ready()]);
+    const tcpSource = new FlowEnd(c, a, 'tcp-source', [b.ip, TCP_PORT, TCP_RATE]);
+    const udpSource = new FlowEnd(c, b, 'udp-source', [cc.ip, UDP_PORT]);
+    const masq = new FlowEnd(c, cc, 'masq-client', [c.internet.ip, MASQ_PORT]);
+    await Promise.all([tcpSource.ready(), udpSource.ready(), masq.ready()]);
+    flows = { tcpSink, tcpSource, udpSink, udpSource, echo, masq };
+    for (const [ip, ep] of endpoints()) podIdentity.set(ip, ep);
+    assert.equal(podIdentity.size, 3, 'every pod registered in its node endpoint map');
+    await allPairs('on v0.1.0');
+  });
+
+  test('roll node by node to this build: maps migrated to ABI 2 in place, pods keep their IPs and entries, all pairs connect', async () => {
+    for (const d of daemons) {
+      assert.deepEqual(await statusAbi(d.node), { pinned: 1, migrating: false, thisBuild: 2 }, 'bvcnictl status: v0.1.0 maps before the roll');
+      const from = monotonicS();
+      await roll(d, THIS_BUILD);
+      rolls.push({ node: d.node.name, to: 'this build', from, to_: monotonicS() });
+      const l = pinnedLayout(d.node.pinDir);
+      assert.equal(abiOf(l), 2, `${d.node.name}: ABI 2 layouts after the roll: ${JSON.stringify(l)}`);
+      assert.deepEqual(await statusAbi(d.node), { pinned: 2, migrating: false, thisBuild: 2 }, 'bvcnictl status after the roll');
+      assert.equal(l.staging, false, 'no migration left half done');
+      await waitFor(`${d.node.name} logged its migration`, () => d.logged(/migrated to this release's layouts/).length === 1, 5000);
+      assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
+      await allPairs(`after ${d.node.name} rolled to this build`);
+    }
+  });
+
+  test("roll back node by node: this build's --prepare-downgrade, then v0.1.0 adopts the ABI 1 maps; all pairs connect", async () => {
+    for (const d of daemons) {
+      const from = monotonicS();
+      let prep = { code: -1, out: '' };
+      await roll(d, rel, {
+        beforeStart: async () => {
+          prep = await prepareDowngrade(c, d);
+        },
+      });
+      rolls.push({ node: d.node.name, to: 'v0.1.0', from, to_: monotonicS() });
+      assert.equal(prep.code, 0, `--prepare-downgrade on ${d.node.name}: ${prep.out}`);
+      assert.match(prep.out, /converted to ABI 1/);
+      const l = pinnedLayout(d.node.pinDir);
+      assert.equal(abiOf(l), 1, `${d.node.name}: ABI 1 layouts after the roll back: ${JSON.stringify(l)}`);
+      assert.equal(l.staging, false);
+      assert.equal(d.logged(/dataplane setup failed/).length, 0, `${d.node.name}: v0.1.0 adopted the maps at once`);
+      assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
+      await allPairs(`after ${d.node.name} rolled back to v0.1.0`);
+    }
+  });
+
+  test('the flows lived through every roll: no reset, every byte delivered, one NAT mapping, the UDP stream resumed', async () => {
+    const src = (await flows.tcpSource.finish()) as { sent: number; error: string | null };
+    const sink = (await flows.tcpSink.finish()) as { received: number; error: string | null };
+    const masq = (await flows.masq.finish()) as { answers: number; peers: Record<string, number>; error: string | null };
+    const echo = (await flows.echo.finish()) as { error: string | null };
+    await flows.udpSource.finish();
+    const udp = await flows.udpSink.finish();
+    console.log('# longest gap of the 1 ms UDP stream (pod on one node -> pod on another) during each roll:');
+    for (const r of rolls) {
+      const g = longestGap(udp, r.from, r.to_);
+      console.log(`#   ${r.node} -> ${r.to}: ${g.ms.toFixed(1)} ms (${g.lost} datagrams lost)`);
+    }
+    assert.equal(src.error, null, 'the TCP source saw no error (a reset above all)');
+    assert.equal(sink.error, null, 'the TCP sink saw no error');
+    assert.ok(src.sent > 0 && sink.received === src.sent, `every byte arrived: sent ${src.sent}, received ${sink.received}`);
+    assert.equal(masq.error, null, 'the masqueraded connection saw no error');
+    assert.equal(echo.error, null);
+    assert.equal(Object.keys(masq.peers).length, 1, `the internet saw one source address and port all along: ${JSON.stringify(masq.peers)}`);
+    assert.match(Object.keys(masq.peers)[0]!, new RegExp(`^${pods[2]!.node.ip.replace(/\./g, '\\.')}:\\d+$`), 'masqueraded to the node IP');
+    // The stream went on after the last roll: datagrams arrived after it ended.
+    assert.ok(udp.last !== null && udp.last > rolls[rolls.length - 1]!.to_, 'UDP datagrams arrived after the last roll');
+  });
+});
