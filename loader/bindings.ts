@@ -75,6 +75,7 @@ export const bpf = declare(libbpfWithTypes, {
   bpf_tc_query: 'int bpf_tc_query(const uint8_t *hook, _Inout_ uint8_t *opts)',
   bpf_link_create: 'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const uint8_t *opts)',
   bpf_link_update: 'int bpf_link_update(int link_fd, int new_prog_fd, const uint8_t *opts)',
+  bpf_link_detach: 'int bpf_link_detach(int link_fd)',
   libbpf_num_possible_cpus: 'int libbpf_num_possible_cpus()',
   libbpf_set_print: 'void *libbpf_set_print(void *fn)',
 });

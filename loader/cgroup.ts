@@ -2,7 +2,7 @@
 // outlive the process, replaced in place (bpf_link_update) by a new program.
 // A cgroup link is always attached in multi mode: other programs on the same
 // cgroup (another simulated node's, systemd's) are left alone.
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, unlinkSync } from 'node:fs';
 import { bpf, c } from './bindings.js';
 import { BpfError, check } from './errors.js';
 import { koffi } from './ffi.js';
@@ -47,6 +47,24 @@ export function attachCgroupPinned(prog: BpfProgram, o: { cgroup: string; type: 
     closeSync(cg);
   }
   return { created: true };
+}
+
+/**
+ * Detaches the link pinned at linkPin from its cgroup, whoever else still holds
+ * the link (BPF_LINK_DETACH: another process's descriptor would otherwise keep
+ * it attached after the pin goes), then removes the pin. False when nothing
+ * was pinned there.
+ */
+export function detachCgroupPinned(linkPin: string): boolean {
+  if (!existsSync(linkPin)) return false;
+  const link = check(`open pinned link ${linkPin}`, bpf().bpf_obj_get(linkPin) as number);
+  try {
+    check(`detach link ${linkPin}`, bpf().bpf_link_detach(link) as number);
+  } finally {
+    closeSync(link);
+  }
+  unlinkSync(linkPin);
+  return true;
 }
 
 const AF_INET = 2;

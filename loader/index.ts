@@ -17,7 +17,7 @@ export {
   type TcTarget,
 } from './tc.js';
 export { withNetns, maybeInNetns } from './netns.js';
-export { attachCgroupPinned, netnsCookie, CgroupAttach, type CgroupAttachType } from './cgroup.js';
+export { attachCgroupPinned, detachCgroupPinned, netnsCookie, CgroupAttach, type CgroupAttachType } from './cgroup.js';
 export { testRun, type TestRunResult } from './testrun.js';
 export { preload } from './ffi.js';
 export { setLibbpfLogger, type LibbpfLevel, type LibbpfLogger } from './log.js';

@@ -33,6 +33,7 @@ import { watchForConntrack } from './conntrack-watch.js';
 import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
 import { migratePinnedMaps } from '../dataplane/migrate.js';
+import { removeHostPorts } from '../dataplane/hostport.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -215,6 +216,10 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
   try {
     const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
     log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
+    // Only once the ABI 1 programs are in place: until then the ABI 2 ones use these maps.
+    const hp = removeHostPorts(cfg.pinDir);
+    if (hp.linkDetached || hp.mapsRemoved.length)
+      log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");
     return 0;
   } catch (e) {
     log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');

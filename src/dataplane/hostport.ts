@@ -3,7 +3,8 @@
 // The claim is the kernel's BPF_NOEXIST insert: atomic against any other
 // writer, so two ADDs racing for one (host IP, port, protocol) cannot both win.
 import { existsSync } from 'node:fs';
-import { BpfError, BpfMap } from '../../loader/index.js';
+import { join } from 'node:path';
+import { BpfError, BpfMap, detachCgroupPinned } from '../../loader/index.js';
 import {
   IPPROTO,
   MapName,
@@ -16,7 +17,9 @@ import {
   type HostportKey,
   type HostportValue,
 } from './abi.js';
+import { SockProgram } from './layout.js';
 import { mapPin } from './maps.js';
+import { unlinkIfExists } from './pins.js';
 
 export type HostPortProtocol = 'tcp' | 'udp' | 'sctp';
 
@@ -145,4 +148,26 @@ export function lookupHostPort(pinDir: string, m: HostPortMapping): HostportValu
   if (!hostportMapExists(pinDir)) return undefined;
   using map = openHostportMap(pinDir);
   return map.lookup(keyOf(m));
+}
+
+/**
+ * `bvcnid --prepare-downgrade`'s part for hostPorts, which are ABI 2's and which
+ * v0.1.0 knows nothing of. The node's cgroup connect4 link is detached: left
+ * attached, its program would go on rewriting the node's connects to pods
+ * through maps no program or plugin keeps up to date any more. The two
+ * hostPort maps are unpinned, not left unused: v0.1.0's plugin never releases
+ * a mapping, so a later upgrade would adopt entries for pods deleted meanwhile,
+ * whose IPs new pods may hold. The ABI 1 programs declare neither map, so none
+ * is in use once the migration has swapped them in. Idempotent.
+ */
+export function removeHostPorts(pinDir: string): { linkDetached: boolean; mapsRemoved: string[] } {
+  const linkDetached = detachCgroupPinned(join(pinDir, SockProgram.linkPin));
+  const mapsRemoved: string[] = [];
+  for (const name of [MapName.hostport, MapName.hostportFlows]) {
+    const pin = mapPin(pinDir, name);
+    if (!existsSync(pin)) continue;
+    unlinkIfExists(pin);
+    mapsRemoved.push(name);
+  }
+  return { linkDetached, mapsRemoved };
 }

@@ -23,6 +23,7 @@ export {
   pruneHostPorts,
   listHostPorts,
   lookupHostPort,
+  removeHostPorts,
   protocolName,
   HostPortConflict,
   type HostPortMapping,
