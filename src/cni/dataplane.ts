@@ -79,7 +79,7 @@ export class PinnedDataplane implements Dataplane {
   claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
     if (mappings.length === 0) return;
     if (!existsSync(mapPin(pinDir, MapName.hostport)))
-      throw new CniError(Code.notAvailable, `the dataplane under ${pinDir} has no hostPort map: bvcnid predates hostPort support (upgrade it)`);
+      throw new CniError(Code.notAvailable, `the dataplane under ${pinDir} has no hostPort map: bvcnid predates hostPort support (upgrade it), or --prepare-downgrade removed it for a rollback to v0.1.0`);
     const cfg = readDataplaneConfig(pinDir);
     const min = cfg?.nat_port_min ?? 0;
     const max = cfg?.nat_port_max ?? 0;
