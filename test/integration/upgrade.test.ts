@@ -196,11 +196,11 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       // v0.1.0 knows nothing of them: a connect4 link left attached would go on rewriting
       // the node's connects through maps nobody maintains; stale mappings would come back
       // at the next upgrade.
-      assert.match(prep.out, /hostPorts \(ABI 2\) removed/);
       assert.ok(!existsSync(linkPin), `${d.node.name}: the connect4 link's pin is gone`);
       assert.ok(!linkExists(linkId), `${d.node.name}: link ${linkId} no longer exists (detached, its pin gone)`);
       assert.equal(l.maps[MapName.hostport], undefined, `${d.node.name}: bvcni_hostport unpinned`);
       assert.equal(l.maps[MapName.hostportFlows], undefined, `${d.node.name}: bvcni_hostport_flows unpinned`);
+      assert.match(prep.out, /hostPorts \(ABI 2\) removed/);
       assert.equal(d.logged(/dataplane setup failed/).length, 0, `${d.node.name}: v0.1.0 adopted the maps at once`);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
       await allPairs(`after ${d.node.name} rolled back to v0.1.0`);
