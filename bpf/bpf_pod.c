@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Attached at the ingress of each pod's host-side veth, i.e. every packet a
- * pod sends. Here rather than on the bridge: the source interface identifies
+ * Attached at the ingress of each pod's host-side veth, or as the peer
+ * program of a netkit pod's pair (it then runs in the pod's transmit path, and
+ * its verdicts are netkit's: TC_ACT_OK on into the node, SHOT, REDIRECT), i.e.
+ * every packet a pod sends. Here rather than on the bridge: the source interface identifies
  * the pod for anti-spoofing, and redirecting before the bridge saves its
  * forwarding work (measured 1.07x over bridge-ingress transmit). A pod's
  * UDP to the VXLAN port of anything but a pod is dropped (lib/isolation.h).
@@ -25,7 +27,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	const struct endpoint_value *ep;
 	const struct tunnel_value *tun;
 	struct iphdr *ip;
-	__u32 daddr;
+	__u32 daddr, from_netkit;
 	int ret;
 
 	/* Only IPv4 and the pod's own ARP leave it (lib/l2.h says why that is enough). */
@@ -45,6 +47,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	ret = l2_src_mac(skb, ep);
 	if (ret)
 		return ret;
+	from_netkit = ep->flags & ENDPOINT_F_NETKIT;
 #ifndef BVCNI_NO_ISOLATION
 	/* Before every early exit below: broadcasts reach the node's VXLAN socket too. */
 	ret = pod_vxlan_check(skb, cfg, ip);
@@ -78,7 +81,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		 */
 		if (ct_host_translated(skb, ip))
 			return TC_ACT_OK;
-		return deliver_to_pod(skb, ep);
+		return from_netkit ? deliver_to_pod_from_xmit(skb, ep) : deliver_to_pod(skb, ep);
 	}
 
 	tun = bpf_map_lookup_elem(&BVCNI_MAP_TUNNEL, &(struct tunnel_key){ .prefixlen = 32, .addr = daddr });

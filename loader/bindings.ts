@@ -76,6 +76,11 @@ export const bpf = declare(libbpfWithTypes, {
   bpf_link_create: 'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const uint8_t *opts)',
   bpf_link_update: 'int bpf_link_update(int link_fd, int new_prog_fd, const uint8_t *opts)',
   bpf_link_detach: 'int bpf_link_detach(int link_fd)',
+  bpf_prog_attach_opts: 'int bpf_prog_attach_opts(int prog_fd, int target, uint32_t type, const uint8_t *opts)',
+  bpf_prog_detach2: 'int bpf_prog_detach2(int prog_fd, int target, uint32_t type)',
+  bpf_prog_query:
+    'int bpf_prog_query(int target, uint32_t type, uint32_t query_flags, _Out_ uint32_t *attach_flags, _Out_ uint32_t *prog_ids, _Inout_ uint32_t *prog_cnt)',
+  bpf_prog_get_fd_by_id: 'int bpf_prog_get_fd_by_id(uint32_t id)',
   libbpf_num_possible_cpus: 'int libbpf_num_possible_cpus()',
   libbpf_set_print: 'void *libbpf_set_print(void *fn)',
 });

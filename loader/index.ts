@@ -16,6 +16,7 @@ export {
   type TcDirection,
   type TcTarget,
 } from './tc.js';
+export { attachNetkit, detachNetkit, queryNetkit, NetkitAttach, type NetkitSide, type NetkitTarget } from './netkit.js';
 export { withNetns, maybeInNetns } from './netns.js';
 export { attachCgroupPinned, detachCgroupPinned, netnsCookie, CgroupAttach, type CgroupAttachType } from './cgroup.js';
 export { testRun, type TestRunResult } from './testrun.js';

@@ -72,12 +72,18 @@ struct endpoint_key {
 };
 
 enum endpoint_flags {
-	ENDPOINT_F_POD      = 1 << 0,
-	ENDPOINT_F_HOSTPORT = 1 << 1,  /* the pod owns hostPort mappings: its replies may need translating back */
+	ENDPOINT_F_POD    = 1 << 0,
+	/*
+	 * The pod's interface is the peer of a netkit pair (Linux 6.7), ifindex
+	 * its primary: bpf_pod runs in the pair's transmit path, not at a tc
+	 * ingress, so it delivers to local pods with bpf_redirect (deliver.h).
+	 */
+	ENDPOINT_F_NETKIT = 1 << 1,
+	ENDPOINT_F_HOSTPORT = 1 << 2,  /* the pod owns hostPort mappings: its replies may need translating back */
 };
 
 struct endpoint_value {
-	__u32 ifindex;          /* host-side veth, in the node's namespace */
+	__u32 ifindex;          /* host side of the pod's pair (veth, or netkit primary), in the node's namespace */
 	__u32 flags;            /* enum endpoint_flags */
 	__u8  pod_mac[6];       /* MAC of the pod's interface */
 	__u8  gw_mac[6];        /* MAC the pod sees as its gateway (the bridge) */

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { commands as registry } from './commands/index.js';
 import { CliError, type CommandResult, type CommandSpec, type OptionValues } from './types.js';
-import { DEFAULT_PIN_DIR } from '../dataplane/layout.js';
+import { Defaults } from '../common/defaults.js';
 import { buildLine } from '../dataplane/build.js';
 
 export async function runCli(argv: readonly string[], commands: readonly CommandSpec[] = registry): Promise<CommandResult> {
@@ -22,7 +22,7 @@ export async function runCli(argv: readonly string[], commands: readonly Command
       .command(spec.name)
       .description(spec.description)
       .option('--json', 'machine-readable output', false)
-      .addOption(new Option('--pin-dir <dir>', 'pin directory of the node').default(process.env.BVCNI_PIN_DIR ?? DEFAULT_PIN_DIR))
+      .addOption(new Option('--pin-dir <dir>', 'pin directory of the node').default(process.env.BVCNI_PIN_DIR ?? Defaults.pinDir))
       .option('--netns <path>', "the node's network namespace (simulated nodes), e.g. /run/netns/NAME")
       .exitOverride()
       .configureOutput({ writeOut: (s) => void (captured += s), writeErr: (s) => void (captured += s) });

@@ -7,6 +7,7 @@ import { validIfname } from './env.js';
 import { Code, CniError, invalidConfig } from './errors.js';
 import { isSupported, type CniVersion } from './version.js';
 import { parseCidr, type Cidr } from '../common/cidr.js';
+import { Defaults } from '../common/defaults.js';
 import type { HostPortMapping, HostPortProtocol } from '../dataplane/hostport.js';
 
 export interface NetConf {
@@ -20,15 +21,18 @@ export interface NetConf {
   mtu?: number;
   dataDir: string;
   pinDir: string;
+  /** What pods get: a veth on the bridge (default), or a netkit pair (bvcnid writes it where the kernel has netkit). */
+  podDevice: 'veth' | 'netkit';
   prevResult?: Record<string, unknown>;
   validAttachments?: { containerId: string; ifname: string }[];
   raw: Record<string, unknown>;
 }
 
+/** The config keys that have defaults, under the plugin's names (src/common/defaults.ts). */
 export const DEFAULTS = {
-  bridge: 'cni0',
-  dataDir: '/var/lib/cni/bvcni',
-  pinDir: '/sys/fs/bpf/bvcni',
+  bridge: Defaults.bridge,
+  dataDir: Defaults.stateDir,
+  pinDir: Defaults.pinDir,
 } as const;
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -106,6 +110,9 @@ export function parseConfig(stdin: string): NetConf {
     mtu = raw.mtu;
   }
 
+  const podDevice = optString(raw, 'podDevice') ?? 'veth';
+  if (podDevice !== 'veth' && podDevice !== 'netkit') throw invalidConfig('podDevice', 'must be "veth" or "netkit"');
+
   const prev = raw.prevResult;
   if (prev !== undefined && prev !== null && (typeof prev !== 'object' || Array.isArray(prev)))
     throw invalidConfig('prevResult', 'must be an object');
@@ -132,6 +139,7 @@ export function parseConfig(stdin: string): NetConf {
     mtu,
     dataDir: absPath(raw, 'dataDir', DEFAULTS.dataDir),
     pinDir: absPath(raw, 'pinDir', DEFAULTS.pinDir),
+    podDevice,
     prevResult: (prev ?? undefined) as Record<string, unknown> | undefined,
     validAttachments,
     raw,

@@ -41,6 +41,13 @@ export function hostPortOwner(containerId: string, ifname: string): bigint {
 
 export const HOST_VETH_RE = /^veth[0-9a-f]{11}$/;
 
+/** The host end of a netkit pod's pair (its primary): the same derivation, its own prefix. */
+export function hostNetkitName(containerId: string, ifname: string): string {
+  return `nk${hash64hex(`${containerId}/${ifname}`).slice(0, 11)}`;
+}
+
+export const HOST_NETKIT_RE = /^nk[0-9a-f]{11}$/;
+
 /** A random unicast, locally administered MAC (Math.random: uniqueness, not secrecy, and no OpenSSL start-up). */
 export function randomMac(): string {
   const b = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));

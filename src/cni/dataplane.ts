@@ -1,13 +1,14 @@
 // The plugin's view of the dataplane: the endpoint map under the pin
 // directory (pod IP -> host veth, MACs) and whether bvcnid has finished
 // setting the node up. Everything goes through one small interface so the
-// command handlers can run against a fake in unit tests and the fuzzer.
+// command handlers can run against a fake in unit tests and the fuzzer
+// (test/support/fake-dataplane.ts).
 import { existsSync } from 'node:fs';
 import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js';
-import { listEndpoints, registerEndpoint, unregisterEndpoint } from '../dataplane/endpoint.js';
-import { mapPin, openEndpointsMap } from '../dataplane/maps.js';
+import { listEndpoints, registerEndpoint, unregisterEndpoint, type PodDevice } from '../dataplane/endpoint.js';
+import { mapPin, openEndpointsMap, readDataplaneConfig } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
-import { preload } from '../../loader/index.js';
+import { BpfProgram, preload, queryNetkit } from '../../loader/index.js';
 import {
   HostPortConflict,
   claimHostPorts,
@@ -16,7 +17,7 @@ import {
   type HostPortEntry,
   type HostPortMapping,
 } from '../dataplane/hostport.js';
-import { readDataplaneConfig } from '../dataplane/maps.js';
+import { programPin } from '../dataplane/layout.js';
 import { Code, CniError } from './errors.js';
 import { mark } from './trace.js';
 
@@ -28,6 +29,7 @@ export interface Endpoint {
   gwMac: string;
   /** The pod owns hostPort mappings (ENDPOINT_F_HOSTPORT). */
   hostport?: boolean;
+  device?: PodDevice;
 }
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -40,6 +42,10 @@ export interface Dataplane {
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
   podIps(pinDir: string): string[];
+  /** Whether the pinned pod program is the one attached to a netkit primary's peer side. */
+  podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
+  /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
+  nodeIp(pinDir: string): string | undefined;
   /**
    * Claims every mapping for the pod, all or nothing: CniError 105 when one is
    * another owner's (whose entry stays), 7 when a hostPort lies in the node's
@@ -51,7 +57,8 @@ export interface Dataplane {
   hostPorts(pinDir: string): HostPortEntry[];
 }
 
-function conflictError(e: HostPortConflict): CniError {
+/** A HostPortConflict as the CNI error the runtime sees (code 105). */
+export function conflictError(e: HostPortConflict): CniError {
   const m = e.mapping;
   return new CniError(
     Code.hostPortInUse,
@@ -73,7 +80,7 @@ export class PinnedDataplane implements Dataplane {
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, hostport: ep.hostport });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth', hostport: ep.hostport });
   }
 
   claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
@@ -124,43 +131,14 @@ export class PinnedDataplane implements Dataplane {
       .filter((e) => Number(e.flags) & EndpointFlags.pod)
       .map((e) => String(e.ip));
   }
-}
 
-/** In-memory dataplane for unit tests and the in-process fuzzer. */
-export class FakeDataplane implements Dataplane {
-  readonly entries = new Map<string, EndpointValue>();
-  ready: Readiness = { ready: true };
-  readiness(): Readiness {
-    return this.ready;
+  podProgramOnNetkit(pinDir: string, ifindex: number): boolean {
+    using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
+    return queryNetkit({ ifindex, side: 'peer' }).includes(prog.id);
   }
-  readonly ports = new Map<string, HostPortEntry>();
-  register(_pinDir: string, ep: Endpoint): void {
-    const flags = EndpointFlags.pod | (ep.hostport ? EndpointFlags.hostport : 0);
-    this.entries.set(ep.ip, { ifindex: ep.ifindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
-  }
-  claimHostPorts(_pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
-    const id = (m: HostPortMapping): string => `${m.hostIp}:${m.hostPort}/${m.protocol}`;
-    for (const m of mappings) {
-      const holder = this.ports.get(id(m));
-      if (holder && holder.owner !== owner) throw conflictError(new HostPortConflict(m, { pod_ip: holder.podIp, pod_port: holder.containerPort, owner: holder.owner }));
-    }
-    for (const m of mappings) this.ports.set(id(m), { ...m, podIp, owner });
-  }
-  pruneHostPorts(_pinDir: string, remove: (e: HostPortEntry) => boolean): number {
-    let n = 0;
-    for (const [k, e] of this.ports) if (remove(e) && this.ports.delete(k)) n++;
-    return n;
-  }
-  hostPorts(): HostPortEntry[] {
-    return [...this.ports.values()];
-  }
-  unregister(_pinDir: string, ip: string): boolean {
-    return this.entries.delete(ip);
-  }
-  lookup(_pinDir: string, ip: string): EndpointValue | undefined {
-    return this.entries.get(ip);
-  }
-  podIps(): string[] {
-    return [...this.entries.keys()];
+
+  nodeIp(pinDir: string): string | undefined {
+    const ip = readDataplaneConfig(pinDir)?.node_ip;
+    return typeof ip === 'string' && ip !== '0.0.0.0' ? ip : undefined;
   }
 }

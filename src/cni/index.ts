@@ -5,7 +5,6 @@
 // main.ts alone: its stdin, stdout and exit code; everything else here is
 // library, run the same way by the plugin and by bvcnid.
 export type { NetConf } from './config.js';
-export { DEFAULTS } from './config.js';
 export type { Services } from './context.js';
 export { PinnedDataplane } from './dataplane.js';
 export { cniVariables, configString, daemonSocketPath, nsId, sameNs, type DelegateReply, type DelegateRequest } from './delegate.js';

@@ -18,6 +18,7 @@ import { describeApiError, type ConditionPatcher } from '../kube/client.js';
 import type { DaemonMetrics } from './metrics.js';
 import { TunnelReconciler } from './reconcile.js';
 import { BackgroundCount } from './nat-count.js';
+import { Defaults } from '../common/defaults.js';
 
 export interface DaemonConfig {
   nodeName: string;
@@ -43,6 +44,8 @@ export interface DaemonConfig {
   mtu?: number;
   /** The cgroup v2 root for the node's own hostPort sockets (--cgroup-root); default: the one mounted here. */
   cgroupRoot?: string;
+  /** What pods get, --pod-device resolved against the kernel (kernel.ts, podDeviceGate); default veth. */
+  podDevice?: 'veth' | 'netkit';
   /** The plugin binary to install (its support dir bvcni.d/ beside it comes too). */
   plugin: string;
   /** A watch silent (no event, no BOOKMARK) this long is restarted (--watch-idle-timeout). */
@@ -53,7 +56,11 @@ export interface DaemonConfig {
   natCountIntervalMs?: number;
 }
 
-export const DAEMON_DEFAULTS = { watchIdleTimeoutMs: 150_000, stuckAfterMs: 300_000, natCountIntervalMs: 10_000 } as const;
+export const DAEMON_DEFAULTS = {
+  watchIdleTimeoutMs: Defaults.watchIdleTimeoutMs,
+  stuckAfterMs: Defaults.stuckAfterMs,
+  natCountIntervalMs: Defaults.natCountIntervalMs,
+} as const;
 
 /**
  * NAT entries counted per event-loop turn by the background count: one batch
@@ -363,6 +370,7 @@ export class Daemon {
       mtu: this.dp.mtu,
       dataDir: this.cfg.stateDir,
       pinDir: this.cfg.pinDir,
+      podDevice: this.cfg.podDevice ?? 'veth',
     });
     this.conflistWritten = true;
     this.log.info({ conflist: conf.path, changed: conf.changed, entries: this.reconciler?.size ?? 0 }, 'dataplane ready, tunnel map synced, conflist written');

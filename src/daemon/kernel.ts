@@ -4,13 +4,16 @@
 // the build of the programs this kernel loads (features.ts, programSet()).
 import type { Logger } from 'pino';
 import {
+  choosePodDevice,
   formatFeatures,
   probeKernelFeatures,
   programSet,
   refusalMessage,
   type KernelFeatures,
+  type PodDeviceChoice,
   type ProgramSet,
 } from '../dataplane/features.js';
+import type { PodDevice } from '../dataplane/endpoint.js';
 
 /** The program set to load when bvcnid may go on; undefined when it must refuse. */
 export async function kernelGate(
@@ -30,4 +33,20 @@ export async function kernelGate(
   const set = programSet(k, objDir);
   log.info({ programs: set.name, dir: set.dir }, `loading the ${set.name} programs`);
   return set;
+}
+
+/** --pod-device against the kernel: what pods get, logged; undefined (refusal, logged) when netkit is asked for and absent. */
+export async function podDeviceGate(
+  log: Logger,
+  want: PodDeviceChoice,
+  probe: () => Promise<KernelFeatures> = () => probeKernelFeatures(),
+): Promise<PodDevice | undefined> {
+  const k = await probe();
+  const c = choosePodDevice(k, want);
+  if ('error' in c) {
+    log.fatal({ kernel: k.kernel, podDevice: want }, `${c.error}; nothing was installed`);
+    return undefined;
+  }
+  log.info({ podDevice: c.device, why: c.why }, `pods get ${c.device === 'netkit' ? 'netkit pairs' : 'veth pairs'}`);
+  return c.device;
 }

@@ -9,6 +9,7 @@ import { pino, type Logger } from 'pino';
 import { DAEMON_DEFAULTS, Daemon, type DaemonConfig } from './daemon.js';
 import { kernelDataplane, killAtStep } from './dataplane.js';
 import { installPlugin, removeInstalled } from '../kube/install.js';
+import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
 import {
   DEFAULT_API_BOUNDS,
   conditionPatcher,
@@ -28,7 +29,8 @@ import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
 import { CniServer } from './cni-server.js';
 import { buildInfo, buildLine } from '../dataplane/build.js';
-import { kernelGate } from './kernel.js';
+import { kernelGate, podDeviceGate } from './kernel.js';
+import type { PodDeviceChoice } from '../dataplane/features.js';
 import { watchForConntrack } from './conntrack-watch.js';
 import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
@@ -44,6 +46,7 @@ interface Flags {
   iface?: string;
   clusterCidr: string;
   serviceCidr: string;
+  podDevice: PodDeviceChoice;
   pinDir: string;
   cniConfDir: string;
   cniBinDir?: string;
@@ -70,7 +73,7 @@ interface Flags {
 }
 
 /** Where --install-cni and --uninstall put and find the plugin when --cni-bin-dir is not given. */
-const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
+const DEFAULT_CNI_BIN_DIR = Defaults.cniBinDir;
 
 const intIn = (lo: number, hi: number, what: string) => (v: string): number => {
   const n = Number(v);
@@ -95,22 +98,22 @@ function program(): Command {
     .addOption(new Option('--node-name <name>', 'this node\'s Node name').env('NODE_NAME'))
     .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster service account)').env('KUBECONFIG'))
     .addOption(new Option('--iface <dev>', "uplink interface (default: the one holding the Node's InternalIP, else the default route's)").env('BVCNI_IFACE'))
-    .addOption(new Option('--cluster-cidr <cidr>', 'cluster pod CIDR').env('BVCNI_CLUSTER_CIDR').default('10.244.0.0/16'))
+    .addOption(new Option('--cluster-cidr <cidr>', 'cluster pod CIDR').env('BVCNI_CLUSTER_CIDR').default(Defaults.clusterCidr))
     .addOption(
       new Option('--service-cidr <cidr>', "Service ClusterIP range, handed to kube-proxy in the host stack ('' to disable)")
         .env('BVCNI_SERVICE_CIDR')
-        .default('10.96.0.0/12'),
+        .default(Defaults.serviceCidr),
     )
-    .addOption(new Option('--pin-dir <dir>', 'bpffs directory of the pinned maps').env('BVCNI_PIN_DIR').default('/sys/fs/bpf/bvcni'))
-    .addOption(new Option('--cni-conf-dir <dir>', 'CNI config directory').env('BVCNI_CNI_CONF_DIR').default('/etc/cni/net.d'))
+    .addOption(new Option('--pin-dir <dir>', 'bpffs directory of the pinned maps').env('BVCNI_PIN_DIR').default(Defaults.pinDir))
+    .addOption(new Option('--cni-conf-dir <dir>', 'CNI config directory').env('BVCNI_CNI_CONF_DIR').default(Defaults.cniConfDir))
     .addOption(
       new Option(
         '--cni-bin-dir <dir>',
         `CNI plugin directory: the running daemon installs the plugin there when given one (the DaemonSet gives none: its init container runs --install-cni); --install-cni and --uninstall default to ${DEFAULT_CNI_BIN_DIR}`,
       ).env('BVCNI_CNI_BIN_DIR'),
     )
-    .addOption(new Option('--state-dir <dir>', 'IPAM state directory (the plugin\'s dataDir)').env('BVCNI_STATE_DIR').default('/var/lib/cni/bvcni'))
-    .addOption(new Option('--health-addr <host:port>', '/healthz and /readyz address (loopback: the kubelet probes 127.0.0.1 with hostNetwork)').env('BVCNI_HEALTH_ADDR').default('127.0.0.1:9099'))
+    .addOption(new Option('--state-dir <dir>', 'IPAM state directory (the plugin\'s dataDir)').env('BVCNI_STATE_DIR').default(Defaults.stateDir))
+    .addOption(new Option('--health-addr <host:port>', '/healthz and /readyz address (loopback: the kubelet probes 127.0.0.1 with hostNetwork)').env('BVCNI_HEALTH_ADDR').default(Defaults.healthAddr))
     .addOption(
       new Option('--metrics-addr <host:port>', "/metrics address, 'none' for no /metrics; any address but loopback is reachable from pods (default: the --health-addr listener)")
         .env('BVCNI_METRICS_ADDR'),
@@ -145,18 +148,24 @@ function program(): Command {
         .default(DAEMON_DEFAULTS.natCountIntervalMs, secs(DAEMON_DEFAULTS.natCountIntervalMs))
         .argParser(duration('--nat-count-interval')),
     )
-    .addOption(new Option('--bridge <name>', 'pod bridge').env('BVCNI_BRIDGE').default('cni0'))
-    .addOption(new Option('--vxlan-dev <name>', 'VXLAN device').env('BVCNI_VXLAN_DEV').default('vxlan.1'))
-    .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(8472).argParser(intIn(1, 65535, '--vxlan-port')))
-    .addOption(new Option('--vni <n>', 'VXLAN network identifier').env('BVCNI_VNI').default(1).argParser(intIn(1, 16777215, '--vni')))
-    .addOption(new Option('--mtu <n>', 'pod MTU (default: uplink MTU - 50)').env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
+    .addOption(new Option('--bridge <name>', 'pod bridge').env('BVCNI_BRIDGE').default(Defaults.bridge))
+    .addOption(new Option('--vxlan-dev <name>', 'VXLAN device').env('BVCNI_VXLAN_DEV').default(Defaults.vxlanDev))
+    .addOption(new Option('--vxlan-port <port>', 'VXLAN UDP port').env('BVCNI_VXLAN_PORT').default(Defaults.vxlanPort).argParser(intIn(1, 65535, '--vxlan-port')))
+    .addOption(new Option('--vni <n>', 'VXLAN network identifier').env('BVCNI_VNI').default(Defaults.vni).argParser(intIn(1, 16777215, '--vni')))
+    .addOption(
+      new Option('--pod-device <kind>', "pods' interfaces: netkit pairs (Linux 6.7), veth pairs, or auto: netkit where the kernel has it")
+        .env('BVCNI_POD_DEVICE')
+        .default('auto')
+        .choices(['auto', 'veth', 'netkit']),
+    )
+    .addOption(new Option('--mtu <n>', `pod MTU (default: uplink MTU - ${VXLAN_OVERHEAD})`).env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
     .addOption(
       new Option('--cgroup-root <dir>', "cgroup v2 root whose sockets of the node's namespace reach hostPorts (default: the one mounted here; '' none)").env(
         'BVCNI_CGROUP_ROOT',
       ),
     )
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
-    .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+    .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default(Defaults.logLevel).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .addOption(
       new Option(
         '--network-policy',
@@ -308,6 +317,9 @@ export async function main(argv: string[]): Promise<number> {
   const programs = await kernelGate(log);
   if (!programs) return 1;
   cfg.objDir = programs.dir;
+  const podDevice = await podDeviceGate(log, flags.podDevice);
+  if (!podDevice) return 1;
+  cfg.podDevice = podDevice;
 
   let kc;
   try {

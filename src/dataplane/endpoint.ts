@@ -1,6 +1,6 @@
 // Endpoint registration, called by the CNI plugin on every ADD/DEL: no child
 // processes, only bpf(2) and netlink through libbpf.
-import { BpfProgram, attachTc, detachTc, type BpfMap } from '../../loader/index.js';
+import { BpfProgram, attachNetkit, attachTc, detachNetkit, detachTc, type BpfMap } from '../../loader/index.js';
 import { EndpointFlags, type EndpointKey, type EndpointValue } from './abi.js';
 import { TC_HANDLE, TC_PRIORITY, programPin } from './layout.js';
 import { openEndpointsMap } from './maps.js';
@@ -14,8 +14,21 @@ export interface EndpointSpec {
   gwMac: string;
   /** The pod owns hostPort mappings: its replies are checked against their flows (bpf/lib/hostport.h). */
   hostport?: boolean;
+  /** What the pod's interface is: one end of a veth pair (default), or a netkit pair's peer (hostIfindex: its primary). */
+  device?: PodDevice;
   /** The NODE's network namespace (where the host veth lives); default: current. */
   netns?: string;
+}
+
+/** The kind of pair a pod is attached with (bvcnid's --pod-device, resolved). */
+export type PodDevice = 'veth' | 'netkit';
+
+export function endpointFlags(device: PodDevice = 'veth', hostport = false): number {
+  return EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0) | (hostport ? EndpointFlags.hostport : 0);
+}
+
+export function endpointDevice(flags: number): PodDevice {
+  return flags & EndpointFlags.netkit ? 'netkit' : 'veth';
 }
 
 function validate(ep: EndpointSpec): void {
@@ -27,9 +40,15 @@ function validate(ep: EndpointSpec): void {
   }
 }
 
-/** Attaches the pinned pod program to a host veth's ingress (replacing what is there). */
-export function attachPodProgram(pinDir: string, target: { ifindex: number; netns?: string }): number {
+/**
+ * Attaches the pinned pod program where it sees everything the pod sends,
+ * replacing what is there: a host veth's tc ingress, or a netkit pair's peer
+ * side (which runs when the pod transmits; the primary side would run on what
+ * the node sends to the pod).
+ */
+export function attachPodProgram(pinDir: string, target: { ifindex: number; netns?: string; device?: PodDevice }): number {
   using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
+  if (target.device === 'netkit') return attachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'peer', program: prog });
   return attachTc({
     ifindex: target.ifindex,
     netns: target.netns,
@@ -49,10 +68,9 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   using map = openEndpointsMap(pinDir);
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
-  const flags = EndpointFlags.pod | (ep.hostport ? EndpointFlags.hostport : 0);
-  map.update(key, { ifindex: ep.hostIfindex, flags, pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
+  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device, ep.hostport), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   try {
-    attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns });
+    attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns, device: ep.device });
   } catch (e) {
     restore(map, key, previous);
     throw e;
@@ -78,11 +96,17 @@ export function unregisterEndpoint(pinDir: string, ip: string, opts: { netns?: s
   map.delete(key);
   if (ep && opts.detach !== false) {
     try {
-      detachTc({ ifindex: ep.ifindex, netns: opts.netns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
+      detachPodProgram({ ifindex: ep.ifindex, netns: opts.netns, device: endpointDevice(Number(ep.flags)) });
     } catch {
       // The veth (or the namespace) is already gone: nothing left to detach.
     }
   }
+}
+
+/** Removes the pod program from a pod's host end; tolerant of a device already gone. */
+export function detachPodProgram(target: { ifindex: number; netns?: string; device: PodDevice }): void {
+  if (target.device === 'netkit') detachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'peer' });
+  else detachTc({ ifindex: target.ifindex, netns: target.netns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
 }
 
 export function listEndpoints(pinDir: string): (EndpointValue & { ip: string })[] {

@@ -14,7 +14,10 @@ import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BpfObject, VerifierError, attachTc, testRun } from '../../loader/index.js';
+import { BpfObject, Errno, VerifierError, attachNetkit, attachTc, testRun } from '../../loader/index.js';
+import { createNetkit, getLink } from '../netlink/rtnl.js';
+import { socketIn } from '../netlink/socket.js';
+import type { PodDevice } from './endpoint.js';
 import { defaultObjDir } from './layout.js';
 
 /** What a probe answers: yes, no, or could not tell (the probe itself failed to run). */
@@ -43,7 +46,9 @@ type Probe =
   | { kind: 'file'; path: string }
   /** Loaded; `run` also test-runs it and wants PROBE_YES (bpf/probes/probe.h). */
   | { kind: 'object'; object: string; run?: boolean }
-  | { kind: 'attach'; object: string };
+  | { kind: 'attach'; object: string }
+  /** A netkit pair made over rtnetlink, the object's program attached as its peer program. */
+  | { kind: 'netkit'; object: string };
 
 /** A probe's answer. `rejected`: the verifier refused the probe, which uses the feature as the programs do. */
 interface Answer {
@@ -122,7 +127,8 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     id: 'redirect-neigh',
     name: 'bpf_redirect_neigh with a next hop',
-    since: '5.11',
+    // The helper came in 5.10 and its next-hop argument with a fix in the same cycle (ba452c9e996d, 5.10-rc1).
+    since: '5.10',
     usedFor: 'sending encapsulated and masqueraded packets to the uplink',
     probe: { kind: 'object', object: 'redirect_neigh.o', run: true },
   },
@@ -136,7 +142,8 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     id: 'adjust-room-encap',
     name: 'bpf_skb_adjust_room with the encapsulation flags (ENCAP_L2_ETH)',
-    since: '5.12',
+    // BPF_F_ADJ_ROOM_ENCAP_L2_ETH was applied in March 2021, after 5.12's merge window: 5.13.
+    since: '5.13',
     usedFor: 'pushing and stripping VXLAN headers in the programs',
     fallback:
       'every cross-node packet goes through the VXLAN device (bpf_skb_set_tunnel_key) instead of being ' +
@@ -155,6 +162,14 @@ export const FEATURES: readonly FeatureSpec[] = [
       'When nf_conntrack (a module on Debian) is loaded later, bvcnid notices and switches to the conntrack programs in place',
     rejectedMeansAbsent: true,
     probe: { kind: 'object', object: 'ct_kfunc.o', run: true },
+  },
+  {
+    id: 'netkit',
+    name: 'netkit devices with BPF programs (BPF_NETKIT_PEER)',
+    since: '6.7',
+    usedFor: "pods' interfaces (--pod-device auto): the pod program runs in the pair's transmit path, no veth hop",
+    fallback: 'pods get veth pairs, the pod program on the host veth\'s tc ingress (one more queue per packet a pod sends)',
+    probe: { kind: 'netkit', object: 'base.o' },
   },
 ];
 
@@ -204,13 +219,11 @@ async function probeObject(path: string, runIt: boolean): Promise<Answer> {
 }
 
 /**
- * Loads the object and attaches it to loopback's ingress in a network
- * namespace of a child process (`unshare --net sleep`): when the child is
- * killed the namespace, its clsact and the filter go with it.
+ * Runs fn with the path of a network namespace of a child process
+ * (`unshare --net sleep`): when the child is killed the namespace, and
+ * whatever fn made in it (a clsact, a filter, devices), goes with it.
  */
-async function probeAttach(path: string): Promise<{ state: FeatureState; detail?: string }> {
-  if (!existsSync(path)) return { state: 'unknown', detail: `probe ${path} not found` };
-  let obj: BpfObject | undefined;
+async function inThrowawayNetns(fn: (ns: string) => Answer): Promise<Answer> {
   const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
   const spawned = new Promise<Error | undefined>((res) => {
     child.once('spawn', () => res(undefined));
@@ -231,7 +244,24 @@ async function probeAttach(path: string): Promise<{ state: FeatureState; detail?
       await sleep(5);
     }
     if (readlinkSync(ns) === own) return { state: 'unknown', detail: 'unshare --net did not enter a new namespace' };
-    obj = BpfObject.open(path);
+    return fn(ns);
+  } catch (e) {
+    return { state: 'unknown', detail: reason(e) };
+  } finally {
+    // Waited for, so the namespace is gone when the probe returns.
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const exited = new Promise((res) => child.once('exit', res));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+/** Loads the object and attaches it to loopback's ingress in a throwaway namespace. */
+async function probeAttach(path: string): Promise<Answer> {
+  if (!existsSync(path)) return { state: 'unknown', detail: `probe ${path} not found` };
+  return inThrowawayNetns((ns) => {
+    using obj = BpfObject.open(path);
     obj.load();
     using prog = obj.program('probe');
     try {
@@ -240,17 +270,44 @@ async function probeAttach(path: string): Promise<{ state: FeatureState; detail?
       return { state: 'no', detail: reason(e) };
     }
     return { state: 'yes' };
-  } catch (e) {
-    return { state: 'unknown', detail: reason(e) };
-  } finally {
-    obj?.close();
-    // Waited for, so the namespace is gone when the probe returns.
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const exited = new Promise((res) => child.once('exit', res));
-      child.kill('SIGKILL');
-      await exited;
+  });
+}
+
+const { EOPNOTSUPP } = Errno;
+
+/**
+ * Creates a netkit pair in a throwaway namespace over rtnetlink, as the plugin
+ * does, and attaches the object's program as the pair's peer program. A kernel
+ * without netkit refuses the link kind (EOPNOTSUPP: no such rtnl_link_ops);
+ * one with netkit but no BPF_NETKIT_PEER attach cannot exist (they came together).
+ */
+async function probeNetkit(path: string): Promise<Answer> {
+  if (!existsSync(path)) return { state: 'unknown', detail: `probe ${path} not found` };
+  return inThrowawayNetns((ns) => {
+    const s = socketIn(ns);
+    let primary: number | undefined;
+    try {
+      try {
+        createNetkit(s, { hostName: 'nkprobe0', podName: 'nkprobe1', podMac: '02:00:00:00:00:02', hostMac: '02:00:00:00:00:01', mtu: 1500 });
+      } catch (e) {
+        const errno = (e as { errno?: number }).errno;
+        return { state: errno === EOPNOTSUPP ? 'no' : 'unknown', detail: reason(e) };
+      }
+      primary = getLink(s, 'nkprobe0')?.index;
+    } finally {
+      s.close();
     }
-  }
+    if (!primary) return { state: 'unknown', detail: 'the netkit pair vanished after creation' };
+    using obj = BpfObject.open(path);
+    obj.load();
+    using prog = obj.program('probe');
+    try {
+      attachNetkit({ ifindex: primary, netns: ns, side: 'peer', program: prog });
+    } catch (e) {
+      return { state: 'no', detail: reason(e) };
+    }
+    return { state: 'yes' };
+  });
 }
 
 async function probeOne(spec: FeatureSpec, dir: string): Promise<Answer> {
@@ -262,6 +319,8 @@ async function probeOne(spec: FeatureSpec, dir: string): Promise<Answer> {
       return probeObject(join(dir, p.object), p.run ?? false);
     case 'attach':
       return probeAttach(join(dir, p.object));
+    case 'netkit':
+      return probeNetkit(join(dir, p.object));
   }
 }
 
@@ -392,6 +451,25 @@ export async function probeConntrack(objDir?: string): Promise<FeatureState> {
 export async function currentProgramDir(objDir: string = defaultObjDir()): Promise<string> {
   const ct = await probeConntrack(join(objDir, 'probes'));
   return programSetDir(ct === 'yes' ? 'conntrack' : 'no-conntrack', objDir);
+}
+
+/** bvcnid's --pod-device: a kind of pair, or auto (netkit where the kernel has it). */
+export type PodDeviceChoice = PodDevice | 'auto';
+
+/**
+ * What pods get on this kernel: the device asked for, auto resolved by the
+ * netkit probe ('unknown' counts as no: a veth works everywhere). An error
+ * (bvcnid refuses) when netkit is asked for and the kernel lacks it.
+ */
+export function choosePodDevice(k: KernelFeatures, want: PodDeviceChoice): { device: PodDevice; why: string } | { error: string } {
+  const nk = k.features.find((f) => f.id === 'netkit');
+  const has = nk?.state === 'yes';
+  if (want === 'veth') return { device: 'veth', why: '--pod-device veth' };
+  if (want === 'netkit') {
+    if (has) return { device: 'netkit', why: '--pod-device netkit' };
+    return { error: `--pod-device netkit: kernel ${k.kernel} ${nk?.state === 'no' ? 'lacks' : 'could not be probed for'} netkit (Linux 6.7${nk?.detail ? `; ${nk.detail}` : ''})` };
+  }
+  return has ? { device: 'netkit', why: 'auto: the kernel has netkit' } : { device: 'veth', why: `auto: netkit ${nk?.state === 'no' ? 'absent' : 'not probed'} (Linux 6.7)` };
 }
 
 let memo: Promise<KernelFeatures> | undefined;

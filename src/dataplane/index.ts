@@ -1,7 +1,7 @@
 // The node dataplane library: what bvcnid, the bvcni plugin, bvcnictl and the
 // simulator use to drive the eBPF programs and their pinned maps.
 export * from './abi.js';
-export { DEFAULT_PIN_DIR, Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
+export { Programs, TC_HANDLE, TC_PRIORITY, defaultObjDir, programPin, type ProgramSlot } from './layout.js';
 export { openDataplaneMaps, readDataplaneConfig, mapPin, type DataplaneMaps } from './maps.js';
 export { registerEndpoint, unregisterEndpoint, listEndpoints, attachPodProgram, type EndpointSpec } from './endpoint.js';
 export {
@@ -37,8 +37,6 @@ export {
   findUplink,
   removeNodeDataplane,
   dataplaneReady,
-  NodeDefaults,
-  VXLAN_OVERHEAD,
   type NodeDataplane,
   type NodeDataplaneConfig,
   type NodeAttachments,

@@ -4,8 +4,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const DEFAULT_PIN_DIR = '/sys/fs/bpf/bvcni';
-
 /** One entry per attach point: object file, program in it, pin file name. */
 export const Programs = {
   pod: { object: 'bpf_pod.o', program: 'pod_from_container', pin: 'prog_pod' },

@@ -113,14 +113,14 @@ const VALUE_CONVERSIONS: Partial<Record<string, ValueConversion[]>> = {
   [MapName.endpoints]: [
     // ABI 1 -> 2: identity (offset 20) not yet known.
     { from: 20, to: 24, convert: (v) => Buffer.concat([v, Buffer.alloc(4)]) },
-    // ABI 2 -> 1: the identity is dropped (nothing reads it yet), and the flags
-    // keep only ABI 1's (ENDPOINT_F_HOSTPORT goes with the hostPort maps).
+    // ABI 2 -> 1: the identity is dropped (nothing reads it yet), and so is
+    // ENDPOINT_F_HOSTPORT, with the hostPort maps (--prepare-downgrade).
     {
       from: 24,
       to: 20,
       convert: (v) => {
         const out = Buffer.from(v.subarray(0, 20));
-        out.writeUInt32LE(out.readUInt32LE(ENDPOINT_FLAGS_OFFSET) & EndpointFlags.pod, ENDPOINT_FLAGS_OFFSET);
+        out.writeUInt32LE((out.readUInt32LE(ENDPOINT_FLAGS_OFFSET) & ~EndpointFlags.hostport) >>> 0, ENDPOINT_FLAGS_OFFSET);
         return out;
       },
     },

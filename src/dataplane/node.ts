@@ -18,9 +18,10 @@ import {
   type TcAttachment,
   type TcDirection,
 } from '../../loader/index.js';
+import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
 import { ConfigFlags, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, parseCidr, type Cidr } from '../common/cidr.js';
-import { attachPodProgram } from './endpoint.js';
+import { attachPodProgram, detachPodProgram, endpointDevice } from './endpoint.js';
 import {
   createVxlan,
   defaultRouteLink,
@@ -33,13 +34,14 @@ import {
   listAddrs,
   replaceRoute,
   setLink,
+  setProxyArp,
   type Link,
 } from '../netlink/rtnl.js';
 import { ensureBridge as ensureBridgeLink, macForIp } from '../netlink/bridge.js';
 import { ensureSysctl, readSysctl } from '../netlink/sysctl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { AF_INET6, RTPROT_KERNEL } from '../netlink/message.js';
-import { cgroup2Root, DEFAULT_PIN_DIR, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { cgroup2Root, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
@@ -78,22 +80,6 @@ export interface NodeDataplaneConfig {
   /** Called after each step of a map migration (tests kill bvcnid there). */
   onMigrationStep?: (step: MigrationStep) => void;
 }
-
-export const NodeDefaults = {
-  pinDir: DEFAULT_PIN_DIR,
-  bridge: 'cni0',
-  vxlanDev: 'vxlan.1',
-  vxlanPort: 8472,
-  vni: 1,
-  clusterCidr: '10.244.0.0/16',
-  /** kubeadm's and kube-apiserver's default --service-cluster-ip-range. */
-  serviceCidr: '10.96.0.0/12',
-  /** Above Linux's default ephemeral range (32768-60999), and reserved anyway. */
-  natPortMin: 61000,
-  natPortMax: 65000,
-} as const;
-
-export const VXLAN_OVERHEAD = 50;
 
 export interface NodeAttachments {
   uplinkIngress: TcAttachment;
@@ -141,14 +127,14 @@ function validate(cfg: NodeDataplaneConfig): Validated {
   const pod = parseCidr(cfg.podCidr, { what: 'podCidr', strict: true });
   const cluster = parseCidr(cfg.clusterCidr, { what: 'clusterCidr', strict: true });
   if (!cidrContains(cluster, pod)) throw new TypeError(`podCidr ${cfg.podCidr} is not inside clusterCidr ${cfg.clusterCidr}`);
-  const serviceText = cfg.serviceCidr ?? NodeDefaults.serviceCidr;
+  const serviceText = cfg.serviceCidr ?? Defaults.serviceCidr;
   const service = serviceText ? parseCidr(serviceText, { what: 'serviceCidr', strict: true }) : undefined;
   if (service && cidrsOverlap(service, cluster)) {
     throw new TypeError(`serviceCidr ${serviceText} overlaps clusterCidr ${cfg.clusterCidr}`);
   }
   firstHost(pod);
-  const natMin = cfg.natPortMin ?? NodeDefaults.natPortMin;
-  const natMax = cfg.natPortMax ?? NodeDefaults.natPortMax;
+  const natMin = cfg.natPortMin ?? Defaults.natPortMin;
+  const natMax = cfg.natPortMax ?? Defaults.natPortMax;
   if (!(natMin >= 1024 && natMax <= 65535 && natMin <= natMax)) {
     throw new TypeError(`NAT port range ${natMin}-${natMax} must lie within 1024-65535`);
   }
@@ -310,6 +296,12 @@ export function ensureNodeLinks(cfg: NodeDataplaneConfig, rtnl?: NetlinkSocket):
   const bridge = ensureBridgeLink(s, { name: cfg.bridge, gatewayIp: gw, prefix: v.pod.prefix, mtu, configureExisting: true });
   const vxlan = ensureVxlan(s, cfg, mtu);
   for (const dev of [cfg.bridge, cfg.vxlanDev]) ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '0', ns);
+  // Netkit pods (cni/commands/add.ts) are no bridge ports: a veth pod on this node that ARPs for one
+  // (its /24 is on-link) is answered by the node, which holds the pod's /32 route on another device.
+  // Proxy ARP answers only for addresses routed off the bridge, so veth pods still answer for
+  // themselves. Through rtnetlink: /proc/sys is read-only in bvcnid's container, and the bridge
+  // does not exist yet when its init container runs.
+  setProxyArp(s, bridge.index, true);
   // One route for the whole cluster CIDR (the local podCIDR's connected route on the bridge is more specific).
   replaceRoute(s, { dst: intToIpv4(v.cluster.addr), dstLen: v.cluster.prefix, oif: vxlan.index, prefsrc: cfg.nodeIp });
   // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
@@ -346,8 +338,10 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     let reattached = 0;
     for (const [key, ep] of maps.endpoints.entries()) {
       try {
-        attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns });
-        isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
+        const device = endpointDevice(Number(ep.flags));
+        attachPodProgram(cfg.pinDir, { ifindex: ep.ifindex, netns: ns, device });
+        // A netkit pod is no bridge port: nothing on the bridge to pin.
+        if (device === 'veth') isolateBridgePort(rtnl, { index: ep.ifindex, mac: ep.pod_mac });
         reattached++;
       } catch {
         // Its veth is gone: the plugin's DEL or GC removes the entry.
@@ -438,7 +432,7 @@ export async function removeNodeDataplane(
       using maps = openDataplaneMaps(cfg.pinDir);
       for (const [, ep] of maps.endpoints.entries()) {
         try {
-          detachTc({ ifindex: ep.ifindex, netns: ns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
+          detachPodProgram({ ifindex: ep.ifindex, netns: ns, device: endpointDevice(Number(ep.flags)) });
         } catch {
           // veth already gone
         }

@@ -23,6 +23,7 @@ import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import type { KubeObjectLike, ListWatchApi, NodeApi, WatchHandle } from './informer.js';
 import type { NodeLike } from './desired.js';
 import { ListItemSplitter } from './json-items.js';
+import { Defaults } from '../common/defaults.js';
 
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -52,7 +53,7 @@ export interface ApiBounds {
 }
 
 /** Defaults of bvcnid's --api-timeout and --api-body-timeout. */
-export const DEFAULT_API_BOUNDS: ApiBounds = { timeoutMs: 30_000, bodyTimeoutMs: 60_000 };
+export const DEFAULT_API_BOUNDS: ApiBounds = { timeoutMs: Defaults.apiTimeoutMs, bodyTimeoutMs: Defaults.apiBodyTimeoutMs };
 
 /** A request that missed its deadline: code ETIMEDOUT, as a socket timeout reports (metrics label it so). */
 export class ApiTimeoutError extends Error {

@@ -75,6 +75,8 @@ export interface PluginConfig {
   mtu: number;
   dataDir: string;
   pinDir: string;
+  /** What pods get (src/cni/config.ts): written only when not the plugin's default, veth. */
+  podDevice?: 'veth' | 'netkit';
 }
 
 export function conflistText(c: PluginConfig): string {
@@ -84,8 +86,17 @@ export function conflistText(c: PluginConfig): string {
         cniVersion: '1.0.0',
         name: 'bvcni',
         plugins: [
-          // portMappings: runtimes pass runtimeConfig.portMappings (hostPorts) to the plugin, which maps them in eBPF.
-          { type: 'bvcni', podcidr: c.podCidr, bridge: c.bridge, mtu: c.mtu, dataDir: c.dataDir, pinDir: c.pinDir, capabilities: { portMappings: true } },
+          {
+            type: 'bvcni',
+            podcidr: c.podCidr,
+            bridge: c.bridge,
+            mtu: c.mtu,
+            dataDir: c.dataDir,
+            pinDir: c.pinDir,
+            ...(c.podDevice === 'netkit' ? { podDevice: c.podDevice } : {}),
+            // Runtimes pass runtimeConfig.portMappings (hostPorts) to the plugin, which maps them in eBPF.
+            capabilities: { portMappings: true },
+          },
         ],
       },
       null,

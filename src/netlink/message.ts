@@ -33,13 +33,24 @@ export const NUD_NOARP = 0x40;
 export const NTF_MASTER = 0x04;
 export const NTF_STICKY = 0x40;
 export const VETH_INFO_PEER = 1;
+/** netkit's IFLA_INFO_DATA (include/uapi/linux/if_link.h, Linux 6.7). */
+export const IFLA_NETKIT = { PEER_INFO: 1, PRIMARY: 2, POLICY: 3, PEER_POLICY: 4, MODE: 5 } as const;
+export const NETKIT_L2 = 0;
+/** enum netkit_action: what a netkit device does with a packet when no program is attached. */
+export const NETKIT_PASS = 0;
+export const NETKIT_DROP = 2;
 /** VXLAN link attributes (IFLA_INFO_DATA of kind "vxlan"; linux/if_link.h). */
 export const IFLA_VXLAN = { LEARNING: 7, PORT: 15, COLLECT_METADATA: 25 } as const;
 /** In IFLA_AF_SPEC's AF_INET6 block: how the link's IPv6 addresses are made (IN6_ADDR_GEN_MODE_NONE: none). */
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
 export const IN6_ADDR_GEN_MODE_NONE = 1;
+/** In IFLA_AF_SPEC's AF_INET block: the nested IPV4_DEVCONF_* values (1-based, u32 each). */
+export const IFLA_INET_CONF = 1;
+export const IPV4_DEVCONF_PROXY_ARP = 3;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
+export const IFA_FLAGS = 8;
+export const IFA_F_NOPREFIXROUTE = 0x200;
 export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PREFSRC: 7, TABLE: 15 } as const;
 
 export const AF_UNSPEC = 0;

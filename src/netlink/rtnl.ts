@@ -7,6 +7,8 @@ import {
   IFLA_INET6_ADDR_GEN_MODE,
   IN6_ADDR_GEN_MODE_NONE,
   IFA_ADDRESS,
+  IFA_FLAGS,
+  IFA_F_NOPREFIXROUTE,
   IFA_LOCAL,
   IFF_NOARP,
   IFF_UP,
@@ -17,7 +19,13 @@ import {
   IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_DATA,
   IFLA_INFO_SLAVE_KIND,
+  IFLA_INET_CONF,
+  IPV4_DEVCONF_PROXY_ARP,
+  IFLA_NETKIT,
   NDA_LLADDR,
+  NETKIT_DROP,
+  NETKIT_L2,
+  NETKIT_PASS,
   NLM_F_CREATE,
   NLM_F_EXCL,
   NLM_F_REPLACE,
@@ -54,6 +62,8 @@ export interface Link {
   kind?: string;
   /** When the link is a bridge port: its learning and unicast flooding. */
   bridgePort?: { learning: boolean; unicastFlood: boolean };
+  /** When the link is a netkit device: which end, its mode and what each end does without a program. */
+  netkit?: { primary: boolean; mode?: number; policy?: number; peerPolicy?: number };
   /** When the link is a VXLAN device: collect_md ("external"), its UDP port, and whether it learns. */
   vxlan?: { external: boolean; port: number; learning: boolean };
   /** IFF_NOARP: the link resolves no neighbours. */
@@ -88,13 +98,18 @@ function parseLink(body: Buffer): Link {
   const str = (t: number): string => (a.get(t)?.toString('utf8') ?? '').replace(/\0.*$/s, '');
   let kind: string | undefined;
   let bridgePort: Link['bridgePort'];
+  let netkit: Link['netkit'];
   let vxlan: Link['vxlan'];
   const info = a.get(IFLA.LINKINFO);
   if (info) {
     const li = decodeAttrs(info);
     kind = li.get(IFLA_INFO_KIND)?.toString('utf8').replace(/\0.*$/s, '');
     const data = li.get(IFLA_INFO_DATA);
-    if (kind === 'vxlan' && data) {
+    if (kind === 'netkit' && data) {
+      const d = decodeAttrs(data);
+      const u32 = (t: number): number | undefined => (d.get(t)?.length ?? 0) >= 4 ? d.get(t)!.readUInt32LE(0) : undefined;
+      netkit = { primary: d.get(IFLA_NETKIT.PRIMARY)?.[0] === 1, mode: u32(IFLA_NETKIT.MODE), policy: u32(IFLA_NETKIT.POLICY), peerPolicy: u32(IFLA_NETKIT.PEER_POLICY) };
+    } else if (kind === 'vxlan' && data) {
       const v = decodeAttrs(data);
       vxlan = {
         external: v.get(IFLA_VXLAN.COLLECT_METADATA)?.[0] === 1,
@@ -119,6 +134,7 @@ function parseLink(body: Buffer): Link {
     master: a.get(IFLA.MASTER)?.readUInt32LE(0) ?? 0,
     kind,
     ...(bridgePort ? { bridgePort } : {}),
+    ...(netkit ? { netkit } : {}),
     ...(vxlan ? { vxlan } : {}),
     ...((flags & IFF_NOARP) !== 0 ? { noarp: true } : {}),
     ...(a.get(IFLA.OPERSTATE) ? { operstate: OPERSTATES[a.get(IFLA.OPERSTATE)![0]!] ?? 'UNKNOWN' } : {}),
@@ -259,6 +275,79 @@ export function createVeth(s: NetlinkSocket, v: VethSpec): void {
   );
 }
 
+export interface NetkitSpec {
+  hostName: string;
+  podName: string;
+  /** fd of the pod's network namespace: the peer is created directly inside it (default: beside the primary). */
+  podNsFd?: number;
+  podMac: string;
+  /** The host end's MAC: what the pod learns for its gateway (the host answers its ARP there). */
+  hostMac: string;
+  mtu: number;
+}
+
+/**
+ * Creates a netkit pair in one message (Linux 6.7; iproute2 before 6.7 cannot):
+ * the primary (host end, up) here, the peer (the pod's interface) in the pod's
+ * namespace. Layer 2 mode: the pod keeps a MAC and ARP, so the programs, the
+ * endpoint map and the L2 checks are the veth path's (layer 3 mode has no
+ * ARP, an all-zero MAC and frames the pod's stack addresses to itself).
+ * Policies: the host end forwards (no program runs when the node sends to
+ * the pod, as on a veth's pod side); the peer, what the pod sends, drops
+ * whenever no program is attached: between creation and the attach, and if
+ * the program were ever detached, the pod sends nothing unchecked.
+ */
+export function createNetkit(s: NetlinkSocket, v: NetkitSpec): void {
+  const peer = Buffer.concat([
+    ifinfomsg(),
+    encode([
+      attr.str(IFLA.IFNAME, v.podName),
+      attr.u32(IFLA.MTU, v.mtu),
+      attr.bytes(IFLA.ADDRESS, macToBuffer(v.podMac)),
+      ...(v.podNsFd !== undefined ? [attr.u32(IFLA.NET_NS_FD, v.podNsFd)] : []),
+    ]),
+  ]);
+  const data: Attr[] = [
+    attr.u32(IFLA_NETKIT.MODE, NETKIT_L2),
+    attr.u32(IFLA_NETKIT.POLICY, NETKIT_PASS),
+    attr.u32(IFLA_NETKIT.PEER_POLICY, NETKIT_DROP),
+    attr.bytes(IFLA_NETKIT.PEER_INFO, peer),
+  ];
+  const attrs: Attr[] = [
+    attr.str(IFLA.IFNAME, v.hostName),
+    attr.u32(IFLA.MTU, v.mtu),
+    attr.bytes(IFLA.ADDRESS, macToBuffer(v.hostMac)),
+    attr.nested(IFLA.LINKINFO, [attr.str(IFLA_INFO_KIND, 'netkit'), attr.nested(IFLA_INFO_DATA, data)]),
+  ];
+  s.request(
+    `create netkit ${v.hostName}`,
+    RTM.NEWLINK,
+    NLM_F_CREATE | NLM_F_EXCL,
+    Buffer.concat([ifinfomsg({ flags: IFF_UP, change: IFF_UP }), encode(attrs)]),
+  );
+}
+
+/**
+ * net.ipv4.conf.<link>.proxy_arp, set through rtnetlink: it needs only
+ * CAP_NET_ADMIN, not a writable /proc/sys (read-only in bvcnid's container).
+ */
+export function setProxyArp(s: NetlinkSocket, index: number, on: boolean): void {
+  const conf = attr.nested(IFLA_INET_CONF, [attr.u32(IPV4_DEVCONF_PROXY_ARP, on ? 1 : 0)]);
+  s.request(`set link #${index} proxy_arp`, RTM.NEWLINK, 0, Buffer.concat([ifinfomsg({ index }), encode([attr.nested(IFLA.AF_SPEC, [attr.nested(AF_INET, [conf])])])]));
+}
+
+/** A host route to one address on a link (scope link), with the source address the node uses towards it. */
+export function addLinkRoute(s: NetlinkSocket, r: { dst: string; oif: number; src?: string }): void {
+  const attrs: Attr[] = [attr.u32(RTA.OIF, r.oif), attr.bytes(RTA.DST, ipBytes(ipv4ToInt(r.dst)))];
+  if (r.src) attrs.push(attr.bytes(RTA.PREFSRC, ipBytes(ipv4ToInt(r.src))));
+  s.request(
+    `add route ${r.dst}/32`,
+    RTM.NEWROUTE,
+    NLM_F_CREATE | NLM_F_REPLACE,
+    Buffer.concat([rtmsg({ dstLen: 32, scope: RT_SCOPE_LINK }), encode(attrs)]),
+  );
+}
+
 /** Deletes a link by name; false when it does not exist. */
 export function deleteLink(s: NetlinkSocket, name: string): boolean {
   try {
@@ -310,9 +399,11 @@ export function disableIpv6Addresses(s: NetlinkSocket, index: number): void {
 }
 
 
-export function addAddr(s: NetlinkSocket, index: number, ip: string, prefix: number): void {
+/** noPrefixRoute: no connected route for the prefix (IFA_F_NOPREFIXROUTE): the caller routes it. */
+export function addAddr(s: NetlinkSocket, index: number, ip: string, prefix: number, opts: { noPrefixRoute?: boolean } = {}): void {
   const a = ipBytes(ipv4ToInt(ip));
   const attrs = [attr.bytes(IFA_LOCAL, a), attr.bytes(IFA_ADDRESS, a)];
+  if (opts.noPrefixRoute) attrs.push(attr.u32(IFA_FLAGS, IFA_F_NOPREFIXROUTE));
   s.request(`add address ${ip}/${prefix}`, RTM.NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifaddrmsg(prefix, index), encode(attrs)]));
 }
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Defaults } from '../common/defaults.js';
 import { run, runSync, startProcess, type RunOptions, type RunResult } from '../common/exec.js';
 import { createNetns, deleteNetnsSync, listNetns, netnsPath } from './netns.js';
 import { loadDataplane, type DataplaneApi, type SimNodeDataplaneConfig } from './dataplane.js';
@@ -94,6 +95,8 @@ export interface AddPodOptions {
    * when the conflist declares the portMappings capability.
    */
   portMappings?: { hostPort: number; containerPort: number; protocol?: string; hostIP?: string }[];
+  /** plugin only: the config's podDevice (src/cni/config.ts), over what the node's conflist says. */
+  podDevice?: 'veth' | 'netkit';
 }
 
 const NAME_RE = /^[a-z][a-z0-9]{1,11}$/;
@@ -205,8 +208,8 @@ export class Cluster {
       podCidr: podCidr(i),
       gateway: podGateway(i),
       uplink: 'eth0',
-      bridge: 'cni0',
-      vxlanDev: 'vxlan.1',
+      bridge: Defaults.bridge,
+      vxlanDev: Defaults.vxlanDev,
       podMtu: this.mtu - VXLAN_OVERHEAD,
       pinDir: `/sys/fs/bpf/${name}`,
       confDir: join(dir, 'net.d'),
@@ -216,8 +219,8 @@ export class Cluster {
       dataplaneConfig: {
         pinDir: `/sys/fs/bpf/${name}`,
         netns: path,
-        bridge: 'cni0',
-        vxlanDev: 'vxlan.1',
+        bridge: Defaults.bridge,
+        vxlanDev: Defaults.vxlanDev,
         vxlanPort: VXLAN_PORT,
         vni: VNI,
         uplink: 'eth0',
@@ -245,7 +248,7 @@ export class Cluster {
     const path = await createNetns(name);
     try {
       if (opts.portMappings && opts.via !== 'plugin') throw new Error('portMappings need via: plugin');
-      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings) : await this.addPodDirect(node, podName, name, path);
+      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings, opts.podDevice) : await this.addPodDirect(node, podName, name, path);
       node.pods.push(pod);
       return pod;
     } catch (e) {
@@ -350,9 +353,11 @@ export class Cluster {
     path: string,
     plugin?: string,
     portMappings?: AddPodOptions['portMappings'],
+    podDevice?: 'veth' | 'netkit',
   ): Promise<SimPod> {
     const bin = this.pluginPath(node, plugin);
     let { conf } = this.cniConfig(node);
+    if (podDevice) conf = JSON.stringify({ ...(JSON.parse(conf) as object), podDevice });
     if (portMappings) {
       // As libcni does: runtimeConfig carries only the capabilities the plugin's config declares.
       const c = JSON.parse(conf) as { capabilities?: { portMappings?: boolean } };

@@ -11,10 +11,13 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { Defaults } from '../common/defaults.js';
 import { run } from '../common/exec.js';
 import { openTunnelMap } from '../dataplane/maps.js';
 import { formatTable } from '../common/table.js';
+import { nodeObject } from './kube-node.js';
 import {
+  bvcnidCommand,
   cleanupLeftovers,
   createCluster,
   ping,
@@ -36,7 +39,7 @@ const BVCNICTL = join(REPO_ROOT, 'dist/bin/bvcnictl');
 const THIS_FILE = fileURLToPath(import.meta.url);
 const DEFAULT_BASE = 'bvdemo';
 const API_PORT = 6443;
-const HEALTH = '127.0.0.1:9099';
+const HEALTH = Defaults.healthAddr;
 const NODES = 3;
 const PODS_PER_NODE = 2;
 
@@ -82,22 +85,6 @@ async function serveApi(dir: string): Promise<void> {
   process.stdout.write('ready\n');
 }
 
-function nodeObject(n: SimNode): unknown {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name } },
-    spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] },
-    status: {
-      addresses: [
-        { type: 'InternalIP', address: n.ip },
-        { type: 'Hostname', address: n.name },
-      ],
-      conditions: [{ type: 'Ready', status: 'False', reason: 'KubeletNotReady', message: 'network plugin is not ready' }],
-    },
-  };
-}
-
 /** Detached, output to a log file: with KEEP=1 these outlive the demo process (see keepRunning). */
 function startDetached(netns: string, argv: string[], log: string): ChildProcess {
   const fd = openSync(log, 'a');
@@ -129,20 +116,7 @@ async function startApiServer(c: Cluster): Promise<{ child: ChildProcess; kubeco
 function startDaemon(n: SimNode, kubeconfig: string, log: string): ChildProcess {
   return startDetached(
     n.path,
-    [
-      process.execPath,
-      BVCNID,
-      '--node-name', n.name,
-      '--kubeconfig', kubeconfig,
-      '--iface', n.uplink,
-      '--pin-dir', n.pinDir,
-      '--cni-conf-dir', n.confDir,
-      '--cni-bin-dir', n.binDir,
-      '--state-dir', n.stateDir,
-      '--health-addr', HEALTH,
-      '--bridge', n.bridge,
-      '--vxlan-dev', n.vxlanDev,
-    ],
+    bvcnidCommand(n, { bvcnid: BVCNID, kubeconfig, healthAddr: HEALTH }),
     log,
   );
 }

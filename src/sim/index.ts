@@ -37,5 +37,6 @@ export { startResponder, parsePeerLine, RESPONDER_PORT, type PeerInfo } from './
 export { ping, tcpWhoami, udpWhoami, tcpCounters, probeMany, type PingOptions, type ProbeTarget, type ProbeOutcome } from './probe.js';
 export { loadDataplane, type DataplaneApi, type DropStat } from './dataplane.js';
 export { uniquePrefix, netnsPath } from './netns.js';
+export { bvcnidCommand, type BvcnidCommand } from './bvcnid.js';
 export { startIperfServer, iperf, rrLatency, connRate, median, waitListening, IPERF_PORT, type IperfResult, type RrResult, type ConnRateOptions } from './perf.js';
 export { setupFlannel, BASELINE_NFT_TABLE, FLANNEL_DEV } from './flannel.js';

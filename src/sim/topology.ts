@@ -1,22 +1,22 @@
 // Addressing of a simulated cluster. One place, so tests, benchmarks, the
 // demo and the daemon tests agree on who is where.
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
+import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
 
 export const UNDERLAY_PREFIX = 24;
 /** The underlay router (the nodes' default gateway), inside the underlay namespace. */
 export const UNDERLAY_GATEWAY = '192.0.2.1';
-export const CLUSTER_CIDR = '10.244.0.0/16';
+export const CLUSTER_CIDR: string = Defaults.clusterCidr;
 /** The "internet" server; the only host of 198.51.100.0/24 besides the router. */
 export const INTERNET_IP = '198.51.100.1';
 export const INTERNET_GATEWAY = '198.51.100.254';
 export const INTERNET_PREFIX = 24;
 
-export const VXLAN_PORT = 8472;
+export const VXLAN_PORT: number = Defaults.vxlanPort;
 /** flannel's default; the baseline must not share bvcni's UDP port (platform notes). */
 export const FLANNEL_VXLAN_PORT = 4789;
-export const VNI = 1;
-/** Bytes of outer Ethernet-less IPv4 + UDP + VXLAN + inner Ethernet header. */
-export const VXLAN_OVERHEAD = 50;
+export const VNI: number = Defaults.vni;
+export { VXLAN_OVERHEAD };
 
 export function nodeIp(index: number): string {
   checkIndex(index);

@@ -820,7 +820,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     const key = { host_ip: '0.0.0.0', port: 8080, proto: PROTO.TCP };
     hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 1n });
     // Replies are looked at only for pods that own a hostPort.
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 3, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
     try {
       const syn = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40100, dport: 8080, tcpFlags: 0x02, ttl: 64 });
       const r = exec('uplinkIngress', syn);

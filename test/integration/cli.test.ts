@@ -15,7 +15,8 @@ import { installPlugin, writeConflist, CONFLIST_NAME } from '../../src/kube/inst
 import { openTunnelMap } from '../../src/dataplane/maps.js';
 import { TC_HANDLE, TC_PRIORITY, programPin } from '../../src/dataplane/layout.js';
 import { createCluster, ping, uniquePrefix, INTERNET_IP, type Cluster, type SimNode } from '../../src/sim/index.js';
-import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { makeNode } from '../../src/sim/kube-node.js';
 
 const PLUGIN = fileURLToPath(new URL('../../dist/bin/bvcni', import.meta.url));
 

@@ -17,7 +17,8 @@ import {
   type SimPod,
   UNDERLAY_GATEWAY,
 } from '../../src/sim/index.js';
-import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { makeNode } from '../../src/sim/kube-node.js';
 import { makeServerTls } from '../../src/sim/tls.js';
 import { DaemonProc, expectedTunnel, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel, BVCNID } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';

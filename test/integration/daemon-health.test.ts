@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { createCluster, ping, startResponder, tcpWhoami, uniquePrefix, type Cluster, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { run } from '../../src/common/exec.js';
 import { runCli } from '../../src/cli/run.js';
-import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { makeNode } from '../../src/sim/kube-node.js';
 import { BVCNID, DaemonProc, HEALTH_PORT, METRICS_PORT, expectedTunnel, httpGet, nodeObject, startApiInUnderlay, tunnelDump, waitTunnel } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 

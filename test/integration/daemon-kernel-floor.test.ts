@@ -5,7 +5,7 @@
 // the same command with the genuine probes and gets past the gate.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
@@ -35,12 +35,12 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function bvcnid(bpfDir: string, tag: string): Promise<{ code: number; out: string; dirs: string[] }> {
+async function bvcnid(bpfDir: string, tag: string, extra: string[] = []): Promise<{ code: number; out: string; dirs: string[] }> {
   const dirs = ['net.d', 'bin', 'state'].map((d) => join(work, tag, d));
   dirs.forEach((d) => mkdirSync(d, { recursive: true }));
   const r = await run(
     [BVCNID, '--node-name', 'floor', '--kubeconfig', join(work, 'no-kubeconfig'), '--pin-dir', pinDir,
-      '--cni-conf-dir', dirs[0]!, '--cni-bin-dir', dirs[1]!, '--state-dir', dirs[2]!, '--health-addr', '127.0.0.1:19099'],
+      '--cni-conf-dir', dirs[0]!, '--cni-bin-dir', dirs[1]!, '--state-dir', dirs[2]!, '--health-addr', '127.0.0.1:19099', ...extra],
     { netns: ns, allowFail: true, env: { ...process.env, BVCNI_BPF_DIR: bpfDir }, timeoutMs: 60_000 },
   );
   return { code: r.code, out: r.stdout + r.stderr, dirs };
@@ -85,5 +85,28 @@ describe('bvcnid below the kernel floor', () => {
     assert.match(r.out, /"programs":"no-conntrack","dir":"[^"]*noct-bpf\/noct","msg":"loading the no-conntrack programs"/);
     assert.match(r.out, /cannot load the kubeconfig/);
     assert.doesNotMatch(r.out, /lacks what bvcni needs/);
+  });
+
+  // Netkit pods (README, "Netkit pods"): asked for on a kernel without netkit, bvcnid refuses as it
+  // refuses a kernel below the floor; auto falls back to veth pairs. Where the kernel has netkit
+  // (the 6.12 VM) both get past the gate with netkit pairs.
+  test('--pod-device netkit on a kernel without netkit refuses and leaves nothing; auto (the control) goes on with veth pairs', async () => {
+    const hasNetkit = /\snetkit_xmit$/m.test(readFileSync('/proc/kallsyms', 'utf8'));
+    const asked = await bvcnid(defaultObjDir(), 'netkit', ['--pod-device', 'netkit']);
+    const auto = await bvcnid(defaultObjDir(), 'auto', ['--pod-device', 'auto']);
+    for (const r of [asked, auto]) assert.match(r.out, /"msg":"kernel features"/);
+    if (hasNetkit) {
+      for (const r of [asked, auto]) assert.match(r.out, /"podDevice":"netkit".*"msg":"pods get netkit pairs"/);
+      return;
+    }
+    assert.equal(asked.code, 1, asked.out);
+    assert.match(asked.out, /--pod-device netkit: kernel \S+ lacks netkit \(Linux 6\.7; create netkit nkprobe0: EOPNOTSUPP\); nothing was installed/);
+    assert.equal(existsSync(pinDir), false, 'pin dir');
+    for (const d of asked.dirs) assert.deepEqual(readdirSync(d), [], d);
+    const links = (await run(['ip', '-o', 'link', 'show'], { netns: ns })).stdout.trim().split('\n');
+    assert.deepEqual(links.map((l) => l.split(':')[1]?.trim()), ['lo']);
+    assert.equal(auto.code, 2, auto.out);
+    assert.match(auto.out, /"podDevice":"veth".*"msg":"pods get veth pairs"/);
+    assert.match(auto.out, /cannot load the kubeconfig/);
   });
 });

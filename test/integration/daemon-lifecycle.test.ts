@@ -15,7 +15,8 @@ import { conditionPatcher, nodeApi, nodeGetter } from '../../src/kube/client.js'
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import type { TunnelTable } from '../../src/daemon/reconcile.js';
 import type { TunnelKey, TunnelValue } from '../../src/dataplane/abi.js';
-import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { makeNode } from '../../src/sim/kube-node.js';
 import { sleep, testDaemonConfig, waitFor } from '../support/kube-util.js';
 
 class FakeTunnel implements TunnelTable {

@@ -30,7 +30,8 @@ import {
 } from '../../src/sim/index.js';
 import { listTc } from '../../src/dataplane/tc-filters.js';
 import { run } from '../../src/common/exec.js';
-import { NodeDefaults, listNat } from '../../src/dataplane/index.js';
+import { listNat } from '../../src/dataplane/index.js';
+import { Defaults as NodeDefaults } from '../../src/common/defaults.js';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

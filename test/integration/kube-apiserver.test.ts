@@ -13,7 +13,9 @@ import {
   type V1Node,
 } from '@kubernetes/client-node';
 import { createServer } from 'node:http';
-import { FakeKubeApiServer, makeNode, makeRealisticNode } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { makeNode } from '../../src/sim/kube-node.js';
+import { makeRealisticNode } from '../support/kube-nodes.js';
 import { waitFor } from '../support/kube-util.js';
 import { NodeInformer } from '../../src/kube/informer.js';
 import { conditionPatcher, describeApiError, nodeApi, nodeGetter, slimNode } from '../../src/kube/client.js';

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { conditionPatcher, nodeApi, nodeGetter, type ApiBounds } from '../../src/kube/client.js';
-import { FakeKubeApiServer, makeNode } from '../../src/sim/kube-apiserver.js';
+import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
+import { makeNode } from '../../src/sim/kube-node.js';
 
 const BOUNDS: ApiBounds = { timeoutMs: 300, bodyTimeoutMs: 300 };
 

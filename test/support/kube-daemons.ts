@@ -4,12 +4,11 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { V1Node } from '@kubernetes/client-node';
 import { withNetns } from '../../loader/index.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
 import { TunnelFlags } from '../../src/dataplane/abi.js';
-import { UNDERLAY_GATEWAY, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
-import { FakeKubeApiServer, makeNode, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
+import { UNDERLAY_GATEWAY, bvcnidCommand, type Cluster, type SimNetns, type SimNode } from '../../src/sim/index.js';
+import { FakeKubeApiServer, type FakeApiOptions } from '../../src/sim/kube-apiserver.js';
 import { waitFor } from './kube-util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -34,9 +33,7 @@ export async function startApiInUnderlay(c: Cluster, opts: FakeApiOptions = {}):
   return { api, kubeconfig };
 }
 
-export function nodeObject(n: SimNode): V1Node {
-  return makeNode(n.name, { podCIDR: n.podCidr, internalIP: n.ip });
-}
+export { nodeObject } from '../../src/sim/kube-node.js';
 
 /** Which bvcnid a DaemonProc runs: this build, or a release (test/support/release-build.ts). */
 export interface DaemonBuild {
@@ -65,26 +62,17 @@ export class DaemonProc {
   ) {}
 
   args(): string[] {
-    const n = this.node;
-    return [
-      ...(Object.keys(this.env).length ? ['env', ...Object.entries(this.env).map(([k, v]) => `${k}=${v}`)] : []),
-      this.build.node,
-      ...(process.env.BVK_NODE_FLAGS && this.build === THIS_BUILD ? process.env.BVK_NODE_FLAGS.split(' ') : []),
-      this.build.bvcnid,
-      '--node-name', n.name,
-      '--kubeconfig', this.kubeconfig,
-      '--iface', n.uplink,
-      '--pin-dir', n.pinDir,
-      '--cni-conf-dir', n.confDir,
-      '--cni-bin-dir', n.binDir,
-      '--state-dir', n.stateDir,
-      '--health-addr', `127.0.0.1:${HEALTH_PORT}`,
-      ...(this.build.metricsAddr ? ['--metrics-addr', `127.0.0.1:${METRICS_PORT}`] : []),
-      '--bridge', n.bridge,
-      '--vxlan-dev', n.vxlanDev,
-      '--log-level', 'debug',
-      ...this.extraArgs,
-    ];
+    return bvcnidCommand(this.node, {
+      node: this.build.node,
+      env: this.env,
+      bvcnid: this.build.bvcnid,
+      nodeFlags: process.env.BVK_NODE_FLAGS && this.build === THIS_BUILD ? process.env.BVK_NODE_FLAGS.split(' ') : [],
+      kubeconfig: this.kubeconfig,
+      healthAddr: `127.0.0.1:${HEALTH_PORT}`,
+      metricsAddr: this.build.metricsAddr ? `127.0.0.1:${METRICS_PORT}` : undefined,
+      logLevel: 'debug',
+      extra: this.extraArgs,
+    });
   }
 
   start(): ChildProcess {

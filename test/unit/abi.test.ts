@@ -113,6 +113,10 @@ describe('ABI: enums and constants match abi.h', () => {
     assert.equal(abi.EndpointFlags.pod, 1 << Number(/ENDPOINT_F_POD\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
     assert.equal(abi.EndpointFlags.hostport, 1 << Number(/ENDPOINT_F_HOSTPORT\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
     assert.equal(abi.ConfigFlags.ready, 1 << Number(/CONFIG_F_READY\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
+    assert.deepEqual(
+      Object.fromEntries([...HEADER.matchAll(/^\s*ENDPOINT_F_(\w+)\s*=\s*1 << (\d+)/gm)].map((m) => [m[1]!.toLowerCase(), 1 << Number(m[2])])),
+      { ...abi.EndpointFlags },
+    );
     assert.equal(abi.ConfigFlags.masquerade, 1 << Number(/CONFIG_F_MASQUERADE\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
   });
 

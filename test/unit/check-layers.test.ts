@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkImports, importsOf, readTree, type SourceFile } from '../../tools/check-layers.js';
+import { checkImports, importsOf, PACKAGES, readTree, type SourceFile } from '../../tools/check-layers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = join(ROOT, 'tools/check-layers.ts');
@@ -68,6 +68,15 @@ test('the tree follows the order', () => {
   const files = readTree(ROOT);
   assert.ok(files.some((f) => f.path === 'src/cni/index.ts') && files.length > 50, 'the tree was read');
   assert.deepEqual(checkImports(files), []);
+});
+
+test("README's Layout names every package, and every package directory is one", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('\n## ', readme.indexOf('## Layout') + 1));
+  for (const p of PACKAGES) assert.ok(layout.includes(`| \`${p}/\` |`), `README's Layout table has a row for ${p}/`);
+  const dirs = readdirSync(join(ROOT, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `src/${d.name}`);
+  assert.deepEqual(dirs.filter((d) => !(PACKAGES as readonly string[]).includes(d)), []);
+  assert.ok(!layout.includes('| `src/nosuch/` |'), 'control: the search is not vacuous');
 });
 
 test('the script exits 1 on a tree with a bad import, 0 once it is gone', (t) => {

@@ -2,24 +2,19 @@
 // and never a reason for a CNI call to fail; the built plugin behaves the same.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileLogger, LOG_DEFAULTS } from '../../src/cni/log.js';
+import { fileMode, jsonLines } from '../support/log-files.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bvk-cnilog-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const freshDir = (): string => join(root, `d${n++}`);
-const mode = (p: string): number => statSync(p).mode & 0o777;
 const logFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith(LOG_DEFAULTS.file)).sort();
-const lines = (p: string): Record<string, unknown>[] =>
-  readFileSync(p, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('the plugin log', () => {
   test('is created 0600 whatever the umask, in a directory created if missing', () => {
@@ -31,9 +26,9 @@ describe('the plugin log', () => {
       process.umask(old);
     }
     const p = join(dir, LOG_DEFAULTS.file);
-    assert.equal(mode(p).toString(8), '600');
+    assert.equal(fileMode(p).toString(8), '600');
     assert.deepEqual(
-      lines(p).map((l) => [l.containerId, l.msg, l.ip]),
+      jsonLines(p).map((l) => [l.containerId, l.msg, l.ip]),
       [['c1', 'added', '10.244.1.2']],
     );
   });
@@ -44,11 +39,11 @@ describe('the plugin log', () => {
     const p = join(dir, LOG_DEFAULTS.file);
     writeFileSync(p, '{"msg":"from v0.1.0"}\n');
     chmodSync(p, 0o644);
-    assert.equal(mode(p).toString(8), '644', 'control: the file starts world-readable');
+    assert.equal(fileMode(p).toString(8), '644', 'control: the file starts world-readable');
     fileLogger(dir, {}).error('deleted');
-    assert.equal(mode(p).toString(8), '600');
+    assert.equal(fileMode(p).toString(8), '600');
     assert.deepEqual(
-      lines(p).map((l) => l.msg),
+      jsonLines(p).map((l) => l.msg),
       ['from v0.1.0', 'deleted'],
     );
   });
@@ -65,10 +60,10 @@ describe('the plugin log', () => {
     for (const f of files) {
       const p = join(dir, f);
       assert.ok(statSync(p).size <= maxBytes, `${f} is ${statSync(p).size} bytes, over ${maxBytes}`);
-      assert.equal(mode(p).toString(8), '600', `${f} stays 0600`);
+      assert.equal(fileMode(p).toString(8), '600', `${f} stays 0600`);
     }
     // Oldest first: .2, .1, then the live file: consecutive numbers ending with the last line.
-    const seen = [`${LOG_DEFAULTS.file}.2`, `${LOG_DEFAULTS.file}.1`, LOG_DEFAULTS.file].flatMap((f) => lines(join(dir, f)).map((l) => Number(l.i)));
+    const seen = [`${LOG_DEFAULTS.file}.2`, `${LOG_DEFAULTS.file}.1`, LOG_DEFAULTS.file].flatMap((f) => jsonLines(join(dir, f)).map((l) => Number(l.i)));
     assert.equal(seen.at(-1), total - 1);
     assert.deepEqual(
       seen,
@@ -135,7 +130,7 @@ describe('the plugin log', () => {
       const size = statSync(join(dir, f)).size;
       assert.ok(size > maxBytes / 2, `${f} was rotated at ${size} bytes, not when full`);
     }
-    const all = files.flatMap((f) => lines(join(dir, f))); // JSON.parse throws on a torn line
+    const all = files.flatMap((f) => jsonLines(join(dir, f))); // JSON.parse throws on a torn line
     const keys = all.map((l) => `${String(l.w)}/${String(l.i)}`);
     assert.equal(new Set(keys).size, keys.length, 'no line twice');
     // Only whole old generations are dropped: each writer's kept lines are its
@@ -152,49 +147,6 @@ describe('the plugin log', () => {
       );
     }
   });
-
-  test('costs the plugin one open, one fstat, one write and one close per line (strace of the built plugin)', { skip: (!existsSync('dist/bin/bvcni') || !existsSync('/usr/bin/strace')) && 'needs make build and strace' }, () => {
-    const dataDir = freshDir();
-    mkdirSync(dataDir);
-    writeFileSync(join(dataDir, LOG_DEFAULTS.file), '{"msg":"earlier"}\n', { mode: 0o600 });
-    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'bvcni', type: 'bvcni', podcidr: '10.244.1.0/24', dataDir, pinDir: join(root, 'no-pins') });
-    const trace = join(dataDir, 'trace');
-    // The main thread only (no -f): the log is written synchronously there, and other threads' calls would interleave and split its lines.
-    const r = spawnSync('strace', ['-o', trace, 'env', '-i', 'CNI_COMMAND=DEL', 'CNI_CONTAINERID=ctr-trace', 'CNI_IFNAME=eth0', 'CNI_NETNS=', 'dist/bin/bvcni'], {
-      input: conf,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const lines = readFileSync(trace, 'utf8').split('\n');
-    const opens = lines.filter((l) => l.includes(`"${join(dataDir, LOG_DEFAULTS.file)}"`));
-    assert.equal(opens.length, 1, `one open of the log:\n${opens.join('\n')}`);
-    const fd = / = (\d+)$/.exec(opens[0]!)![1]!;
-    const start = lines.indexOf(opens[0]!);
-    const end = lines.findIndex((l, i) => i > start && new RegExp(`close\\(${fd}\\)`).test(l));
-    const onFd = lines.slice(start + 1, end + 1).filter((l) => new RegExp(`\\(${fd}[,)]`).test(l)).map((l) => /(\w+)\(/.exec(l.replace(/^\d+\s+/, ''))![1]!)
-      .map((call) => (/^(statx|fstat|newfstatat)$/.test(call) ? 'fstat' : call));
-    assert.deepEqual(onFd, ['fstat', 'write', 'close'], 'after the open: fstat (statx), the line, close; no chmod, no rename, no lock');
-  });
-
-  test('the built plugin writes it 0600 and fixes an existing world-readable one', { skip: !existsSync('dist/bin/bvcni') && 'run make build' }, () => {
-    const dataDir = freshDir();
-    mkdirSync(dataDir);
-    const p = join(dataDir, LOG_DEFAULTS.file);
-    writeFileSync(p, '');
-    chmodSync(p, 0o644);
-    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'bvcni', type: 'bvcni', podcidr: '10.244.1.0/24', dataDir, pinDir: join(root, 'no-pins') });
-    // DEL of something never added: succeeds, logs one line, touches no device.
-    const r = spawnSync('env', ['-i', 'CNI_COMMAND=DEL', 'CNI_CONTAINERID=ctr-log-1', 'CNI_IFNAME=eth0', 'CNI_NETNS=', 'CNI_PATH=/nonexistent', 'dist/bin/bvcni'], {
-      input: conf,
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.equal(mode(p).toString(8), '600');
-    assert.deepEqual(
-      lines(p).map((l) => [l.cmd, l.containerId]),
-      [['DEL', 'ctr-log-1']],
-    );
-  });
+  // The built plugin's own log lines: it deletes a veth, so root; in
+  // test/integration/plugin-binary.test.ts.
 });

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ipv4ToInt, intToIpv4 } from '../../loader/codec.js';
 import { parseCidr } from '../../src/common/cidr.js';
 import type { Services } from '../../src/cni/context.js';
-import { FakeDataplane } from '../../src/cni/dataplane.js';
+import { FakeDataplane } from '../support/fake-dataplane.js';
 import { CniError } from '../../src/cni/errors.js';
 import { allocate, freeCount, releaseAttachment } from '../../src/cni/ipam/allocator.js';
 import { DiskStore, MemoryStore } from '../../src/cni/ipam/store.js';

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, parsePortMappings } from '../../src/cni/config.js';
-import { FakeDataplane } from '../../src/cni/dataplane.js';
+import { FakeDataplane } from '../support/fake-dataplane.js';
 import { CniError } from '../../src/cni/errors.js';
 import { hostPortOwner } from '../../src/cni/context.js';
 

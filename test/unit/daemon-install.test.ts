@@ -3,7 +3,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installPlugin, removeInstalled } from '../../src/kube/install.js';
@@ -54,26 +54,6 @@ test('each version is installed whole beside the others and switched by one syml
   const removed = removeInstalled(join(root, 'conf'), bin);
   assert.ok(removed.includes(join(bin, 'bvcni')), 'the dangling link is removed');
   assert.deepEqual(readdirSync(bin), []);
-});
-
-test('the real plugin, installed this way, finds its support directory through the link with an empty environment', () => {
-  const bin = join(root, 'real-bin');
-  const { binary, version } = installPlugin('dist/bin/bvcni', bin);
-  // DEL takes the IPAM lock through koffi: it needs bvcni.d (VERSION alone might not).
-  const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'bvcni', type: 'bvcni', podcidr: '10.244.1.0/24', dataDir: join(root, 'data'), pinDir: join(root, 'no-pins') });
-  const del = () =>
-    spawnSync('env', ['-i', 'CNI_COMMAND=DEL', 'CNI_CONTAINERID=c1', 'CNI_IFNAME=eth0', 'CNI_NETNS=', `CNI_PATH=${bin}`, binary], {
-      input: conf,
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-  const ok = del();
-  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
-  // Control: without the version's support directory the same call fails.
-  renameSync(join(bin, version, 'bvcni.d'), join(root, 'hidden.d'));
-  const broken = del();
-  assert.equal(broken.status, 1);
-  assert.match(broken.stdout, /koffi/);
 });
 
 test('bvcnid --install-cni (the init container) installs the plugin beside it, exits 0, idempotent; a missing plugin is a clear error', () => {

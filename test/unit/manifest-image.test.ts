@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -68,8 +68,10 @@ describe('the image layout: /app/dist + production node_modules', () => {
     cpSync(join(ROOT, 'package.json'), join(app, 'package.json'));
     // What `npm prune --omit=dev` keeps.
     const ls = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8' });
+    // From the first node_modules on: where node_modules is a link (a git
+    // worktree's), npm may name the link's target instead of ROOT's path.
     for (const dir of ls.stdout.split('\n').filter((d) => d.includes('/node_modules/')))
-      cpSync(dir, join(app, relative(ROOT, dir)), { recursive: true });
+      cpSync(dir, join(app, dir.slice(dir.indexOf('/node_modules/') + 1)), { recursive: true });
   });
   after(() => rmSync(join(app, '..'), { recursive: true, force: true }));
 

@@ -10,10 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseAllDocuments, isSeq, isScalar, type Document } from 'yaml';
-import { runSync } from '../../src/common/exec.js';
-import { NodeDefaults } from '../../src/dataplane/node.js';
+import { Defaults as NodeDefaults } from '../../src/common/defaults.js';
 import { runCli } from '../../src/cli/run.js';
-import { createNetns, deleteNetnsSync, uniquePrefix } from '../../src/sim/netns.js';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
@@ -461,6 +459,31 @@ describe('deploy/bvcni.yaml: least privilege', () => {
     }
     assert.ok(!r.stdout.includes('--no-such-flag '), 'control: the help does not list everything');
   });
+
+  test('the paths, addresses and ranges it spells out are the defaults of src/common/defaults.ts', () => {
+    const byFlag: Record<string, string> = {
+      '--cluster-cidr': NodeDefaults.clusterCidr,
+      '--service-cidr': NodeDefaults.serviceCidr,
+      '--pin-dir': NodeDefaults.pinDir,
+      '--cni-conf-dir': NodeDefaults.cniConfDir,
+      '--cni-bin-dir': NodeDefaults.cniBinDir,
+      '--state-dir': NodeDefaults.stateDir,
+      '--health-addr': NodeDefaults.healthAddr,
+    };
+    const pod = podSpec(ds);
+    const args = [...asArr(pod.initContainers), ...asArr(pod.containers)].map(asObj).flatMap((c) => asArr(c.args).map(String));
+    const differing = (list: string[]): string[] =>
+      list.filter((a) => {
+        const [flag, value] = a.split('=') as [string, string | undefined];
+        return flag in byFlag && value !== byFlag[flag];
+      });
+    const named = args.filter((a) => a.split('=')[0]! in byFlag).map((a) => a.split('=')[0]!);
+    assert.deepEqual([...new Set(named)].sort(), Object.keys(byFlag).sort(), 'every one of them is spelled out');
+    assert.deepEqual(differing(args), []);
+    assert.deepEqual(differing([...args, '--pin-dir=/sys/fs/bpf/other']), ['--pin-dir=/sys/fs/bpf/other'], 'control: a changed value is seen');
+    const script = asArr(asObj(asArr(pod.initContainers).map(asObj).find((c) => asArr(c.command).length > 0)).command).map(String).join(' ');
+    assert.ok(script.includes(`${NodeDefaults.natPortMin}-${NodeDefaults.natPortMax}`), "prepare-node reserves bvcnid's NAT port range");
+  });
 });
 
 describe('deploy/bvcni.yaml init script', () => {
@@ -473,22 +496,7 @@ describe('deploy/bvcni.yaml init script', () => {
     const r = spawnSync('sh', ['-n', '-c', argv[2]!], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
   });
-
-  test('sets what bvcnid cannot write from its read-only /proc/sys, idempotently (run in a throwaway netns)', async () => {
-    const name = `${uniquePrefix('bvx')}-init`;
-    const path = await createNetns(name);
-    try {
-      const sysctl = (key: string): string => runSync(['sysctl', '-n', key], { netns: path }).stdout.trim();
-      runSync(['sysctl', '-qw', 'net.ipv4.ip_local_reserved_ports=1000-1001'], { netns: path });
-      for (let i = 0; i < 2; i++) runSync(['sh', '-ec', argv[2]!], { netns: path });
-      assert.equal(sysctl('net.ipv4.ip_forward'), '1');
-      assert.equal(sysctl('net.ipv4.conf.default.rp_filter'), '0');
-      const range = `${NodeDefaults.natPortMin}-${NodeDefaults.natPortMax}`;
-      assert.equal(sysctl('net.ipv4.ip_local_reserved_ports'), `1000-1001,${range}`, "bvcnid's NAT range appended once, existing kept");
-    } finally {
-      deleteNetnsSync(name);
-    }
-  });
+  // Run in a network namespace, so in test/integration/manifest-init.test.ts.
 });
 
 describe('deploy/bvcni-uninstall.yaml', () => {

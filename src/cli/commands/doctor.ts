@@ -5,10 +5,12 @@ import { dirname, join } from 'node:path';
 import { runSync } from '../../common/exec.js';
 import { connect } from 'node:net';
 import { CONFLIST_NAME, PLUGIN_DIR_NAME, PLUGIN_NAME } from '../../kube/install.js';
-import { DEFAULTS, daemonSocketPath } from '../../cni/index.js';
+import { daemonSocketPath } from '../../cni/index.js';
+import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { loadKubeConfig, nodeApi } from '../../kube/client.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
-import { VXLAN_OVERHEAD } from '../../dataplane/node.js';
+import { endpointDevice } from '../../dataplane/endpoint.js';
+import { BpfProgram, queryNetkit } from '../../../loader/index.js';
 import { Programs, programPin, type ProgramSlot } from '../../dataplane/layout.js';
 import type { ConfigValue } from '../../dataplane/abi.js';
 import {
@@ -157,13 +159,18 @@ export async function runChecks(p: Probe): Promise<Check[]> {
 
   // Hooks: which program must sit where.
   let endpointIfindexes: number[] = [];
+  // Netkit pods' program sits on the pair, not in a tc hook (loader/netkit.ts).
+  let netkitIfindexes: number[] = [];
   try {
     if (maps.some((m) => m.name === 'bvcni_endpoints' && m.pinned && !m.error)) {
       using eps = openEndpointsMap(p.pinDir);
-      endpointIfindexes = [...eps.entries()].map(([, v]) => v.ifindex);
+      const all = [...eps.entries()].map(([, v]) => v);
+      endpointIfindexes = all.filter((v) => endpointDevice(Number(v.flags)) === 'veth').map((v) => v.ifindex);
+      netkitIfindexes = all.filter((v) => endpointDevice(Number(v.flags)) === 'netkit').map((v) => v.ifindex);
     }
   } catch {
     endpointIfindexes = [];
+    netkitIfindexes = [];
   }
   if (config) {
     const want: { link: Link | undefined; what: string; direction: 'ingress' | 'egress'; prog: string }[] = [
@@ -187,10 +194,33 @@ export async function runChecks(p: Probe): Promise<Check[]> {
       const ours = hook.filters.filter(isOurFilter);
       if (!ours.some((f) => f.name === w.prog)) problems.push(`${w.link.ifname} ${w.direction}: ${w.prog} not attached`);
     }
+    if (netkitIfindexes.length) {
+      let podId: number | undefined;
+      try {
+        using prog = BpfProgram.openPinned(programPin(p.pinDir, 'pod'));
+        podId = prog.id;
+      } catch {
+        problems.push(`${ProgramNames.pod} not pinned`);
+      }
+      for (const i of netkitIfindexes) {
+        const l = byIndex.get(i);
+        if (!l) {
+          problems.push(`pod netkit ifindex ${i}: device missing`);
+          continue;
+        }
+        let ids: number[] = [];
+        try {
+          ids = queryNetkit({ ifindex: i, netns: p.netns, side: 'peer' });
+        } catch {
+          /* reported below */
+        }
+        if (podId !== undefined && !ids.includes(podId)) problems.push(`${l.ifname} netkit peer: ${ProgramNames.pod} not attached`);
+      }
+    }
     add(
       problems.length
         ? { name: 'programs attached', result: 'fail', detail: problems.join('; '), fix: RESTART }
-        : { name: 'programs attached', result: 'ok', detail: `${want.length} hooks (${endpointIfindexes.length} pod veths)` },
+        : { name: 'programs attached', result: 'ok', detail: `${want.length} hooks (${endpointIfindexes.length} pod veths), ${netkitIfindexes.length} netkit pods` },
     );
 
     const mtu = Number(config.mtu);
@@ -199,7 +229,7 @@ export async function runChecks(p: Probe): Promise<Check[]> {
     if (vxlan && vxlan.mtu !== mtu) mtuProblems.push(`vxlan ${vxlan.ifname} has ${vxlan.mtu}`);
     if (uplink && mtu > uplink.mtu - VXLAN_OVERHEAD)
       mtuProblems.push(`pod MTU ${mtu} exceeds uplink ${uplink.ifname} MTU ${uplink.mtu} − ${VXLAN_OVERHEAD} (packets would be fragmented or dropped in the tunnel)`);
-    for (const i of endpointIfindexes) {
+    for (const i of [...endpointIfindexes, ...netkitIfindexes]) {
       const l = byIndex.get(i);
       if (l && l.mtu !== mtu) mtuProblems.push(`pod veth ${l.ifname} has ${l.mtu}`);
     }
@@ -286,7 +316,7 @@ function pluginDataDir(confDir: string): string {
   } catch {
     /* no or bad conflist: reported by its own check */
   }
-  return DEFAULTS.dataDir;
+  return Defaults.stateDir;
 }
 
 /** Whether bvcnid answers on the plugin's socket. Without it the plugin works alone, only slower. */
@@ -338,10 +368,10 @@ export function makeDoctorCommand(apiCheck?: Probe['apiCheck']): CommandSpec {
     name: 'doctor',
     description: 'check everything the node needs; each failure with its fix (exit 1 on any failure)',
     options: [
-      { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: '/etc/cni/net.d' },
-      { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: '/opt/cni/bin' },
+      { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: Defaults.cniConfDir },
+      { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: Defaults.cniBinDir },
       { flags: '--kubeconfig <path>', description: 'check the API server through this kubeconfig (default: in-cluster when in a pod)' },
-      { flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: '127.0.0.1:9099' },
+      { flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: Defaults.healthAddr },
     ],
     async run(opts: OptionValues) {
       const checks = await runChecks({

@@ -1,16 +1,38 @@
 // bvcnictl status: what this node runs — its identity, devices, attached
 // programs, map sizes and readiness.
 import { configReady, daemonHealth, hooksOf, isOurFilter, listLinks, readConfig, summarizeMaps, type Link } from '../inspect.js';
+import { Defaults } from '../../common/defaults.js';
 import { formatPairs, formatTable } from '../../common/table.js';
 import { ok, toJson, type CommandSpec } from '../types.js';
-import { formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
+import { choosePodDevice, formatFeatures, probeKernelFeatures, programSet } from '../../dataplane/features.js';
+import { endpointDevice, listEndpoints } from '../../dataplane/endpoint.js';
+import { CONFLIST_NAME } from '../../kube/install.js';
+import { queryNetkit } from '../../../loader/index.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The pod device the conflist tells the plugin to make ('veth' when it names none), or undefined without a conflist. */
+function conflistPodDevice(confDir: string): string | undefined {
+  const path = join(confDir, CONFLIST_NAME);
+  if (!existsSync(path)) return undefined;
+  try {
+    const c = JSON.parse(readFileSync(path, 'utf8')) as { plugins?: { podDevice?: unknown }[] };
+    const d = c.plugins?.[0]?.podDevice;
+    return typeof d === 'string' ? d : 'veth';
+  } catch {
+    return undefined;
+  }
+}
 import { pinnedAbi } from '../../dataplane/migrate.js';
 import { ABI_VERSION } from '../../dataplane/abi.js';
 
 export const status: CommandSpec = {
   name: 'status',
   description: 'node, podCIDR, devices, attached programs, map sizes, readiness',
-  options: [{ flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: '127.0.0.1:9099' }],
+  options: [
+    { flags: '--health-addr <host:port>', description: "bvcnid's health endpoint ('none' to skip)", defaultValue: Defaults.healthAddr },
+    { flags: '--cni-conf-dir <dir>', description: 'CNI config directory (where bvcnid says which pod device the plugin makes)', defaultValue: Defaults.cniConfDir },
+  ],
   async run(opts) {
     const config = readConfig(opts.pinDir);
     const links = listLinks(opts.netns);
@@ -25,11 +47,28 @@ export const status: CommandSpec = {
       : [];
     // Programs: every tc BPF filter in the node's namespace that carries our handle
     // (pod veths included), not only on the three devices above.
-    const programs = links.flatMap((l) =>
+    const programs: { ifname: string; direction: string; progId: number; name: string }[] = links.flatMap((l) =>
       hooksOf(l.ifname, opts.netns).flatMap((h) =>
         h.filters.filter(isOurFilter).map((f) => ({ ifname: l.ifname, direction: h.direction, progId: f.progId, name: f.name })),
       ),
     );
+    // Netkit pods' programs are no tc filters: they sit on the pair (loader/netkit.ts).
+    let endpoints: { ifindex: number; flags: number }[] = [];
+    try {
+      endpoints = listEndpoints(opts.pinDir).map((e) => ({ ifindex: e.ifindex, flags: Number(e.flags) }));
+    } catch {
+      /* no map: the maps table says so */
+    }
+    const netkitPods = endpoints.filter((e) => endpointDevice(e.flags) === 'netkit');
+    for (const e of netkitPods) {
+      let ids: number[] = [];
+      try {
+        ids = queryNetkit({ ifindex: e.ifindex, netns: opts.netns, side: 'peer' });
+      } catch {
+        /* the pair is gone: its entry goes at DEL or GC */
+      }
+      for (const id of ids) programs.push({ ifname: byIndex.get(e.ifindex)?.ifname ?? `#${e.ifindex}`, direction: 'netkit peer', progId: id, name: '' });
+    }
     const maps = summarizeMaps(opts.pinDir);
     const daemon = daemonHealth(String(opts.healthAddr), opts.netns);
     const dataplaneReady = configReady(config) && programs.length > 0 && maps.every((m) => m.pinned && !m.error);
@@ -38,6 +77,12 @@ export const status: CommandSpec = {
     const kernel = await probeKernelFeatures();
     // The build bvcnid loads on this kernel as it is now (its start-up log says which it loaded).
     const programSetName = programSet(kernel, '').name;
+    const autoPick = choosePodDevice(kernel, 'auto');
+    const podDevice = {
+      conflist: conflistPodDevice(String(opts.cniConfDir)) ?? null,
+      auto: 'device' in autoPick ? autoPick.device : 'veth',
+      pods: { veth: endpoints.length - netkitPods.length, netkit: netkitPods.length },
+    };
     const pinned = pinnedAbi(opts.pinDir);
 
     const report = {
@@ -68,6 +113,7 @@ export const status: CommandSpec = {
       netns: opts.netns ?? null,
       kernel,
       programSet: programSetName,
+      podDevice,
       abi: { pinned: pinned.version ?? null, migrating: pinned.migrating, thisBuild: ABI_VERSION },
     };
     if (opts.json) return ok(toJson(report));
@@ -83,6 +129,10 @@ export const status: CommandSpec = {
       ['dataplane', dataplaneReady ? 'ready' : 'NOT READY'],
       ['bvcnid', `${daemon.state} (${daemon.detail})`],
       ['ready', ready ? 'yes' : 'NO (run bvcnictl doctor)'],
+      [
+        'pod device',
+        `${podDevice.conflist ?? '(no conflist)'}; auto picks ${podDevice.auto} on this kernel; pods: ${podDevice.pods.netkit} netkit, ${podDevice.pods.veth} veth`,
+      ],
       [
         'dataplane ABI',
         `pinned ${pinned.version ?? 'unknown'}${pinned.migrating ? ' (a migration is under way: bvcnid finishes or rolls it back at its start)' : ''}, this bvcnictl ${ABI_VERSION}` +

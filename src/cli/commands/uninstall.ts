@@ -4,7 +4,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFLIST_NAME, installedPluginFiles, removeInstalled } from '../../kube/install.js';
-import { NodeDefaults, removeNodeDataplane } from '../../dataplane/node.js';
+import { removeNodeDataplane } from '../../dataplane/node.js';
+import { Defaults } from '../../common/defaults.js';
 import { isBpffs, listLinks, readConfig } from '../inspect.js';
 import { CliError, toJson, type CommandSpec } from '../types.js';
 
@@ -13,10 +14,10 @@ export const uninstall: CommandSpec = {
   description: 'remove programs, maps, devices, conflist and plugin from this node (needs --yes)',
   options: [
     { flags: '--yes', description: 'really remove (otherwise: show what would be removed)', defaultValue: false },
-    { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: '/etc/cni/net.d' },
-    { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: '/opt/cni/bin' },
-    { flags: '--bridge <name>', description: 'bridge name when the config map is gone', defaultValue: NodeDefaults.bridge },
-    { flags: '--vxlan-dev <name>', description: 'VXLAN device name when the config map is gone', defaultValue: NodeDefaults.vxlanDev },
+    { flags: '--cni-conf-dir <dir>', description: 'CNI config directory', defaultValue: Defaults.cniConfDir },
+    { flags: '--cni-bin-dir <dir>', description: 'CNI plugin directory', defaultValue: Defaults.cniBinDir },
+    { flags: '--bridge <name>', description: 'bridge name when the config map is gone', defaultValue: Defaults.bridge },
+    { flags: '--vxlan-dev <name>', description: 'VXLAN device name when the config map is gone', defaultValue: Defaults.vxlanDev },
   ],
   async run(opts) {
     const confDir = String(opts.cniConfDir);

@@ -1,6 +1,7 @@
 // ADD: reserve an address (durably, first, so DEL/GC can always find what
 // follows), then bridge, veth pair, pod address and route, the bridge port
-// pinned to the pod's MAC (bpf/lib/l2.h says why), endpoint entry.
+// pinned to the pod's MAC (bpf/lib/l2.h says why), endpoint entry. With
+// podDevice "netkit" a netkit pair instead of the veth (addNetkit).
 // Each step registers its undo; a failure runs them in reverse.
 import { closeSync, openSync } from 'node:fs';
 import { intToIpv4 } from '../../../loader/codec.js';
@@ -8,7 +9,9 @@ import { Errno } from '../../../loader/errors.js';
 import { ensureBridge as ensureBridgeLink, NotABridgeError } from '../../netlink/bridge.js';
 import {
   addAddr,
+  addLinkRoute,
   addRoute,
+  createNetkit,
   createVeth,
   defaultRouteLink,
   deleteLink,
@@ -21,8 +24,9 @@ import {
 } from '../../netlink/rtnl.js';
 import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
+import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { parsePortMappings, type NetConf } from '../config.js';
-import { hostPortOwner, hostVethName, randomMac, type Invocation } from '../context.js';
+import { hostNetkitName, hostPortOwner, hostVethName, randomMac, type Invocation } from '../context.js';
 import { Code, CniError, invalidConfig } from '../errors.js';
 import type { HostPortMapping } from '../../dataplane/hostport.js';
 import { allocate, findByAttachment } from '../ipam/allocator.js';
@@ -30,9 +34,6 @@ import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
 
 const { EEXIST } = Errno;
-/** Without a default route to size from: the pod MTU is then 1450. */
-const DEFAULT_UPLINK_MTU = 1500;
-const OVERLAY_OVERHEAD = 50;
 
 export function cmdAdd({ env, conf, svc }: Invocation): Result {
   mark('handler entered');
@@ -85,6 +86,11 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     const bridge = ensureBridge(host, conf, gw);
     const mtu = conf.mtu ?? bridge.mtu;
     mark('bridge');
+    if (conf.podDevice === 'netkit') {
+      const ours = addNetkit({ env, conf, svc }, { host, pod, nsFd, ip, gw, mtu, undo, portMappings });
+      undo.length = 0;
+      return mergeInto(conf.prevResult, ours);
+    }
 
     const vethName = hostVethName(env.containerId, env.ifname);
     const podMac = randomMac();
@@ -119,13 +125,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac, hostport: portMappings.length > 0 });
     undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
     mark('endpoint register');
-    if (portMappings.length > 0) {
-      // After the endpoint: a mapping must never name a pod the programs cannot deliver to.
-      const owner = hostPortOwner(env.containerId, env.ifname);
-      svc.dataplane.claimHostPorts(conf.pinDir, owner, ipText, portMappings);
-      undo.push(() => void svc.dataplane.pruneHostPorts(conf.pinDir, (e) => e.owner === owner));
-      mark('hostports claimed');
-    }
+    claimHostPorts({ env, conf, svc }, ipText, portMappings, undo);
 
     svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu, ...(portMappings.length ? { hostPorts: portMappings.map(mappingText) } : {}) });
     const ours = buildResult(
@@ -156,6 +156,15 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
   }
 }
 
+/** After the endpoint (veth or netkit): a mapping must never name a pod the programs cannot deliver to. */
+function claimHostPorts({ env, conf, svc }: Invocation, ipText: string, portMappings: readonly HostPortMapping[], undo: (() => void)[]): void {
+  if (portMappings.length === 0) return;
+  const owner = hostPortOwner(env.containerId, env.ifname);
+  svc.dataplane.claimHostPorts(conf.pinDir, owner, ipText, portMappings);
+  undo.push(() => void svc.dataplane.pruneHostPorts(conf.pinDir, (e) => e.owner === owner));
+  mark('hostports claimed');
+}
+
 function mappingText(m: HostPortMapping): string {
   return `${m.hostIp}:${m.hostPort}/${m.protocol}->${m.containerPort}`;
 }
@@ -175,6 +184,69 @@ function checkHostIps(open: () => NetlinkSocket, mappings: readonly HostPortMapp
   }
 }
 
+/**
+ * The netkit half of ADD (the pair's primary, its host end, is no bridge
+ * port). The pod's address is its /24 as on a veth, without the connected
+ * route: the pod reaches everything, same-node pods included, through the
+ * gateway, whose ARP the node answers on the primary (the gateway address
+ * is a local one). Nothing else on the pod's link would answer: there is
+ * no bridge behind it. The node reaches the pod by a /32 route on the
+ * primary, from its node IP as it reaches veth pods, and which rp_filter
+ * needs to accept what the pod sends on the primary.
+ */
+function addNetkit(
+  { env, conf, svc }: Invocation,
+  o: { host: NetlinkSocket; pod: NetlinkSocket; nsFd: number; ip: number; gw: string; mtu: number; undo: (() => void)[]; portMappings: readonly HostPortMapping[] },
+): Result {
+  const { host, pod } = o;
+  const name = hostNetkitName(env.containerId, env.ifname);
+  const podMac = randomMac();
+  const hostMac = randomMac();
+  const spec = { hostName: name, podName: env.ifname, podNsFd: o.nsFd, podMac, hostMac, mtu: o.mtu };
+  try {
+    createNetkit(host, spec);
+  } catch (e) {
+    if (e instanceof NetlinkError && e.errno === EEXIST) {
+      // As for a veth: our derived name, left over by a killed ADD of this attachment.
+      if (!deleteLink(host, name)) throw new CniError(Code.interfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
+      createNetkit(host, spec);
+    } else throw e;
+  }
+  mark('netkit create');
+  o.undo.push(() => void deleteLink(host, name));
+
+  const podLink = getLink(pod, env.ifname);
+  if (!podLink) throw new CniError(Code.internal, `pod interface ${env.ifname} vanished after creation`);
+  const ipText = intToIpv4(o.ip);
+  disableIpv6Addresses(pod, podLink.index);
+  setLinkUp(pod, podLink.index);
+  addAddr(pod, podLink.index, ipText, conf.podCidr.prefix, { noPrefixRoute: true });
+  addLinkRoute(pod, { dst: o.gw, oif: podLink.index });
+  addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw: o.gw, oif: podLink.index });
+  mark('pod addr+route');
+
+  const hostLink = getLink(host, name);
+  if (!hostLink) throw new CniError(Code.internal, `host interface ${name} vanished after creation`);
+  const nodeIp = svc.dataplane.nodeIp(conf.pinDir);
+  addLinkRoute(host, { dst: ipText, oif: hostLink.index, ...(nodeIp ? { src: nodeIp } : {}) });
+  // The peer drops everything until this attaches the pod program (rtnl.ts, createNetkit).
+  svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: name, podMac, gwMac: hostMac, device: 'netkit', hostport: o.portMappings.length > 0 });
+  o.undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
+  mark('endpoint register');
+  claimHostPorts({ env, conf, svc }, ipText, o.portMappings, o.undo);
+
+  svc.log.info('added', { ip: ipText, netkit: name, ifindex: hostLink.index, mtu: o.mtu, ...(o.portMappings.length ? { hostPorts: o.portMappings.map(mappingText) } : {}) });
+  return buildResult(
+    conf.cniVersion,
+    [
+      { name, mac: hostMac },
+      { name: env.ifname, mac: podMac, sandbox: env.netns },
+    ],
+    [{ interface: 1, address: `${ipText}/${conf.podCidr.prefix}`, gateway: o.gw }],
+    [{ dst: '0.0.0.0/0', gw: o.gw }],
+  );
+}
+
 function openPodSocket(open: (ns: string) => NetlinkSocket, netns: string): NetlinkSocket {
   try {
     return open(netns);
@@ -190,7 +262,11 @@ function ensureBridge(host: NetlinkSocket, conf: NetConf, gw: string): Link {
       name: conf.bridge,
       gatewayIp: gw,
       prefix: conf.podCidr.prefix,
-      mtu: () => conf.mtu ?? (defaultRouteLink(host)?.mtu ?? DEFAULT_UPLINK_MTU) - OVERLAY_OVERHEAD,
+      mtu: () => {
+        // Without a default route to size from: Defaults.podMtu.
+        const uplink = defaultRouteLink(host);
+        return conf.mtu ?? (uplink ? uplink.mtu - VXLAN_OVERHEAD : Defaults.podMtu);
+      },
       // bvcnid owns a bridge it made: take it as it is.
       configureExisting: false,
     });

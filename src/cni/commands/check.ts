@@ -1,15 +1,16 @@
 // CHECK: the attachment is as prevResult says — pod interface, address and
 // default route inside the pod, host veth on the bridge (learning and unicast
-// flooding off, the pod's MAC a static sticky FDB entry on it), reservation,
-// endpoint entry and the hostPort mappings runtimeConfig names. The first
-// mismatch is the error.
+// flooding off, the pod's MAC a static sticky FDB entry on it) or netkit
+// primary (peer policy drop, the pod program attached, the node's route to
+// the pod), reservation, endpoint entry and the hostPort mappings
+// runtimeConfig names. The first mismatch is the error.
 import { intToIpv4 } from '../../../loader/codec.js';
 import { getBridgeFdb, getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
-import { NTF_STICKY, NUD_NOARP } from '../../netlink/message.js';
-import { firstHost } from '../../common/cidr.js';
-import { hostPortOwner, hostVethName, type Invocation } from '../context.js';
-import { parsePortMappings } from '../config.js';
+import { NETKIT_DROP, NTF_STICKY, NUD_NOARP } from '../../netlink/message.js';
 import { EndpointFlags } from '../../dataplane/abi.js';
+import { firstHost } from '../../common/cidr.js';
+import { hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
+import { parsePortMappings } from '../config.js';
 import { Code, CniError } from '../errors.js';
 import { findByAttachment } from '../ipam/allocator.js';
 
@@ -74,19 +75,31 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
 
   const host = svc.hostSocket();
   let hostIndex: number;
+  let netkit = false;
   try {
-    const veth = getLink(host, hostVethName(env.containerId, env.ifname));
-    if (!veth) fail(`host interface ${hostVethName(env.containerId, env.ifname)} not found`);
-    const br = getLink(host, conf.bridge);
-    if (!br || veth.master !== br.index) fail(`host interface ${veth.name} is not on bridge ${conf.bridge}`);
-    if (veth.bridgePort?.learning !== false || veth.bridgePort.unicastFlood !== false) {
-      fail(`bridge port ${veth.name} learns or floods unknown unicast (learning ${veth.bridgePort?.learning}, unicast flood ${veth.bridgePort?.unicastFlood})`);
+    const nk = getLink(host, hostNetkitName(env.containerId, env.ifname));
+    if (nk) {
+      netkit = true;
+      // What ADD made (add.ts, addNetkit; rtnl.ts, createNetkit): the primary, whose peer drops what no program checked.
+      if (nk.kind !== 'netkit' || !nk.netkit?.primary) fail(`host interface ${nk.name} is not a netkit primary`);
+      if (nk.netkit.peerPolicy !== NETKIT_DROP) fail(`netkit ${nk.name} forwards what the pod sends when no program is attached`);
+      if (!svc.dataplane.podProgramOnNetkit(conf.pinDir, nk.index)) fail(`netkit ${nk.name} does not run the pod program on what the pod sends`);
+      if (!listRoutes(host).some((r) => r.dst === addr && r.dstLen === 32 && r.oif === nk.index)) fail(`no route to ${addr} on ${nk.name}`);
+      hostIndex = nk.index;
+    } else {
+      const veth = getLink(host, hostVethName(env.containerId, env.ifname));
+      if (!veth) fail(`host interface ${hostVethName(env.containerId, env.ifname)} not found`);
+      const br = getLink(host, conf.bridge);
+      if (!br || veth.master !== br.index) fail(`host interface ${veth.name} is not on bridge ${conf.bridge}`);
+      if (veth.bridgePort?.learning !== false || veth.bridgePort.unicastFlood !== false) {
+        fail(`bridge port ${veth.name} learns or floods unknown unicast (learning ${veth.bridgePort?.learning}, unicast flood ${veth.bridgePort?.unicastFlood})`);
+      }
+      const fdb = getBridgeFdb(host, { index: veth.index, mac: podMac });
+      if (!fdb || fdb.index !== veth.index || !(fdb.state & NUD_NOARP) || !(fdb.flags & NTF_STICKY)) {
+        fail(`no static sticky FDB entry for ${podMac} on bridge port ${veth.name}`);
+      }
+      hostIndex = veth.index;
     }
-    const fdb = getBridgeFdb(host, { index: veth.index, mac: podMac });
-    if (!fdb || fdb.index !== veth.index || !(fdb.state & NUD_NOARP) || !(fdb.flags & NTF_STICKY)) {
-      fail(`no static sticky FDB entry for ${podMac} on bridge port ${veth.name}`);
-    }
-    hostIndex = veth.index;
   } finally {
     host.close();
   }
@@ -94,6 +107,7 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
   const ep = svc.dataplane.lookup(conf.pinDir, addr!);
   if (!ep) fail(`no endpoint entry for ${addr}`);
   if (ep.ifindex !== hostIndex || String(ep.pod_mac) !== podMac) fail(`endpoint entry for ${addr} does not match the interfaces`);
+  if (((Number(ep.flags) & EndpointFlags.netkit) !== 0) !== netkit) fail(`endpoint entry for ${addr} names the wrong kind of device`);
 
   // Every mapping the runtime asks for is this attachment's, to this pod and port.
   const mappings = parsePortMappings(conf);

@@ -2,7 +2,7 @@
 // or empty CNI_NETNS does not matter. hostPorts first, device, then endpoint, then the
 // reservation: a DEL killed half-way is finished by the next DEL or by GC.
 import { intToIpv4 } from '../../../loader/codec.js';
-import { hostPortOwner, hostVethName, type Invocation } from '../context.js';
+import { hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
 import { findByAttachment } from '../ipam/allocator.js';
 import { mark } from '../trace.js';
 
@@ -14,7 +14,9 @@ export function cmdDel({ env, conf, svc }: Invocation): void {
   if (ports) mark('hostports released');
   const host = svc.hostSocket();
   try {
+    // Either kind: the node's --pod-device may have changed since this pod's ADD.
     svc.removeHostVeth(host, hostVethName(env.containerId, env.ifname));
+    svc.removeHostVeth(host, hostNetkitName(env.containerId, env.ifname));
   } finally {
     host.close();
   }

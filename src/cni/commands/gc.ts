@@ -1,12 +1,13 @@
 // GC (1.1.0): everything not in cni.dev/valid-attachments goes: reservations,
 // their host veths and endpoint entries; hostPort mappings of invalid
 // attachments or unreserved pods; then endpoint entries in our
-// podCIDR without a reservation, and host veths on our bridge without one
-// (left by ADDs killed before they could record more).
+// podCIDR without a reservation, and host veths on our bridge (or netkit
+// primaries of our naming) without one (left by ADDs killed before they
+// could record more).
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
 import { deleteLink, getLink, listLinks } from '../../netlink/rtnl.js';
 import { containsIp } from '../../common/cidr.js';
-import { HOST_VETH_RE, hostPortOwner, hostVethName, type Invocation } from '../context.js';
+import { HOST_NETKIT_RE, HOST_VETH_RE, hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
 
 export function cmdGc({ conf, svc }: Invocation): void {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerId}\0${a.ifname}`));
@@ -18,11 +19,14 @@ export function cmdGc({ conf, svc }: Invocation): void {
     let released = 0;
     for (const r of store.list()) {
       const veth = hostVethName(r.containerId, r.ifname);
+      const nk = hostNetkitName(r.containerId, r.ifname);
       if (valid.has(`${r.containerId}\0${r.ifname}`)) {
         keep.add(veth);
+        keep.add(nk);
         continue;
       }
       deleteLink(host, veth);
+      deleteLink(host, nk);
       svc.dataplane.unregister(conf.pinDir, intToIpv4(r.ip));
       store.release(r);
       released++;
@@ -42,12 +46,10 @@ export function cmdGc({ conf, svc }: Invocation): void {
     const hostPorts = svc.dataplane.pruneHostPorts(conf.pinDir, (e) => !owners.has(e.owner) || !reserved.has(ipv4ToInt(e.podIp)));
     let veths = 0;
     const bridge = getLink(host, conf.bridge);
-    if (bridge) {
-      for (const l of listLinks(host)) {
-        if (l.master === bridge.index && HOST_VETH_RE.test(l.name) && !keep.has(l.name)) {
-          if (deleteLink(host, l.name)) veths++;
-        }
-      }
+    for (const l of listLinks(host)) {
+      if (keep.has(l.name)) continue;
+      const ours = bridge && l.master === bridge.index ? HOST_VETH_RE.test(l.name) : l.kind === 'netkit' && !!l.netkit?.primary && HOST_NETKIT_RE.test(l.name);
+      if (ours && deleteLink(host, l.name)) veths++;
     }
     svc.log.info('gc', { released, entries, veths, pruned, hostPorts, valid: valid.size });
   } finally {
