@@ -41,7 +41,7 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	ip = ipv4_hdr(skb, &ret);
 	if (!ip)
 		return TC_ACT_OK;
-	ret = hostport_to_pod(skb, cfg, ip);
+	ret = hostport_to_pod(skb, cfg, ip, 0);
 	if (ret != TC_ACT_OK)
 		return ret;
 	ret = nat_ingress(skb, cfg, ip, &pod_ip, &x);

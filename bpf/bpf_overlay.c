@@ -112,7 +112,7 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	}
 #endif
 	/* A pod of another node reaching one of this node's hostPorts. */
-	ret = hostport_to_pod(skb, cfg, ip);
+	ret = hostport_to_pod(skb, cfg, ip, 0);
 	if (ret != TC_ACT_OK)
 		return ret;
 	ep = endpoint_get(daddr);

@@ -56,7 +56,7 @@
  */
 static __always_inline int hostport_to_pod(struct __sk_buff *skb,
 					   const struct bvcni_config *cfg,
-					   const struct iphdr *ip)
+					   const struct iphdr *ip, int from_xmit)
 {
 	return TC_ACT_OK;
 }
@@ -98,7 +98,12 @@ static __always_inline int hostport_proto(__u8 proto)
  * A packet for a node address: when (address, port, protocol) is mapped,
  * DNAT it to the pod, remember the flow for the replies and deliver it.
  */
-static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip)
+/*
+ * from_xmit: called from bpf_pod on a netkit pod's pair, where the delivery
+ * must use bpf_redirect (deliver.h).
+ */
+static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
+					   int from_xmit)
 {
 	const struct endpoint_value *ep;
 	const struct hostport_value *hp;
@@ -159,7 +164,7 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
 		if (ret)
 			return DROP(REASON_DROP_HOSTPORT_FAILED);
 	}
-	return deliver_routed_to_pod(skb, ep, &x);
+	return from_xmit ? deliver_routed_to_pod_from_xmit(skb, ep, &x) : deliver_routed_to_pod(skb, ep, &x);
 }
 
 /*
@@ -258,7 +263,7 @@ static __always_inline int hostport_from_pod(struct __sk_buff *skb, const struct
 	}
 	if (ret)
 		return ret;
-	return hostport_to_pod(skb, cfg, *ipp);
+	return hostport_to_pod(skb, cfg, *ipp, (ep->flags & ENDPOINT_F_NETKIT) != 0);
 }
 
 #endif /* BVCNI_ABI_VERSION < 2 */
