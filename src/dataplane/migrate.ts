@@ -102,13 +102,13 @@ interface ValueConversion {
   convert(v: Buffer): Buffer;
 }
 
+/** endpoint_value.flags (host order), at the same offset in every ABI so far. */
+const ENDPOINT_FLAGS_OFFSET = 4;
+
 /**
  * Value-size changes this release knows, by map: the ABI history. Equal
  * sizes copy bytes as they are (max_entries and flags may differ).
  */
-/** endpoint_value.flags (host order), at the same offset in every ABI so far. */
-const ENDPOINT_FLAGS_OFFSET = 4;
-
 const VALUE_CONVERSIONS: Partial<Record<string, ValueConversion[]>> = {
   [MapName.endpoints]: [
     // ABI 1 -> 2: identity (offset 20) not yet known.
