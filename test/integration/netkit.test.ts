@@ -182,6 +182,15 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
     const HP = 8181;
     const web = await c.addPod(n0, 'nkweb', { via: 'plugin', podDevice: 'netkit', portMappings: [{ hostPort: HP, containerPort: RESPONDER_PORT, protocol: 'tcp' }] });
     c.track(await startResponder(web.path));
+    // Removed at the end: the status test below counts node 0's netkit pods.
+    try {
+      await reachHostPort(web, HP);
+    } finally {
+      await c.removePod(web);
+    }
+  });
+
+  async function reachHostPort(web: SimPod, HP: number): Promise<void> {
     const ep = listEndpoints(n0.pinDir).find((e) => e.ip === web.ip);
     assert.equal(Number(ep?.flags), EndpointFlags.pod | EndpointFlags.netkit | EndpointFlags.hostport, 'the endpoint is flagged netkit and hostPort');
     const failures: string[] = [];
@@ -206,7 +215,7 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
     }
     assert.deepEqual(failures, []);
     assert.equal(drops(n0, 'DROP_REDIRECT'), 0n, 'no delivery refused');
-  });
+  }
 
   test('node ↔ netkit pod on its own and the other node from the node IP; netkit pod → internet masqueraded to its node IP', async () => {
     for (const [node, p] of [[n0, a], [n1, a], [n0, r]] as const) {
