@@ -9,11 +9,7 @@
  * Everything else is the host's and passes untouched; so does everything
  * while the config is not ready.
  */
-#include "lib/common.h"
-#include "lib/maps.h"
-#include "lib/metrics.h"
-#include "lib/eth.h"
-#include "lib/ipv4.h"
+#include "lib/entry.h"
 #include "lib/nat.h"
 #include "lib/deliver.h"
 #include "lib/decap.h"
@@ -28,14 +24,11 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	__u32 pod_ip = 0;
 	int ret;
 
-	ip = ipv4_hdr(skb, &ret);
+	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
-		return ret == TC_ACT_OK ? ret : TC_ACT_OK;
-	cfg = config_get();
-	if (!cfg)
 		return TC_ACT_OK;
 	ret = vxlan_decap(skb, cfg);
-	if (ret != TC_ACT_OK)
+	if (ret)
 		return ret;
 	/* Unchanged, but the verifier forgets packet pointers across a failed adjust_room. */
 	ip = ipv4_hdr(skb, &ret);
@@ -45,8 +38,8 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	if (ret != TC_ACT_OK)
 		return ret;
 	ret = nat_ingress(skb, cfg, ip, &pod_ip, &x);
-	if (ret != NAT_XLATED)
-		return ret;
+	if (ret || !pod_ip)
+		return ret; /* a drop, or not a reply of the NAT's: the host's */
 	ep = endpoint_get(pod_ip);
 	if (!ep)
 		return DROP(REASON_DROP_NO_ENDPOINT);

@@ -21,11 +21,7 @@
  * address. Packets bpf_pod falls back to the device for already carry their
  * tunnel key and pass untouched.
  */
-#include "lib/common.h"
-#include "lib/maps.h"
-#include "lib/metrics.h"
-#include "lib/eth.h"
-#include "lib/ipv4.h"
+#include "lib/entry.h"
 #include "lib/overlay_xmit.h"
 #include "lib/deliver.h"
 #include "lib/conntrack.h"
@@ -51,14 +47,20 @@
  * through the socket with its tunnel info (tried on kernel 6.18: a route with
  * `encap ip dst <own address>` showed the UDP datagrams at the host's input
  * hook); only packets without one are short-cut to a local receive side.
- * Non-IPv4 frames are refused either way: no node sends any.
- * 0 to go on, or DROP(reason).
+ * Non-IPv4 frames are refused either way: no node sends any. Malformed IPv4
+ * is left to entry_ipv4, which drops it as DROP_INVALID.
+ * TC_ACT_OK to go on, or DROP(reason).
  */
-static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct iphdr *ip)
+static __always_inline int overlay_rx_check(struct __sk_buff *skb)
 {
 	struct bpf_tunnel_key key;
+	struct iphdr *ip;
 	__u32 node;
+	int ret;
 
+	ip = ipv4_hdr(skb, &ret);
+	if (ret)
+		return TC_ACT_OK;
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0) {
 		/*
 		 * In collect_md mode the device also listens on IPv6 (a pod could
@@ -68,7 +70,7 @@ static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct 
 		 */
 		if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), BPF_F_TUNINFO_IPV6) == 0)
 			return DROP(REASON_DROP_VXLAN_NOT_NODE);
-		return ip ? 0 : DROP(REASON_DROP_ETHERTYPE);
+		return ip ? TC_ACT_OK : DROP(REASON_DROP_ETHERTYPE);
 	}
 	if (!ip)
 		return DROP(REASON_DROP_ETHERTYPE);
@@ -77,7 +79,7 @@ static __always_inline int overlay_rx_check(struct __sk_buff *skb, const struct 
 		return DROP(REASON_DROP_VXLAN_NOT_NODE);
 	if (!vxlan_inner_src_ok(node, ip->saddr))
 		return DROP(REASON_DROP_VXLAN_SPOOFED);
-	return 0;
+	return TC_ACT_OK;
 }
 #endif
 
@@ -89,20 +91,14 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	__u32 daddr;
 	int ret;
 
-	ip = ipv4_hdr(skb, &ret);
 #ifndef BVCNI_NO_ISOLATION
-	if (ret == TC_ACT_OK) {
-		int bad = overlay_rx_check(skb, ip);
-
-		if (bad)
-			return bad;
-	}
+	ret = overlay_rx_check(skb);
+	if (ret)
+		return ret;
 #endif
+	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
 		return ret;
-	cfg = config_get();
-	if (!cfg)
-		return DROP(REASON_DROP_NO_CONFIG);
 	daddr = ip->daddr;
 #ifndef BVCNI_NO_ISOLATION
 	if (daddr == cfg->node_ip) {
@@ -145,17 +141,17 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
 		return TC_ACT_OK; /* set by bpf_pod */
-	ip = ipv4_hdr(skb, &ret);
+	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
 		return ret;
-	cfg = config_get();
-	if (!cfg)
-		return DROP(REASON_DROP_NO_CONFIG);
 	tun = tunnel_get(ip->daddr);
 	if (!tun)
 		return DROP(REASON_DROP_NO_TUNNEL);
 	ret = overlay_xmit(skb, cfg, tun);
-	return ret == OVERLAY_VIA_DEVICE ? encap_set_key(skb, cfg, tun) : ret;
+	if (ret)
+		return ret;
+	/* Not sent, the packet unchanged: the device encapsulates it for its key. */
+	return encap_set_key(skb, cfg, tun);
 }
 
 SEC("tc")

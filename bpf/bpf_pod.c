@@ -8,11 +8,7 @@
  * forwarding work (measured 1.07x over bridge-ingress transmit). A pod's
  * UDP to the VXLAN port of anything but a pod is dropped (lib/isolation.h).
  */
-#include "lib/common.h"
-#include "lib/maps.h"
-#include "lib/metrics.h"
-#include "lib/eth.h"
-#include "lib/ipv4.h"
+#include "lib/entry.h"
 #include "lib/overlay_xmit.h"
 #include "lib/nat.h"
 #include "lib/fib.h"
@@ -32,14 +28,11 @@ static __always_inline int from_container(struct __sk_buff *skb)
 
 	/* Only IPv4 and the pod's own ARP leave it (lib/l2.h says why that is enough). */
 	ret = l2_from_pod(skb);
-	if (ret != L2_IPV4)
+	if (ret)
 		return ret;
-	ip = ipv4_hdr(skb, &ret);
+	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
 		return ret;
-	cfg = config_get();
-	if (!cfg)
-		return DROP(REASON_DROP_NO_CONFIG);
 
 	ep = endpoint_get(ip->saddr);
 	if (!ep || ep->ifindex != skb->ifindex)
@@ -90,7 +83,10 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		if (ret)
 			return ret;
 		ret = overlay_xmit(skb, cfg, tun);
-		return ret == OVERLAY_VIA_DEVICE ? encap_and_redirect(skb, cfg, tun) : ret;
+		if (ret)
+			return ret;
+		/* Not sent, the packet unchanged: through the device. */
+		return encap_and_redirect(skb, cfg, tun);
 	}
 	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
 		return DROP(REASON_DROP_NO_TUNNEL);
@@ -105,10 +101,8 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		if (ip->ttl <= 1)
 			return DROP(REASON_DROP_TTL);
 		ret = nat_egress(skb, cfg, ip, &x);
-		if (ret == NAT_TO_STACK)
-			return TC_ACT_OK;
-		if (ret)
-			return ret;
+		if (ret || !x.addr)
+			return ret; /* a drop, or a flow the host translated: the host stack's */
 		return fib_redirect(skb, bridge, node_ip, daddr, tos, &x);
 	}
 }

@@ -46,9 +46,26 @@ struct icmphdr_min {
 #endif
 
 /*
- * Helpers return a TC verdict (>= 0) or a negative drop code DROP(reason).
- * Negative values never collide with TC_ACT_* (all >= -1; TC_ACT_UNSPEC is
- * never returned by a helper here).
+ * How helpers answer, everywhere (Cilium's convention: a TC verdict or a
+ * negative drop reason, and the caller decides what the verdict means to it):
+ *  - TC_ACT_OK (0): the helper is done and left the packet to its caller,
+ *    which goes on with its next step. An entry program that ends with it
+ *    hands the packet to the host stack, so a helper that finds the packet is
+ *    none of its business answers TC_ACT_OK too.
+ *  - TC_ACT_REDIRECT: the helper redirected the packet; the caller returns it.
+ *  - DROP(reason): a drop, returned up unchanged and counted under reason by
+ *    verdict() (lib/metrics.h) at the entry.
+ * So after every call `if (ret) return ret;`: anything but TC_ACT_OK ends
+ * the program. What else a helper has to tell (the translation it made, the
+ * pod a reply is for, whether the next hop's MACs are known) goes in its
+ * out-parameters, where 0 means "none": there are no private return codes.
+ * Three kinds of helper are not verdicts: predicates answer 1 or 0 (one that
+ * reads the packet to answer may also return DROP(reason) when it cannot, for
+ * `if (ret <= 0) return ret;`); lookups return a pointer, or NULL with the
+ * verdict in *ret; a wrapper of one kernel helper returns that helper's
+ * result (< 0: failed).
+ * DROP codes never collide with TC_ACT_* (all >= -1; TC_ACT_UNSPEC is never
+ * returned by a helper here).
  */
 #define DROP(reason) (-(int)(reason) - 1000)
 #define IS_DROP(ret)  ((ret) <= -1000)

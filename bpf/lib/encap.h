@@ -51,7 +51,7 @@ static __always_inline int encap_check_mtu(struct __sk_buff *skb, const struct b
 	if (cfg->mtu && skb->gso_segs <= 1 && skb->len > cfg->mtu + ETH_HLEN &&
 	    (ip->frag_off & bpf_htons(IP_DF)))
 		return DROP(REASON_DROP_FRAG_NEEDED);
-	return 0;
+	return TC_ACT_OK;
 }
 
 #endif

@@ -37,7 +37,7 @@ static __always_inline int eth_rewrite(struct __sk_buff *skb, const __u8 *src, c
 	__builtin_memcpy(macs + 6, src, 6);
 	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
 		return DROP(REASON_DROP_INVALID);
-	return 0;
+	return TC_ACT_OK;
 }
 
 #endif

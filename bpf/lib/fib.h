@@ -56,12 +56,10 @@ struct fib_hop {
 	__u32 nexthop;  /* network order: the gateway, or the destination itself on a link */
 	__u8  smac[6];
 	__u8  dmac[6];
+	__u8  has_macs; /* 0: the neighbour is not resolved, smac and dmac are unset */
 };
 
-/* fib_next_hop found the device but not the neighbour: hop has no MACs. */
-#define FIB_HOP_NO_NEIGH 1
-
-/* 0 with the whole hop, FIB_HOP_NO_NEIGH, or DROP(REASON_DROP_FIB). */
+/* TC_ACT_OK with the hop (without its MACs when the neighbour is unknown), or DROP(REASON_DROP_FIB). */
 static __always_inline int fib_next_hop(struct __sk_buff *skb, __u32 slot, __u32 in_ifindex, __u32 saddr,
 					__u32 daddr, __u8 tos, struct fib_hop *hop)
 {
@@ -76,7 +74,8 @@ static __always_inline int fib_next_hop(struct __sk_buff *skb, __u32 slot, __u32
 		hop->nexthop = c->nexthop;
 		__builtin_memcpy(hop->smac, c->smac, 6);
 		__builtin_memcpy(hop->dmac, c->dmac, 6);
-		return 0;
+		hop->has_macs = 1;
+		return TC_ACT_OK;
 	}
 
 	p.family = AF_INET;
@@ -89,8 +88,9 @@ static __always_inline int fib_next_hop(struct __sk_buff *skb, __u32 slot, __u32
 		return DROP(REASON_DROP_FIB);
 	hop->ifindex = p.ifindex;
 	hop->nexthop = p.ipv4_dst; /* the lookup put the gateway there, if any */
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return FIB_HOP_NO_NEIGH;
+	hop->has_macs = rc == BPF_FIB_LKUP_RET_SUCCESS;
+	if (!hop->has_macs)
+		return TC_ACT_OK;
 	__builtin_memcpy(hop->smac, p.smac, 6);
 	__builtin_memcpy(hop->dmac, p.dmac, 6);
 	if (c) {
@@ -103,7 +103,7 @@ static __always_inline int fib_next_hop(struct __sk_buff *skb, __u32 slot, __u32
 		__builtin_memcpy(c->smac, p.smac, 6);
 		__builtin_memcpy(c->dmac, p.dmac, 6);
 	}
-	return 0;
+	return TC_ACT_OK;
 }
 
 static __always_inline int fib_redirect(struct __sk_buff *skb, __u32 in_ifindex, __u32 saddr, __u32 daddr,
@@ -112,15 +112,15 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, __u32 in_ifindex,
 	struct fib_hop hop;
 	int ret = fib_next_hop(skb, FIB_SLOT_MASQUERADE, in_ifindex, saddr, daddr, tos, &hop);
 
-	if (ret == FIB_HOP_NO_NEIGH) {
+	if (ret)
+		return ret;
+	if (!hop.has_macs) {
 		ret = forward_write(skb, 0, 0, x);
 		if (ret)
 			return ret;
 		ret = bpf_redirect_neigh(hop.ifindex, 0, 0, 0);
 		return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
 	}
-	if (ret)
-		return ret;
 	ret = forward_write(skb, hop.smac, hop.dmac, x);
 	if (ret)
 		return ret;

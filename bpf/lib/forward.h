@@ -88,13 +88,13 @@ static __always_inline int forward_write(struct __sk_buff *skb, const __u8 *smac
 			__builtin_memcpy(h.l4 + 4, &x->port, 2);
 		if (bpf_skb_store_bytes(skb, 0, buf, FWD_L4_END, 0) < 0)
 			return DROP(REASON_DROP_NAT_FAILED);
-		return 0;
+		return TC_ACT_OK;
 	}
 	if (port_off && bpf_skb_store_bytes(skb, port_off, &x->port, 2, 0) < 0)
 		return DROP(REASON_DROP_NAT_FAILED);
 	if (bpf_skb_store_bytes(skb, 0, buf, FWD_L3_END, 0) < 0)
 		return DROP(REASON_DROP_NAT_FAILED);
-	return 0;
+	return TC_ACT_OK;
 }
 
 #endif

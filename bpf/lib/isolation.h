@@ -78,7 +78,7 @@ static __always_inline int ipv4_udp_to_port(struct __sk_buff *skb, const struct 
  * the cluster may be another address of a node. A pod's own VXLAN socket
  * serving other pods keeps working; a pod cannot reach UDP port 8472 outside
  * the pod network (README, Known limits).
- * 0 to go on, or DROP(reason).
+ * TC_ACT_OK to go on, or DROP(reason).
  */
 static __always_inline int pod_vxlan_check(struct __sk_buff *skb, const struct bvcni_config *cfg,
 					   const struct iphdr *ip)
@@ -87,15 +87,15 @@ static __always_inline int pod_vxlan_check(struct __sk_buff *skb, const struct b
 	int ret;
 
 	if (!cfg->vxlan_port)
-		return 0;
+		return TC_ACT_OK;
 	ret = ipv4_udp_to_port(skb, ip, ETH_HLEN, cfg->vxlan_port);
 	if (ret <= 0)
 		return ret;
 	if (endpoint_get(ip->daddr))
-		return 0;
+		return TC_ACT_OK;
 	tun = bpf_map_lookup_elem(&BVCNI_MAP_TUNNEL, &(struct tunnel_key){ .prefixlen = 32, .addr = ip->daddr });
 	if (tun && !(tun->flags & TUNNEL_F_NODE_IP))
-		return 0;
+		return TC_ACT_OK;
 	return DROP(REASON_DROP_POD_VXLAN);
 }
 
@@ -104,7 +104,7 @@ static __always_inline int pod_vxlan_check(struct __sk_buff *skb, const struct b
  * itself that is UDP to the VXLAN port again would be decapsulated a second
  * time by the node's socket, with an inner source nobody checked. No node
  * sends that; a pod that got past its own node's check would.
- * 0 to go on, or DROP(reason). l3off: where ip starts in the skb.
+ * TC_ACT_OK to go on, or DROP(reason). l3off: where ip starts in the skb.
  */
 static __always_inline int node_vxlan_again_check(struct __sk_buff *skb, const struct bvcni_config *cfg,
 						  const struct iphdr *ip, __u32 l3off)
@@ -112,7 +112,7 @@ static __always_inline int node_vxlan_again_check(struct __sk_buff *skb, const s
 	int ret;
 
 	if (!cfg->vxlan_port)
-		return 0;
+		return TC_ACT_OK;
 	ret = ipv4_udp_to_port(skb, ip, l3off, cfg->vxlan_port);
 	if (ret <= 0)
 		return ret;

@@ -54,9 +54,6 @@
 #include "common.h"
 #include "maps.h"
 
-/* l2_from_pod's "an IPv4 frame: carry on with the IPv4 checks". Not a TC verdict, not a drop. */
-#define L2_IPV4 200
-
 #define ARPHRD_ETHER 1
 #define ARPOP_REQUEST 1
 #define ARPOP_REPLY 2
@@ -114,9 +111,10 @@ static __always_inline int l2_arp_from_pod(struct __sk_buff *skb, struct ethhdr 
 }
 
 /*
- * First check on every frame from a pod: L2_IPV4 for an IPv4 frame (its
- * source MAC is checked by l2_src_mac once its endpoint is known), TC_ACT_OK
- * for an ARP that passed, else a drop.
+ * First check on every frame from a pod: TC_ACT_OK for an IPv4 frame (its
+ * source MAC is checked by l2_src_mac once its endpoint is known) and for an
+ * ARP that passed (the caller, finding no IPv4 header, lets it go), else a
+ * drop.
  */
 static __always_inline int l2_from_pod(struct __sk_buff *skb)
 {
@@ -139,7 +137,7 @@ static __always_inline int l2_from_pod(struct __sk_buff *skb)
 	if (proto != skb->protocol)
 		return DROP(REASON_DROP_ETHERTYPE);
 	if (proto == bpf_htons(ETH_P_IP))
-		return L2_IPV4;
+		return TC_ACT_OK;
 	if (proto == bpf_htons(ETH_P_ARP))
 		return l2_arp_from_pod(skb, eth, data_end);
 	return DROP(REASON_DROP_ETHERTYPE);
@@ -156,25 +154,20 @@ static __always_inline int l2_src_mac(struct __sk_buff *skb, const struct endpoi
 		return DROP(REASON_DROP_INVALID);
 	if (!l2_mac_eq(eth->h_source, ep->pod_mac))
 		return DROP(REASON_DROP_SPOOFED_MAC);
-	return 0;
+	return TC_ACT_OK;
 }
 
 #else /* BVCNI_NO_ISOLATION: as before, ARP and the rest pass to the bridge */
 
+/* The caller, finding no IPv4 header, lets the rest go. */
 static __always_inline int l2_from_pod(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
-	return L2_IPV4;
+	return TC_ACT_OK;
 }
 
 static __always_inline int l2_src_mac(struct __sk_buff *skb, const struct endpoint_value *ep)
 {
-	return 0;
+	return TC_ACT_OK;
 }
 
 #endif /* BVCNI_NO_ISOLATION */

@@ -4,12 +4,12 @@
  * reverse translation of its replies (and of the ICMP errors quoting it) at
  * the uplink. Layout and expiry policy of the map are documented in abi.h.
  *
- * Returns: nat_egress 0 when translated; nat_ingress NAT_XLATED when
- * translated, TC_ACT_OK when the packet is not ours; DROP(reason) otherwise.
- * Both leave the address and port fields to forward_write (lib/forward.h),
- * which stores them with the MACs and the TTL in one write. Every helper that
- * writes the packet invalidates packet pointers: values needed later are
- * copied first.
+ * Returns (common.h): TC_ACT_OK or DROP(reason); what was translated is in
+ * the out-parameters, empty (0) when the packet is not the NAT's. Both
+ * directions leave the address and port fields to forward_write
+ * (lib/forward.h), which stores them with the MACs and the TTL in one write.
+ * Every helper that writes the packet invalidates packet pointers: values
+ * needed later are copied first.
  */
 #ifndef BVCNI_NAT_H
 #define BVCNI_NAT_H
@@ -19,11 +19,6 @@
 #include "ipv4.h"
 #include "conntrack.h"
 #include "forward.h"
-
-/* Not a TC verdict: "translated, deliver it". */
-#define NAT_XLATED 0x10000
-/* Not a TC verdict: "a flow the host translated: leave it to the host stack". */
-#define NAT_TO_STACK 0x20000
 
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
@@ -152,7 +147,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		f->tcp_flags = h[13];
 		f->l4_csum_off = l4off + 16;
 		f->port_off = egress ? l4off : l4off + 2;
-		return 0;
+		return TC_ACT_OK;
 	}
 	if (f->proto == IPPROTO_UDP) {
 		__u16 p[2];
@@ -163,7 +158,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		f->dport = p[1];
 		f->l4_csum_off = l4off + 6;
 		f->port_off = egress ? l4off : l4off + 2;
-		return 0;
+		return TC_ACT_OK;
 	}
 	if (f->proto == IPPROTO_ICMP) {
 		struct icmphdr_min icmp;
@@ -181,7 +176,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		}
 		f->l4_csum_off = l4off + 2;
 		f->port_off = l4off + 4;
-		return 0;
+		return TC_ACT_OK;
 	}
 	return DROP(REASON_DROP_UNSUPPORTED);
 }
@@ -241,7 +236,7 @@ static __always_inline int nat_xlate_l4(struct __sk_buff *skb, const struct nat_
 		x->addr = new_ip;
 		x->is_src = is_src;
 	}
-	return 0;
+	return TC_ACT_OK;
 }
 
 static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u16 port_be)
@@ -249,6 +244,82 @@ static __always_inline int nat_port_in_range(const struct bvcni_config *cfg, __u
 	__u16 p = bpf_ntohs(port_be);
 
 	return p >= cfg->nat_port_min && p <= cfg->nat_port_max && cfg->nat_port_min;
+}
+
+/* The size of the masquerade's port range, 0 when none is configured. */
+static __always_inline __u32 nat_port_range(const struct bvcni_config *cfg)
+{
+	__u32 min = cfg->nat_port_min, max = cfg->nat_port_max;
+
+	return min && max >= min ? max - min + 1 : 0;
+}
+
+/* The key of flow f's reservation (its INGRESS entry), all but the port it reserves (rkey->dport). */
+static __always_inline void nat_rkey_of(const struct nat_flow *f, const struct bvcni_config *cfg, struct nat_key *rkey)
+{
+	rkey->saddr = f->daddr;
+	rkey->daddr = cfg->node_ip;
+	rkey->sport = f->dport;
+	rkey->proto = f->proto;
+	rkey->dir = NAT_DIR_INGRESS;
+}
+
+/* Whether re is a live reservation of flow f's: if it expired and went to another pod, f needs a new one. */
+static __always_inline int nat_held_by(const struct nat_entry *re, const struct nat_flow *f, __u64 now)
+{
+	return re && re->to_addr == f->saddr && re->to_port == f->sport && !nat_stale(re, f->proto, now);
+}
+
+/* A packet of the pod's flow keeps its reservation alive and moves its TCP state. */
+static __always_inline void nat_touch_egress(struct nat_entry *re, const struct nat_flow *f, __u64 now)
+{
+	re->last_seen_ns = now;
+	if (f->proto == IPPROTO_TCP)
+		re->tcp_state = nat_tcp_next(re->tcp_state, f->tcp_flags, 1);
+}
+
+/*
+ * Find the mapping: the port (network order) flow f holds, its reservation
+ * refreshed, or 0 when it holds none. *fe: f's EGRESS entry when it was read
+ * and found (it is not read when the first candidate port is f's).
+ */
+static __always_inline __u16 nat_egress_lookup(const struct bvcni_config *cfg, const struct nat_flow *f, __u64 now,
+					       struct nat_entry **fe)
+{
+	struct nat_key fkey = {}, rkey = {};
+	struct nat_entry *re;
+	__u32 range = nat_port_range(cfg);
+	__u16 port;
+
+	nat_rkey_of(f, cfg, &rkey);
+	/*
+	 * A flow sits on its first hashed candidate port unless that was taken
+	 * when it started: then its reservation, looked up directly, is all a
+	 * packet needs, and the EGRESS entry (another lookup of a cold entry, half
+	 * the NAT's cost per packet) is read only for the others.
+	 */
+	if (range) {
+		rkey.dport = nat_candidate(f, cfg->nat_port_min, range, 0);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+		if (nat_held_by(re, f, now)) {
+			nat_touch_egress(re, f, now);
+			return rkey.dport;
+		}
+	}
+
+	nat_key_of(f, NAT_DIR_EGRESS, &fkey);
+	*fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
+	if (!*fe || (*fe)->to_addr != cfg->node_ip)
+		return 0;
+	/* The reverse entry is the reservation, the EGRESS entry only says where to look. */
+	port = (*fe)->to_port;
+	rkey.dport = port;
+	re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+	if (!nat_held_by(re, f, now))
+		return 0;
+	nat_touch_egress(re, f, now);
+	(*fe)->last_seen_ns = now;
+	return port;
 }
 
 /* Reserves rkey for flow f: takes the entry re over, or inserts rval where there is none. */
@@ -264,123 +335,106 @@ static __always_inline int nat_take(const struct nat_key *rkey, struct nat_entry
 	return 1;
 }
 
-/* Pod -> outside the cluster: find or allocate the mapping, then SNAT to the node IP (written by forward_write). */
+/*
+ * Create a mapping for flow f: reserve the first free port of its probe
+ * sequence, then point f's EGRESS entry (fe, when nat_egress_lookup found
+ * one) at it. TC_ACT_OK with *port, or DROP(reason).
+ */
+static __always_inline int nat_egress_create(const struct bvcni_config *cfg, const struct nat_flow *f, __u64 now,
+					     struct nat_entry *fe, __u16 *port)
+{
+	struct nat_key fkey = {}, rkey = {};
+	struct nat_entry fval = {}, rval = {};
+	__u32 min = cfg->nat_port_min, range = nat_port_range(cfg), i;
+	__u16 cand = 0;
+	int inserted = 0;
+
+	if (!range)
+		return DROP(REASON_DROP_NAT_NO_PORT);
+	nat_rkey_of(f, cfg, &rkey);
+	rval.created_ns = now;
+	rval.last_seen_ns = now;
+	rval.to_addr = f->saddr;
+	rval.to_port = f->sport;
+	rval.tcp_state = f->proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f->tcp_flags, 1) : NAT_TCP_NONE;
+	for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
+		struct nat_entry *re;
+
+		rkey.dport = nat_candidate(f, min, range, i);
+		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
+		if (nat_take(&rkey, re, f, now, &rval, &inserted)) {
+			cand = rkey.dport;
+			break;
+		}
+	}
+	if (!cand)
+		return DROP(REASON_DROP_NAT_NO_PORT);
+
+	/*
+	 * Only this flow's own packets read its EGRESS entry: rewriting it in
+	 * place races with nobody. Not after an insert, which may have evicted
+	 * (and so recycled) the element fe points to.
+	 */
+	if (fe && !inserted) {
+		fe->created_ns = now;
+		fe->last_seen_ns = now;
+		fe->to_addr = cfg->node_ip;
+		fe->to_port = cand;
+	} else {
+		nat_key_of(f, NAT_DIR_EGRESS, &fkey);
+		fval.created_ns = now;
+		fval.last_seen_ns = now;
+		fval.to_addr = cfg->node_ip;
+		fval.to_port = cand;
+		if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
+			bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
+			return DROP(REASON_DROP_NAT_FAILED);
+		}
+	}
+	*port = cand;
+	return TC_ACT_OK;
+}
+
+/*
+ * Pod -> outside the cluster, in Cilium's three steps: find the flow's
+ * mapping, else create one, then rewrite (the L4 checksum here, the address
+ * and port by forward_write, from x). TC_ACT_OK with x filled in; with x
+ * left empty (x->addr 0) for a packet of a flow the host translated, which
+ * the host stack must see.
+ */
 static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
 				      struct nat_xlate *x)
 {
 	struct nat_flow f = {};
-	struct nat_key fkey = {}, rkey = {};
-	struct nat_entry fval = {}, rval = {};
-	struct nat_entry *fe, *re;
+	struct nat_entry *fe = 0;
 	__u64 now = nat_now();
-	__u16 port = 0;
-	__u32 min = cfg->nat_port_min, max = cfg->nat_port_max, range, l4off, i;
-	int ret, inserted = 0, fresh = 0;
+	__u16 port;
+	int ret;
 
 	if (ipv4_is_fragment(ip))
 		return DROP(REASON_DROP_UNSUPPORTED);
 	f.saddr = ip->saddr;
 	f.daddr = ip->daddr;
 	f.proto = ip->protocol;
-	l4off = ETH_HLEN + ip->ihl * 4;
-	ret = nat_load_l4(skb, l4off, &f, 1);
+	ret = nat_load_l4(skb, ETH_HLEN + ip->ihl * 4, &f, 1);
 	if (ret)
 		return ret;
 
-	nat_key_of(&f, NAT_DIR_EGRESS, &fkey);
-
-	rkey.saddr = f.daddr;
-	rkey.daddr = cfg->node_ip;
-	rkey.sport = f.dport;
-	rkey.proto = f.proto;
-	rkey.dir = NAT_DIR_INGRESS;
-
-	rval.created_ns = now;
-	rval.last_seen_ns = now;
-	rval.to_addr = f.saddr;
-	rval.to_port = f.sport;
-	rval.tcp_state = f.proto == IPPROTO_TCP ? nat_tcp_next(NAT_TCP_NONE, f.tcp_flags, 1) : NAT_TCP_NONE;
-	range = min && max >= min ? max - min + 1 : 0;
-
-	/*
-	 * A flow sits on its first hashed candidate port unless that was taken
-	 * when it started: then its reservation, looked up directly, is all a
-	 * packet needs, and the EGRESS entry (another lookup of a cold entry, half
-	 * the NAT's cost per packet) is read only for the others.
-	 */
-	if (range) {
-		rkey.dport = nat_candidate(&f, min, range, 0);
-		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
-		if (re && re->to_addr == f.saddr && re->to_port == f.sport && !nat_stale(re, f.proto, now)) {
-			port = rkey.dport;
-			re->last_seen_ns = now;
-			if (f.proto == IPPROTO_TCP)
-				re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 1);
-			return nat_xlate_l4(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port, x);
-		}
-	}
-
-	fe = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &fkey);
-	/*
-	 * With no mapping of ours, the packet may answer a connection the host
-	 * translated (a NodePort with externalTrafficPolicy=Local): conntrack must
-	 * see it. Asked only then: our own flows have their mapping. A bare SYN
-	 * opens a connection and answers none, so new connections skip the lookup.
-	 */
-	if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
-	    ct_host_translated(skb, ip))
-		return NAT_TO_STACK;
-	if (fe && fe->to_addr == cfg->node_ip) {
-		rkey.dport = fe->to_port;
-		re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
-		/* The reverse entry is the reservation: if it expired and went to another pod, reallocate. */
-		if (re && re->to_addr == f.saddr && re->to_port == f.sport && !nat_stale(re, f.proto, now)) {
-			port = fe->to_port;
-			re->last_seen_ns = now;
-			if (f.proto == IPPROTO_TCP)
-				re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 1);
-			fe->last_seen_ns = now;
-		}
-	}
-
+	port = nat_egress_lookup(cfg, &f, now, &fe);
 	if (!port) {
-		if (!range)
-			return DROP(REASON_DROP_NAT_NO_PORT);
-		for (i = 0; i < NAT_PORT_PROBES * NAT_PORT_RUN; i++) {
-			__u16 cand = nat_candidate(&f, min, range, i);
-
-			rkey.dport = cand;
-			re = bpf_map_lookup_elem(&BVCNI_MAP_NAT, &rkey);
-			if (nat_take(&rkey, re, &f, now, &rval, &inserted)) {
-				port = cand;
-				fresh = 1;
-				break;
-			}
-		}
-		if (!port)
-			return DROP(REASON_DROP_NAT_NO_PORT);
-	}
-	if (fresh) {
 		/*
-		 * Only this flow's own packets read its EGRESS entry: rewriting it in
-		 * place races with nobody. Not after an insert, which may have evicted
-		 * (and so recycled) the element fe points to.
+		 * With no mapping of ours, the packet may answer a connection the
+		 * host translated (a NodePort with externalTrafficPolicy=Local):
+		 * conntrack must see it. Asked only then: our own flows have their
+		 * mapping. A bare SYN opens a connection and answers none, so new
+		 * connections skip the lookup.
 		 */
-		if (fe && !inserted) {
-			fe->created_ns = now;
-			fe->last_seen_ns = now;
-			fe->to_addr = cfg->node_ip;
-			fe->to_port = port;
-		} else {
-			fval.created_ns = now;
-			fval.last_seen_ns = now;
-			fval.to_addr = cfg->node_ip;
-			fval.to_port = port;
-			if (bpf_map_update_elem(&BVCNI_MAP_NAT, &fkey, &fval, BPF_ANY) != 0) {
-				bpf_map_delete_elem(&BVCNI_MAP_NAT, &rkey);
-				return DROP(REASON_DROP_NAT_FAILED);
-			}
-		}
+		if (!fe && !(f.proto == IPPROTO_TCP && (f.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) &&
+		    ct_host_translated(skb, ip))
+			return TC_ACT_OK;
+		ret = nat_egress_create(cfg, &f, now, fe, &port);
+		if (ret)
+			return ret;
 	}
 	return nat_xlate_l4(skb, &f, 1, f.saddr, cfg->node_ip, f.sport, port, x);
 }
@@ -390,7 +444,8 @@ static __always_inline int nat_egress(struct __sk_buff *skb, const struct bvcni_
  * quotes one of our masqueraded packets: translate the quoted header back
  * (source address, source port or echo id, its IP checksum and, for UDP, its
  * checksum), fix the ICMP checksum over the quoted bytes, and the outer
- * destination. Quoted headers with IP options are left alone.
+ * destination. Quoted headers with IP options are left alone. *pod_ip: the
+ * pod it is for, stays 0 when the error is not ours.
  */
 static __always_inline int nat_ingress_icmp_error(struct __sk_buff *skb, const struct bvcni_config *cfg,
 						  __u32 l4off, __u32 *pod_ip)
@@ -468,12 +523,13 @@ static __always_inline int nat_ingress_icmp_error(struct __sk_buff *skb, const s
 		return DROP(REASON_DROP_NAT_FAILED);
 	if (bpf_skb_store_bytes(skb, IP_DST_OFF, pod_ip, 4, 0) < 0)
 		return DROP(REASON_DROP_NAT_FAILED);
-	return NAT_XLATED;
+	return TC_ACT_OK;
 }
 
 /*
  * Uplink -> pod: a reply to a masqueraded flow gets its destination restored
- * (written by forward_write, from x). On success *pod_ip is the pod to deliver to.
+ * (written by forward_write, from x). *pod_ip: the pod to deliver to, left 0
+ * (as the caller set it) when the packet is not a reply of ours: the host's.
  */
 static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni_config *cfg, const struct iphdr *ip,
 				       __u32 *pod_ip, struct nat_xlate *x)
@@ -519,8 +575,7 @@ static __always_inline int nat_ingress(struct __sk_buff *skb, const struct bvcni
 	if (f.proto == IPPROTO_TCP)
 		re->tcp_state = nat_tcp_next(re->tcp_state, f.tcp_flags, 0);
 	*pod_ip = re->to_addr;
-	ret = nat_xlate_l4(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port, x);
-	return ret ? ret : NAT_XLATED;
+	return nat_xlate_l4(skb, &f, 0, f.daddr, re->to_addr, f.dport, re->to_port, x);
 }
 
 #endif

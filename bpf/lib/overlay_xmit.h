@@ -30,10 +30,10 @@
 #include "fib.h"
 #include "vxlan.h"
 
-/* overlay_xmit's answer when the packet, unchanged, must take the device (with its tunnel key). */
-#define OVERLAY_VIA_DEVICE 100
-
-/* A redirect, DROP(reason), or OVERLAY_VIA_DEVICE. */
+/*
+ * TC_ACT_REDIRECT when sent, DROP(reason), or TC_ACT_OK when the packet,
+ * unchanged, must take the device (the caller gives it its tunnel key).
+ */
 static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcni_config *cfg,
 					const struct tunnel_value *tun)
 {
@@ -48,24 +48,24 @@ static __always_inline int overlay_xmit(struct __sk_buff *skb, const struct bvcn
 	int ret;
 
 	if ((void *)(inner + 1) > data_end)
-		return OVERLAY_VIA_DEVICE;
+		return TC_ACT_OK;
 	ret = fib_next_hop(skb, FIB_SLOT_OVERLAY, cfg->bridge_ifindex, cfg->node_ip, tun->node_ip, 0, &hop);
-	if (IS_DROP(ret))
-		return OVERLAY_VIA_DEVICE;
+	if (ret)
+		return TC_ACT_OK; /* no route to the node: the device's path may know better */
 	nh.ipv4_nh = hop.nexthop;
 	/* The outer length must fit: otherwise only the device's path knows what to do. */
 	len = skb->len - ETH_HLEN + VXLAN_ENCAP_LEN;
 	if (len > 0xffff)
-		return OVERLAY_VIA_DEVICE;
+		return TC_ACT_OK;
 
 	vxlan_encap_fill(&h, eth, inner->tos, len, cfg->node_ip, tun->node_ip, bpf_get_hash_recalc(skb),
 			 cfg->vxlan_port, cfg->vni);
-	ret = vxlan_encap_push(skb, &h);
 	/* Refused, the packet is unchanged and the device can still take it. */
-	if (ret == VXLAN_PUSH_REFUSED)
-		return OVERLAY_VIA_DEVICE;
+	if (vxlan_grow(skb) < 0)
+		return TC_ACT_OK;
+	ret = vxlan_encap_store(skb, &h);
 	if (ret)
-		return DROP(REASON_DROP_REDIRECT);
+		return ret;
 	ret = bpf_redirect_neigh(hop.ifindex, &nh, sizeof(nh), 0);
 	return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
 }

@@ -78,17 +78,26 @@ static __always_inline void vxlan_encap_fill(struct vxlan_encap *h, const struct
 	h->vx.vni[2] = vni;
 }
 
-#define VXLAN_PUSH_REFUSED (-1) /* bpf_skb_adjust_room said no: the packet is unchanged */
-#define VXLAN_PUSH_BROKEN  (-2) /* the room was made but the headers could not be written */
+/* Makes room for the headers in front of the packet's inner IP header; on failure the packet is unchanged. */
+static __always_inline long vxlan_grow(struct __sk_buff *skb)
+{
+	return bpf_skb_adjust_room(skb, VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, VXLAN_ADJ_ROOM_FLAGS);
+}
 
-/* Puts the headers in front of the packet's inner IP header: 0, VXLAN_PUSH_REFUSED or VXLAN_PUSH_BROKEN. */
+/* Writes the headers into the room vxlan_grow made: TC_ACT_OK or DROP(REASON_DROP_REDIRECT). */
+static __always_inline int vxlan_encap_store(struct __sk_buff *skb, const struct vxlan_encap *h)
+{
+	if (bpf_skb_store_bytes(skb, 0, &h->eth, ETH_HLEN + VXLAN_ENCAP_LEN, 0) < 0)
+		return DROP(REASON_DROP_REDIRECT);
+	return TC_ACT_OK;
+}
+
+/* Both, for a caller with no other way out: TC_ACT_OK or DROP(REASON_DROP_REDIRECT). */
 static __always_inline int vxlan_encap_push(struct __sk_buff *skb, const struct vxlan_encap *h)
 {
-	if (bpf_skb_adjust_room(skb, VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC, VXLAN_ADJ_ROOM_FLAGS) < 0)
-		return VXLAN_PUSH_REFUSED;
-	if (bpf_skb_store_bytes(skb, 0, &h->eth, ETH_HLEN + VXLAN_ENCAP_LEN, 0) < 0)
-		return VXLAN_PUSH_BROKEN;
-	return 0;
+	if (vxlan_grow(skb) < 0)
+		return DROP(REASON_DROP_REDIRECT);
+	return vxlan_encap_store(skb, h);
 }
 
 /* Removes the outer headers past the outer Ethernet header; on failure the packet is unchanged. */
