@@ -34,12 +34,12 @@
  * a port rewrite would need the whole CRC recomputed (the plugin refuses
  * such mappings).
  *
- * Returns: hostport_to_pod TC_ACT_OK when the packet is not for a hostPort,
- * else the delivery's verdict or DROP(reason); hostport_reply 0 when the
- * packet is no reply of a hostPort flow, HOSTPORT_XLATED when its source was
- * rewritten in place for a destination in the cluster CIDR, for the caller to
- * route on (packet pointers are then invalid), else the verdict of sending it
- * out, or DROP(reason).
+ * Returns (lib/common.h's convention): hostport_to_pod TC_ACT_OK when the
+ * packet is not for a hostPort, else the delivery's verdict or DROP(reason);
+ * hostport_reply TC_ACT_OK when the packet is no reply of a hostPort flow or
+ * when its source was rewritten in place for a destination in the cluster
+ * CIDR (then *xlated = 1, for the caller to route on), else the verdict of
+ * sending it out, or DROP(reason).
  */
 #ifndef BVCNI_HOSTPORT_H
 #define BVCNI_HOSTPORT_H
@@ -74,8 +74,6 @@ static __always_inline int hostport_from_pod(struct __sk_buff *skb,
 #include "deliver.h"
 #include "fib.h"
 
-/* Not a TC verdict: "the reply's source is now the hostPort's". */
-#define HOSTPORT_XLATED 0x40000
 
 /* Ports of a TCP, UDP or SCTP header (the same first 4 bytes in all three). */
 static __always_inline int hostport_ports(struct __sk_buff *skb, __u32 l4off, __u16 *sport, __u16 *dport)
@@ -170,10 +168,12 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
 /*
  * A packet a pod sends: if it answers a flow translated to one of its
  * hostPorts (and the mapping still stands), its source becomes the address
- * and port the client used, rewritten in place: the caller routes it on.
+ * and port the client used, rewritten in place. *xlated = 1 when the caller
+ * routes it on (a destination in the cluster CIDR; packet pointers are then
+ * invalid); the rest is sent out here.
  */
 static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bvcni_config *cfg,
-					  const struct endpoint_value *ep, const struct iphdr *ip)
+					  const struct endpoint_value *ep, const struct iphdr *ip, int *xlated)
 {
 	struct hostport_flow_key fk = {};
 	struct hostport_key k = {};
@@ -186,12 +186,12 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 	__u64 mangled0 = 0;
 
 	if (!(ep->flags & ENDPOINT_F_HOSTPORT) || !hostport_proto(proto))
-		return 0;
+		return TC_ACT_OK;
 	if (ip->frag_off & bpf_htons(IP_OFFSET))
-		return 0;
+		return TC_ACT_OK;
 	l4off = ETH_HLEN + ip->ihl * 4;
 	if (hostport_ports(skb, l4off, &old_port, &dport) < 0)
-		return 0;
+		return TC_ACT_OK;
 	fk.pod_ip = old_ip;
 	fk.client_ip = ip->daddr;
 	fk.pod_port = old_port;
@@ -199,7 +199,7 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 	fk.proto = proto;
 	fv = bpf_map_lookup_elem(&BVCNI_MAP_HOSTPORT_FLOWS, &fk);
 	if (!fv)
-		return 0;
+		return TC_ACT_OK;
 	k.host_ip = fv->key_ip;
 	k.port = fv->host_port;
 	k.proto = proto;
@@ -207,7 +207,7 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 	new_port = fv->host_port;
 	hp = bpf_map_lookup_elem(&BVCNI_MAP_HOSTPORT, &k);
 	if (!hp || hp->pod_ip != old_ip || hp->pod_port != old_port)
-		return 0; /* the mapping is gone (DEL) or another pod's now: not ours to translate */
+		return TC_ACT_OK; /* the mapping is gone (DEL) or another pod's now: not ours to translate */
 	if (ip->frag_off & bpf_htons(IP_MF))
 		return DROP(REASON_DROP_HOSTPORT_FAILED);
 
@@ -238,8 +238,10 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 	 * that node sent the request over the underlay, and its reverse-path
 	 * filter expects the answer there.
 	 */
-	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix))
-		return HOSTPORT_XLATED;
+	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix)) {
+		*xlated = 1;
+		return TC_ACT_OK;
+	}
 	{
 		struct nat_xlate x = {};
 
@@ -255,14 +257,15 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 static __always_inline int hostport_from_pod(struct __sk_buff *skb, const struct bvcni_config *cfg,
 					     const struct endpoint_value *ep, struct iphdr **ipp)
 {
-	int ret = hostport_reply(skb, cfg, ep, *ipp);
+	int xlated = 0;
+	int ret = hostport_reply(skb, cfg, ep, *ipp, &xlated);
 
-	if (ret == HOSTPORT_XLATED) {
+	if (ret)
+		return ret;
+	if (xlated) {
 		*ipp = ipv4_hdr(skb, &ret);
 		return *ipp ? TC_ACT_OK : DROP(REASON_DROP_INVALID);
 	}
-	if (ret)
-		return ret;
 	return hostport_to_pod(skb, cfg, *ipp, (ep->flags & ENDPOINT_F_NETKIT) != 0);
 }
 
