@@ -5,6 +5,7 @@
  * device), and replies to masqueraded flows (and ICMP errors quoting them)
  * are translated back and handed to the pod before the host stack sees them
  * (it would answer with a RST, and conntrack would pay for every packet).
+ * Packets for a mapped hostPort go to their pod (lib/hostport.h).
  * Everything else is the host's and passes untouched; so does everything
  * while the config is not ready.
  */
@@ -12,6 +13,7 @@
 #include "lib/nat.h"
 #include "lib/deliver.h"
 #include "lib/decap.h"
+#include "lib/hostport.h"
 
 static __always_inline int from_uplink(struct __sk_buff *skb)
 {
@@ -32,6 +34,9 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	ip = ipv4_hdr(skb, &ret);
 	if (!ip)
 		return TC_ACT_OK;
+	ret = hostport_to_pod(skb, cfg, ip, 0);
+	if (ret != TC_ACT_OK)
+		return ret;
 	ret = nat_ingress(skb, cfg, ip, &pod_ip, &x);
 	if (ret || !pod_ip)
 		return ret; /* a drop, or not a reply of the NAT's: the host's */

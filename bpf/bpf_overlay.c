@@ -26,6 +26,7 @@
 #include "lib/deliver.h"
 #include "lib/conntrack.h"
 #include "lib/isolation.h"
+#include "lib/hostport.h"
 
 #ifndef BVCNI_NO_ISOLATION
 /*
@@ -106,6 +107,10 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 			return ret;
 	}
 #endif
+	/* A pod of another node reaching one of this node's hostPorts. */
+	ret = hostport_to_pod(skb, cfg, ip, 0);
+	if (ret != TC_ACT_OK)
+		return ret;
 	ep = endpoint_get(daddr);
 	/*
 	 * For this node, or a reply in a flow the host translated (a Service

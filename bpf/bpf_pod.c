@@ -15,6 +15,7 @@
 #include "lib/deliver.h"
 #include "lib/l2.h"
 #include "lib/isolation.h"
+#include "lib/hostport.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -46,6 +47,11 @@ static __always_inline int from_container(struct __sk_buff *skb)
 	if (ret)
 		return ret;
 #endif
+
+	/* hostPorts: a pod reaching one, or a reply leaving from one (lib/hostport.h). */
+	ret = hostport_from_pod(skb, cfg, ep, &ip);
+	if (ret != TC_ACT_OK)
+		return ret;
 
 	daddr = ip->daddr;
 	if (daddr == cfg->node_ip)

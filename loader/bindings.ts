@@ -73,6 +73,9 @@ export const bpf = declare(libbpfWithTypes, {
   bpf_tc_attach: 'int bpf_tc_attach(const uint8_t *hook, _Inout_ uint8_t *opts)',
   bpf_tc_detach: 'int bpf_tc_detach(const uint8_t *hook, const uint8_t *opts)',
   bpf_tc_query: 'int bpf_tc_query(const uint8_t *hook, _Inout_ uint8_t *opts)',
+  bpf_link_create: 'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const uint8_t *opts)',
+  bpf_link_update: 'int bpf_link_update(int link_fd, int new_prog_fd, const uint8_t *opts)',
+  bpf_link_detach: 'int bpf_link_detach(int link_fd)',
   bpf_prog_attach_opts: 'int bpf_prog_attach_opts(int prog_fd, int target, uint32_t type, const uint8_t *opts)',
   bpf_prog_detach2: 'int bpf_prog_detach2(int prog_fd, int target, uint32_t type)',
   bpf_prog_query:
@@ -85,6 +88,7 @@ export const bpf = declare(libbpfWithTypes, {
 export const c = declare(libc, {
   fcntl: 'int fcntl(int fd, int cmd, int arg)',
   setns: 'int setns(int fd, int nstype)',
+  getsockopt: 'int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)',
   if_nametoindex: 'unsigned int if_nametoindex(const char *name)',
   vsnprintf: 'int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)',
 });

@@ -18,6 +18,7 @@ export {
 } from './tc.js';
 export { attachNetkit, detachNetkit, queryNetkit, NetkitAttach, type NetkitSide, type NetkitTarget } from './netkit.js';
 export { withNetns, maybeInNetns } from './netns.js';
+export { attachCgroupPinned, detachCgroupPinned, netnsCookie, CgroupAttach, type CgroupAttachType } from './cgroup.js';
 export { testRun, type TestRunResult } from './testrun.js';
 export { preload } from './ffi.js';
 export { setLibbpfLogger, type LibbpfLevel, type LibbpfLogger } from './log.js';

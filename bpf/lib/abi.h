@@ -21,9 +21,10 @@
  * test/fixtures/abi/layouts.json: test/unit/abi-version.test.ts fails when
  * the compiled layout differs from the one recorded for this number.
  * Version 1 is v0.1.0's. Version 2: REASON_MAX 32 -> 64 (the stats map has
- * 128 slots) and endpoint_value.identity. bvcnid migrates pinned maps of
- * another version in place at start-up (src/dataplane/migrate.ts, which holds
- * the conversions between versions).
+ * 128 slots), endpoint_value.identity, and the hostPort maps (bvcni_hostport,
+ * bvcni_hostport_flows) with ENDPOINT_F_HOSTPORT. bvcnid migrates pinned maps
+ * of another version in place at start-up (src/dataplane/migrate.ts, which
+ * holds the conversions between versions).
  *
  * BVCNI_ABI_COMPAT=1 (make: dist/bpf/abi1/) compiles this release's programs
  * against version 1's layouts, for `bvcnid --prepare-downgrade`: the node's
@@ -41,10 +42,14 @@
 #define BVCNI_MAP_CONFIG    bvcni_config
 #define BVCNI_MAP_NAT       bvcni_nat
 #define BVCNI_MAP_STATS     bvcni_stats
+#define BVCNI_MAP_HOSTPORT  bvcni_hostport
+#define BVCNI_MAP_HOSTPORT_FLOWS bvcni_hostport_flows
 
 #define BVCNI_TUNNEL_MAX    16384
 #define BVCNI_ENDPOINTS_MAX 4096
 #define BVCNI_NAT_MAX       262144
+#define BVCNI_HOSTPORT_MAX  8192
+#define BVCNI_HOSTPORT_FLOWS_MAX 65536
 
 /* tunnel: LPM trie, remote podCIDR (or a remote node's own /32) -> remote node. */
 struct tunnel_key {
@@ -74,6 +79,7 @@ enum endpoint_flags {
 	 * ingress, so it delivers to local pods with bpf_redirect (deliver.h).
 	 */
 	ENDPOINT_F_NETKIT = 1 << 1,
+	ENDPOINT_F_HOSTPORT = 1 << 2,  /* the pod owns hostPort mappings: its replies may need translating back */
 };
 
 struct endpoint_value {
@@ -146,6 +152,8 @@ enum bvcni_reason {
 	REASON_DROP_SPOOFED_MAC = 16,  /* pod frame with a source MAC that is not the pod's */
 	REASON_DROP_ETHERTYPE   = 17,  /* pod frame that is neither IPv4 nor ARP (IPv6, VLAN tags, the rest) */
 	REASON_DROP_ARP_SPOOFED = 18,  /* pod ARP whose sender IP or MAC is not the pod's own */
+	REASON_DROP_HOSTPORT_NO_POD = 19, /* for a mapped hostPort whose pod has no endpoint entry (deleted, or not yet registered) */
+	REASON_DROP_HOSTPORT_FAILED = 20, /* hostPort translation failed: a fragment, a port rewrite SCTP cannot take, a rewrite or flow-map write that failed */
 #if BVCNI_ABI_VERSION >= 2
 	REASON_MAX              = 64,  /* ABI 2: room for hostPort and NetworkPolicy reasons */
 #else
@@ -246,5 +254,50 @@ enum nat_tcp_state {
  */
 #define NAT_PORT_PROBES          8
 #define NAT_PORT_RUN             16
+
+/*
+ * hostport: hash, (host IP, hostPort, protocol) -> the pod behind it. Written
+ * by the plugin at ADD (inserted with BPF_NOEXIST: the insert is the claim, so
+ * two concurrent ADDs cannot both own a port), removed at DEL and GC by owner.
+ * host_ip 0: the node IP (cfg->node_ip), the runtime's 0.0.0.0; a non-zero
+ * host_ip matches packets for exactly that address (one of the node's).
+ */
+struct hostport_key {
+	__u32 host_ip;          /* network order; 0 = the node IP */
+	__u16 port;             /* network order: the hostPort */
+	__u8  proto;            /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
+	__u8  pad;
+};
+
+struct hostport_value {
+	__u32 pod_ip;           /* network order */
+	__u16 pod_port;         /* network order: the containerPort */
+	__u16 pad;
+	__u64 owner;            /* host order: the plugin's 64-bit hash of containerID "/" ifname (src/cni/hash.ts): who may delete it */
+};
+
+/*
+ * hostport_flows: LRU hash, one entry per flow translated to a hostPort,
+ * keyed by the pod's reply as it leaves the pod (pod ip, client ip, pod port,
+ * client port) -> the address and port the client used. Written by the
+ * programs at the first packet of a flow; the reply path takes it only while
+ * the mapping it names still points at the pod, so a mapping deleted at DEL
+ * stops translating at once. The LRU bounds it: no timers, no daemon GC.
+ */
+struct hostport_flow_key {
+	__u32 pod_ip;           /* network order */
+	__u32 client_ip;        /* network order */
+	__u16 pod_port;         /* network order */
+	__u16 client_port;      /* network order */
+	__u8  proto;
+	__u8  pad[3];
+};
+
+struct hostport_flow_value {
+	__u32 host_ip;          /* network order: the destination the client used */
+	__u32 key_ip;           /* network order: the mapping's key host_ip (0 for a node-IP mapping) */
+	__u16 host_port;        /* network order */
+	__u16 pad;
+};
 
 #endif /* BVCNI_ABI_H */

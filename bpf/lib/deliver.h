@@ -54,4 +54,17 @@ static __always_inline int deliver_routed_to_pod(struct __sk_buff *skb, const st
 	return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
 }
 
+/* deliver_routed_to_pod from bpf_pod on a netkit pod's pair (deliver_to_pod_from_xmit says why). */
+static __always_inline int deliver_routed_to_pod_from_xmit(struct __sk_buff *skb, const struct endpoint_value *ep,
+							   const struct nat_xlate *x)
+{
+	__u32 ifindex = ep->ifindex;
+	int ret = forward_write(skb, ep->gw_mac, ep->pod_mac, x);
+
+	if (ret)
+		return ret;
+	ret = bpf_redirect(ifindex, 0);
+	return ret == TC_ACT_REDIRECT ? ret : DROP(REASON_DROP_REDIRECT);
+}
+
 #endif

@@ -49,6 +49,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } BVCNI_MAP_STATS SEC(".maps");
 
+/* ABI 2's hostPort maps: the ABI 1 build declares v0.1.0's maps only (abi.h). */
+#if BVCNI_ABI_VERSION >= 2
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hostport_key);
+	__type(value, struct hostport_value);
+	__uint(max_entries, BVCNI_HOSTPORT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_HOSTPORT SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct hostport_flow_key);
+	__type(value, struct hostport_flow_value);
+	__uint(max_entries, BVCNI_HOSTPORT_FLOWS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_HOSTPORT_FLOWS SEC(".maps");
+#endif
+
 /* A config the daemon has not finished writing is treated as absent. */
 static __always_inline const struct bvcni_config *config_get(void)
 {

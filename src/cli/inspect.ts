@@ -12,6 +12,7 @@ import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
 import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
 import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
+import { openHostportFlowsMap, openHostportMap } from '../dataplane/hostport.js';
 import { CliError } from './types.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -66,6 +67,8 @@ const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
   [MapName.config]: openConfigMap,
   [MapName.nat]: openNatMap,
   [MapName.stats]: openStatsMap,
+  [MapName.hostport]: openHostportMap,
+  [MapName.hostportFlows]: openHostportFlowsMap,
 } as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
 
 /** Every map of the ABI: pinned or not, its size, and whether its layout matches ours. */

@@ -8,6 +8,7 @@ import { Code, CniError, invalidConfig } from './errors.js';
 import { isSupported, type CniVersion } from './version.js';
 import { parseCidr, type Cidr } from '../common/cidr.js';
 import { Defaults } from '../common/defaults.js';
+import type { HostPortMapping, HostPortProtocol } from '../dataplane/hostport.js';
 
 export interface NetConf {
   cniVersion: CniVersion;
@@ -143,4 +144,53 @@ export function parseConfig(stdin: string): NetConf {
     validAttachments,
     raw,
   };
+}
+
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const PORT_FIELD = 'runtimeConfig.portMappings';
+
+function port(v: unknown, i: number, name: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535)
+    throw invalidConfig(PORT_FIELD, `entry ${i}: ${name} must be an integer between 1 and 65535`);
+  return v;
+}
+
+/**
+ * The runtime's port mappings (capability "portMappings"), validated: ports
+ * 1-65535, protocol tcp, udp or sctp (default tcp), hostIP absent, "" or
+ * 0.0.0.0 (the node IP) or an IPv4 address (that it is the node's, add.ts
+ * checks). IPv6 mappings are skipped: pods have no IPv6 address. Parsed on
+ * demand, by ADD and CHECK only: DEL must not fail on what it does not need.
+ */
+export function parsePortMappings(conf: NetConf): HostPortMapping[] {
+  const rc = conf.raw.runtimeConfig;
+  if (rc === undefined || rc === null) return [];
+  if (typeof rc !== 'object' || Array.isArray(rc)) throw invalidConfig('runtimeConfig', 'must be an object');
+  const list = (rc as Record<string, unknown>).portMappings;
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw invalidConfig(PORT_FIELD, 'must be a list');
+  const out: HostPortMapping[] = [];
+  const seen = new Set<string>();
+  list.forEach((e: unknown, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw invalidConfig(PORT_FIELD, `entry ${i} must be an object`);
+    const o = e as Record<string, unknown>;
+    const hostPort = port(o.hostPort, i, 'hostPort');
+    const containerPort = port(o.containerPort, i, 'containerPort');
+    const p = o.protocol ?? 'tcp';
+    if (typeof p !== 'string' || !['tcp', 'udp', 'sctp', ''].includes(p.toLowerCase()))
+      throw invalidConfig(PORT_FIELD, `entry ${i}: protocol must be tcp, udp or sctp`);
+    const protocol = (p.toLowerCase() || 'tcp') as HostPortProtocol;
+    const h = o.hostIP ?? '';
+    if (typeof h !== 'string') throw invalidConfig(PORT_FIELD, `entry ${i}: hostIP must be a string`);
+    if (h.includes(':')) return; // IPv6: pods are IPv4-only, as portmap skips a mapping of the other family
+    if (h !== '' && !IPV4_RE.test(h)) throw invalidConfig(PORT_FIELD, `entry ${i}: hostIP ${JSON.stringify(h.slice(0, 64))} is not an IPv4 address`);
+    const hostIp = h === '' ? '0.0.0.0' : h;
+    if (protocol === 'sctp' && hostPort !== containerPort)
+      throw invalidConfig(PORT_FIELD, `entry ${i}: an SCTP hostPort must equal its containerPort (bvcni cannot rewrite SCTP ports: their CRC32c would need recomputing)`);
+    const id = `${hostIp}:${hostPort}/${protocol}`;
+    if (seen.has(id)) throw invalidConfig(PORT_FIELD, `entry ${i}: ${id} is mapped twice`);
+    seen.add(id);
+    out.push({ hostIp, hostPort, containerPort, protocol });
+  });
+  return out;
 }

@@ -34,6 +34,11 @@ export function hostVethName(containerId: string, ifname: string): string {
   return `veth${hash64hex(`${containerId}/${ifname}`).slice(0, 11)}`;
 }
 
+/** Who owns an attachment's hostPort entries (bvcni_hostport's owner): the same attachment hash, 64 bits. */
+export function hostPortOwner(containerId: string, ifname: string): bigint {
+  return BigInt(`0x${hash64hex(`${containerId}/${ifname}`)}`);
+}
+
 export const HOST_VETH_RE = /^veth[0-9a-f]{11}$/;
 
 /** The host end of a netkit pod's pair (its primary): the same derivation, its own prefix. */

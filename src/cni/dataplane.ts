@@ -9,7 +9,16 @@ import { listEndpoints, registerEndpoint, unregisterEndpoint, type PodDevice } f
 import { mapPin, openEndpointsMap, readDataplaneConfig } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
 import { BpfProgram, preload, queryNetkit } from '../../loader/index.js';
+import {
+  HostPortConflict,
+  claimHostPorts,
+  listHostPorts,
+  pruneHostPorts,
+  type HostPortEntry,
+  type HostPortMapping,
+} from '../dataplane/hostport.js';
 import { programPin } from '../dataplane/layout.js';
+import { Code, CniError } from './errors.js';
 import { mark } from './trace.js';
 
 export interface Endpoint {
@@ -18,6 +27,8 @@ export interface Endpoint {
   hostIfname: string;
   podMac: string;
   gwMac: string;
+  /** The pod owns hostPort mappings (ENDPOINT_F_HOSTPORT). */
+  hostport?: boolean;
   device?: PodDevice;
 }
 
@@ -35,6 +46,25 @@ export interface Dataplane {
   podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
   /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
   nodeIp(pinDir: string): string | undefined;
+  /**
+   * Claims every mapping for the pod, all or nothing: CniError 105 when one is
+   * another owner's (whose entry stays), 7 when a hostPort lies in the node's
+   * masquerade port range (its replies would be taken for masqueraded ones).
+   */
+  claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void;
+  /** Removes the entries that remove() selects (only owner or GC); how many went. Tolerant of no map. */
+  pruneHostPorts(pinDir: string, remove: (e: HostPortEntry) => boolean): number;
+  hostPorts(pinDir: string): HostPortEntry[];
+}
+
+/** A HostPortConflict as the CNI error the runtime sees (code 105). */
+export function conflictError(e: HostPortConflict): CniError {
+  const m = e.mapping;
+  return new CniError(
+    Code.hostPortInUse,
+    `hostPort ${m.hostIp}:${m.hostPort}/${m.protocol} is already in use`,
+    `mapped to ${e.holder.pod_ip}:${e.holder.pod_port} by another container`,
+  );
 }
 
 /** The real dataplane: src/dataplane's endpoint registration against the pinned maps. */
@@ -50,7 +80,33 @@ export class PinnedDataplane implements Dataplane {
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth' });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth', hostport: ep.hostport });
+  }
+
+  claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
+    if (mappings.length === 0) return;
+    if (!existsSync(mapPin(pinDir, MapName.hostport)))
+      throw new CniError(Code.notAvailable, `the dataplane under ${pinDir} has no hostPort map: bvcnid predates hostPort support (upgrade it), or --prepare-downgrade removed it for a rollback to v0.1.0`);
+    const cfg = readDataplaneConfig(pinDir);
+    const min = cfg?.nat_port_min ?? 0;
+    const max = cfg?.nat_port_max ?? 0;
+    for (const m of mappings) {
+      if (min && m.hostPort >= min && m.hostPort <= max)
+        throw new CniError(Code.invalidConfig, `invalid config: field "runtimeConfig.portMappings": hostPort ${m.hostPort} is in the node's masquerade port range ${min}-${max}`);
+    }
+    try {
+      claimHostPorts(pinDir, owner, podIp, mappings);
+    } catch (e) {
+      throw e instanceof HostPortConflict ? conflictError(e) : e;
+    }
+  }
+
+  pruneHostPorts(pinDir: string, remove: (e: HostPortEntry) => boolean): number {
+    return pruneHostPorts(pinDir, remove);
+  }
+
+  hostPorts(pinDir: string): HostPortEntry[] {
+    return listHostPorts(pinDir);
   }
 
   unregister(pinDir: string, ip: string): boolean {

@@ -17,6 +17,8 @@ export const Code = {
   interfaceExists: 102,
   checkFailed: 103,
   netns: 104,
+  /** A hostPort (host IP, port, protocol) another container already maps. */
+  hostPortInUse: 105,
 } as const;
 
 export class CniError extends Error {

@@ -42,6 +42,8 @@ export interface DaemonConfig {
   vxlanPort: number;
   vni: number;
   mtu?: number;
+  /** The cgroup v2 root for the node's own hostPort sockets (--cgroup-root); default: the one mounted here. */
+  cgroupRoot?: string;
   /** What pods get, --pod-device resolved against the kernel (kernel.ts, podDeviceGate); default veth. */
   podDevice?: 'veth' | 'netkit';
   /** The plugin binary to install (its support dir bvcni.d/ beside it comes too). */
@@ -290,6 +292,7 @@ export class Daemon {
       ...(this.cfg.serviceCidr !== undefined ? { serviceCidr: this.cfg.serviceCidr } : {}),
       ...(this.cfg.mtu ? { mtu: this.cfg.mtu } : {}),
       ...(this.objDir ? { objDir: this.objDir } : {}),
+      ...(this.cfg.cgroupRoot !== undefined ? { cgroup: this.cfg.cgroupRoot } : {}),
     };
   }
 
@@ -332,6 +335,8 @@ export class Daemon {
         { adoptedEntries: adopted, mtu: this.dp.mtu, plugin: inst?.binary, ms: Math.round(performance.now() - t0) },
         inst ? 'dataplane attached, plugin installed' : 'dataplane attached',
       );
+      const nhp = this.dp.nodeHostPorts;
+      if (nhp && !nhp.attached) this.log.warn({ reason: nhp.reason }, "the node's own processes will not reach hostPorts (bpf_sock.c not attached); pods and other hosts do");
       this.setupBackoff.reset();
       // The list (first start) or the cache (a re-setup) decides the tunnel map; the conflist follows the first reconcile.
       this.informer.start();

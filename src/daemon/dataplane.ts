@@ -22,6 +22,8 @@ export interface AttachedDataplane {
   tunnel: TunnelTable & { close(): void };
   /** A fresh count of the NAT table, `slice` entries a step (run in the background: src/daemon/nat-count.ts). */
   natWalk(slice: number): EntryWalk;
+  /** Whether the node's own sockets reach hostPorts (bpf_sock.c), or why not. */
+  nodeHostPorts?: { attached: true } | { attached: false; reason: string };
   close(): void;
 }
 
@@ -56,6 +58,7 @@ export const kernelDataplane: DataplaneDriver = {
       migration: nd.migration,
       tunnel: nd.maps.tunnel,
       natWalk: (slice) => nd.maps.nat.batchCounter(slice) ?? keyWalk(nd.maps.nat.keys(), slice),
+      nodeHostPorts: nd.nodeHostPorts,
       close: () => nd.close(),
     };
   },

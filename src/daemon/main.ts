@@ -35,6 +35,7 @@ import { watchForConntrack } from './conntrack-watch.js';
 import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane/features.js';
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
 import { migratePinnedMaps } from '../dataplane/migrate.js';
+import { removeHostPorts } from '../dataplane/hostport.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -62,6 +63,7 @@ interface Flags {
   vxlanPort: number;
   vni: number;
   mtu?: number;
+  cgroupRoot?: string;
   plugin?: string;
   logLevel: string;
   uninstall?: boolean;
@@ -157,6 +159,11 @@ function program(): Command {
         .choices(['auto', 'veth', 'netkit']),
     )
     .addOption(new Option('--mtu <n>', `pod MTU (default: uplink MTU - ${VXLAN_OVERHEAD})`).env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
+    .addOption(
+      new Option('--cgroup-root <dir>', "cgroup v2 root whose sockets of the node's namespace reach hostPorts (default: the one mounted here; '' none)").env(
+        'BVCNI_CGROUP_ROOT',
+      ),
+    )
     .addOption(new Option('--plugin <path>', 'CNI plugin to install (default: bvcni beside this program)').env('BVCNI_PLUGIN'))
     .addOption(new Option('--log-level <level>', 'log level').env('BVCNI_LOG_LEVEL').default(Defaults.logLevel).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .addOption(
@@ -218,6 +225,10 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
   try {
     const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
     log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
+    // Only once the ABI 1 programs are in place: until then the ABI 2 ones use these maps.
+    const hp = removeHostPorts(cfg.pinDir);
+    if (hp.linkDetached || hp.mapsRemoved.length)
+      log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");
     return 0;
   } catch (e) {
     log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');
@@ -283,6 +294,7 @@ export async function main(argv: string[]): Promise<number> {
     vxlanPort: flags.vxlanPort,
     vni: flags.vni,
     mtu: flags.mtu,
+    ...(flags.cgroupRoot !== undefined ? { cgroupRoot: flags.cgroupRoot } : {}),
     plugin: flags.plugin ?? defaultPlugin(),
     watchIdleTimeoutMs: flags.watchIdleTimeout,
     stuckAfterMs: flags.stuckAfter,

@@ -11,12 +11,16 @@ export const MapName = {
   config: 'bvcni_config',
   nat: 'bvcni_nat',
   stats: 'bvcni_stats',
+  hostport: 'bvcni_hostport',
+  hostportFlows: 'bvcni_hostport_flows',
 } as const;
 export type MapName = (typeof MapName)[keyof typeof MapName];
 
 export const TUNNEL_MAX = 16384;
 export const ENDPOINTS_MAX = 4096;
 export const NAT_MAX = 262144;
+export const HOSTPORT_MAX = 8192;
+export const HOSTPORT_FLOWS_MAX = 65536;
 
 export const tunnelKey = struct('tunnel_key', 8, [
   { name: 'prefixlen', kind: 'u32', offset: 0 },
@@ -35,7 +39,7 @@ export type TunnelValue = CodecValue<typeof tunnelValue>;
 export const endpointKey = struct('endpoint_key', 4, [{ name: 'ip', kind: 'ipv4', offset: 0 }] as const);
 export type EndpointKey = CodecValue<typeof endpointKey>;
 
-export const EndpointFlags = { pod: 1 << 0, netkit: 1 << 1 } as const;
+export const EndpointFlags = { pod: 1 << 0, netkit: 1 << 1, hostport: 1 << 2 } as const;
 
 export const endpointValue = struct('endpoint_value', 24, [
   { name: 'ifindex', kind: 'u32', offset: 0 },
@@ -125,6 +129,8 @@ export const Reason = {
   DROP_SPOOFED_MAC: 16,
   DROP_ETHERTYPE: 17,
   DROP_ARP_SPOOFED: 18,
+  DROP_HOSTPORT_NO_POD: 19,
+  DROP_HOSTPORT_FAILED: 20,
 } as const;
 export const REASON_MAX = 64;
 /** ABI 1's REASON_MAX (v0.1.0): its stats map has REASON_MAX_V1 * 2 slots. */
@@ -191,7 +197,41 @@ export const NatTimeout = {
 export const NAT_PORT_PROBES = 8;
 export const NAT_PORT_RUN = 16;
 
-export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17 } as const;
+export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+export const hostportKey = struct('hostport_key', 8, [
+  { name: 'host_ip', kind: 'ipv4', offset: 0 },
+  { name: 'port', kind: 'be16', offset: 4 },
+  { name: 'proto', kind: 'u8', offset: 6 },
+  { name: 'pad', kind: 'pad', offset: 7, length: 1 },
+] as const);
+export type HostportKey = CodecValue<typeof hostportKey>;
+
+export const hostportValue = struct('hostport_value', 16, [
+  { name: 'pod_ip', kind: 'ipv4', offset: 0 },
+  { name: 'pod_port', kind: 'be16', offset: 4 },
+  { name: 'pad', kind: 'pad', offset: 6, length: 2 },
+  { name: 'owner', kind: 'u64', offset: 8 },
+] as const);
+export type HostportValue = CodecValue<typeof hostportValue>;
+
+export const hostportFlowKey = struct('hostport_flow_key', 16, [
+  { name: 'pod_ip', kind: 'ipv4', offset: 0 },
+  { name: 'client_ip', kind: 'ipv4', offset: 4 },
+  { name: 'pod_port', kind: 'be16', offset: 8 },
+  { name: 'client_port', kind: 'be16', offset: 10 },
+  { name: 'proto', kind: 'u8', offset: 12 },
+  { name: 'pad', kind: 'pad', offset: 13, length: 3 },
+] as const);
+export type HostportFlowKey = CodecValue<typeof hostportFlowKey>;
+
+export const hostportFlowValue = struct('hostport_flow_value', 12, [
+  { name: 'host_ip', kind: 'ipv4', offset: 0 },
+  { name: 'key_ip', kind: 'ipv4', offset: 4 },
+  { name: 'host_port', kind: 'be16', offset: 8 },
+  { name: 'pad', kind: 'pad', offset: 10, length: 2 },
+] as const);
+export type HostportFlowValue = CodecValue<typeof hostportFlowValue>;
 
 /** The idle timeout of an entry, by protocol and TCP state (the daemon's GC uses it). */
 export function natTimeout(proto: number, tcpState: number): bigint {

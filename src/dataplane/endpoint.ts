@@ -12,6 +12,8 @@ export interface EndpointSpec {
   hostIfindex: number;
   podMac: string;
   gwMac: string;
+  /** The pod owns hostPort mappings: its replies are checked against their flows (bpf/lib/hostport.h). */
+  hostport?: boolean;
   /** What the pod's interface is: one end of a veth pair (default), or a netkit pair's peer (hostIfindex: its primary). */
   device?: PodDevice;
   /** The NODE's network namespace (where the host veth lives); default: current. */
@@ -21,8 +23,8 @@ export interface EndpointSpec {
 /** The kind of pair a pod is attached with (bvcnid's --pod-device, resolved). */
 export type PodDevice = 'veth' | 'netkit';
 
-export function endpointFlags(device: PodDevice = 'veth'): number {
-  return EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0);
+export function endpointFlags(device: PodDevice = 'veth', hostport = false): number {
+  return EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0) | (hostport ? EndpointFlags.hostport : 0);
 }
 
 export function endpointDevice(flags: number): PodDevice {
@@ -66,7 +68,7 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   using map = openEndpointsMap(pinDir);
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
-  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
+  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device, ep.hostport), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   try {
     attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns, device: ep.device });
   } catch (e) {

@@ -17,6 +17,19 @@ export {
   type MigrationStep,
 } from './migrate.js';
 export { readDropStats, readStats, type StatsRow } from './stats.js';
+export {
+  claimHostPorts,
+  releaseHostPorts,
+  pruneHostPorts,
+  listHostPorts,
+  lookupHostPort,
+  removeHostPorts,
+  protocolName,
+  HostPortConflict,
+  type HostPortMapping,
+  type HostPortEntry,
+  type HostPortProtocol,
+} from './hostport.js';
 export { listNat, collectNat, monotonicNs, type NatFlow } from './nat.js';
 export {
   ensureNodeDataplane,

@@ -1,6 +1,6 @@
 // Where things live: object files, program names, pin paths, tc slots. One
 // place, so the daemon, the plugin and the CLI never repeat a string.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,6 +17,33 @@ export const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'] as const;
 
 /** The programs built against ABI 1's layouts (-DBVCNI_ABI_COMPAT=1), under the objects' directory: --prepare-downgrade. */
 export const ABI1_SUBDIR = 'abi1';
+
+/**
+ * The node's socket program (bpf/bpf_sock.c): hostPorts for the node's own
+ * processes, attached to the cgroup v2 root (cgroup2Root) through a pinned link.
+ */
+export const SockProgram = { object: 'bpf_sock.o', program: 'sock_connect4', linkPin: 'link_sock_connect4', netnsMap: 'sock_node_netns' } as const;
+/**
+ * The cgroup v2 hierarchy's root as mounted here: /sys/fs/cgroup on a unified
+ * host, /sys/fs/cgroup/unified on a hybrid one (systemd's v1 + v2 layout);
+ * undefined without cgroup v2.
+ */
+export function cgroup2Root(mounts = readProcMounts()): string | undefined {
+  const roots = mounts
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[2] === 'cgroup2')
+    .map((f) => f[1]!);
+  return roots.find((r) => r === '/sys/fs/cgroup') ?? roots[0];
+}
+
+function readProcMounts(): string {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 /**
  * Our tc filters use their own handle so they never replace someone else's

@@ -33,7 +33,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap, BpfObject, BpfProgram, MapType, attachTc, isPerCpu, type MapDef, type MapInfo } from '../../loader/index.js';
-import { configKey, configValue, MapName } from './abi.js';
+import { configKey, configValue, EndpointFlags, MapName } from './abi.js';
 import { attachPodProgram } from './endpoint.js';
 import { OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { pinReplacing, renamePin, unlinkIfExists, unpinTree } from './pins.js';
@@ -102,6 +102,9 @@ interface ValueConversion {
   convert(v: Buffer): Buffer;
 }
 
+/** endpoint_value.flags (host order), at the same offset in every ABI so far. */
+const ENDPOINT_FLAGS_OFFSET = 4;
+
 /**
  * Value-size changes this release knows, by map: the ABI history. Equal
  * sizes copy bytes as they are (max_entries and flags may differ).
@@ -110,8 +113,17 @@ const VALUE_CONVERSIONS: Partial<Record<string, ValueConversion[]>> = {
   [MapName.endpoints]: [
     // ABI 1 -> 2: identity (offset 20) not yet known.
     { from: 20, to: 24, convert: (v) => Buffer.concat([v, Buffer.alloc(4)]) },
-    // ABI 2 -> 1: the identity is dropped (nothing reads it yet).
-    { from: 24, to: 20, convert: (v) => Buffer.from(v.subarray(0, 20)) },
+    // ABI 2 -> 1: the identity is dropped (nothing reads it yet), and so is
+    // ENDPOINT_F_HOSTPORT, with the hostPort maps (--prepare-downgrade).
+    {
+      from: 24,
+      to: 20,
+      convert: (v) => {
+        const out = Buffer.from(v.subarray(0, 20));
+        out.writeUInt32LE((out.readUInt32LE(ENDPOINT_FLAGS_OFFSET) & ~EndpointFlags.hostport) >>> 0, ENDPOINT_FLAGS_OFFSET);
+        return out;
+      },
+    },
   ],
 };
 

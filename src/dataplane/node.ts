@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import {
   BpfObject,
   BpfProgram,
+  attachCgroupPinned,
+  netnsCookie,
+  u32,
+  u64,
   attachTc,
   detachTc,
   maybeInNetns,
@@ -37,7 +41,7 @@ import { ensureBridge as ensureBridgeLink, macForIp } from '../netlink/bridge.js
 import { ensureSysctl, readSysctl } from '../netlink/sysctl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { AF_INET6, RTPROT_KERNEL } from '../netlink/message.js';
-import { OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { cgroup2Root, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
@@ -67,6 +71,12 @@ export interface NodeDataplaneConfig {
    * kube-proxy to translate, never masqueraded. '' disables the pass-through.
    */
   serviceCidr?: string;
+  /**
+   * The cgroup v2 directory whose sockets (those of the node's namespace) reach
+   * hostPorts through bpf_sock.c: default the cgroup v2 root as mounted (/sys/fs/cgroup,
+   * or /sys/fs/cgroup/unified on a hybrid host). '' attaches nothing.
+   */
+  cgroup?: string;
   /** Called after each step of a map migration (tests kill bvcnid there). */
   onMigrationStep?: (step: MigrationStep) => void;
 }
@@ -88,6 +98,8 @@ export interface NodeDataplane {
   programIds: Record<ProgramSlot, number>;
   /** Endpoints whose veth got the (new) pod program re-attached. */
   reattached: number;
+  /** The node's own sockets reach hostPorts (bpf_sock.c attached), or why not: the rest works without it. */
+  nodeHostPorts: { attached: true } | { attached: false; reason: string };
   /** What the map migration did (nothing converted when every layout was already this release's). */
   migration: MigrationReport;
   /** Releases our file descriptors; the dataplane stays in place. */
@@ -215,6 +227,29 @@ function loadPrograms(pinDir: string, objDir: string): Map<ProgramSlot, BpfProgr
   }
 }
 
+/**
+ * hostPorts for the node's own processes (bpf/bpf_sock.c): the program learns
+ * the node namespace's cookie, then goes into the pinned cgroup link (created
+ * on first use; replaced in place later, as the tc programs are). Best effort:
+ * without it (no cgroup v2, a kernel below 5.14 for the cookie, a container
+ * without the host's cgroup root) everything else works, and the caller says so.
+ */
+function attachSockProgram(cfg: NodeDataplaneConfig, objDir: string): NodeDataplane['nodeHostPorts'] {
+  const cgroup = cfg.cgroup ?? cgroup2Root();
+  if (!cgroup) return { attached: false, reason: cfg.cgroup === '' ? 'no cgroup configured' : 'no cgroup v2 hierarchy mounted' };
+  try {
+    using obj = BpfObject.open(join(objDir, SockProgram.object), { pinDir: cfg.pinDir });
+    obj.load();
+    using netnsMap = obj.map(SockProgram.netnsMap, u32, u64);
+    netnsMap.update(0, netnsCookie(cfg.netns));
+    using prog = obj.program(SockProgram.program);
+    attachCgroupPinned(prog, { cgroup, type: 'inet4Connect', linkPin: join(cfg.pinDir, SockProgram.linkPin) });
+    return { attached: true };
+  } catch (e) {
+    return { attached: false, reason: (e as Error).message };
+  }
+}
+
 function attach(netns: string | undefined, ifindex: number, direction: TcDirection, prog: BpfProgram): TcAttachment {
   return attachTc({ ifindex, netns, direction, program: prog, handle: TC_HANDLE, priority: TC_PRIORITY });
 }
@@ -336,6 +371,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     };
     // Last: READY is what lets the programs act.
     maps.config.update(0, config);
+    const nodeHostPorts = attachSockProgram(cfg, objDir);
 
     const programIds = Object.fromEntries([...progs].map(([slot, p]) => [slot, p.id])) as Record<ProgramSlot, number>;
     progs.forEach((p) => p.close());
@@ -349,6 +385,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       attachments,
       programIds,
       reattached,
+      nodeHostPorts,
       migration,
       close: () => m.close(),
     };

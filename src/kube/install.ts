@@ -94,6 +94,8 @@ export function conflistText(c: PluginConfig): string {
             dataDir: c.dataDir,
             pinDir: c.pinDir,
             ...(c.podDevice === 'netkit' ? { podDevice: c.podDevice } : {}),
+            // Runtimes pass runtimeConfig.portMappings (hostPorts) to the plugin, which maps them in eBPF.
+            capabilities: { portMappings: true },
           },
         ],
       },

@@ -90,6 +90,11 @@ export interface AddPodOptions {
   via?: 'direct' | 'plugin';
   /** plugin only: the CNI binary (default: node.binDir/bvcni if installed, else dist/bin/bvcni). */
   plugin?: string;
+  /**
+   * plugin only: what a runtime passes as runtimeConfig.portMappings (hostPorts)
+   * when the conflist declares the portMappings capability.
+   */
+  portMappings?: { hostPort: number; containerPort: number; protocol?: string; hostIP?: string }[];
   /** plugin only: the config's podDevice (src/cni/config.ts), over what the node's conflist says. */
   podDevice?: 'veth' | 'netkit';
 }
@@ -242,7 +247,8 @@ export class Cluster {
     const name = `${node.name}-${podName}`;
     const path = await createNetns(name);
     try {
-      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.podDevice) : await this.addPodDirect(node, podName, name, path);
+      if (opts.portMappings && opts.via !== 'plugin') throw new Error('portMappings need via: plugin');
+      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings, opts.podDevice) : await this.addPodDirect(node, podName, name, path);
       node.pods.push(pod);
       return pod;
     } catch (e) {
@@ -315,6 +321,7 @@ export class Cluster {
       bridge: node.bridge,
       dataDir: node.stateDir,
       pinDir: node.pinDir,
+      capabilities: { portMappings: true },
     };
     return { conf: JSON.stringify(conf), name: 'bvcni' };
   }
@@ -339,10 +346,24 @@ export class Cluster {
     return built;
   }
 
-  private async addPodViaPlugin(node: SimNode, podName: string, name: string, path: string, plugin?: string, podDevice?: 'veth' | 'netkit'): Promise<SimPod> {
+  private async addPodViaPlugin(
+    node: SimNode,
+    podName: string,
+    name: string,
+    path: string,
+    plugin?: string,
+    portMappings?: AddPodOptions['portMappings'],
+    podDevice?: 'veth' | 'netkit',
+  ): Promise<SimPod> {
     const bin = this.pluginPath(node, plugin);
     let { conf } = this.cniConfig(node);
     if (podDevice) conf = JSON.stringify({ ...(JSON.parse(conf) as object), podDevice });
+    if (portMappings) {
+      // As libcni does: runtimeConfig carries only the capabilities the plugin's config declares.
+      const c = JSON.parse(conf) as { capabilities?: { portMappings?: boolean } };
+      if (!c.capabilities?.portMappings) throw new Error(`${node.name}'s CNI config declares no portMappings capability`);
+      conf = JSON.stringify({ ...c, runtimeConfig: { portMappings } });
+    }
     const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path), allowFail: true });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
     const result = JSON.parse(r.stdout) as {

@@ -9,7 +9,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { startProcess } from '../common/exec.js';
 
-const SOURCE = `
+/** The responder's program (`node -e RESPONDER_SOURCE PORT`), for runtimes that start it in a container. */
+export const RESPONDER_SOURCE = `
 const net = require('node:net'), dgram = require('node:dgram');
 const port = Number(process.argv[1]);
 let pending = 2;
@@ -33,7 +34,7 @@ export const RESPONDER_PORT = 7000;
 
 /** Starts the responder in a namespace and resolves once both sockets listen. */
 export async function startResponder(netns: string, port = RESPONDER_PORT, opts: { cpu?: number } = {}): Promise<ChildProcess> {
-  const argv = [process.execPath, '-e', SOURCE, String(port)];
+  const argv = [process.execPath, '-e', RESPONDER_SOURCE, String(port)];
   // Pinning lets latency runs put both ends on one CPU.
   const child = startProcess(opts.cpu === undefined ? argv : ['taskset', '-c', String(opts.cpu), ...argv], { netns });
   await new Promise<void>((resolve, reject) => {

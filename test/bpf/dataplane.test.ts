@@ -27,6 +27,7 @@ import {
   type DataplaneMaps,
 } from '../../src/dataplane/index.js';
 import { programSetDir, type ProgramSetName } from '../../src/dataplane/features.js';
+import { openHostportMap } from '../../src/dataplane/hostport.js';
 import { ETH_P, PROTO, arpFrame, ethFrame, macOf, packet, parse, parseIp, parseVxlan, vlanTagged, vxlanPacket, type PacketSpec } from './packet.js';
 
 const TC_ACT_OK = 0;
@@ -812,5 +813,86 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     const toGateway = packet({ ...remote, dst: '10.244.1.1', dport: 8472, frag });
     assert.equal(exec('overlayIngress', toGateway).retval, TC_ACT_SHOT);
     assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
+  });
+
+  test('hostPort: the uplink DNATs a mapped node port to the pod (client source kept, checksums valid); the reply leaves from the hostPort; an unmapped port passes untouched', () => {
+    using hp = openHostportMap(PIN);
+    const key = { host_ip: '0.0.0.0', port: 8080, proto: PROTO.TCP };
+    hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 1n });
+    // Replies are looked at only for pods that own a hostPort.
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    try {
+      const syn = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40100, dport: 8080, tcpFlags: 0x02, ttl: 64 });
+      const r = exec('uplinkIngress', syn);
+      assert.equal(r.retval, TC_ACT_REDIRECT);
+      const d = parse(r.out);
+      assert.deepEqual([d.src, d.sport, d.dst, d.dport, d.ttl], [INET, 40100, POD1.ip, 80, 63]);
+      assert.deepEqual([d.dstMac, d.srcMac], [POD1.mac, GW_MAC]);
+      assert.ok(d.ipCsumOk && d.l4CsumOk, 'checksums after DNAT');
+
+      const synack = packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 80, dport: 40100, tcpFlags: 0x12, ttl: 64 });
+      const back = exec('pod', synack);
+      assert.equal(back.retval, TC_ACT_REDIRECT);
+      const b = parse(back.out);
+      assert.deepEqual([b.src, b.sport, b.dst, b.dport], [NODE_IP, 8080, INET, 40100], 'from the hostPort, not masqueraded');
+      assert.equal(b.dstMac, ROUTER_MAC);
+      assert.ok(b.ipCsumOk && b.l4CsumOk, 'checksums after the reverse translation');
+
+      // The same port answering a client that came to the pod directly (no flow) is masqueraded as any pod traffic.
+      const other = parse(exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 80, dport: 40101, tcpFlags: 0x12 })).out);
+      assert.equal(other.src, NODE_IP);
+      assert.ok(other.sport >= NAT_MIN && other.sport <= NAT_MAX, `masqueraded port ${other.sport}`);
+
+      // UDP too, with its checksum.
+      hp.update({ ...key, proto: PROTO.UDP }, { pod_ip: POD1.ip, pod_port: 53, owner: 1n });
+      const u = parse(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.UDP, sport: 5000, dport: 8080 })).out);
+      assert.deepEqual([u.dst, u.dport, u.src, u.sport], [POD1.ip, 53, INET, 5000]);
+      assert.ok(u.l4CsumOk, 'UDP checksum after DNAT');
+      const ur = parse(exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.UDP, sport: 53, dport: 5000 })).out);
+      assert.deepEqual([ur.src, ur.sport], [NODE_IP, 8080]);
+      assert.ok(ur.l4CsumOk, 'UDP checksum after the reverse translation');
+
+      // Unmapped: another port, another protocol, another address: the host's.
+      for (const pkt of [
+        packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40100, dport: 8081 }),
+        packet({ src: INET, dst: '192.0.2.99', proto: PROTO.TCP, sport: 40100, dport: 8080 }),
+      ]) {
+        const x = exec('uplinkIngress', pkt);
+        assert.equal(x.retval, TC_ACT_OK);
+        assert.deepEqual(x.out, pkt);
+      }
+
+      // Once the mapping is gone (DEL), neither direction is translated.
+      hp.delete(key);
+      const gone = exec('uplinkIngress', syn);
+      assert.equal(gone.retval, TC_ACT_OK);
+      assert.deepEqual(gone.out, syn);
+      const late = parse(exec('pod', synack).out);
+      assert.notEqual(late.sport, 8080, 'a stale flow entry translates nothing');
+    } finally {
+      hp.delete(key);
+      hp.delete({ ...key, proto: PROTO.UDP });
+      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    }
+  });
+
+  test('hostPort: a mapping whose pod has no endpoint is DROP_HOSTPORT_NO_POD; a first fragment for a mapped port is DROP_HOSTPORT_FAILED', () => {
+    using hp = openHostportMap(PIN);
+    const key = { host_ip: NODE_IP, port: 8090, proto: PROTO.TCP };
+    hp.update(key, { pod_ip: '10.244.1.77', pod_port: 80, owner: 2n });
+    try {
+      const before = counter('DROP_HOSTPORT_NO_POD');
+      assert.equal(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 1, dport: 8090 })).retval, TC_ACT_SHOT);
+      assert.equal(counter('DROP_HOSTPORT_NO_POD'), before + 1n);
+      hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 2n });
+      // The control: with the pod's endpoint the same packet is delivered (an exact host IP mapping).
+      assert.equal(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 1, dport: 8090 })).retval, TC_ACT_REDIRECT);
+      const failed = counter('DROP_HOSTPORT_FAILED');
+      const frag = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 1, dport: 8090, frag: { offset: 0, more: true } });
+      assert.equal(exec('uplinkIngress', frag).retval, TC_ACT_SHOT);
+      assert.equal(counter('DROP_HOSTPORT_FAILED'), failed + 1n);
+    } finally {
+      hp.delete(key);
+    }
   });
 });

@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
 import { PLUGIN, TestNode } from '../fixtures/cni/harness.js';
 import { waitFor } from '../../src/common/wait.js';
+import { createNetns, deleteNetnsSync } from '../../src/sim/netns.js';
+import { RESPONDER_SOURCE } from '../../src/sim/responder.js';
+import { probeMany } from '../../src/sim/probe.js';
 
 const BUSYBOX = '/bin/busybox';
 
@@ -28,7 +31,7 @@ function conflist(node: TestNode, name: string): string {
   return JSON.stringify({
     cniVersion: '1.0.0',
     name,
-    plugins: [{ type: 'bvcni', podcidr: node.podCidr, bridge: node.bridge, dataDir: node.dataDir, pinDir: node.pinDir }],
+    plugins: [{ type: 'bvcni', podcidr: node.podCidr, bridge: node.bridge, dataDir: node.dataDir, pinDir: node.pinDir, capabilities: { portMappings: true } }],
   });
 }
 
@@ -239,5 +242,60 @@ describe('podman (CNI backend)', { timeout: 240_000, skip: !existsSync('/usr/bin
     assert.deepEqual(node.reservations(node.prefix), [], 'removing the container released its address');
     assert.deepEqual(await node.endpoints(), [], 'and its endpoint entry');
     assert.deepEqual(await node.hostVeths(), [], 'and its veth');
+  });
+
+  test('podman run -p HOST:CONTAINER (TCP and UDP): an outside client reaches the server in the container, which sees its address; after removal nothing answers', async () => {
+    // The outside client: the uplink's peer, moved into a namespace of its own as the node's gateway address.
+    const client = `${node.prefix}-cl`;
+    const clientNs = await createNetns(client);
+    try {
+      await run(['ip', 'link', 'set', 'ulpeer', 'netns', client], { netns: node.ns });
+      await run(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'ulpeer'], { netns: clientNs });
+      await run(['ip', 'link', 'set', 'ulpeer', 'up'], { netns: clientNs });
+      const r = rootfs(join(work, 'rootfs-hp'));
+      const name = `${node.prefix}-hp`;
+      // The server is the simulator's responder (it names the peer it saw), run by this Node, read-only from the host.
+      await podman([
+        'run', '-d', '--name', name, '--network', node.prefix,
+        '-p', '18080:7000', '-p', '18053:7000/udp',
+        '-v', `${process.execPath}:/node:ro`, '-v', '/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro', '-v', '/lib64:/lib64:ro',
+        '--rootfs', r, '/node', '-e', RESPONDER_SOURCE, '7000',
+      ]);
+      try {
+        await waitFor('container address', () => node.reservations(node.prefix).length === 1, { timeoutMs: 30_000 });
+        const ip = node.reservations(node.prefix)[0]!;
+        let outcomes: Awaited<ReturnType<typeof probeMany>> = [];
+        await waitFor(
+          'the server answers through its hostPorts',
+          async () => {
+            outcomes = await probeMany(clientNs, [
+              { ip: '192.0.2.10', port: 18080, proto: 'tcp' },
+              { ip: '192.0.2.10', port: 18053, proto: 'udp' },
+            ]);
+            return outcomes.every((o) => o.ok);
+          },
+          { timeoutMs: 20_000 },
+        ).catch(() => assert.fail(`probes: ${JSON.stringify(outcomes)}`));
+        const [tcp, udp] = outcomes;
+        assert.ok(tcp!.ok && udp!.ok);
+        assert.equal(tcp!.peer, '192.0.2.1', 'TCP: the server sees the client address');
+        assert.equal(tcp!.local, ip, 'TCP: answered by the container');
+        assert.equal(udp!.peer, '192.0.2.1', 'UDP: the server sees the client address');
+        const listed = await run([PLUGIN.replace(/bvcni$/, 'bvcnictl'), 'hostports', '--pin-dir', node.pinDir, '--json'], { allowFail: true });
+        assert.match(listed.stdout, /18080/, `bvcnictl hostports: ${listed.stdout}${listed.stderr}`);
+      } finally {
+        await podman(['rm', '-f', '-t', '0', name], { allowFail: true });
+      }
+      const after = await probeMany(clientNs, [
+        { ip: '192.0.2.10', port: 18080, proto: 'tcp' },
+        { ip: '192.0.2.10', port: 18053, proto: 'udp' },
+      ], 1500);
+      assert.ok(after.every((o) => !o.ok), `after removal: ${JSON.stringify(after)}`);
+      // Control: the client still reaches the node.
+      assert.equal((await run(['ping', '-c1', '-W2', '192.0.2.10'], { netns: clientNs, allowFail: true })).code, 0);
+      assert.deepEqual(node.reservations(node.prefix), []);
+    } finally {
+      deleteNetnsSync(client);
+    }
   });
 });

@@ -162,7 +162,7 @@ describe('bvcnid start-up order and restarts (in-process, fake dataplane)', () =
     assert.deepEqual(h.dp.tunnel.keys(), ['10.244.2.0/24', '192.0.2.12/32']);
     const conf = JSON.parse(readFileSync(conflist(h), 'utf8')) as { cniVersion: string; plugins: Record<string, unknown>[] };
     assert.equal(conf.cniVersion, '1.0.0');
-    assert.deepEqual(conf.plugins[0], { type: 'bvcni', podcidr: '10.244.1.0/24', bridge: 'cni0', mtu: 1450, dataDir: h.cfg.stateDir, pinDir: h.cfg.pinDir });
+    assert.deepEqual(conf.plugins[0], { type: 'bvcni', podcidr: '10.244.1.0/24', bridge: 'cni0', mtu: 1450, dataDir: h.cfg.stateDir, pinDir: h.cfg.pinDir, capabilities: { portMappings: true } });
     const installed = realpathSync(join(h.cfg.cniBinDir, 'bvcni'));
     assert.ok(existsSync(join(dirname(installed), 'bvcni.d/lib')), 'the support directory beside the resolved plugin');
     await h.daemon.stop();

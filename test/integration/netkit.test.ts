@@ -24,6 +24,7 @@ import {
   loadDataplane,
   ping,
   probeMany,
+  RESPONDER_PORT,
   startResponder,
   tcpWhoami,
   udpWhoami,
@@ -176,6 +177,45 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
     }
     assert.deepEqual(failures, []);
   });
+
+  test('a netkit pod\'s hostPort: reached at its node IP by an outside client, a veth pod, a netkit pod of the same node (from the pair\'s transmit path) and of the other node, each seen with its own address', async () => {
+    const HP = 8181;
+    const web = await c.addPod(n0, 'nkweb', { via: 'plugin', podDevice: 'netkit', portMappings: [{ hostPort: HP, containerPort: RESPONDER_PORT, protocol: 'tcp' }] });
+    c.track(await startResponder(web.path));
+    // Removed at the end: the status test below counts node 0's netkit pods.
+    try {
+      await reachHostPort(web, HP);
+    } finally {
+      await c.removePod(web);
+    }
+  });
+
+  async function reachHostPort(web: SimPod, HP: number): Promise<void> {
+    const ep = listEndpoints(n0.pinDir).find((e) => e.ip === web.ip);
+    assert.equal(Number(ep?.flags), EndpointFlags.pod | EndpointFlags.netkit | EndpointFlags.hostport, 'the endpoint is flagged netkit and hostPort');
+    const failures: string[] = [];
+    const clients: [string, { path: string }, string][] = [
+      ['outside client', c.internet, c.internet.ip],
+      ['veth pod, same node', v0, v0.ip],
+      ['netkit pod, same node', a, a.ip],
+      ['netkit pod, other node', r, r.ip],
+    ];
+    for (const [what, ns, ip] of clients) {
+      // Control for the pods: the server answers them at its own address.
+      const [mapped, direct] = await probeMany(ns.path, [
+        { ip: n0.ip, port: HP, proto: 'tcp' },
+        ...(ns === c.internet ? [] : [{ ip: web.ip, proto: 'tcp' as const }]),
+      ]);
+      if (direct && !direct.ok) failures.push(`${what} → ${web.ip} directly: ${direct.error}`);
+      if (!mapped!.ok) failures.push(`${what} → ${n0.ip}:${HP}: ${mapped!.error}`);
+      else {
+        if (mapped!.peer !== ip) failures.push(`${what} → ${n0.ip}:${HP}: seen as ${mapped!.peer}, want ${ip}`);
+        if (mapped!.local !== web.ip) failures.push(`${what} → ${n0.ip}:${HP}: answered by ${mapped!.local}, not the pod`);
+      }
+    }
+    assert.deepEqual(failures, []);
+    assert.equal(drops(n0, 'DROP_REDIRECT'), 0n, 'no delivery refused');
+  }
 
   test('node ↔ netkit pod on its own and the other node from the node IP; netkit pod → internet masqueraded to its node IP', async () => {
     for (const [node, p] of [[n0, a], [n1, a], [n0, r]] as const) {

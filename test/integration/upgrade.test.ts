@@ -8,8 +8,11 @@
 // connecting after each roll; prints the longest UDP gap of each roll.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { declaredMaps, defaultObjDir, MapName, openDataplaneMaps } from '../../src/dataplane/index.js';
+import { SockProgram } from '../../src/dataplane/layout.js';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { probeMany, startResponder, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { KubeCluster } from '../support/kube-daemons.js';
@@ -33,6 +36,17 @@ const UDP_PORT = 7102;
 const MASQ_PORT = 7103;
 /** Slow enough to leave the 2-core machine to the daemons, fast enough to be a transfer. */
 const TCP_RATE = 2_000_000;
+
+/** The id of the BPF link pinned at pin (bpftool). */
+function pinnedLinkId(pin: string): number {
+  const j = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', pin], { encoding: 'utf8' })) as { id: number };
+  return j.id;
+}
+
+/** Whether a link with this id still exists (a detached cgroup link with no holder is freed). */
+function linkExists(id: number): boolean {
+  return spawnSync('bpftool', ['link', 'show', 'id', String(id)], { stdio: 'ignore' }).status === 0;
+}
 
 interface Roll {
   node: string;
@@ -143,6 +157,14 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
 
   test("roll back node by node: this build's --prepare-downgrade, then v0.1.0 adopts the ABI 1 maps; all pairs connect", async () => {
     for (const d of daemons) {
+      // Control: this build's hostPort state is there to be removed (maps created by the
+      // migration up, the node's connect4 link attached to the cgroup root).
+      const linkPin = join(d.node.pinDir, SockProgram.linkPin);
+      const before = pinnedLayout(d.node.pinDir);
+      assert.ok(before.maps[MapName.hostport] && before.maps[MapName.hostportFlows], `${d.node.name}: the hostPort maps were created by the migration up`);
+      assert.ok(existsSync(linkPin), `${d.node.name}: this build attached its cgroup connect4 link`);
+      const linkId = pinnedLinkId(linkPin);
+      assert.ok(linkExists(linkId), `${d.node.name}: link ${linkId} found by id`);
       const from = monotonicS();
       let prep = { code: -1, out: '' };
       await roll(d, rel, {
@@ -156,6 +178,14 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       const l = pinnedLayout(d.node.pinDir);
       assert.equal(abiOf(l), 1, `${d.node.name}: ABI 1 layouts after the roll back: ${JSON.stringify(l)}`);
       assert.equal(l.staging, false);
+      // v0.1.0 knows nothing of them: a connect4 link left attached would go on rewriting
+      // the node's connects through maps nobody maintains; stale mappings would come back
+      // at the next upgrade.
+      assert.ok(!existsSync(linkPin), `${d.node.name}: the connect4 link's pin is gone`);
+      assert.ok(!linkExists(linkId), `${d.node.name}: link ${linkId} no longer exists (detached, its pin gone)`);
+      assert.equal(l.maps[MapName.hostport], undefined, `${d.node.name}: bvcni_hostport unpinned`);
+      assert.equal(l.maps[MapName.hostportFlows], undefined, `${d.node.name}: bvcni_hostport_flows unpinned`);
+      assert.match(prep.out, /hostPorts \(ABI 2\) removed/);
       assert.equal(d.logged(/dataplane setup failed/).length, 0, `${d.node.name}: v0.1.0 adopted the maps at once`);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
       await allPairs(`after ${d.node.name} rolled back to v0.1.0`);

@@ -23,6 +23,10 @@ const CODECS: StructCodec<unknown>[] = [
   abi.statsValue,
   abi.natKey,
   abi.natEntry,
+  abi.hostportKey,
+  abi.hostportValue,
+  abi.hostportFlowKey,
+  abi.hostportFlowValue,
 ] as StructCodec<unknown>[];
 
 /** Asserts the codec's size and fields against the struct of that name in every object that has it. */
@@ -69,6 +73,8 @@ describe('ABI: TypeScript codecs match the compiled C structs', () => {
           [abi.MapName.config]: [abi.configKey.size, abi.configValue.size],
           [abi.MapName.nat]: [abi.natKey.size, abi.natEntry.size],
           [abi.MapName.stats]: [abi.statsKey.size, abi.statsValue.size],
+          [abi.MapName.hostport]: [abi.hostportKey.size, abi.hostportValue.size],
+          [abi.MapName.hostportFlows]: [abi.hostportFlowKey.size, abi.hostportFlowValue.size],
         };
         assert.ok(expected[t.name], `map ${t.name} has no codec in abi.ts`);
         assert.deepEqual([keySize, valueSize], expected[t.name], t.name);
@@ -104,6 +110,8 @@ describe('ABI: enums and constants match abi.h', () => {
     assert.deepEqual(headerEnum('NAT_DIR_'), { EGRESS: abi.NatDir.egress, INGRESS: abi.NatDir.ingress });
     assert.deepEqual(headerEnum('NAT_TCP_'), { ...abi.NatTcpState });
     assert.equal(abi.TunnelFlags.nodeIp, 1 << Number(/TUNNEL_F_NODE_IP\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
+    assert.equal(abi.EndpointFlags.pod, 1 << Number(/ENDPOINT_F_POD\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
+    assert.equal(abi.EndpointFlags.hostport, 1 << Number(/ENDPOINT_F_HOSTPORT\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
     assert.equal(abi.ConfigFlags.ready, 1 << Number(/CONFIG_F_READY\s*=\s*1 << (\d+)/.exec(HEADER)![1]));
     assert.deepEqual(
       Object.fromEntries([...HEADER.matchAll(/^\s*ENDPOINT_F_(\w+)\s*=\s*1 << (\d+)/gm)].map((m) => [m[1]!.toLowerCase(), 1 << Number(m[2])])),
@@ -116,10 +124,12 @@ describe('ABI: enums and constants match abi.h', () => {
     assert.equal(Number(headerDefine('BVCNI_TUNNEL_MAX')), abi.TUNNEL_MAX);
     assert.equal(Number(headerDefine('BVCNI_ENDPOINTS_MAX')), abi.ENDPOINTS_MAX);
     assert.equal(Number(headerDefine('BVCNI_NAT_MAX')), abi.NAT_MAX);
+    assert.equal(Number(headerDefine('BVCNI_HOSTPORT_MAX')), abi.HOSTPORT_MAX);
+    assert.equal(Number(headerDefine('BVCNI_HOSTPORT_FLOWS_MAX')), abi.HOSTPORT_FLOWS_MAX);
     assert.equal(Number(headerDefine('NAT_PORT_PROBES')), abi.NAT_PORT_PROBES);
     assert.equal(Number(headerDefine('NAT_PORT_RUN')), abi.NAT_PORT_RUN);
     for (const [k, v] of Object.entries(abi.MapName)) {
-      assert.equal(headerDefine(`BVCNI_MAP_${k.toUpperCase()}`), v);
+      assert.equal(headerDefine(`BVCNI_MAP_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`), v);
     }
     const sec = (name: string): bigint => {
       const m = /\((\d+)ULL \* NAT_SEC\)/.exec(headerDefine(name));

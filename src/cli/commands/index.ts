@@ -4,10 +4,11 @@ import type { CommandSpec } from '../types.js';
 import { doctor } from './doctor.js';
 import { drops } from './drops.js';
 import { endpoints } from './endpoints.js';
+import { hostports } from './hostports.js';
 import { nat } from './nat.js';
 import { nodes } from './nodes.js';
 import { status } from './status.js';
 import { uninstall } from './uninstall.js';
 import { version } from './version.js';
 
-export const commands: readonly CommandSpec[] = [status, nodes, endpoints, nat, drops, doctor, uninstall, version];
+export const commands: readonly CommandSpec[] = [status, nodes, endpoints, hostports, nat, drops, doctor, uninstall, version];

@@ -18,15 +18,17 @@ import {
   disableIpv6Addresses,
   getLink,
   isolateBridgePort,
+  listAddrs,
   setLinkUp,
   type Link,
 } from '../../netlink/rtnl.js';
 import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
 import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
-import type { NetConf } from '../config.js';
-import { hostNetkitName, hostVethName, randomMac, type Invocation } from '../context.js';
-import { Code, CniError } from '../errors.js';
+import { parsePortMappings, type NetConf } from '../config.js';
+import { hostNetkitName, hostPortOwner, hostVethName, randomMac, type Invocation } from '../context.js';
+import { Code, CniError, invalidConfig } from '../errors.js';
+import type { HostPortMapping } from '../../dataplane/hostport.js';
 import { allocate, findByAttachment } from '../ipam/allocator.js';
 import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
@@ -38,6 +40,8 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
   const ready = svc.dataplane.readiness(conf.pinDir);
   mark('dataplane readiness');
   if (!ready.ready) throw new CniError(Code.tryAgainLater, ready.reason);
+  const portMappings = parsePortMappings(conf);
+  if (portMappings.some((m) => m.hostIp !== '0.0.0.0')) checkHostIps(svc.hostSocket, portMappings);
 
   const undo: (() => void)[] = [];
   let pod: NetlinkSocket | undefined;
@@ -83,7 +87,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     const mtu = conf.mtu ?? bridge.mtu;
     mark('bridge');
     if (conf.podDevice === 'netkit') {
-      const ours = addNetkit({ env, conf, svc }, { host, pod, nsFd, ip, gw, mtu, undo });
+      const ours = addNetkit({ env, conf, svc }, { host, pod, nsFd, ip, gw, mtu, undo, portMappings });
       undo.length = 0;
       return mergeInto(conf.prevResult, ours);
     }
@@ -118,11 +122,12 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     isolateBridgePort(host, { index: hostLink.index, mac: podMac });
     mark('bridge port isolated');
     const ipText = intToIpv4(ip);
-    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac });
+    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac, hostport: portMappings.length > 0 });
     undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
     mark('endpoint register');
+    claimHostPorts({ env, conf, svc }, ipText, portMappings, undo);
 
-    svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu });
+    svc.log.info('added', { ip: ipText, hostVeth: vethName, ifindex: hostLink.index, mtu, ...(portMappings.length ? { hostPorts: portMappings.map(mappingText) } : {}) });
     const ours = buildResult(
       conf.cniVersion,
       [
@@ -151,6 +156,34 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
   }
 }
 
+/** After the endpoint (veth or netkit): a mapping must never name a pod the programs cannot deliver to. */
+function claimHostPorts({ env, conf, svc }: Invocation, ipText: string, portMappings: readonly HostPortMapping[], undo: (() => void)[]): void {
+  if (portMappings.length === 0) return;
+  const owner = hostPortOwner(env.containerId, env.ifname);
+  svc.dataplane.claimHostPorts(conf.pinDir, owner, ipText, portMappings);
+  undo.push(() => void svc.dataplane.pruneHostPorts(conf.pinDir, (e) => e.owner === owner));
+  mark('hostports claimed');
+}
+
+function mappingText(m: HostPortMapping): string {
+  return `${m.hostIp}:${m.hostPort}/${m.protocol}->${m.containerPort}`;
+}
+
+/** A hostIP must be one of the node's own addresses: the programs translate only packets for the node. */
+function checkHostIps(open: () => NetlinkSocket, mappings: readonly HostPortMapping[]): void {
+  const s = open();
+  let own: Set<string>;
+  try {
+    own = new Set(listAddrs(s).map((a) => a.ip));
+  } finally {
+    s.close();
+  }
+  for (const m of mappings) {
+    if (m.hostIp !== '0.0.0.0' && !own.has(m.hostIp))
+      throw invalidConfig('runtimeConfig.portMappings', `hostIP ${m.hostIp} is not an address of this node`);
+  }
+}
+
 /**
  * The netkit half of ADD (the pair's primary, its host end, is no bridge
  * port). The pod's address is its /24 as on a veth, without the connected
@@ -163,7 +196,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
  */
 function addNetkit(
   { env, conf, svc }: Invocation,
-  o: { host: NetlinkSocket; pod: NetlinkSocket; nsFd: number; ip: number; gw: string; mtu: number; undo: (() => void)[] },
+  o: { host: NetlinkSocket; pod: NetlinkSocket; nsFd: number; ip: number; gw: string; mtu: number; undo: (() => void)[]; portMappings: readonly HostPortMapping[] },
 ): Result {
   const { host, pod } = o;
   const name = hostNetkitName(env.containerId, env.ifname);
@@ -197,11 +230,12 @@ function addNetkit(
   const nodeIp = svc.dataplane.nodeIp(conf.pinDir);
   addLinkRoute(host, { dst: ipText, oif: hostLink.index, ...(nodeIp ? { src: nodeIp } : {}) });
   // The peer drops everything until this attaches the pod program (rtnl.ts, createNetkit).
-  svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: name, podMac, gwMac: hostMac, device: 'netkit' });
+  svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: name, podMac, gwMac: hostMac, device: 'netkit', hostport: o.portMappings.length > 0 });
   o.undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
   mark('endpoint register');
+  claimHostPorts({ env, conf, svc }, ipText, o.portMappings, o.undo);
 
-  svc.log.info('added', { ip: ipText, netkit: name, ifindex: hostLink.index, mtu: o.mtu });
+  svc.log.info('added', { ip: ipText, netkit: name, ifindex: hostLink.index, mtu: o.mtu, ...(o.portMappings.length ? { hostPorts: o.portMappings.map(mappingText) } : {}) });
   return buildResult(
     conf.cniVersion,
     [

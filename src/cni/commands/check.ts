@@ -2,13 +2,15 @@
 // default route inside the pod, host veth on the bridge (learning and unicast
 // flooding off, the pod's MAC a static sticky FDB entry on it) or netkit
 // primary (peer policy drop, the pod program attached, the node's route to
-// the pod), reservation, and endpoint entry. The first mismatch is the error.
+// the pod), reservation, endpoint entry and the hostPort mappings
+// runtimeConfig names. The first mismatch is the error.
 import { intToIpv4 } from '../../../loader/codec.js';
 import { getBridgeFdb, getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
 import { NETKIT_DROP, NTF_STICKY, NUD_NOARP } from '../../netlink/message.js';
 import { EndpointFlags } from '../../dataplane/abi.js';
 import { firstHost } from '../../common/cidr.js';
-import { hostNetkitName, hostVethName, type Invocation } from '../context.js';
+import { hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
+import { parsePortMappings } from '../config.js';
 import { Code, CniError } from '../errors.js';
 import { findByAttachment } from '../ipam/allocator.js';
 
@@ -106,4 +108,18 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
   if (!ep) fail(`no endpoint entry for ${addr}`);
   if (ep.ifindex !== hostIndex || String(ep.pod_mac) !== podMac) fail(`endpoint entry for ${addr} does not match the interfaces`);
   if (((Number(ep.flags) & EndpointFlags.netkit) !== 0) !== netkit) fail(`endpoint entry for ${addr} names the wrong kind of device`);
+
+  // Every mapping the runtime asks for is this attachment's, to this pod and port.
+  const mappings = parsePortMappings(conf);
+  if (mappings.length === 0) return;
+  if (!(Number(ep.flags) & EndpointFlags.hostport)) fail(`endpoint entry for ${addr} lacks the hostPort flag`);
+  const owner = hostPortOwner(env.containerId, env.ifname);
+  const have = svc.dataplane.hostPorts(conf.pinDir);
+  for (const m of mappings) {
+    const e = have.find((h) => h.hostIp === m.hostIp && h.hostPort === m.hostPort && h.protocol === m.protocol);
+    const id = `hostPort ${m.hostIp}:${m.hostPort}/${m.protocol}`;
+    if (!e) fail(`${id} is not mapped`);
+    if (e.owner !== owner || e.podIp !== addr || e.containerPort !== m.containerPort)
+      fail(`${id} maps to ${e.podIp}:${e.containerPort}${e.owner !== owner ? ' for another container' : ''}, not ${addr}:${m.containerPort}`);
+  }
 }

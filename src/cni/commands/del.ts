@@ -1,13 +1,17 @@
 // DEL: idempotent. The host veth name derives from the attachment, so a gone
-// or empty CNI_NETNS does not matter. Device first, then endpoint, then the
+// or empty CNI_NETNS does not matter. hostPorts first, device, then endpoint, then the
 // reservation: a DEL killed half-way is finished by the next DEL or by GC.
 import { intToIpv4 } from '../../../loader/codec.js';
-import { hostNetkitName, hostVethName, type Invocation } from '../context.js';
+import { hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
 import { findByAttachment } from '../ipam/allocator.js';
 import { mark } from '../trace.js';
 
 export function cmdDel({ env, conf, svc }: Invocation): void {
   mark('handler entered');
+  // The attachment's hostPorts first (exactly its own: by owner), so no new flow reaches a pod on its way out.
+  const owner = hostPortOwner(env.containerId, env.ifname);
+  const ports = svc.dataplane.pruneHostPorts(conf.pinDir, (e) => e.owner === owner);
+  if (ports) mark('hostports released');
   const host = svc.hostSocket();
   try {
     // Either kind: the node's --pod-device may have changed since this pod's ADD.
@@ -30,7 +34,7 @@ export function cmdDel({ env, conf, svc }: Invocation): void {
     mark('endpoint unregister');
     store.release(r);
     mark('ipam release');
-    svc.log.info('deleted', { ip });
+    svc.log.info('deleted', { ip, ...(ports ? { hostPorts: ports } : {}) });
   } finally {
     store.unlock();
   }

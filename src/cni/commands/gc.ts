@@ -1,12 +1,13 @@
 // GC (1.1.0): everything not in cni.dev/valid-attachments goes: reservations,
-// their host veths and endpoint entries; then endpoint entries in our
+// their host veths and endpoint entries; hostPort mappings of invalid
+// attachments or unreserved pods; then endpoint entries in our
 // podCIDR without a reservation, and host veths on our bridge (or netkit
 // primaries of our naming) without one (left by ADDs killed before they
 // could record more).
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
 import { deleteLink, getLink, listLinks } from '../../netlink/rtnl.js';
 import { containsIp } from '../../common/cidr.js';
-import { HOST_NETKIT_RE, HOST_VETH_RE, hostNetkitName, hostVethName, type Invocation } from '../context.js';
+import { HOST_NETKIT_RE, HOST_VETH_RE, hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
 
 export function cmdGc({ conf, svc }: Invocation): void {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerId}\0${a.ifname}`));
@@ -40,6 +41,9 @@ export function cmdGc({ conf, svc }: Invocation): void {
         entries++;
       }
     }
+    // hostPorts of attachments that are not valid, or of pods with no reservation (a killed ADD's).
+    const owners = new Set((conf.validAttachments ?? []).map((a) => hostPortOwner(a.containerId, a.ifname)));
+    const hostPorts = svc.dataplane.pruneHostPorts(conf.pinDir, (e) => !owners.has(e.owner) || !reserved.has(ipv4ToInt(e.podIp)));
     let veths = 0;
     const bridge = getLink(host, conf.bridge);
     for (const l of listLinks(host)) {
@@ -47,7 +51,7 @@ export function cmdGc({ conf, svc }: Invocation): void {
       const ours = bridge && l.master === bridge.index ? HOST_VETH_RE.test(l.name) : l.kind === 'netkit' && !!l.netkit?.primary && HOST_NETKIT_RE.test(l.name);
       if (ours && deleteLink(host, l.name)) veths++;
     }
-    svc.log.info('gc', { released, entries, veths, pruned, valid: valid.size });
+    svc.log.info('gc', { released, entries, veths, pruned, hostPorts, valid: valid.size });
   } finally {
     store.unlock();
     host.close();
