@@ -248,19 +248,24 @@ export interface VethSpec {
   master: number;
 }
 
-/** Creates both ends in one message, so a crash cannot leave half a pair. */
-export function createVeth(s: NetlinkSocket, v: VethSpec): void {
-  // The peer cannot be brought up in this message: it is configured before
-  // the pair is linked, and opening a veth without its peer fails (ENOTCONN).
-  const peer = Buffer.concat([
+/** The pod end of a pair (veth or netkit), as the nested peer ifinfomsg: its name, MTU and MAC, and the namespace it is created in. */
+function podPeerInfo(v: { podName: string; mtu: number; podMac: string; podNsFd?: number }): Buffer {
+  return Buffer.concat([
     ifinfomsg(),
     encode([
       attr.str(IFLA.IFNAME, v.podName),
       attr.u32(IFLA.MTU, v.mtu),
       attr.bytes(IFLA.ADDRESS, macToBuffer(v.podMac)),
-      attr.u32(IFLA.NET_NS_FD, v.podNsFd),
+      ...(v.podNsFd !== undefined ? [attr.u32(IFLA.NET_NS_FD, v.podNsFd)] : []),
     ]),
   ]);
+}
+
+/** Creates both ends in one message, so a crash cannot leave half a pair. */
+export function createVeth(s: NetlinkSocket, v: VethSpec): void {
+  // The peer cannot be brought up in this message: it is configured before
+  // the pair is linked, and opening a veth without its peer fails (ENOTCONN).
+  const peer = podPeerInfo(v);
   const attrs: Attr[] = [
     attr.str(IFLA.IFNAME, v.hostName),
     attr.u32(IFLA.MTU, v.mtu),
@@ -298,15 +303,7 @@ export interface NetkitSpec {
  * the program were ever detached, the pod sends nothing unchecked.
  */
 export function createNetkit(s: NetlinkSocket, v: NetkitSpec): void {
-  const peer = Buffer.concat([
-    ifinfomsg(),
-    encode([
-      attr.str(IFLA.IFNAME, v.podName),
-      attr.u32(IFLA.MTU, v.mtu),
-      attr.bytes(IFLA.ADDRESS, macToBuffer(v.podMac)),
-      ...(v.podNsFd !== undefined ? [attr.u32(IFLA.NET_NS_FD, v.podNsFd)] : []),
-    ]),
-  ]);
+  const peer = podPeerInfo(v);
   const data: Attr[] = [
     attr.u32(IFLA_NETKIT.MODE, NETKIT_L2),
     attr.u32(IFLA_NETKIT.POLICY, NETKIT_PASS),
