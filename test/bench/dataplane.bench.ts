@@ -23,12 +23,12 @@ import {
 import { tunnelKey, tunnelValue } from '../../src/dataplane/abi.js';
 import { Programs } from '../../src/dataplane/index.js';
 import { BpfMap } from '../../loader/index.js';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run, startProcess } from '../../src/common/exec.js';
+import { interleave, type Variant } from './stats.js';
+import { TcpCrr } from './tcp-crr.js';
 import { installMinimalOverlay } from '../fixtures/bpf/min-overlay.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
@@ -46,23 +46,6 @@ const PARTS = ['tput', 'rr', 'masq', 'crr', 'iso', 'scale'] as const;
 const ONLY = (process.env.BVB_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 for (const p of ONLY) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`BVB_ONLY: unknown part ${p} (parts: ${PARTS.join(', ')})`);
 const part = (p: (typeof PARTS)[number]): boolean => ONLY.includes(p);
-
-interface Variant {
-  name: string;
-  run: () => Promise<number>;
-}
-
-async function interleave(title: string, variants: Variant[]): Promise<Map<string, number[]>> {
-  const out = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  for (let r = 0; r < RUNS; r++) {
-    for (const v of r % 2 ? [...variants].reverse() : variants) {
-      const x = await v.run();
-      out.get(v.name)!.push(x);
-    }
-    process.stderr.write(`  ${title} run ${r + 1}/${RUNS}: ${variants.map((v) => `${v.name}=${out.get(v.name)!.at(-1)!.toFixed(2)}`).join(' ')}\n`);
-  }
-  return out;
-}
 
 interface Row {
   bench: string;
@@ -109,27 +92,7 @@ function printTable(): void {
   for (const n of notes) process.stdout.write(`- ${n}\n`);
 }
 
-// Short connections are driven by a small event-driven C client and server
-// (tcp_crr.c, many flows per process): with Node.js at both ends (~250 µs of
-// work per connection) or a blocking client (a wake-up per step), every variant
-// ran at the same rate, with or without NAT.
-const toolDir = mkdtempSync(join(tmpdir(), 'bvcni-bench-'));
-const TCP_CRR = join(toolDir, 'tcp_crr');
-execFileSync('cc', ['-O2', '-Wall', '-o', TCP_CRR, 'test/bench/tcp_crr.c']);
-
-async function startCrrServer(c: Cluster, netns: SimNetns): Promise<void> {
-  const child = c.track(startProcess([TCP_CRR, 'server', String(CRR_PORT), '2'], { netns: netns.path }));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`tcp_crr server in ${netns.name} exited ${code}`)));
-  });
-}
-
-async function crrRate(from: SimNetns, host: string): Promise<{ perSecond: number; failed: number }> {
-  const r = await run([TCP_CRR, 'client', host, String(CRR_PORT), String(CRR_MS), '2', '16', '1000'], { netns: from.path, timeoutMs: 30_000 });
-  const j = JSON.parse(r.stdout) as { done: number; failed: number; elapsed: number };
-  return { perSecond: (j.done * 1000) / j.elapsed, failed: j.failed };
-}
+const tcpCrr = new TcpCrr(CRR_MS);
 
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const startLoad = loadavg();
@@ -164,7 +127,7 @@ try {
     await startIperfServer(c, c.internet);
     c.track(await startResponder(server.path, RR_PORT, { cpu: RR_CPU }));
     c.track(await startResponder(c.internet.path, RR_PORT));
-    await startCrrServer(c, c.internet);
+    await tcpCrr.startServer(c, c.internet, CRR_PORT);
   }
   await startIperfServer(flannel, flannel.nodes[1]!);
   flannel.track(await startResponder(flannel.nodes[1]!.path, RR_PORT, { cpu: RR_CPU }));
@@ -177,7 +140,7 @@ try {
   pp.push({ name: 'underlay', run: tput(flannel, flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
   if (minimal) pp.push({ name: 'minimal tc overlay', run: tput(minimal, ends(minimal).client.path, ends(minimal).server.ip) });
   if (part('tput')) {
-    const rTput = await interleave('pod-to-pod TCP', pp);
+    const rTput = await interleave('pod-to-pod TCP', pp, RUNS);
     record('cross-node TCP single stream', 'Gbit/s', rTput);
     ratio('cross-node TCP single stream', 'bvcni', 'flannel-style', '≥ 1.20', rTput);
     ratio('cross-node TCP single stream', 'bvcni', 'underlay', '≥ 0.90', rTput);
@@ -193,7 +156,7 @@ try {
   rrv.push({ name: 'flannel-style', run: rr(fE.client.path, fE.server.ip) });
   rrv.push({ name: 'underlay', run: rr(flannel.nodes[0]!.path, flannel.nodes[1]!.ip) });
   if (part('rr')) {
-    const rRr = await interleave('TCP RR', rrv);
+    const rRr = await interleave('TCP RR', rrv, RUNS);
     record('cross-node TCP RR p50 (1 CPU)', 'µs', rRr);
     ratio('cross-node TCP RR p50 (1 CPU)', 'bvcni', 'flannel-style', '≤ 0.85', rRr);
   }
@@ -202,7 +165,7 @@ try {
   if (bvcni) mq.push({ name: 'bvcni masquerade', run: tput(bvcni, ends(bvcni).client.path, bvcni.internet.ip) });
   mq.push({ name: 'nft masquerade', run: tput(flannel, fE.client.path, flannel.internet.ip) });
   if (part('masq')) {
-    const rMq = await interleave('masquerade TCP', mq);
+    const rMq = await interleave('masquerade TCP', mq, RUNS);
     record('pod → internet TCP', 'Gbit/s', rMq);
     ratio('pod → internet TCP', 'bvcni masquerade', 'nft masquerade', '≥ 1.0', rMq);
   }
@@ -213,7 +176,7 @@ try {
     for (const c of clusters) await c.exec(ends(c).client, clientSysctls);
     const failed = new Map<string, number>();
     const crr = (c: Cluster, from: SimNetns, label: string) => async () => {
-      const r = await crrRate(from, c.internet.ip);
+      const r = await tcpCrr.rate(from, c.internet.ip, CRR_PORT);
       failed.set(label, (failed.get(label) ?? 0) + r.failed);
       return r.perSecond;
     };
@@ -227,7 +190,7 @@ try {
       await bvcni.exec(ceilingNode, clientSysctls);
       cr.push({ name: 'node itself, no pod, no NAT', run: crr(bvcni, ceilingNode, 'node itself') });
     }
-    const rCr = await interleave('short connections', cr);
+    const rCr = await interleave('short connections', cr, RUNS);
     record('pod → internet short connections', 'conn/s', rCr);
     for (const [dp, n] of failed) notes.push(`short connections, ${dp}: ${n} connections got no answer within 1 s over all runs`);
     if (bvcni) {
@@ -274,20 +237,21 @@ try {
       { name: 'without isolation', run: async () => (await install(OBJ_WITHOUT), measure()) },
     ];
     try {
-      const rT = await interleave('isolation: cross-node TCP', variants(tput(b, bE.client.path, bE.server.ip)));
+      const rT = await interleave('isolation: cross-node TCP', variants(tput(b, bE.client.path, bE.server.ip)), RUNS);
       record('isolation checks: cross-node TCP single stream', 'Gbit/s', rT);
       ratio('isolation checks: cross-node TCP single stream', 'with isolation', 'without isolation', '≥ 0.98', rT);
-      const rR = await interleave('isolation: TCP RR', variants(rr(bE.client.path, bE.server.ip)));
+      const rR = await interleave('isolation: TCP RR', variants(rr(bE.client.path, bE.server.ip)), RUNS);
       record('isolation checks: cross-node TCP RR p50 (1 CPU)', 'µs', rR);
       ratio('isolation checks: cross-node TCP RR p50 (1 CPU)', 'with isolation', 'without isolation', '≤ 1.02', rR);
       let failed = 0;
       const rC = await interleave(
         'isolation: short connections',
         variants(async () => {
-          const r = await crrRate(bE.client, b.internet.ip);
+          const r = await tcpCrr.rate(bE.client, b.internet.ip, CRR_PORT);
           failed += r.failed;
           return r.perSecond;
         }),
+        RUNS,
       );
       record('isolation checks: pod → internet short connections', 'conn/s', rC);
       ratio('isolation checks: pod → internet short connections', 'with isolation', 'without isolation', '≥ 0.97', rC);
@@ -327,7 +291,7 @@ try {
         },
       },
     ];
-    const rSc = await interleave('tunnel map scale', sc);
+    const rSc = await interleave('tunnel map scale', sc, RUNS);
     for (const f of filler) tunnel.delete(f.key);
     tunnel.close();
     await programTunnels(bvcni);
@@ -339,5 +303,5 @@ try {
 } finally {
   for (const c of clusters) await c.destroy();
   await minimal?.destroy();
-  rmSync(toolDir, { recursive: true, force: true });
+  tcpCrr.cleanup();
 }

@@ -6,7 +6,6 @@
 // per second (tcp_crr.c). Targets: throughput >= 1.0x, conn/s >= 1.2x.
 //   node --import tsx test/bench/hostport.bench.ts     (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
 //   BVB_ONLY=tput or crr runs one part.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +21,9 @@ import {
   type Cluster,
   type SimNetns,
 } from '../../src/sim/index.js';
-import { run, startProcess } from '../../src/common/exec.js';
+import { run } from '../../src/common/exec.js';
+import { interleave, type Variant } from './stats.js';
+import { TcpCrr } from './tcp-crr.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -36,23 +37,7 @@ const HP_CRR = 18202;
 const CRR_MS = 1000;
 const REF_CIDR = '10.88.0.0/24';
 
-const toolDir = mkdtempSync(join(tmpdir(), 'bvcni-hpbench-'));
-const TCP_CRR = join(toolDir, 'tcp_crr');
-execFileSync('cc', ['-O2', '-Wall', '-o', TCP_CRR, 'test/bench/tcp_crr.c']);
-
-async function startCrrServer(c: Cluster, ns: SimNetns): Promise<void> {
-  const child = c.track(startProcess([TCP_CRR, 'server', String(CRR_POD), '2'], { netns: ns.path }));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`tcp_crr server in ${ns.name} exited ${code}`)));
-  });
-}
-
-async function crrRate(from: SimNetns, host: string, port: number): Promise<{ perSecond: number; failed: number }> {
-  const r = await run([TCP_CRR, 'client', host, String(port), String(CRR_MS), '2', '16', '1000'], { netns: from.path, timeoutMs: 30_000 });
-  const j = JSON.parse(r.stdout) as { done: number; failed: number; elapsed: number };
-  return { perSecond: (j.done * 1000) / j.elapsed, failed: j.failed };
-}
+const tcpCrr = new TcpCrr(CRR_MS);
 
 /**
  * The reference: on a node with no dataplane of ours, a pod wired by the
@@ -93,20 +78,6 @@ async function referencePod(c: Cluster, node: SimNetns, stateDir: string): Promi
   return { ...pod, ip: prevResult.ips[0]!.address.split('/')[0]! };
 }
 
-interface Variant {
-  name: string;
-  run: () => Promise<number>;
-}
-
-async function interleave(title: string, variants: Variant[]): Promise<Map<string, number[]>> {
-  const out = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  for (let r = 0; r < RUNS; r++) {
-    for (const v of r % 2 ? [...variants].reverse() : variants) out.get(v.name)!.push(await v.run());
-    process.stderr.write(`  ${title} run ${r + 1}/${RUNS}: ${variants.map((v) => `${v.name}=${out.get(v.name)!.at(-1)!.toFixed(2)}`).join(' ')}\n`);
-  }
-  return out;
-}
-
 const lines: string[] = ['| benchmark | bvcni hostPort | bridge + portmap | ratio of medians | median of paired ratios | target |', '|---|---:|---:|---|---|---|'];
 function report(bench: string, unit: string, target: string, res: Map<string, number[]>): void {
   const a = res.get('bvcni')!;
@@ -142,7 +113,7 @@ try {
     [ref, refPod],
   ] as const) {
     await startIperfServer(c, pod, IPERF_POD);
-    await startCrrServer(c, pod);
+    await tcpCrr.startServer(c, pod, CRR_POD);
     await waitListening(pod.path, CRR_POD);
     await c.exec(c.internet, ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
   }
@@ -151,7 +122,7 @@ try {
     [bvcni, bvNode],
     [ref, refNode],
   ] as const) {
-    const probe = await crrRate(c.internet, node.ip, HP_CRR);
+    const probe = await tcpCrr.rate(c.internet, node.ip, HP_CRR);
     if (probe.perSecond === 0) throw new Error(`${c === bvcni ? "bvcni" : "reference"} (${c.prefix}): no connection through ${node.ip}:${HP_CRR}`);
   }
   const iptables = await run(['iptables-save', '-t', 'nat'], { netns: refNode.path });
@@ -162,26 +133,26 @@ try {
     const r = await interleave('hostPort TCP', [
       { name: 'bvcni', run: tput(bvcni, bvNode.ip) },
       { name: 'portmap', run: tput(ref, refNode.ip) },
-    ]);
+    ], RUNS);
     report('outside client → hostPort → pod, TCP single stream', 'Gbit/s', '≥ 1.0', r);
   }
   if (ONLY.includes('crr')) {
     let failed = 0;
     const crr = (c: Cluster, host: string) => async () => {
-      const x = await crrRate(c.internet, host, HP_CRR);
+      const x = await tcpCrr.rate(c.internet, host, HP_CRR);
       failed += x.failed;
       return x.perSecond;
     };
     const r = await interleave('hostPort short connections', [
       { name: 'bvcni', run: crr(bvcni, bvNode.ip) },
       { name: 'portmap', run: crr(ref, refNode.ip) },
-    ]);
+    ], RUNS);
     report('outside client → hostPort → pod, short connections', 'conn/s', '≥ 1.2', r);
     if (failed) lines.push('', `${failed} connections got no answer within 1 s over all runs`);
   }
   process.stdout.write(`\n${lines.join('\n')}\n\n(${RUNS} interleaved runs per variant, ${SECONDS} s per iperf3 run; load average at start ${startLoad}, at end ${loadavg()} on ${availableParallelism()} CPUs)\n`);
 } finally {
   for (const c of clusters) await c.destroy();
-  rmSync(toolDir, { recursive: true, force: true });
+  tcpCrr.cleanup();
   rmSync(stateDir, { recursive: true, force: true });
 }

@@ -9,3 +9,18 @@ export function printTable(title: string, header: readonly string[], rows: reado
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
 }
+
+export interface Variant {
+  name: string;
+  run: () => Promise<number>;
+}
+
+/** Runs every variant `runs` times, interleaved (A B, then B A, …) so machine noise hits all alike; each run's figures go to stderr. */
+export async function interleave(title: string, variants: readonly Variant[], runs: number): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  for (let r = 0; r < runs; r++) {
+    for (const v of r % 2 ? [...variants].reverse() : variants) out.get(v.name)!.push(await v.run());
+    process.stderr.write(`  ${title} run ${r + 1}/${runs}: ${variants.map((v) => `${v.name}=${out.get(v.name)!.at(-1)!.toFixed(2)}`).join(' ')}\n`);
+  }
+  return out;
+}
