@@ -43,7 +43,7 @@ static __always_inline int from_uplink(struct __sk_buff *skb)
 	ep = endpoint_get(pod_ip);
 	if (!ep)
 		return DROP(REASON_DROP_NO_ENDPOINT);
-	return deliver_routed_to_pod(skb, ep, &x);
+	return deliver_routed_to_pod(skb, ep, &x, 0);
 }
 
 SEC("tc")

@@ -125,7 +125,7 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	if (ep)
-		return deliver_to_pod(skb, ep);
+		return deliver_to_pod(skb, ep, 0);
 	if (ipv4_in_prefix(daddr, cfg->pod_cidr, cfg->pod_prefix))
 		return DROP(REASON_DROP_NO_ENDPOINT);
 	return TC_ACT_OK;

@@ -74,7 +74,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		 */
 		if (ct_host_translated(skb, ip))
 			return TC_ACT_OK;
-		return from_netkit ? deliver_to_pod_from_xmit(skb, ep) : deliver_to_pod(skb, ep);
+		return deliver_to_pod(skb, ep, from_netkit);
 	}
 
 	tun = bpf_map_lookup_elem(&BVCNI_MAP_TUNNEL, &(struct tunnel_key){ .prefixlen = 32, .addr = daddr });

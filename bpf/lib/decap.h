@@ -135,7 +135,7 @@ static __always_inline int vxlan_decap(struct __sk_buff *skb, const struct bvcni
 		return TC_ACT_OK;
 	if (vxlan_strip(skb) < 0)
 		return TC_ACT_OK; /* the device still gets it right */
-	return deliver_to_pod(skb, ep);
+	return deliver_to_pod(skb, ep, 0);
 }
 
 #endif

@@ -162,7 +162,7 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
 		if (ret)
 			return DROP(REASON_DROP_HOSTPORT_FAILED);
 	}
-	return from_xmit ? deliver_routed_to_pod_from_xmit(skb, ep, &x) : deliver_routed_to_pod(skb, ep, &x);
+	return deliver_routed_to_pod(skb, ep, &x, from_xmit);
 }
 
 /*
