@@ -107,6 +107,29 @@ export function lostAnswer(stdin: string, why: string): Outcome {
 }
 
 /**
+ * What an answer from bvcnid says: its outcome (a string stdout and an exit
+ * code 0..255), a decline (an object without an outcome: the plugin works
+ * alone), or garbage (not JSON, or an outcome of another shape), which counts
+ * as a lost answer. The native front (src/cni/front/json.h) reads answers the
+ * same way; test/integration/cni-front.test.ts holds the two together.
+ */
+export function readReply(text: string): Outcome | 'declined' | 'garbage' {
+  let reply: unknown;
+  try {
+    reply = JSON.parse(text);
+  } catch {
+    return 'garbage';
+  }
+  if (typeof reply !== 'object' || reply === null) return 'garbage';
+  if (!('outcome' in reply)) return 'declined';
+  const o: unknown = reply.outcome;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'garbage';
+  const { stdout, exitCode } = o as Record<string, unknown>;
+  if (typeof stdout !== 'string' || typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) return 'garbage';
+  return { stdout, exitCode };
+}
+
+/**
  * Asks bvcnid to run this invocation. Undefined: do it locally (no daemon, it
  * declined, or it went away before the request reached it). Once the request
  * has reached the daemon, only DEL (idempotent) falls back to local work; an ADD
@@ -144,14 +167,9 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
       failed: gone,
       answered: (answer) => {
         mark('delegate: answered');
-        let reply: DelegateReply;
-        try {
-          reply = JSON.parse(answer.toString('utf8')) as DelegateReply;
-        } catch {
-          gone('connection closed before a complete answer');
-          return;
-        }
-        finish('outcome' in reply ? reply.outcome : undefined);
+        const reply = readReply(answer.toString('utf8'));
+        if (reply === 'garbage') gone('connection closed before a complete answer');
+        else finish(reply === 'declined' ? undefined : reply);
       },
     });
     mark('delegate: connecting');

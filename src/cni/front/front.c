@@ -332,13 +332,15 @@ static long long now_ms(void)
 struct exchange {
 	int fd;
 	long long deadline;
-	char why[96]; // set when the answer is lost
+	const char *path;
+	char why[256]; // set when the answer is lost
 };
 
+// Worded as delegate.ts words it: "<what> <errno name> <socket>".
 static int lost(struct exchange *x, const char *what, int err)
 {
 	if (err)
-		snprintf(x->why, sizeof(x->why), "%s %s", what, strerrorname_np(err) ? strerrorname_np(err) : strerror(err));
+		snprintf(x->why, sizeof(x->why), "%s %s %s", what, strerrorname_np(err) ? strerrorname_np(err) : strerror(err), x->path);
 	else
 		snprintf(x->why, sizeof(x->why), "%s", what);
 	return -1;
@@ -457,7 +459,7 @@ int main(int argc, char **argv)
 
 	// From here the daemon may be working on it: DEL (idempotent) falls back to
 	// local work, anything else must not run twice.
-	struct exchange x = { .fd = fd, .deadline = now_ms() + BVCNI_ANSWER_TIMEOUT_MS };
+	struct exchange x = { .fd = fd, .deadline = now_ms() + BVCNI_ANSWER_TIMEOUT_MS, .path = sa.sun_path };
 	struct buf ans = { 0 };
 	int is_del = !strcmp(cmd, "DEL");
 	if (exchange(&x, &req, &ans) < 0)

@@ -47,7 +47,7 @@ static inline int buf_reserve(struct buf *b, size_t more)
 
 static inline void buf_put(struct buf *b, const void *s, size_t n)
 {
-	if (buf_reserve(b, n) < 0)
+	if (!n || buf_reserve(b, n) < 0)
 		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -506,20 +506,19 @@ static inline int outcome_member(struct jp *j, const struct buf *key, int depth,
 		const char *s = j->p;
 		if (jp_value(j, depth) < 0)
 			return -1;
-		// A plain integer, as JSON.stringify writes one; anything else is not an exit code.
+		// A number JavaScript reads as an integer 0..255 (process.exit's range);
+		// strtod rounds as JSON.parse does. Anything else is not an exit code.
 		o->has_code = 0;
-		size_t len = (size_t)(j->p - s);
-		if (len < 1 || len > 3)
+		if (*s != '-' && (*s < '0' || *s > '9'))
 			return 0;
-		int v = 0;
-		for (size_t i = 0; i < len; i++) {
-			if (s[i] < '0' || s[i] > '9')
-				return 0;
-			v = v * 10 + (s[i] - '0');
-		}
-		if ((len > 1 && s[0] == '0') || v > 255)
+		char *num = strndup(s, (size_t)(j->p - s));
+		if (!num)
 			return 0;
-		o->code = v;
+		double v = strtod(num, NULL);
+		free(num);
+		if (!(v >= 0 && v <= 255) || v != (double)(int)v)
+			return 0;
+		o->code = (int)v;
 		o->has_code = 1;
 		return 0;
 	}
