@@ -180,7 +180,7 @@ describe('the native front', { skip: !built && 'needs make build' }, () => {
 
   test('VERSION and a missing CNI_COMMAND go to the Node plugin unmarked, without a connection', async () => {
     const before = daemon.connections;
-    for (const env of [{ CNI_COMMAND: 'VERSION' }, { CNI_CONTAINERID: 'x' }, { CNI_COMMAND: '' }]) {
+    for (const env of [{ CNI_COMMAND: 'VERSION' }, { CNI_CONTAINERID: 'x' }, { CNI_COMMAND: '' }] as Record<string, string>[]) {
       const r = await run(fake, env, conf(daemon.dir));
       assert.equal(r.status, 42);
       assert.ok(r.handed, 'the Node plugin ran');
