@@ -260,6 +260,19 @@ describe('the native front', { skip: !built && 'needs make build' }, () => {
     }
   });
 
+  test('no answer within 30 s: code 11 for ADD, local work for DEL (the only test that waits out the deadline)', async () => {
+    const held: Socket[] = [];
+    daemon.behave = (_req, sock) => void held.push(sock);
+    try {
+      const [add, del] = await Promise.all([run(fake, cni('ADD'), conf(daemon.dir)), run(fake, cni('DEL'), conf(daemon.dir))]);
+      assert.equal(add.handed?.env.BVCNI_FRONT_LOST, 'no answer within 30000 ms');
+      assert.equal(del.handed?.env.BVCNI_NO_DAEMON, '1');
+      assert.equal(held.length, 2, 'both requests reached the daemon whole');
+    } finally {
+      held.forEach((s) => s.destroy());
+    }
+  });
+
   test('stdin far bigger than a pipe buffer: whole to the daemon, whole to the Node plugin', async () => {
     const big = conf(daemon.dir, { pad: 'ü'.repeat(300_000) });
     assert.ok(Buffer.byteLength(big) > 8 * 65536);
