@@ -26,7 +26,7 @@ import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
 import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { parsePortMappings, type NetConf } from '../config.js';
-import { hostNetkitName, hostPortOwner, hostVethName, randomMac, type Invocation } from '../context.js';
+import { attachmentRecord, hostNetkitName, hostPortOwner, hostVethName, randomMac, recordedPinDir, type Invocation } from '../context.js';
 import { Code, CniError, invalidConfig } from '../errors.js';
 import type { HostPortMapping } from '../../dataplane/hostport.js';
 import { allocate, findByAttachment } from '../ipam/allocator.js';
@@ -61,12 +61,26 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     let ip: number;
     store.lock();
     try {
+      const record = attachmentRecord(conf);
       const prior = findByAttachment(store, env.containerId, env.ifname);
       if (prior) {
         // A previous ADD of this attachment died before finishing; reuse its address.
         ip = prior.ip;
+        if (prior.record?.pinDir !== record.pinDir || prior.record.bridge !== record.bridge) {
+          // It was made under another config: undo what it may have left
+          // where it recorded, then record where this one works, so DEL
+          // finds the attachment here (and nothing is left there).
+          const was = recordedPinDir(prior, conf);
+          if (was !== conf.pinDir) {
+            const owner = hostPortOwner(env.containerId, env.ifname);
+            svc.dataplane.pruneHostPorts(was, (e) => e.owner === owner);
+            svc.dataplane.unregister(was, intToIpv4(ip));
+          }
+          store.release(prior);
+          if (!store.reserve({ ...prior, record })) throw new CniError(Code.internal, `reservation of ${intToIpv4(ip)} taken while the IPAM lock was held`);
+        }
       } else {
-        ip = allocate(store, conf.podCidr, env.containerId, env.ifname);
+        ip = allocate(store, conf.podCidr, env.containerId, env.ifname, record);
       }
       undo.push(() => {
         store.lock();
