@@ -237,6 +237,32 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
     node.deletePod(pod);
   });
 
+  // cni-fuzz seed 174030857, made deterministic: an ADD of an attachment that
+  // an earlier ADD made under another podCIDR (in another namespace) reused
+  // that address, failed on it (no route to the gateway) and, rolling back,
+  // released the reservation but left the earlier ADD's endpoint entry,
+  // outside the podCIDR GC sweeps.
+  test('an ADD of an attachment an earlier ADD made under another podCIDR starts afresh, and nothing of the earlier one is left', async () => {
+    const first = await node.pod('pfa');
+    const second = await node.pod('pfb');
+    const other = await node.exec({ command: 'ADD', containerId: 'prior', netns: first, ifname: 'eth0', stdin: node.conf('1.0.0', { podcidr: '10.244.9.0/24' }) });
+    assert.equal(other.code, 0, other.stdout);
+    assert.deepEqual(await node.endpoints(), ['10.244.9.2'], 'the control: the earlier ADD registered its entry');
+    const again = await node.exec({ command: 'ADD', containerId: 'prior', netns: second, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(again.code, 0, again.stdout);
+    const ip = (again.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
+    assert.match(ip, /^10\.244\.1\./, 'an address of this podCIDR');
+    assert.deepEqual(await node.endpoints(), [ip], "the earlier ADD's entry went with its reservation");
+    assert.deepEqual(node.reservations(), [ip]);
+    const del = await node.exec({ command: 'DEL', containerId: 'prior', netns: second, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(del.code, 0, del.stdout);
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.endpoints(), []);
+    assert.deepEqual(await node.hostVeths(), []);
+    node.deletePod(first);
+    node.deletePod(second);
+  });
+
   test('chained in a conflist: prevResult passes through with our entries appended', async () => {
     const pod = await node.pod('chain');
     const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'x0', mac: '02:00:00:00:00:01' }], ips: [{ interface: 0, address: '192.168.77.2/24' }], routes: [], dns: { nameservers: ['192.0.2.53'] } };
