@@ -15,7 +15,7 @@ const netkit = probed.features[0]!;
 const skip =
   netkit.state === 'yes' || process.env.BVCNI_REQUIRE_NETKIT === '1'
     ? false
-    : `needs netkit (Linux 6.7, CONFIG_NETKIT); kernel ${probed.kernel}: ${netkit.state}. Run it with make test-kernels KERNELS=6.12`;
+    : `needs netkit (Linux 6.7, CONFIG_NETKIT); kernel ${probed.kernel}: ${netkit.state}. Run it with make test-kernels KERNELS=6.12 WHAT=netkit`;
 
 describe('bvcnid --prepare-downgrade with netkit pods', { skip, timeout: 180_000 }, () => {
   let node: TestNode;
