@@ -41,6 +41,7 @@ import { listEndpoints } from '../dataplane/endpoint.js';
 import { mapPin } from '../dataplane/maps.js';
 import { getLinkByIndex } from '../netlink/rtnl.js';
 import { NetlinkSocket } from '../netlink/socket.js';
+import { removeMonitorMaps } from '../dataplane/monitor.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -244,6 +245,8 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
     const hp = removeHostPorts(cfg.pinDir);
     if (hp.linkDetached || hp.mapsRemoved.length)
       log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");
+    const events = removeMonitorMaps(cfg.pinDir);
+    if (events.length) log.info({ mapsRemoved: events, pinDir: cfg.pinDir }, 'drop events (ABI 2) removed: their maps unpinned');
     return 0;
   } catch (e) {
     log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');
