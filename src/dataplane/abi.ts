@@ -39,7 +39,16 @@ export type TunnelValue = CodecValue<typeof tunnelValue>;
 export const endpointKey = struct('endpoint_key', 4, [{ name: 'ip', kind: 'ipv4', offset: 0 }] as const);
 export type EndpointKey = CodecValue<typeof endpointKey>;
 
-export const EndpointFlags = { pod: 1 << 0, netkit: 1 << 1, hostport: 1 << 2 } as const;
+export const EndpointFlags = {
+  pod: 1 << 0,
+  netkit: 1 << 1,
+  hostport: 1 << 2,
+  // NetworkPolicy (issue 16's contract, docs: src/policy/README.md): isolation per direction, and
+  // "labels not known yet while enforcement is on": everything but the node's own traffic is denied.
+  ingressIsolated: 1 << 3,
+  egressIsolated: 1 << 4,
+  policyPending: 1 << 5,
+} as const;
 
 export const endpointValue = struct('endpoint_value', 24, [
   { name: 'ifindex', kind: 'u32', offset: 0 },

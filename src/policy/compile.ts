@@ -87,11 +87,13 @@ export interface CompiledNode {
 export class IdentityAllocator {
   private readonly byKey = new Map<string, number>();
   private readonly used = new Set<number>();
+  /** Numbers held back for seed() (the pinned ones), never handed out by idFor. */
+  private readonly reserved = new Set<number>();
   private next = FIRST_ALLOCATED_ID;
   idFor(key: string): number {
     let id = this.byKey.get(key);
     if (id === undefined) {
-      while (this.used.has(this.next)) this.next++;
+      while (this.used.has(this.next) || this.reserved.has(this.next)) this.next++;
       id = this.next++;
       this.byKey.set(key, id);
       this.used.add(id);
@@ -106,7 +108,12 @@ export class IdentityAllocator {
     if (id < FIRST_ALLOCATED_ID || this.byKey.has(key) || this.used.has(id)) return false;
     this.byKey.set(key, id);
     this.used.add(id);
+    this.reserved.delete(id);
     return true;
+  }
+  /** Keeps numbers for seed() only: a fresh key never takes a number a pinned entry still carries. */
+  reserve(ids: Iterable<number>): void {
+    for (const id of ids) if (id >= FIRST_ALLOCATED_ID && !this.used.has(id)) this.reserved.add(id);
   }
   /** The number `key` has, without allocating one. */
   peek(key: string): number | undefined {
@@ -117,6 +124,7 @@ export class IdentityAllocator {
     const c = new IdentityAllocator();
     for (const [k, v] of this.byKey) c.byKey.set(k, v);
     for (const v of this.used) c.used.add(v);
+    for (const v of this.reserved) c.reserved.add(v);
     c.next = this.next;
     return c;
   }
@@ -360,6 +368,11 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
       ipcache.set({ addr: ip, prefix: 32 }, id);
     }
   }
+  // A /32 ipBlock prefix on a pod's or this node's address: that address has the pod's (or host's)
+  // identity, which carries the class, so no lookup ever yields the CIDR identity. It would only add
+  // entries that can never match, under a number no pinned entry shows (a restart could not take it back).
+  for (const ident of [...identities.values()])
+    if (ident.kind === 'cidr' && ident.cidrClass!.prefix === 32 && ipcache.lookup(ident.cidrClass!.addr)?.value !== ident.id) identities.delete(ident.id);
 
   // 3. Which identities each peer selects (computed once per peer object).
   const byNamespace = new Map<string, Identity[]>();

@@ -87,6 +87,9 @@ export class IncrementalCompiler {
   private readonly localIps = new Set<number>();
   private readonly peerSel = new Map<Peer, { ns: string; ids: Map<number, Identity> }>();
 
+  /** The pinned ipcache's numbers (prefix -> identity), taken back by the next flush's new keys. */
+  private pinned: Map<number, number> | null = null;
+
   // Pending since the last flush.
   private readonly dirtyIps = new Set<number>();
   private policiesChanged = false;
@@ -178,6 +181,24 @@ export class IncrementalCompiler {
     if (addrs.length === this.nodeAddrs.length && addrs.every((a, i) => a === this.nodeAddrs[i])) return;
     this.nodeAddrs = addrs;
     this.nodesChanged = true;
+  }
+
+  /**
+   * What the maps held before this process (a restart): the next flush gives
+   * each identity key the number the pinned ipcache has for its address or
+   * prefix, when that number is free, so a restarted bvcnid rewrites nothing.
+   */
+  adoptPinned(ipcache: readonly IpCacheEntry[]): void {
+    this.pinned = new Map(ipcache.map((e) => [numKey(e.cidr), e.identity]));
+    this.allocator.reserve(this.pinned.values());
+  }
+
+  private idFor(key: string, at: number): number {
+    if (this.pinned && this.allocator.peek(key) === undefined) {
+      const id = this.pinned.get(at);
+      if (id !== undefined) this.allocator.seed(key, id);
+    }
+    return this.allocator.idFor(key);
   }
 
   get pending(): boolean {
@@ -291,7 +312,9 @@ export class IncrementalCompiler {
             removeId(had);
           }
           if (prefixes.has(k)) {
-            const id = this.allocator.idFor(cidrIdentityKey(c));
+            // A /32 prefix on a pod's or this node's address: the pinned number there is theirs.
+            const shadowed = c.prefix === 32 && (this.claimants.has(c.addr) || this.nodeAddrs.includes(c.addr));
+            const id = shadowed ? this.allocator.idFor(cidrIdentityKey(c)) : this.idFor(cidrIdentityKey(c), k);
             this.cidrIds.set(k, id);
             addId({ id, kind: 'cidr', namespace: null, labels: {}, cidrClass: c, namedPorts: new Map() });
           }
@@ -341,7 +364,7 @@ export class IncrementalCompiler {
         const pod = owner.rec.pod;
         const cls = this.classOf(ip);
         const { key, namedPorts } = podIdentityKey(pod, cls, this.names, this.egressNames);
-        const id = this.allocator.idFor(key);
+        const id = this.idFor(key, ip * 33 + 32);
         const refs = this.podRefs.get(id) ?? 0;
         this.podRefs.set(id, refs + 1);
         if (refs === 0) {
@@ -378,7 +401,7 @@ export class IncrementalCompiler {
       const next = new Map<number, number>();
       for (const ip of this.nodeAddrs) {
         const cls = this.classOf(ip);
-        next.set(ip, cls === null ? ID_HOST : this.allocator.idFor(hostIdentityKey(cls)));
+        next.set(ip, cls === null ? ID_HOST : this.idFor(hostIdentityKey(cls), ip * 33 + 32));
       }
       const before = new Set(this.hostIds.values());
       const after = new Set(next.values());
@@ -390,6 +413,17 @@ export class IncrementalCompiler {
       if (before.size !== after.size || [...before].some((id) => !after.has(id))) allEps = true;
       this.hostIds = next;
       this.nodesChanged = false;
+    }
+
+    // A CIDR identity of a /32 shadowed by a pod or this node is no identity at all (compileNode says why).
+    for (const k of touched) {
+      if (k % 33 !== 32) continue;
+      const id = this.cidrIds.get(k);
+      if (id === undefined) continue;
+      const visible = this.ipcacheValueAt(k) === id;
+      if (visible && !this.identities.has(id))
+        addId({ id, kind: 'cidr', namespace: null, labels: {}, cidrClass: fromNumKey(k), namedPorts: new Map() });
+      else if (!visible && this.identities.has(id)) removeId(id);
     }
 
     // Peer selections follow the identities that came and went.
@@ -455,6 +489,7 @@ export class IncrementalCompiler {
       if (changed(ingress, prev?.ingress) || changed(egress, prev?.egress)) endpoints.set(ipText, { ingress, egress });
     }
 
+    this.pinned = null;
     let added = 0;
     for (const v of idDelta.values()) if (v) added++;
     return {
