@@ -27,7 +27,7 @@ export type PodDevice = 'veth' | 'netkit';
 
 export function endpointFlags(device: PodDevice = 'veth', hostport = false, policyPending = false): number {
   return (
-    EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0) | (hostport ? EndpointFlags.hostport : 0) | (policyPending ? EndpointFlags.policyPending : 0)
+    EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0) | (hostport ? EndpointFlags.hostport : 0) | (policyPending ? EndpointFlags.policy_pending : 0)
   );
 }
 
