@@ -319,6 +319,7 @@ export class PolicySync {
         policies: this.compiler.policyCount,
         invalid: this.invalid.size,
         endpoints: this.compiler.endpointMap.size,
+        entries: [...this.compiler.endpointMap.values()].reduce((n, ep) => n + ep.ingress.entries.length + ep.egress.entries.length, 0),
         identities: this.compiler.identityCount,
         changedEndpoints: diff.endpoints.size,
         ipcacheChanges: diff.ipcacheUpsert.length + diff.ipcacheDelete.length,
