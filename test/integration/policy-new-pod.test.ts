@@ -21,7 +21,9 @@ import { makeNamespace, makeRealisticNetworkPolicy, makeRealisticPod, NAMESPACES
 import { ping } from '../../src/sim/probe.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { EndpointFlags } from '../../src/dataplane/abi.js';
-import { KubeCluster, type DaemonProc } from '../support/kube-daemons.js';
+import { openPolicyMaps, policyEntryKey } from '../../src/dataplane/policy.js';
+import { runCli } from '../../src/cli/run.js';
+import { KubeCluster, HEALTH_PORT, type DaemonProc } from '../support/kube-daemons.js';
 import { waitFor } from '../support/kube-util.js';
 
 const FLOOD = `
@@ -132,6 +134,40 @@ describe('a new pod under a deny policy, from its first packet', { timeout: 240_
     await sleep(500);
     assert.equal(await udpArrived(pod), 0, 'a denied peer reached the pod');
     await control(pod);
+  });
+
+  test('bvcnictl policy --pod shows the rules in force, written in the maps, and reports a difference', async () => {
+    const cli = (...args: string[]) => runCli(['policy', '--pod', 'shop/web1', '--pin-dir', n0.pinDir, '--netns', n0.path, '--health-addr', `127.0.0.1:${HEALTH_PORT}`, ...args]);
+    const r = await cli('--json');
+    assert.equal(r.exitCode, 0, r.output);
+    const v = JSON.parse(r.output) as { ip: string; identity: number; ingress: { isolated: boolean }; entries: { direction: string; peer: number; peerText: string; proto: number; port: number; portPrefix: number; written: boolean }[]; problems: string[] };
+    assert.equal(v.ingress.isolated, true);
+    assert.deepEqual(v.problems, []);
+    // The node's own traffic, and the friend's identity (allow-friend), every port; nothing for the hostile peers.
+    assert.ok(v.entries.some((e) => e.direction === 'ingress' && e.peerText === 'this node'));
+    const friendEntry = v.entries.find((e) => e.direction === 'ingress' && /^pod ops \{app=friend[,}]/.test(e.peerText));
+    assert.ok(friendEntry, JSON.stringify(v.entries));
+    assert.ok(v.entries.every((e) => !/app=peer/.test(e.peerText)));
+    const text = await cli();
+    assert.equal(text.exitCode, 0);
+    assert.match(text.output, /pod shop\/web1 .*identity/);
+    assert.match(text.output, /pod ops \{app=friend[,}].*yes/);
+    // An entry gone from the map behind bvcnid's back: reported, exit 1.
+    {
+      using m = openPolicyMaps(n0.pinDir);
+      assert.ok(m.policy.delete(policyEntryKey(v.ip, 'ingress', friendEntry)));
+    }
+    const bad = await cli();
+    assert.equal(bad.exitCode, 1);
+    assert.match(bad.output, /pod ops \{app=friend[,}].*NO/);
+    assert.match(bad.output, /compiled, not in bvcni_policy/);
+    {
+      using m = openPolicyMaps(n0.pinDir);
+      m.policy.update(policyEntryKey(v.ip, 'ingress', friendEntry), { rule_ref: 0 });
+    }
+    const unknown = await runCli(['policy', '--pod', 'shop/nope', '--pin-dir', n0.pinDir, '--netns', n0.path]);
+    assert.equal(unknown.exitCode, 1);
+    assert.match(unknown.output, /not an endpoint on this node/);
   });
 
   test('B: an ADD that names no Pod stays pending until status.podIP names it; denied peers never reach it', async () => {
