@@ -74,7 +74,8 @@ export class IncrementalCompiler {
   private prefixLens: number[] = [];
   private egressNames = new Map<string, { name: string; proto: Protocol }>();
   private names: string[] = [];
-  private readonly claimants = new Map<number, Set<string>>();
+  /** Endpoint pods by address: one key, or a set on a clash (rare: a Set per address would cost ~100 MiB at 100,000 Pods). */
+  private readonly claimants = new Map<number, string | Set<string>>();
   private readonly ipOwner = new Map<number, { key: string; id: number }>();
   private readonly identities = new Map<number, Identity>();
   private readonly podRefs = new Map<number, number>();
@@ -82,7 +83,8 @@ export class IncrementalCompiler {
   private readonly cidrIds = new Map<number, number>();
   private hostIds = new Map<number, number>();
   private worldPresent = false;
-  private readonly ipcache = new Map<number, IpCacheEntry>();
+  /** Prefix (numKey) -> identity. */
+  private readonly ipcache = new Map<number, number>();
   private readonly endpoints = new Map<string, EndpointPolicy>();
   private readonly localIps = new Set<number>();
   private readonly peerSel = new Map<Peer, { ns: string; ids: Map<number, Identity> }>();
@@ -113,9 +115,10 @@ export class IncrementalCompiler {
     this.pods.set(key, { pod, seq: old?.seq ?? ++this.seq });
     if (isEndpoint(pod)) {
       const ip = ipv4ToInt(pod.ip!);
-      let c = this.claimants.get(ip);
-      if (!c) this.claimants.set(ip, (c = new Set()));
-      c.add(key);
+      const c = this.claimants.get(ip);
+      if (c === undefined || c === key) this.claimants.set(ip, key);
+      else if (typeof c === 'string') this.claimants.set(ip, new Set([c, key]));
+      else c.add(key);
       this.dirtyIps.add(ip);
     }
   }
@@ -136,8 +139,11 @@ export class IncrementalCompiler {
     if (!isEndpoint(pod)) return;
     const ip = ipv4ToInt(pod.ip!);
     const c = this.claimants.get(ip);
-    c?.delete(key);
-    if (c?.size === 0) this.claimants.delete(ip);
+    if (c === key) this.claimants.delete(ip);
+    else if (typeof c === 'object') {
+      c.delete(key);
+      if (c.size === 1) this.claimants.set(ip, [...c][0]!);
+    }
     this.dirtyIps.add(ip);
   }
 
@@ -326,7 +332,7 @@ export class IncrementalCompiler {
       }
       if (changedNames.size) {
         for (const [ip, keys] of this.claimants)
-          for (const k of keys) {
+          for (const k of typeof keys === 'string' ? [keys] : keys) {
             const pod = this.pods.get(k)!.pod;
             if (pod.containerPorts.some((cp) => cp.name !== null && changedNames.has(`${cp.name}/${cp.protocol}`))) this.dirtyIps.add(ip);
           }
@@ -355,7 +361,7 @@ export class IncrementalCompiler {
     for (const ip of this.dirtyIps) {
       const c = this.claimants.get(ip);
       let owner: { key: string; rec: PodRec } | null = null;
-      for (const key of c ?? []) {
+      for (const key of c === undefined ? [] : typeof c === 'string' ? [c] : c) {
         const rec = this.pods.get(key)!;
         if (!owner || rec.seq < owner.rec.seq) owner = { key, rec };
       }
@@ -444,14 +450,13 @@ export class IncrementalCompiler {
       const id = this.ipcacheValueAt(k);
       const old = this.ipcache.get(k);
       if (id === undefined) {
-        if (old) {
+        if (old !== undefined) {
           this.ipcache.delete(k);
-          ipcacheDelete.push(old.cidr);
+          ipcacheDelete.push(fromNumKey(k));
         }
-      } else if (old?.identity !== id) {
-        const e = { cidr: fromNumKey(k), identity: id };
-        this.ipcache.set(k, e);
-        ipcacheUpsert.push(e);
+      } else if (old !== id) {
+        this.ipcache.set(k, id);
+        ipcacheUpsert.push({ cidr: fromNumKey(k), identity: id });
       }
     }
 
@@ -517,7 +522,9 @@ export class IncrementalCompiler {
 
   /** The whole compiled node, as compileNode returns it (for the property test and the CLI's view). */
   snapshot(): CompiledNode {
-    const ipcache = [...this.ipcache.values()].sort((a, b) => b.cidr.prefix - a.cidr.prefix || a.cidr.addr - b.cidr.addr);
+    const ipcache = [...this.ipcache]
+      .map(([k, identity]) => ({ cidr: fromNumKey(k), identity }))
+      .sort((a, b) => b.cidr.prefix - a.cidr.prefix || a.cidr.addr - b.cidr.addr);
     return { node: this.node, identities: new Map(this.identities), ipcache, endpoints: new Map(this.endpoints) };
   }
 
