@@ -88,6 +88,10 @@ export class IncrementalCompiler {
   private readonly endpoints = new Map<string, EndpointPolicy>();
   private readonly localIps = new Set<number>();
   private readonly peerSel = new Map<Peer, { ns: string; ids: Map<number, Identity> }>();
+  /** What each local endpoint's tables read: the peers' selections, and every pod's named ports. */
+  private readonly epDeps = new Map<number, { peers: Set<Peer>; anyNamed: boolean }>();
+  /** Identities removed during the current flush (what they were, for the named-ports check). */
+  private readonly removedIdents = new Map<number, Identity>();
 
   /** The pinned ipcache's numbers (prefix -> identity), taken back by the next flush's new keys. */
   private pinned: Map<number, number> | null = null;
@@ -98,6 +102,8 @@ export class IncrementalCompiler {
   private namespacesChanged = false;
   private nodesChanged = false;
   private readonly stalePeers: Peer[] = [];
+  /** Namespaces whose policies changed: a policy selects, and its peers serve, only pods of its own namespace. */
+  private readonly policyNs = new Set<string>();
 
   constructor(
     readonly node: string,
@@ -166,10 +172,14 @@ export class IncrementalCompiler {
     if (!m) this.policiesByNs.set(pol.namespace, (m = new Map()));
     m.set(key, pol);
     this.policiesChanged = true;
+    this.policyNs.add(pol.namespace);
   }
 
   deletePolicy(namespace: string, name: string): void {
-    if (this.forgetPolicy(`${namespace}/${name}`)) this.policiesChanged = true;
+    if (this.forgetPolicy(`${namespace}/${name}`)) {
+      this.policiesChanged = true;
+      this.policyNs.add(namespace);
+    }
   }
 
   private forgetPolicy(key: string): boolean {
@@ -284,13 +294,21 @@ export class IncrementalCompiler {
       else idDelta.set(i.id, i);
     };
     const removeId = (id: number): void => {
+      const gone = this.identities.get(id);
+      if (gone) this.removedIdents.set(id, gone);
       this.identities.delete(id);
       if (idDelta.has(id) && idDelta.get(id) !== null) idDelta.delete(id); // added and gone: no change
       else idDelta.set(id, null);
     };
 
     if (this.policiesChanged) {
-      allEps = true;
+      for (const ip of this.localIps) {
+        const o = this.ipOwner.get(ip);
+        const ns = o && this.pods.get(o.key)?.pod.namespace;
+        // A pod deleted since (ns undefined) is redone with its address anyway.
+        if (ns === undefined || this.policyNs.has(ns)) dirtyEps.add(ip);
+      }
+      this.policyNs.clear();
       const prefixes = new Map<number, Cidr>();
       const egressNames = new Map<string, { name: string; proto: Protocol }>();
       for (const pol of this.policies.values()) policyInputs(pol, (c) => prefixes.set(numKey(c), c), (k, v) => egressNames.set(k, v));
@@ -432,16 +450,29 @@ export class IncrementalCompiler {
       else if (!visible && this.identities.has(id)) removeId(id);
     }
 
-    // Peer selections follow the identities that came and went.
+    // Peer selections follow the identities that came and went; the endpoints whose
+    // tables read a selection that changed (or every pod's named ports) are redone.
     if (idDelta.size) {
-      allEps = true;
+      const changedPeers = new Set<Peer>();
       for (const [peer, e] of this.peerSel)
         for (const [id, ident] of idDelta) {
-          if (ident === null) e.ids.delete(id);
-          else if (peerSelects(peer, e.ns, ident, this.namespaceLabels)) e.ids.set(id, ident);
-          else e.ids.delete(id);
+          const had = e.ids.delete(id);
+          if (ident !== null && peerSelects(peer, e.ns, ident, this.namespaceLabels)) {
+            e.ids.set(id, ident);
+            if (!had) changedPeers.add(peer);
+          } else if (had) changedPeers.add(peer);
         }
+      let namedChanged = false;
+      for (const [id, ident] of idDelta) {
+        const i = ident ?? this.removedIdents.get(id);
+        if (i === undefined || (i.kind === 'pod' && i.namedPorts.size > 0)) namedChanged = true;
+      }
+      for (const ip of this.localIps) {
+        const deps = this.epDeps.get(ip);
+        if (!deps || (namedChanged && deps.anyNamed) || [...deps.peers].some((p) => changedPeers.has(p))) dirtyEps.add(ip);
+      }
     }
+    this.removedIdents.clear();
 
     // The ipcache entries touched.
     const ipcacheUpsert: IpCacheEntry[] = [];
@@ -461,11 +492,12 @@ export class IncrementalCompiler {
     }
 
     // The local endpoints' tables.
+    let deps = { peers: new Set<Peer>(), anyNamed: false };
     const inputs: TableInputs = {
       policiesFor: (p, d) => this.policiesFor(p, d),
       hostIds: [...new Set(this.hostIds.values())],
-      selected: (p, ns) => this.selected(p, ns),
-      podIds: () => [...this.identities.values()].filter((i) => i.kind === 'pod'),
+      selected: (p, ns) => (deps.peers.add(p), this.selected(p, ns)),
+      podIds: () => ((deps.anyNamed = true), [...this.identities.values()].filter((i) => i.kind === 'pod')),
     };
     const endpoints = new Map<string, { ingress: TableDiff; egress: TableDiff } | 'deleted'>();
     const endpointIdentity = new Map<string, number>();
@@ -477,6 +509,7 @@ export class IncrementalCompiler {
       const ipText = intToIpv4(ip);
       const prev = this.endpoints.get(ipText);
       if (!local) {
+        this.epDeps.delete(ip);
         if (prev) {
           this.endpoints.delete(ipText);
           endpoints.set(ipText, 'deleted');
@@ -485,7 +518,9 @@ export class IncrementalCompiler {
       }
       epsRedone++;
       const pod = this.pods.get(owner.key)!.pod;
+      deps = { peers: new Set(), anyNamed: false };
       const next = endpointPolicy(pod, owner.id, inputs);
+      this.epDeps.set(ip, deps);
       this.endpoints.set(ipText, next);
       if (prev?.identity !== next.identity) endpointIdentity.set(ipText, next.identity);
       const ingress = diffTable(prev?.ingress, next.ingress);
