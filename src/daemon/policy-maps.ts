@@ -11,7 +11,7 @@ import { EndpointFlags, Direction, MapName } from '../dataplane/abi.js';
 import { mapPin } from '../dataplane/maps.js';
 import { applyPolicyDiff, clearPolicyState, openPolicyMaps, type PolicyMaps } from '../dataplane/policy.js';
 import type { NodeDiff, PolicyEntry } from '../policy/index.js';
-import type { EndpointPolicyState, PinnedPolicy, PolicyMapsPort } from './policy.js';
+import { PolicyMapsAbsent, type EndpointPolicyState, type PinnedPolicy, type PolicyMapsPort } from './policy.js';
 
 /** policy_key's prefix length up to the protocol byte (endpoint, identity, direction): src/policy/layout.ts. */
 const FIXED_BITS = 72;
@@ -44,6 +44,7 @@ export class PinnedPolicyMaps implements PolicyMapsPort {
   constructor(private readonly pinDir: string) {}
 
   private open(): PolicyMaps {
+    if (!this.maps && !existsSync(mapPin(this.pinDir, MapName.policy))) throw new PolicyMapsAbsent(`the policy maps under ${this.pinDir} are`);
     this.maps ??= openPolicyMaps(this.pinDir);
     return this.maps;
   }

@@ -75,6 +75,14 @@ export interface PolicyMapsPort {
   release?(): void;
 }
 
+/** The maps are not pinned (yet): the dataplane is being set up. Not a write error: the write waits. */
+export class PolicyMapsAbsent extends Error {
+  constructor(what: string) {
+    super(`${what} not pinned yet`);
+    this.name = 'PolicyMapsAbsent';
+  }
+}
+
 export interface PolicyMetricsSink {
   syncDuration?: { observe(v: number): void };
   writes?: { inc(labels: { op: string }, v?: number): void };
@@ -223,6 +231,7 @@ export class PolicySync {
   }
 
   private writeErrorsAtFlush = 0;
+  private waitingLogged = false;
 
   /** The Pod as the compiler should see it: with the ADD's address while status.podIP is not there yet. */
   private setPod(pod: Pod): void {
@@ -379,11 +388,19 @@ export class PolicySync {
   }
 
   private writeFailed(e: unknown, what: string): void {
-    this.stats.writeErrors++;
-    this.o.metrics?.writeErrors?.inc();
     this.needFullSync = true;
-    const delay = this.retry.next();
-    this.o.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, `${what} failed; retrying from what the maps hold`);
+    let delay: number;
+    if (e instanceof PolicyMapsAbsent) {
+      // bvcnid's own set-up pins them: wait for it, quietly.
+      delay = 500;
+      if (!this.waitingLogged) this.o.log.info({ reason: e.message }, 'waiting for the dataplane before writing NetworkPolicy');
+      this.waitingLogged = true;
+    } else {
+      this.stats.writeErrors++;
+      this.o.metrics?.writeErrors?.inc();
+      delay = this.retry.next();
+      this.o.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, `${what} failed; retrying from what the maps hold`);
+    }
     if (this.stopped) return;
     const t = this.clock.setTimeout(() => {
       if (!this.stopped) this.flushNow();
