@@ -23,9 +23,9 @@ import {
   slimPod,
   type ApiBounds,
 } from '../kube/client.js';
-import { PolicySync } from './policy.js';
+import { PolicySync, preparse } from './policy.js';
 import { PinnedPolicyMaps, clearPolicyWhenOff } from './policy-maps.js';
-import { policyView } from '../policy/index.js';
+import { parseNamespace, parseNetworkPolicy, parsePod, policyView } from '../policy/index.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -394,9 +394,9 @@ export async function main(argv: string[]): Promise<number> {
         nodeName: cfg.nodeName,
         log: log.child({ component: 'policy' }),
         apis: {
-          pods: listWatchApi(kc, POLICY_PATHS.pods, slimPod, bounds),
-          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, slimNamespace, bounds),
-          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy, bounds),
+          pods: listWatchApi(kc, POLICY_PATHS.pods, preparse(slimPod, parsePod), bounds),
+          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, preparse(slimNamespace, parseNamespace), bounds),
+          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, preparse(slimNetworkPolicy, parseNetworkPolicy), bounds),
         },
         nodes: () => daemon.nodes(),
         idleTimeoutMs: cfg.watchIdleTimeoutMs,

@@ -40,7 +40,7 @@ import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { ipv4ToInt } from '../../loader/codec.js';
 import { listWatchApi, loadKubeConfig, POLICY_PATHS, slimNamespace, slimNetworkPolicy, slimPod as slimPodObject, type ObjectLike } from '../../src/kube/client.js';
-import { PolicySync, type EndpointPolicyState, type PinnedPolicy, type PolicyMapsPort } from '../../src/daemon/policy.js';
+import { PolicySync, preparse, type EndpointPolicyState, type PinnedPolicy, type PolicyMapsPort } from '../../src/daemon/policy.js';
 import type { NodeDiff } from '../../src/policy/index.js';
 
 const ROUNDS = Number(process.env.BVP_ROUNDS ?? 3);
@@ -124,9 +124,10 @@ if (process.env.BVP_SYNC !== '0') {
       nodeName: node,
       log: pino({ level: process.env.BVP_LOG ?? 'silent' }, process.stderr),
       apis: {
-        pods: listWatchApi<ObjectLike>(kc, POLICY_PATHS.pods, slimPodObject),
-        namespaces: listWatchApi<ObjectLike>(kc, POLICY_PATHS.namespaces, slimNamespace),
-        networkPolicies: listWatchApi<ObjectLike>(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy),
+        // As bvcnid's main.ts wires them: slimmed and parsed as each page is read.
+        pods: listWatchApi<ObjectLike>(kc, POLICY_PATHS.pods, preparse(slimPodObject, parsePod)),
+        namespaces: listWatchApi<ObjectLike>(kc, POLICY_PATHS.namespaces, preparse(slimNamespace, parseNamespace)),
+        networkPolicies: listWatchApi<ObjectLike>(kc, POLICY_PATHS.networkPolicies, preparse(slimNetworkPolicy, parseNetworkPolicy)),
       },
       nodes: () => nodeObjs,
       maps,
