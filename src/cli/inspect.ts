@@ -9,8 +9,8 @@ import { runSync } from '../common/exec.js';
 import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
-import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
-import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
+import { ConfigFlags, MapName, ipcacheKey, ipcacheValue, podCtKey, podCtValue, policyKey, policyValue, type ConfigValue } from '../dataplane/abi.js';
+import { mapPin, openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
 import { openHostportFlowsMap, openHostportMap } from '../dataplane/hostport.js';
 import { openMonitorBucketMap, openMonitorConfigMap } from '../dataplane/monitor.js';
@@ -70,10 +70,13 @@ const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
   [MapName.stats]: openStatsMap,
   [MapName.hostport]: openHostportMap,
   [MapName.hostportFlows]: openHostportFlowsMap,
+  [MapName.ipcache]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.ipcache), ipcacheKey, ipcacheValue),
+  [MapName.policy]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.policy), policyKey, policyValue),
+  [MapName.podCt]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.podCt), podCtKey, podCtValue),
   [MapName.events]: (pinDir: string) => BpfMap.openPinnedRaw(join(pinDir, MapName.events)),
   [MapName.monitor]: openMonitorConfigMap,
   [MapName.monitorBucket]: openMonitorBucketMap,
-} as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
+} satisfies Record<MapName, unknown> as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
 
 /** Every map of the ABI: pinned or not, its size, and whether its layout matches ours. */
 export function summarizeMaps(pinDir: string): MapSummary[] {
@@ -178,6 +181,24 @@ const get = (p) => new Promise((res) => http.get(process.argv[1] + p, { timeout:
 }).on('error', (e) => res({ error: e.code || e.message })).on('timeout', function () { this.destroy(new Error('timeout')); }));
 Promise.all([get('/healthz'), get('/readyz')]).then((r) => process.stdout.write(JSON.stringify(r)));
 `;
+
+const GET_CLIENT = `
+const http = require('node:http');
+http.get(process.argv[1], { timeout: 5000 }, (r) => {
+  let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(JSON.stringify({ status: r.statusCode, body: b })));
+}).on('error', (e) => process.stdout.write(JSON.stringify({ error: e.code || e.message }))).on('timeout', function () { this.destroy(new Error('timeout')); });
+`;
+
+/** One GET on bvcnid's health listener (inside the node's namespace with --netns). */
+export function daemonGet(healthAddr: string, path: string, netns?: string): { status: number; body: string } | { error: string } {
+  const url = `http://${healthAddr}${path}`;
+  const r = runSync([process.execPath, '-e', GET_CLIENT, url], { netns, allowFail: true, timeoutMs: 10_000 });
+  try {
+    return JSON.parse(r.stdout) as { status: number; body: string } | { error: string };
+  } catch {
+    return { error: `${url}: ${(r.stderr || r.stdout).trim().slice(0, 200)}` };
+  }
+}
 
 /** bvcnid's /healthz and /readyz at host:port ('none' skips the check). */
 export function daemonHealth(healthAddr: string, netns?: string): DaemonHealth {

@@ -23,7 +23,9 @@ import {
   slimPod,
   type ApiBounds,
 } from '../kube/client.js';
-import { PolicySync } from './policy.js';
+import { PolicySync, preparse } from './policy.js';
+import { PinnedPolicyMaps, clearPolicyWhenOff } from './policy-maps.js';
+import { parseNamespace, parseNetworkPolicy, parsePod, policyView } from '../policy/index.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -36,6 +38,7 @@ import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
 import { migratePinnedMaps } from '../dataplane/migrate.js';
 import { removeHostPorts } from '../dataplane/hostport.js';
+import { removePolicyMaps } from '../dataplane/policy.js';
 import { EndpointFlags, MapName } from '../dataplane/abi.js';
 import { listEndpoints } from '../dataplane/endpoint.js';
 import { mapPin } from '../dataplane/maps.js';
@@ -175,7 +178,7 @@ function program(): Command {
     .addOption(
       new Option(
         '--network-policy',
-        'list and watch Pods, Namespaces and NetworkPolicies and keep this node\'s compiled rule sets in memory (not enforced yet; needs the RBAC of deploy/network-policy-rbac.yaml)',
+        "enforce NetworkPolicy: list and watch Pods, Namespaces and NetworkPolicies and write this node's rules to the pinned maps (needs the RBAC of deploy/network-policy-rbac.yaml; new pods are fail-closed until their rules are written)",
       ).env('BVCNI_NETWORK_POLICY'),
     )
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
@@ -190,6 +193,17 @@ function program(): Command {
     )
     .version(buildLine('bvcnid'), '--version', 'print the release, commit and dataplane ABI version, then exit')
     .showHelpAfterError();
+}
+
+/** GET /policy?pod=NS/NAME: the rules bvcnid compiled for one local endpoint (bvcnictl policy). */
+function policyAnswer(policy: PolicySync | undefined, pod: string): { status: number; body: unknown } {
+  if (!policy) return { status: 404, body: { error: 'NetworkPolicy is not enabled on this node (bvcnid --network-policy)' } };
+  const m = /^([^/]+)\/([^/]+)$/.exec(pod);
+  if (!m) return { status: 400, body: { error: `pod must be NAMESPACE/NAME, not ${JSON.stringify(pod)}` } };
+  if (!policy.synced) return { status: 503, body: { error: 'not synced yet: Pods, Namespaces and NetworkPolicies are still being listed' } };
+  const ep = policy.endpointOf(m[1]!, m[2]!);
+  if (!ep) return { status: 404, body: { error: `${pod} is not an endpoint on this node (unknown Pod, another node, host network, or no address yet)` } };
+  return { status: 200, body: policyView(ep, (id) => policy.compiler.identity(id)) };
 }
 
 function defaultPlugin(): string {
@@ -245,6 +259,8 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
     const hp = removeHostPorts(cfg.pinDir);
     if (hp.linkDetached || hp.mapsRemoved.length)
       log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");
+    const pol = removePolicyMaps(cfg.pinDir);
+    if (pol.length) log.info({ mapsRemoved: pol, pinDir: cfg.pinDir }, 'NetworkPolicy maps (ABI 2) unpinned');
     const events = removeMonitorMaps(cfg.pinDir);
     if (events.length) log.info({ mapsRemoved: events, pinDir: cfg.pinDir }, 'drop events (ABI 2) removed: their maps unpinned');
     return 0;
@@ -355,6 +371,7 @@ export async function main(argv: string[]): Promise<number> {
     watchIdleTimeoutMs: flags.watchIdleTimeout,
     stuckAfterMs: flags.stuckAfter,
     natCountIntervalMs: flags.natCountInterval,
+    networkPolicy: flags.networkPolicy === true,
   };
   const bounds: ApiBounds = { timeoutMs: flags.apiTimeout, bodyTimeoutMs: flags.apiBodyTimeout };
   log.info(buildInfo(), 'build');
@@ -397,13 +414,31 @@ export async function main(argv: string[]): Promise<number> {
   });
   let servers: Server[];
   try {
-    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics);
+    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics, {
+      '/policy': (res, url) => {
+        const answer = policyAnswer(policy, url.searchParams.get('pod') ?? '');
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer.body)}\n`);
+      },
+    });
   } catch (e) {
     log.fatal({ err: (e as Error).message, healthAddr: flags.healthAddr, metricsAddr: flags.metricsAddr }, 'cannot serve health and metrics');
     return 1;
   }
   // The plugin's fast path; without it the plugin does the work itself, so a failure here is not fatal.
-  const cni = new CniServer({ stateDir: cfg.stateDir, pinDir: cfg.pinDir, log: log.child({ component: 'cni' }), metrics });
+  const cni = new CniServer({
+    stateDir: cfg.stateDir,
+    pinDir: cfg.pinDir,
+    log: log.child({ component: 'cni' }),
+    metrics,
+    // NetworkPolicy: the pod's rules are written before the plugin answers the ADD.
+    onAdded: ({ pod, ip }) => {
+      if (policy && pod && !policy.endpointAdded(pod.namespace, pod.name, ip))
+        log.info({ pod: `${pod.namespace}/${pod.name}`, ip }, 'pod not known yet: its endpoint stays fail-closed until it is');
+    },
+    onDeleted: ({ pod }) => {
+      if (policy && pod) policy.endpointDeleted(pod.namespace, pod.name);
+    },
+  });
   try {
     await cni.start();
   } catch (e) {
@@ -415,15 +450,31 @@ export async function main(argv: string[]): Promise<number> {
         nodeName: cfg.nodeName,
         log: log.child({ component: 'policy' }),
         apis: {
-          pods: listWatchApi(kc, POLICY_PATHS.pods, slimPod, bounds),
-          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, slimNamespace, bounds),
-          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy, bounds),
+          pods: listWatchApi(kc, POLICY_PATHS.pods, preparse(slimPod, parsePod), bounds),
+          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, preparse(slimNamespace, parseNamespace), bounds),
+          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, preparse(slimNetworkPolicy, parseNetworkPolicy), bounds),
         },
         nodes: () => daemon.nodes(),
         idleTimeoutMs: cfg.watchIdleTimeoutMs,
+        maps: new PinnedPolicyMaps(cfg.pinDir),
+        metrics: { syncDuration: metrics.policySyncDuration, writes: metrics.policyWrites, writeErrors: metrics.policyWriteErrors },
       })
     : undefined;
   policy?.start();
+  // Without the flag, nothing keeps policy state right: what a run with it left goes, once the dataplane is up.
+  const policyOff = flags.networkPolicy
+    ? undefined
+    : setInterval(() => {
+        if (!kernelDataplane.ready(cfg.pinDir)) return;
+        try {
+          const found = clearPolicyWhenOff(cfg.pinDir);
+          if (found && (found.entries || found.ipcache || found.flagged))
+            log.info({ ...found }, 'NetworkPolicy is off (no --network-policy): removed the policy state a previous run left');
+          clearInterval(policyOff);
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, 'cannot clear the policy state left by a previous run; retrying');
+        }
+      }, 1000);
   // Without conntrack now, perhaps with it later (kube-proxy loads Debian's nf_conntrack module).
   const ctWatch =
     programs.name === 'no-conntrack'
@@ -441,6 +492,7 @@ export async function main(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       ctWatch?.stop();
+      if (policyOff) clearInterval(policyOff);
       log.info({ signal }, 'stopping; the dataplane stays in place');
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();

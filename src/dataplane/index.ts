@@ -42,6 +42,23 @@ export {
   type NodeAttachments,
 } from './node.js';
 export {
+  openPolicyMaps,
+  applyPolicyDiff,
+  setEndpointPolicyState,
+  clearPolicyState,
+  listPodCt,
+  flushEndpointCt,
+  removePolicyMaps,
+  policyEntryKey,
+  policyLookupKey,
+  type PolicyMaps,
+  type PolicyDiff,
+  type PolicyEntryLike,
+  type ApplyReport,
+  type EndpointPolicyState,
+  type PodCtFlow,
+} from './policy.js';
+export {
   DropMonitor,
   MonitorBusy,
   MonitorUnavailable,

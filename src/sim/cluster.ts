@@ -97,6 +97,8 @@ export interface AddPodOptions {
   portMappings?: { hostPort: number; containerPort: number; protocol?: string; hostIP?: string }[];
   /** plugin only: the config's podDevice (src/cni/config.ts), over what the node's conflist says. */
   podDevice?: 'veth' | 'netkit';
+  /** plugin only: CNI_ARGS, as a kubelet's runtime passes them (`K8S_POD_NAMESPACE=…;K8S_POD_NAME=…`). */
+  args?: string;
 }
 
 const NAME_RE = /^[a-z][a-z0-9]{1,11}$/;
@@ -248,7 +250,7 @@ export class Cluster {
     const path = await createNetns(name);
     try {
       if (opts.portMappings && opts.via !== 'plugin') throw new Error('portMappings need via: plugin');
-      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings, opts.podDevice) : await this.addPodDirect(node, podName, name, path);
+      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings, opts.podDevice, opts.args) : await this.addPodDirect(node, podName, name, path);
       node.pods.push(pod);
       return pod;
     } catch (e) {
@@ -326,8 +328,9 @@ export class Cluster {
     return { conf: JSON.stringify(conf), name: 'bvcni' };
   }
 
-  private pluginEnv(node: SimNode, command: string, containerId: string, path: string): NodeJS.ProcessEnv {
+  private pluginEnv(node: SimNode, command: string, containerId: string, path: string, args?: string): NodeJS.ProcessEnv {
     return {
+      ...(args ? { CNI_ARGS: args } : {}),
       PATH: process.env.PATH,
       CNI_COMMAND: command,
       CNI_CONTAINERID: containerId,
@@ -354,6 +357,7 @@ export class Cluster {
     plugin?: string,
     portMappings?: AddPodOptions['portMappings'],
     podDevice?: 'veth' | 'netkit',
+    args?: string,
   ): Promise<SimPod> {
     const bin = this.pluginPath(node, plugin);
     let { conf } = this.cniConfig(node);
@@ -364,7 +368,7 @@ export class Cluster {
       if (!c.capabilities?.portMappings) throw new Error(`${node.name}'s CNI config declares no portMappings capability`);
       conf = JSON.stringify({ ...c, runtimeConfig: { portMappings } });
     }
-    const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path), allowFail: true });
+    const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path, args), allowFail: true });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
     const result = JSON.parse(r.stdout) as {
       ips?: { address: string }[];

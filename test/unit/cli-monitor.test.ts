@@ -88,7 +88,7 @@ describe('bvcnictl monitor: events decoded and printed', () => {
     assert.match(formatLine(v6), / ethertype 0x86dd DROP_ETHERTYPE /);
     const pol = describeEvent(event({ reason: 21, rule_ref: 17 }), 'n', pods);
     assert.equal(pol.ruleRef, 17);
-    assert.match(formatLine(pol), / REASON_21 rule 17 /);
+    assert.match(formatLine(pol), / DROP_POLICY_INGRESS rule 17 /);
   });
 
   test('--reason: names with or without DROP_, any case, numbers; unknown names and FORWARD refused with the list (exit 2)', () => {

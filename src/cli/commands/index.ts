@@ -8,8 +8,9 @@ import { hostports } from './hostports.js';
 import { monitor } from './monitor.js';
 import { nat } from './nat.js';
 import { nodes } from './nodes.js';
+import { policy } from './policy.js';
 import { status } from './status.js';
 import { uninstall } from './uninstall.js';
 import { version } from './version.js';
 
-export const commands: readonly CommandSpec[] = [status, nodes, endpoints, hostports, nat, drops, monitor, doctor, uninstall, version];
+export const commands: readonly CommandSpec[] = [status, nodes, endpoints, hostports, nat, drops, monitor, policy, doctor, uninstall, version];
