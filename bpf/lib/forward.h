@@ -39,15 +39,8 @@ struct nat_xlate {
  */
 static __always_inline int fwd_linear(struct __sk_buff *skb, __u32 len)
 {
-	void *data, *data_end;
+	void *data_end, *data = pkt_data(skb, &data_end);
 
-	/*
-	 * Else clang may keep &skb->data_end from an earlier read in a spilled
-	 * register, and the verifier refuses loads through a moved ctx pointer.
-	 */
-	asm volatile("" : "+r"(skb));
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
 	if (data + len <= data_end)
 		return 0;
 	return bpf_skb_pull_data(skb, len);
@@ -69,9 +62,7 @@ static __always_inline int forward_write(struct __sk_buff *skb, const __u8 *smac
 	/* A translated packet has its L4 header (the NAT read it), so 40 bytes are there. */
 	if (fwd_linear(skb, port_off ? FWD_L4_END : FWD_L3_END) < 0)
 		return DROP(REASON_DROP_INVALID);
-	asm volatile("" : "+r"(skb)); /* as in fwd_linear */
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
+	data = pkt_data(skb, &data_end);
 	ip = data + ETH_HLEN;
 	if ((void *)(ip + 1) > data_end)
 		return DROP(REASON_DROP_INVALID);
