@@ -10,8 +10,11 @@
  * translation. The IP checksum is updated here incrementally (RFC 1624); the
  * L4 checksum stays with bpf_l4_csum_replace, the only one that knows
  * CHECKSUM_PARTIAL (the NAT calls it before). Direct writes make the verifier
- * give the program its unclone prologue (a cloned skb's header is made
- * private first), what bpf_skb_store_bytes did per call.
+ * give the program its unclone prologue: a cloned skb's header is made
+ * private before the program runs (bpf_skb_store_bytes did it per call, for
+ * the packets it wrote). At the tc hooks skbs are cloned mostly while a
+ * packet capture runs on the device; a TCP sender's clones (the pod's own
+ * packets) leave their headers writable and are not copied.
  */
 #ifndef BVCNI_FORWARD_H
 #define BVCNI_FORWARD_H
