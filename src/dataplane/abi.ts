@@ -13,6 +13,9 @@ export const MapName = {
   stats: 'bvcni_stats',
   hostport: 'bvcni_hostport',
   hostportFlows: 'bvcni_hostport_flows',
+  events: 'bvcni_events',
+  monitor: 'bvcni_monitor',
+  monitorBucket: 'bvcni_monitor_bucket',
 } as const;
 export type MapName = (typeof MapName)[keyof typeof MapName];
 
@@ -21,6 +24,8 @@ export const ENDPOINTS_MAX = 4096;
 export const NAT_MAX = 262144;
 export const HOSTPORT_MAX = 8192;
 export const HOSTPORT_FLOWS_MAX = 65536;
+/** BVCNI_EVENTS_BYTES: the drop-event ring buffer's size. */
+export const EVENTS_BYTES = 256 * 1024;
 
 export const tunnelKey = struct('tunnel_key', 8, [
   { name: 'prefixlen', kind: 'u32', offset: 0 },
@@ -131,7 +136,16 @@ export const Reason = {
   DROP_ARP_SPOOFED: 18,
   DROP_HOSTPORT_NO_POD: 19,
   DROP_HOSTPORT_FAILED: 20,
+  // Not drops: what became of a drop's event while a monitor listened (lib/monitor.h).
+  MONITOR_SUPPRESSED: 27,
+  MONITOR_LOST: 28,
 } as const;
+
+/** Reasons that count something other than dropped packets (FORWARD, the monitor's). */
+const NOT_DROPS = new Set<number>([Reason.FORWARD, Reason.MONITOR_SUPPRESSED, Reason.MONITOR_LOST]);
+export function isDropReason(code: number): boolean {
+  return !NOT_DROPS.has(code);
+}
 export const REASON_MAX = 64;
 /** ABI 1's REASON_MAX (v0.1.0): its stats map has REASON_MAX_V1 * 2 slots. */
 export const REASON_MAX_V1 = 32;
@@ -140,6 +154,14 @@ export const Direction = { ingress: 0, egress: 1 } as const;
 export function reasonName(code: number): string {
   for (const [name, value] of Object.entries(Reason)) if (value === code) return name;
   return `REASON_${code}`;
+}
+
+/** The reason's number from its name (DROP_SPOOFED, or REASON_N for an unnamed one); undefined when unknown. */
+export function reasonCode(name: string): number | undefined {
+  const n = name.toUpperCase().replace(/^REASON_(?=DROP_|MONITOR_|FORWARD)/, '');
+  if (n in Reason) return Reason[n as keyof typeof Reason];
+  const m = /^REASON_(\d+)$/.exec(n);
+  return m && Number(m[1]) < REASON_MAX ? Number(m[1]) : undefined;
 }
 
 /** Index into the stats map for a reason and direction. */
@@ -252,3 +274,49 @@ export function natTimeout(proto: number, tcpState: number): bigint {
       return NatTimeout.TCP_EST;
   }
 }
+
+/** enum bvcni_hook: where a drop event's program ran. */
+export const Hook = { pod: 0, uplink: 1, overlayIngress: 2, overlayEgress: 3 } as const;
+export function hookName(code: number): string {
+  for (const [name, value] of Object.entries(Hook)) if (value === code) return name;
+  return `hook-${code}`;
+}
+
+/** enum drop_event_flags: which of a drop event's packet fields were read. */
+export const EventFlags = { ipv4: 1 << 0, ports: 1 << 1, arp: 1 << 2 } as const;
+
+/** struct drop_event: one record of the bvcni_events ring buffer. */
+export const dropEvent = struct('drop_event', 40, [
+  { name: 'ktime_ns', kind: 'u64', offset: 0 },
+  { name: 'ifindex', kind: 'u32', offset: 8 },
+  { name: 'len', kind: 'u32', offset: 12 },
+  { name: 'reason', kind: 'u16', offset: 16 },
+  { name: 'dir', kind: 'u8', offset: 18 },
+  { name: 'hook', kind: 'u8', offset: 19 },
+  { name: 'ethertype', kind: 'be16', offset: 20 },
+  { name: 'proto', kind: 'u8', offset: 22 },
+  { name: 'flags', kind: 'u8', offset: 23 },
+  { name: 'saddr', kind: 'ipv4', offset: 24 },
+  { name: 'daddr', kind: 'ipv4', offset: 28 },
+  { name: 'sport', kind: 'be16', offset: 32 },
+  { name: 'dport', kind: 'be16', offset: 34 },
+  { name: 'rule_ref', kind: 'u32', offset: 36 },
+] as const);
+export type DropEvent = CodecValue<typeof dropEvent>;
+
+/** struct monitor_config: the listener's lease and the token bucket's rate, written by bvcnictl monitor. */
+export const monitorConfig = struct('monitor_config', 24, [
+  { name: 'listen_until_ns', kind: 'u64', offset: 0 },
+  { name: 'rate', kind: 'u32', offset: 8 },
+  { name: 'burst', kind: 'u32', offset: 12 },
+  { name: 'listener_pid', kind: 'u32', offset: 16 },
+  { name: 'pad', kind: 'pad', offset: 20, length: 4 },
+] as const);
+export type MonitorConfig = CodecValue<typeof monitorConfig>;
+
+/** struct monitor_bucket: the programs' per-CPU token bucket (tokens in 1/1e9 of an event). */
+export const monitorBucket = struct('monitor_bucket', 16, [
+  { name: 'tokens', kind: 'u64', offset: 0 },
+  { name: 'last_ns', kind: 'u64', offset: 8 },
+] as const);
+export type MonitorBucket = CodecValue<typeof monitorBucket>;

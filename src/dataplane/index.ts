@@ -41,3 +41,17 @@ export {
   type NodeDataplaneConfig,
   type NodeAttachments,
 } from './node.js';
+export {
+  DropMonitor,
+  MonitorBusy,
+  MonitorUnavailable,
+  monitorAvailable,
+  removeMonitorMaps,
+  openMonitorConfigMap,
+  openMonitorBucketMap,
+  MONITOR_LEASE_NS,
+  MONITOR_DEFAULT_RATE,
+  MONITOR_DEFAULT_BURST,
+  type MonitorOptions,
+  type TimedDropEvent,
+} from './monitor.js';
