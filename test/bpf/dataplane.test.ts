@@ -908,6 +908,46 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     }
   });
 
+  test('hostPort and the masquerade rewrite packets with IP options too (their port outside the fixed header window), and what would expire is DROP_TTL', () => {
+    using hp = openHostportMap(PIN);
+    const key = { host_ip: '0.0.0.0', port: 8082, proto: PROTO.TCP };
+    hp.update(key, { pod_ip: POD1.ip, pod_port: 82, owner: 3n });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    const ipOptions = Buffer.from([1, 1, 1, 0]); // NOP NOP NOP EOL: the ports move 4 bytes
+    try {
+      for (const opts of [{}, { ipOptions }]) {
+        const what = 'ipOptions' in opts ? 'with IP options' : 'without';
+        const inb = exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40200, dport: 8082, tcpFlags: 0x02, ttl: 64, ...opts }));
+        assert.equal(inb.retval, TC_ACT_REDIRECT, what);
+        const d = parse(inb.out);
+        assert.deepEqual([d.src, d.sport, d.dst, d.dport, d.ttl], [INET, 40200, POD1.ip, 82, 63], what);
+        assert.ok(d.ipCsumOk && d.l4CsumOk, `checksums after DNAT, ${what}`);
+        const back = exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 82, dport: 40200, tcpFlags: 0x12, ttl: 64, ...opts }));
+        assert.equal(back.retval, TC_ACT_REDIRECT, what);
+        const b = parse(back.out);
+        assert.deepEqual([b.src, b.sport, b.dst, b.dport, b.ttl], [NODE_IP, 8082, INET, 40200, 63], what);
+        assert.ok(b.ipCsumOk && b.l4CsumOk, `checksums after the reverse translation, ${what}`);
+        const masq = exec('pod', packet({ src: POD2.ip, dst: INET, proto: PROTO.UDP, sport: 5353, dport: 53, ttl: 64, ...opts }));
+        assert.equal(masq.retval, TC_ACT_REDIRECT, what);
+        const m = parse(masq.out);
+        assert.equal(m.src, NODE_IP, what);
+        assert.ok(m.sport >= NAT_MIN && m.sport <= NAT_MAX, `masqueraded port ${m.sport}, ${what}`);
+        assert.ok(m.ipCsumOk && m.l4CsumOk, `checksums after the masquerade, ${what}`);
+      }
+      // TTL: routed on with 1 left, dropped with 1 (the control proves the first passes the same path).
+      const before = counter('DROP_TTL');
+      const two = exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40201, dport: 8082, tcpFlags: 0x02, ttl: 2 }));
+      assert.equal(two.retval, TC_ACT_REDIRECT);
+      assert.equal(parse(two.out).ttl, 1);
+      assert.equal(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40201, dport: 8082, tcpFlags: 0x02, ttl: 1 })).retval, TC_ACT_SHOT);
+      assert.equal(exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 82, dport: 40201, tcpFlags: 0x12, ttl: 1 })).retval, TC_ACT_SHOT);
+      assert.equal(counter('DROP_TTL'), before + 2n);
+    } finally {
+      hp.delete(key);
+      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    }
+  });
+
   test('hostPort: a mapping whose pod has no endpoint is DROP_HOSTPORT_NO_POD; a first fragment for a mapped port is DROP_HOSTPORT_FAILED', () => {
     using hp = openHostportMap(PIN);
     const key = { host_ip: NODE_IP, port: 8090, proto: PROTO.TCP };
