@@ -13,6 +13,7 @@ import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
 import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
 import { openHostportFlowsMap, openHostportMap } from '../dataplane/hostport.js';
+import { openIpcacheMap, openPodCtMap, openPolicyMap } from '../dataplane/policy.js';
 import { CliError } from './types.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -69,6 +70,9 @@ const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
   [MapName.stats]: openStatsMap,
   [MapName.hostport]: openHostportMap,
   [MapName.hostportFlows]: openHostportFlowsMap,
+  [MapName.ipcache]: openIpcacheMap,
+  [MapName.policy]: openPolicyMap,
+  [MapName.podCt]: openPodCtMap,
 } as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
 
 /** Every map of the ABI: pinned or not, its size, and whether its layout matches ours. */
