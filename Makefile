@@ -91,6 +91,7 @@ dist/bpf-nopol/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_POLICY -c $< -o $@
+
 dist/bpf-nomon/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")

@@ -9,10 +9,11 @@ import { runSync } from '../common/exec.js';
 import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
-import { ConfigFlags, MapName, ipcacheKey, ipcacheValue, podCtKey, podCtValue, policyKey, policyValue, type ConfigValue } from '../dataplane/abi.js';
-import { mapPin, openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
+import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
+import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
 import { openHostportFlowsMap, openHostportMap } from '../dataplane/hostport.js';
+import { openIpcacheMap, openPodCtMap, openPolicyMap } from '../dataplane/policy.js';
 import { openMonitorBucketMap, openMonitorConfigMap } from '../dataplane/monitor.js';
 import { CliError } from './types.js';
 
@@ -70,9 +71,9 @@ const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
   [MapName.stats]: openStatsMap,
   [MapName.hostport]: openHostportMap,
   [MapName.hostportFlows]: openHostportFlowsMap,
-  [MapName.ipcache]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.ipcache), ipcacheKey, ipcacheValue),
-  [MapName.policy]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.policy), policyKey, policyValue),
-  [MapName.podCt]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.podCt), podCtKey, podCtValue),
+  [MapName.ipcache]: openIpcacheMap,
+  [MapName.policy]: openPolicyMap,
+  [MapName.podCt]: openPodCtMap,
   [MapName.events]: (pinDir: string) => BpfMap.openPinnedRaw(join(pinDir, MapName.events)),
   [MapName.monitor]: openMonitorConfigMap,
   [MapName.monitorBucket]: openMonitorBucketMap,

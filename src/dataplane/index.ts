@@ -43,6 +43,9 @@ export {
 } from './node.js';
 export {
   openPolicyMaps,
+  openIpcacheMap,
+  openPolicyMap,
+  openPodCtMap,
   applyPolicyDiff,
   setEndpointPolicyState,
   clearPolicyState,
