@@ -6,7 +6,7 @@
 // with all three protocols (same node and across nodes), a port nothing serves is
 // never "connected", and a matrix that differs from its truth table is reported.
 //
-// Without the enforcing dataplane (no bvcni_policy map pinned) only the cases whose
+// Without the enforcing dataplane (no bvcni_policy map pinned, or bvcnid not filling it) only the cases whose
 // every truth table is "all connected" run; the count is printed either way.
 // BVCNI_NETPOL_CASES=all runs every case (make test-netpol); the default is the
 // representative subset below when the whole suite is too slow for `make test`.
@@ -75,7 +75,7 @@ describe('NetworkPolicy conformance with real traffic, 2 simulated nodes', { tim
     test(`${file}: ${c.name}`, async (t) => {
       if (!enforcing && !allConnected(c)) {
         skipped.push(c.name);
-        t.skip('needs the enforcing dataplane (no bvcni_policy map pinned)');
+        t.skip(`needs the enforcing dataplane (${np.mode.enforcing ? '' : np.mode.why})`);
         return;
       }
       ran.push(c.name);
@@ -89,7 +89,7 @@ describe('NetworkPolicy conformance with real traffic, 2 simulated nodes', { tim
     const s = ((performance.now() - t0) / 1000).toFixed(0);
     const line =
       `NetworkPolicy conformance with real traffic: ported ${ported} of ${upstreamTotal} upstream cases, ${ran.length} ran, ${passed.length} passed ` +
-      `(${enforcing ? 'enforcing dataplane' : `no enforcing dataplane yet: ${skipped.length} need it`}), ` +
+      `(${np.mode.enforcing ? 'enforcing dataplane' : `not enforcing: ${np.mode.why}; ${skipped.length} cases need it`}), ` +
       `${np.stats.probes} probes, ${np.stats.retried} answered only when retried, ${s} s`;
     t.diagnostic(line);
     console.log(line);

@@ -12,14 +12,12 @@
 // and say so.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { probeMany, RESPONDER_PORT, startResponder, type ProbeOutcome, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { makeRealisticNetworkPolicy, makeRealisticPod, makeNamespace, NAMESPACES, NETWORK_POLICIES, PODS } from '../../src/sim/kube-resources.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { KubeCluster } from '../support/kube-daemons.js';
 import { waitFor } from '../support/kube-util.js';
-import { ENDPOINT_F_EGRESS_ISOLATED, ENDPOINT_F_INGRESS_ISOLATED, ENDPOINT_F_POLICY_PENDING, POLICY_MAP } from '../support/netpol-e2e.js';
+import { ENDPOINT_F_EGRESS_ISOLATED, ENDPOINT_F_INGRESS_ISOLATED, ENDPOINT_F_POLICY_PENDING, enforcementMode, type EnforcementMode } from '../support/netpol-e2e.js';
 
 const HOSTPORT = 8080;
 const NODEPORT_LOCAL = 30080;
@@ -38,7 +36,7 @@ describe('paths beside NetworkPolicy: a default-deny in another namespace, 2 sim
   let cli: SimPod; // app/cli on node 1
   let db: SimPod; // locked/db on node 0, beside web
   let db1: SimPod; // locked/db1 on node 1, beside cli
-  let enforcing = false;
+  let mode: EnforcementMode = { enforcing: false, why: 'not started' };
 
   before(async () => {
     const { c, api } = await k.start();
@@ -63,32 +61,33 @@ describe('paths beside NetworkPolicy: a default-deny in another namespace, 2 sim
     db = await add(n0, 'locked', 'db');
     db1 = await add(n1, 'locked', 'db1');
     for (const ns of [web, cli, db, db1, c.internet, n0, n1]) c.track(await startResponder(ns.path));
-    enforcing = existsSync(join(n0.pinDir, POLICY_MAP));
     // Converged: each daemon compiled the deny policy for its locked pod; with enforcement,
     // the endpoint map says so too (isolated both ways, nothing left pending).
-    for (const [d, pod, free] of [
+    const pairs = [
       [k.daemons[0]!, db, web],
       [k.daemons[1]!, db1, cli],
-    ] as const) {
+    ] as const;
+    for (const [d] of pairs)
       await waitFor(`${d.node.name} compiled the deny policy`, () => d.logged(/network policy compiled/).some((l) => l.policies === 1 && l.endpoints === 2), 60_000);
-      if (enforcing)
+    mode = await enforcementMode(c.nodes, async () => {
+      for (const [d, pod, free] of pairs)
         await waitFor(
           `${d.node.name}: ${pod.name} isolated, ${free.name} not`,
           () => {
             using eps = openEndpointsMap(d.node.pinDir);
-            const flags = (ip: string): number => eps.get({ ip })?.flags ?? -1;
+            const flags = (ip: string): number => eps.lookup({ ip })?.flags ?? -1;
             const iso = ENDPOINT_F_INGRESS_ISOLATED | ENDPOINT_F_EGRESS_ISOLATED;
             return (flags(pod.ip) & (iso | ENDPOINT_F_POLICY_PENDING)) === iso && (flags(free.ip) & (iso | ENDPOINT_F_POLICY_PENDING)) === 0;
           },
           30_000,
         );
-    }
+    });
   });
   after(() => k.teardown());
 
   const needsEnforcement = (t: TestContext): boolean => {
-    if (!enforcing) t.skip('needs the enforcing dataplane (no bvcni_policy map pinned)');
-    return enforcing;
+    if (!mode.enforcing) t.skip(`needs the enforcing dataplane (${mode.why})`);
+    return mode.enforcing;
   };
 
   test('the deny policy is in force: the locked pods are unreachable from a pod of either node and from another node, and send nothing', async (t) => {
