@@ -298,7 +298,7 @@ export class NetpolCluster {
             `${d.node.name}: bvcnid converged`,
             () => {
               if (!d.running) throw new Error(`bvcnid on ${d.node.name} exited: ${JSON.stringify(d.logs.slice(-5))}`);
-              last = enforcing ? nodeMapsDiff(d.node, want) : compileLogDiff(d.logged(/network policy compiled/).at(-1), want, this.model);
+              last = enforcing ? nodeMapsDiff(d.node.pinDir, want) : compileLogDiff(d.logged(/network policy compiled/).at(-1), want, this.model);
               return last.length === 0;
             },
             this.o.convergeTimeoutMs,
@@ -495,11 +495,11 @@ function policyKeyText(key: Buffer, name: (id: number) => string): string {
  * entries, isolation flags (and no endpoint left pending) and the endpoint's own
  * identity. Empty when converged.
  */
-export function nodeMapsDiff(node: SimNode, want: CompiledNode): string[] {
+export function nodeMapsDiff(pinDir: string, want: CompiledNode): string[] {
   const diffs: string[] = [];
-  const ipcache = BpfMap.openPinnedRaw(join(node.pinDir, IPCACHE_MAP));
-  const policy = BpfMap.openPinnedRaw(join(node.pinDir, POLICY_MAP));
-  const endpoints = openEndpointsMap(node.pinDir);
+  const ipcache = BpfMap.openPinnedRaw(join(pinDir, IPCACHE_MAP));
+  const policy = BpfMap.openPinnedRaw(join(pinDir, POLICY_MAP));
+  const endpoints = openEndpointsMap(pinDir);
   try {
     const haveIpcache: [string, number][] = [...ipcache.entries()].map(([k, v]) => [prefixText(k), v.readUInt32LE(0)]);
     const wantIpcache: [string, number][] = want.ipcache.map((e) => [`${intToIpv4(e.cidr.addr)}/${e.cidr.prefix}`, e.identity]);
