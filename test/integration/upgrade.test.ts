@@ -22,14 +22,12 @@ import { runCli } from '../../src/cli/run.js';
 import {
   abiOf,
   FlowEnd,
-  longestGap,
-  monotonicS,
   pinnedLayout,
   prepareDowngrade,
   roll,
   THIS_BUILD,
-  type UdpSinkReport,
 } from '../support/upgrade.js';
+import { longestGap, monotonicS, type UdpSinkReport } from '../support/stream-gap.js';
 
 const TCP_PORT = 7101;
 const UDP_PORT = 7102;
@@ -202,7 +200,7 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
     console.log('# longest gap of the 1 ms UDP stream (pod on one node -> pod on another) during each roll:');
     for (const r of rolls) {
       const g = longestGap(udp, r.from, r.to_);
-      console.log(`#   ${r.node} -> ${r.to}: ${g.ms.toFixed(1)} ms (${g.lost} datagrams lost)`);
+      console.log(`#   ${r.node} -> ${r.to}: ${g.ms.toFixed(1)} ms, ${g.dataplaneMs.toFixed(1)} ms of it the dataplane's (${g.lost} datagrams lost)`);
     }
     assert.equal(src.error, null, 'the TCP source saw no error (a reset above all)');
     assert.equal(sink.error, null, 'the TCP sink saw no error');

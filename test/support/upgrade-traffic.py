@@ -6,7 +6,7 @@ the test can assert on the whole life of the flow across the rolls:
 
   tcp-sink PORT              accepts one connection, counts bytes until EOF
   tcp-source HOST PORT RATE  sends RATE bytes/s; on SIGTERM closes cleanly
-  udp-sink PORT              records every gap in a 1 ms sequence stream
+  udp-sink PORT              records every gap in a 1 ms sequence stream (kernel arrival times)
   udp-source HOST PORT       one datagram per millisecond (seq, send time)
   echo-peer PORT             answers each line with the peer address it sees
   masq-client HOST PORT      one line every 100 ms; records each answer
@@ -110,24 +110,37 @@ def tcp_source(host, port, rate):
     report({"sent": sent, "error": error})
 
 
+# Python 3.11's socket module lacks the name; 35 on every Linux architecture but a few (not x86_64/arm64).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
 def udp_sink(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
     s.settimeout(0.2)
+    # The kernel's arrival time (SO_TIMESTAMPNS, CLOCK_REALTIME) rather than when this process got
+    # round to recv(): a sink descheduled for 10 ms must not read as a 10 ms hole in the dataplane.
+    # Converted to CLOCK_MONOTONIC, the clock of the send times and of the test's roll windows.
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    to_monotonic = time.monotonic() - time.time()
     ready()
     gaps, count, last = [], 0, None
     while not stop:
         try:
-            b = s.recv(64)
+            b, anc, _, _ = s.recvmsg(64, socket.CMSG_SPACE(16))
         except socket.timeout:
             continue
         now = time.monotonic()
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack("qq", data[:16])
+                now = sec + nsec / 1e9 + to_monotonic
         seq, sent = struct.unpack("!Qd", b[:16])
         count += 1
         if last is not None:
             lseq, lsent, lnow = last
             if seq != lseq + 1 or now - lnow > 0.003:
-                gaps.append([lnow, now, max(0, seq - lseq - 1)])
+                gaps.append([lnow, now, max(0, seq - lseq - 1), lsent, sent])
         last = (seq, sent, now)
     report({"count": count, "gaps": gaps, "last": last[2] if last else None})
 

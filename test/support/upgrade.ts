@@ -52,29 +52,6 @@ export class FlowEnd<R = Record<string, unknown>> {
   }
 }
 
-export interface UdpSinkReport {
-  count: number;
-  /** [arrival before, arrival after, datagrams lost between] in CLOCK_MONOTONIC seconds. */
-  gaps: [number, number, number][];
-  last: number | null;
-}
-
-/** CLOCK_MONOTONIC in seconds: the clock of the flows' reports (Python's time.monotonic). */
-export function monotonicS(): number {
-  return Number(process.hrtime.bigint()) / 1e9;
-}
-
-/** The longest silence of the stream within [from, to] (ms), and what was lost in it. */
-export function longestGap(r: UdpSinkReport, from: number, to: number): { ms: number; lost: number } {
-  let best = { ms: 0, lost: 0 };
-  for (const [a, b, lost] of r.gaps) {
-    if (b < from || a > to) continue;
-    const ms = (b - a) * 1000;
-    if (ms > best.ms) best = { ms, lost };
-  }
-  return best;
-}
-
 export interface PinnedLayout {
   /** Value size and max_entries of every pinned map, by name. */
   maps: Record<string, { valueSize: number; maxEntries: number }>;
