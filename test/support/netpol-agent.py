@@ -191,6 +191,32 @@ def sctp_server():
 
 
 # --- probes ------------------------------------------------------------------------------
+# Every probe of this agent's life gets a source port of its own, never reused: a probe
+# must be a NEW flow, or a connection-tracking entry an earlier, allowed probe of the same
+# pair left behind could let it through after the policy changed.
+_port_lock = threading.Lock()
+_next_port = random.randrange(28232)
+
+
+def source_port():
+    global _next_port
+    with _port_lock:
+        _next_port += 1
+        return 32768 + _next_port % 28232
+
+
+def bound(kind):
+    """A socket of the kind bound to a fresh source port."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("0.0.0.0", source_port()))
+            return s
+        except OSError:
+            s.close()
+    raise OSError("no free source port")
+
+
 def token():
     return "tok%016x" % random.getrandbits(64)
 
@@ -206,7 +232,7 @@ def answered(reply, tok):
 def probe_tcp(ip, port, timeout):
     tok = token()
     deadline = time.monotonic() + timeout
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = bound(socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
         s.connect((ip, port))
@@ -232,7 +258,7 @@ def probe_tcp(ip, port, timeout):
 def probe_udp(ip, port, timeout):
     tok = token()
     deadline = time.monotonic() + timeout
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = bound(socket.SOCK_DGRAM)
     try:
         s.connect((ip, port))
         # Resent a few times: the first datagram of a flow may wait on ARP.
@@ -257,7 +283,7 @@ def probe_sctp(ip, port, timeout):
     deadline = time.monotonic() + timeout
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_SCTP)
     try:
-        sport = random.randint(32768, 60999)
+        sport = source_port()
         tag = random.getrandbits(32) or 1
         init = sctp_packet(sport, port, 0, [chunk(INIT, init_fields(tag))])
         interval = max(0.05, timeout / 4)
