@@ -120,6 +120,12 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	 * whole, they could be VXLAN for the node's socket).
 	 */
 	if (daddr == cfg->node_ip || ((ep || !ipv4_is_fragment(ip)) && ct_host_translated(skb, ip))) {
+		/* Reassembled up there, then through the bridge, unseen: each fragment is policy's here. */
+		if (ep && ipv4_is_fragment(ip)) {
+			ret = policy_check(skb, ep, DIR_INGRESS);
+			if (ret)
+				return ret;
+		}
 		if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
 			return DROP(REASON_DROP_INVALID);
 		return TC_ACT_OK;

@@ -16,6 +16,7 @@
 #include "lib/l2.h"
 #include "lib/isolation.h"
 #include "lib/hostport.h"
+#include "lib/policy.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -48,6 +49,11 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		return ret;
 #endif
 
+	/* NetworkPolicy's egress, before any translation: the pod's view (lib/policy.h). */
+	ret = policy_check(skb, ep, DIR_EGRESS);
+	if (ret)
+		return ret;
+
 	/* hostPorts: a pod reaching one, or a reply leaving from one (lib/hostport.h). */
 	ret = hostport_from_pod(skb, cfg, ep, &ip);
 	if (ret != TC_ACT_OK)
@@ -72,8 +78,12 @@ static __always_inline int from_container(struct __sk_buff *skb)
 		 * the DNAT. Fragments go up too (conntrack.h): the bridge's conntrack
 		 * (br_netfilter) reassembles them.
 		 */
-		if (ct_host_translated(skb, ip))
+		if (ct_host_translated(skb, ip)) {
+			/* Reassembled up there, then through the bridge, unseen: each fragment is policy's here. */
+			if (ipv4_is_fragment(ip))
+				return policy_check(skb, ep, DIR_INGRESS);
 			return TC_ACT_OK;
+		}
 		return deliver_to_pod(skb, ep, from_netkit);
 	}
 

@@ -44,12 +44,18 @@
 #define BVCNI_MAP_STATS     bvcni_stats
 #define BVCNI_MAP_HOSTPORT  bvcni_hostport
 #define BVCNI_MAP_HOSTPORT_FLOWS bvcni_hostport_flows
+#define BVCNI_MAP_IPCACHE   bvcni_ipcache
+#define BVCNI_MAP_POLICY    bvcni_policy
+#define BVCNI_MAP_POD_CT    bvcni_pod_ct
 
 #define BVCNI_TUNNEL_MAX    16384
 #define BVCNI_ENDPOINTS_MAX 4096
 #define BVCNI_NAT_MAX       262144
 #define BVCNI_HOSTPORT_MAX  8192
 #define BVCNI_HOSTPORT_FLOWS_MAX 65536
+#define BVCNI_IPCACHE_MAX   262144
+#define BVCNI_POLICY_MAX    262144
+#define BVCNI_POD_CT_MAX    131072
 
 /* tunnel: LPM trie, remote podCIDR (or a remote node's own /32) -> remote node. */
 struct tunnel_key {
@@ -80,6 +86,16 @@ enum endpoint_flags {
 	 */
 	ENDPOINT_F_NETKIT = 1 << 1,
 	ENDPOINT_F_HOSTPORT = 1 << 2,  /* the pod owns hostPort mappings: its replies may need translating back */
+	/*
+	 * NetworkPolicy (ABI 2, lib/policy.h). Isolated in a direction: only
+	 * what bvcni_policy allows for the endpoint passes there. Either flag
+	 * (or PENDING) makes the pod's flows tracked in bvcni_pod_ct, both ways,
+	 * so replies pass; an endpoint with none pays one flag test.
+	 */
+	ENDPOINT_F_INGRESS_ISOLATED = 1 << 3,
+	ENDPOINT_F_EGRESS_ISOLATED  = 1 << 4,
+	/* Labels not known yet while enforcement is on: fail closed, only the node's own traffic passes. */
+	ENDPOINT_F_POLICY_PENDING   = 1 << 5,
 };
 
 struct endpoint_value {
@@ -154,6 +170,11 @@ enum bvcni_reason {
 	REASON_DROP_ARP_SPOOFED = 18,  /* pod ARP whose sender IP or MAC is not the pod's own */
 	REASON_DROP_HOSTPORT_NO_POD = 19, /* for a mapped hostPort whose pod has no endpoint entry (deleted, or not yet registered) */
 	REASON_DROP_HOSTPORT_FAILED = 20, /* hostPort translation failed: a fragment, a port rewrite SCTP cannot take, a rewrite or flow-map write that failed */
+	REASON_DROP_POLICY_INGRESS  = 21, /* NetworkPolicy: a new flow the destination pod's ingress rules do not allow */
+	REASON_DROP_POLICY_EGRESS   = 22, /* NetworkPolicy: a new flow the source pod's egress rules do not allow */
+	REASON_DROP_POLICY_PENDING  = 23, /* NetworkPolicy: the pod's labels are not known yet; only the node's own traffic passes */
+	REASON_DROP_POLICY_FRAGMENT = 24, /* NetworkPolicy: a non-first fragment (no ports) that no rule allows for every port of its protocol */
+	REASON_DROP_POLICY_CT       = 25, /* NetworkPolicy: an allowed new flow whose pod conntrack entry could not be written */
 #if BVCNI_ABI_VERSION >= 2
 	REASON_MAX              = 64,  /* ABI 2: room for hostPort and NetworkPolicy reasons */
 #else
@@ -299,5 +320,82 @@ struct hostport_flow_value {
 	__u16 host_port;        /* network order */
 	__u16 pad;
 };
+
+/*
+ * ipcache: LPM trie, every pod address of the cluster (/32) and every
+ * ipBlock prefix -> its NetworkPolicy identity (src/policy/compile.ts). An
+ * address with no entry is the world (ID_WORLD). Written by bvcnid.
+ */
+struct ipcache_key {
+	__u32 prefixlen;        /* host order, as the LPM trie requires */
+	__u32 addr;             /* network order */
+};
+
+struct ipcache_value {
+	__u32 identity;         /* host order */
+};
+
+/* Reserved identities, as the compiler numbers them. */
+#define ID_ANY   0
+#define ID_HOST  1
+#define ID_WORLD 2
+
+/*
+ * policy: LPM trie of allow entries, per local endpoint and direction
+ * (src/policy/layout.ts writes them). A lookup uses all 96 bits with the
+ * packet's values; an entry covers a port range as a prefix, "every port"
+ * by stopping before the port, "every protocol" before the protocol.
+ */
+struct policy_key {
+	__u32 prefixlen;        /* host order: bits of what follows that must match */
+	__u32 endpoint;         /* network order: the local pod's address */
+	__u32 identity;         /* network order: the peer's identity (ID_ANY: every peer) */
+	__u8  direction;        /* enum bvcni_dir: DIR_INGRESS, DIR_EGRESS */
+	__u8  proto;
+	__u16 dport;            /* network order */
+};
+
+struct policy_value {
+	__u32 rule_ref;         /* host order: 0 unknown, else an index bvcnid maps to the allowing policy */
+};
+
+/*
+ * pod_ct: LRU hash, the connection tracking NetworkPolicy needs (lib/policy.h),
+ * one entry per flow and per side that tracks it: dir CT_EGRESS where an
+ * isolated pod opened it, CT_INGRESS where an isolated pod accepted it; key
+ * the flow's first packet (saddr the opener). ICMP echo: sport = id,
+ * dport = 0. Only isolated endpoints write it.
+ */
+struct pod_ct_key {
+	__u32 saddr;            /* network order */
+	__u32 daddr;            /* network order */
+	__u16 sport;            /* network order */
+	__u16 dport;            /* network order */
+	__u8  proto;
+	__u8  dir;              /* enum bvcni_dir of the side that tracks it */
+	__u8  pad[2];
+};
+
+enum pod_ct_flags {
+	POD_CT_F_REPLY   = 1 << 0,  /* the other end answered */
+	POD_CT_F_FIN_FWD = 1 << 1,  /* FIN from the opener */
+	POD_CT_F_FIN_REV = 1 << 2,  /* FIN from the other end */
+	POD_CT_F_RST     = 1 << 3,
+};
+
+struct pod_ct_value {
+	__u64 last_seen_ns;     /* bpf_ktime_get_coarse_ns(), refreshed at most once a second */
+	__u32 rule_ref;         /* host order: the allowing entry's, for the monitor */
+	__u8  flags;            /* enum pod_ct_flags */
+	__u8  pad[3];
+};
+
+/* Idle time after which a pod_ct entry is stale (ns); NAT_SEC is above. */
+#define POD_CT_TIMEOUT_TCP_SYN    (60ULL * NAT_SEC)
+#define POD_CT_TIMEOUT_TCP_EST    (21600ULL * NAT_SEC)
+#define POD_CT_TIMEOUT_TCP_CLOSE  (10ULL * NAT_SEC)
+#define POD_CT_TIMEOUT_UDP        (60ULL * NAT_SEC)
+#define POD_CT_TIMEOUT_ICMP       (30ULL * NAT_SEC)
+#define POD_CT_REFRESH_NS         (1ULL * NAT_SEC)
 
 #endif /* BVCNI_ABI_H */

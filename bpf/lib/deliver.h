@@ -12,6 +12,7 @@
 
 #include "eth.h"
 #include "forward.h"
+#include "policy.h"
 
 /*
  * The hand-over itself. From a netkit pod's pair (bpf_pod runs in the pair's
@@ -28,11 +29,18 @@ static __always_inline int redirect_to_pod(__u32 ifindex, int from_xmit)
 	return ret == TC_ACT_REDIRECT ? TC_ACT_REDIRECT : DROP(REASON_DROP_REDIRECT);
 }
 
+/*
+ * Every delivery to a local pod is where its ingress policy is decided
+ * (lib/policy.h): whichever path the packet took, as the pod will see it.
+ */
 static __always_inline int deliver_to_pod(struct __sk_buff *skb, const struct endpoint_value *ep, int from_xmit)
 {
 	__u32 ifindex = ep->ifindex;
-	int ret = eth_rewrite(skb, ep->gw_mac, ep->pod_mac);
+	int ret = policy_check(skb, ep, DIR_INGRESS);
 
+	if (ret)
+		return ret;
+	ret = eth_rewrite(skb, ep->gw_mac, ep->pod_mac);
 	if (ret)
 		return ret;
 	return redirect_to_pod(ifindex, from_xmit);
@@ -45,6 +53,10 @@ static __always_inline int deliver_routed_to_pod(struct __sk_buff *skb, const st
 	__u32 ifindex = ep->ifindex;
 	int ret = forward_write(skb, ep->gw_mac, ep->pod_mac, x);
 
+	if (ret)
+		return ret;
+	/* After the translation: the pod's view (a hostPort client's real address, a masqueraded flow's reply). */
+	ret = policy_check(skb, ep, DIR_INGRESS);
 	if (ret)
 		return ret;
 	return redirect_to_pod(ifindex, from_xmit);

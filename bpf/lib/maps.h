@@ -66,6 +66,33 @@ struct {
 	__uint(max_entries, BVCNI_HOSTPORT_FLOWS_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } BVCNI_MAP_HOSTPORT_FLOWS SEC(".maps");
+
+/* ABI 2's NetworkPolicy maps (abi.h, lib/policy.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+	__uint(max_entries, BVCNI_IPCACHE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_IPCACHE SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+	__uint(max_entries, BVCNI_POLICY_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_POLICY SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pod_ct_key);
+	__type(value, struct pod_ct_value);
+	__uint(max_entries, BVCNI_POD_CT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_POD_CT SEC(".maps");
 #endif
 
 /* A config the daemon has not finished writing is treated as absent. */

@@ -36,6 +36,7 @@ import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
 import { migratePinnedMaps } from '../dataplane/migrate.js';
 import { removeHostPorts } from '../dataplane/hostport.js';
+import { removePolicyMaps } from '../dataplane/policy.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -229,6 +230,8 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
     const hp = removeHostPorts(cfg.pinDir);
     if (hp.linkDetached || hp.mapsRemoved.length)
       log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");
+    const pol = removePolicyMaps(cfg.pinDir);
+    if (pol.length) log.info({ mapsRemoved: pol, pinDir: cfg.pinDir }, 'NetworkPolicy maps (ABI 2) unpinned');
     return 0;
   } catch (e) {
     log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');

@@ -13,6 +13,9 @@ export const MapName = {
   stats: 'bvcni_stats',
   hostport: 'bvcni_hostport',
   hostportFlows: 'bvcni_hostport_flows',
+  ipcache: 'bvcni_ipcache',
+  policy: 'bvcni_policy',
+  podCt: 'bvcni_pod_ct',
 } as const;
 export type MapName = (typeof MapName)[keyof typeof MapName];
 
@@ -21,6 +24,9 @@ export const ENDPOINTS_MAX = 4096;
 export const NAT_MAX = 262144;
 export const HOSTPORT_MAX = 8192;
 export const HOSTPORT_FLOWS_MAX = 65536;
+export const IPCACHE_MAX = 262144;
+export const POLICY_MAX = 262144;
+export const POD_CT_MAX = 131072;
 
 export const tunnelKey = struct('tunnel_key', 8, [
   { name: 'prefixlen', kind: 'u32', offset: 0 },
@@ -39,7 +45,16 @@ export type TunnelValue = CodecValue<typeof tunnelValue>;
 export const endpointKey = struct('endpoint_key', 4, [{ name: 'ip', kind: 'ipv4', offset: 0 }] as const);
 export type EndpointKey = CodecValue<typeof endpointKey>;
 
-export const EndpointFlags = { pod: 1 << 0, netkit: 1 << 1, hostport: 1 << 2 } as const;
+export const EndpointFlags = {
+  pod: 1 << 0,
+  netkit: 1 << 1,
+  hostport: 1 << 2,
+  ingress_isolated: 1 << 3,
+  egress_isolated: 1 << 4,
+  policy_pending: 1 << 5,
+} as const;
+/** The NetworkPolicy flags (ABI 2): bvcnid's (src/dataplane/policy.ts), never the plugin's. */
+export const POLICY_ENDPOINT_FLAGS = EndpointFlags.ingress_isolated | EndpointFlags.egress_isolated | EndpointFlags.policy_pending;
 
 export const endpointValue = struct('endpoint_value', 24, [
   { name: 'ifindex', kind: 'u32', offset: 0 },
@@ -131,6 +146,11 @@ export const Reason = {
   DROP_ARP_SPOOFED: 18,
   DROP_HOSTPORT_NO_POD: 19,
   DROP_HOSTPORT_FAILED: 20,
+  DROP_POLICY_INGRESS: 21,
+  DROP_POLICY_EGRESS: 22,
+  DROP_POLICY_PENDING: 23,
+  DROP_POLICY_FRAGMENT: 24,
+  DROP_POLICY_CT: 25,
 } as const;
 export const REASON_MAX = 64;
 /** ABI 1's REASON_MAX (v0.1.0): its stats map has REASON_MAX_V1 * 2 slots. */
@@ -252,3 +272,51 @@ export function natTimeout(proto: number, tcpState: number): bigint {
       return NatTimeout.TCP_EST;
   }
 }
+
+/** NetworkPolicy identities reserved by the compiler (src/policy/compile.ts), as abi.h's ID_*. */
+export const Identity = { any: 0, host: 1, world: 2 } as const;
+
+export const ipcacheKey = struct('ipcache_key', 8, [
+  { name: 'prefixlen', kind: 'u32', offset: 0 },
+  { name: 'addr', kind: 'ipv4', offset: 4 },
+] as const);
+export type IpcacheKey = CodecValue<typeof ipcacheKey>;
+
+export const ipcacheValue = struct('ipcache_value', 4, [{ name: 'identity', kind: 'u32', offset: 0 }] as const);
+export type IpcacheValue = CodecValue<typeof ipcacheValue>;
+
+/** The byte layout src/policy/layout.ts encodes (its keys are written as they are). */
+export const policyKey = struct('policy_key', 16, [
+  { name: 'prefixlen', kind: 'u32', offset: 0 },
+  { name: 'endpoint', kind: 'ipv4', offset: 4 },
+  { name: 'identity', kind: 'be32', offset: 8 },
+  { name: 'direction', kind: 'u8', offset: 12 },
+  { name: 'proto', kind: 'u8', offset: 13 },
+  { name: 'dport', kind: 'be16', offset: 14 },
+] as const);
+export type PolicyKey = CodecValue<typeof policyKey>;
+
+export const policyValue = struct('policy_value', 4, [{ name: 'rule_ref', kind: 'u32', offset: 0 }] as const);
+export type PolicyValue = CodecValue<typeof policyValue>;
+
+export const podCtKey = struct('pod_ct_key', 16, [
+  { name: 'saddr', kind: 'ipv4', offset: 0 },
+  { name: 'daddr', kind: 'ipv4', offset: 4 },
+  { name: 'sport', kind: 'be16', offset: 8 },
+  { name: 'dport', kind: 'be16', offset: 10 },
+  { name: 'proto', kind: 'u8', offset: 12 },
+  { name: 'dir', kind: 'u8', offset: 13 },
+  { name: 'pad', kind: 'pad', offset: 14, length: 2 },
+] as const);
+export type PodCtKey = CodecValue<typeof podCtKey>;
+
+/** enum pod_ct_flags */
+export const PodCtFlags = { REPLY: 1 << 0, FIN_FWD: 1 << 1, FIN_REV: 1 << 2, RST: 1 << 3 } as const;
+
+export const podCtValue = struct('pod_ct_value', 16, [
+  { name: 'last_seen_ns', kind: 'u64', offset: 0 },
+  { name: 'rule_ref', kind: 'u32', offset: 8 },
+  { name: 'flags', kind: 'u8', offset: 12 },
+  { name: 'pad', kind: 'pad', offset: 13, length: 3 },
+] as const);
+export type PodCtValue = CodecValue<typeof podCtValue>;

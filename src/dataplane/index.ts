@@ -41,3 +41,19 @@ export {
   type NodeDataplaneConfig,
   type NodeAttachments,
 } from './node.js';
+export {
+  openPolicyMaps,
+  applyPolicyDiff,
+  setEndpointPolicyState,
+  clearPolicyState,
+  listPodCt,
+  removePolicyMaps,
+  policyEntryKey,
+  policyLookupKey,
+  type PolicyMaps,
+  type PolicyDiff,
+  type PolicyEntryLike,
+  type ApplyReport,
+  type EndpointPolicyState,
+  type PodCtFlow,
+} from './policy.js';

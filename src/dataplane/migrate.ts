@@ -33,7 +33,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap, BpfObject, BpfProgram, MapType, attachTc, isPerCpu, type MapDef, type MapInfo } from '../../loader/index.js';
-import { configKey, configValue, EndpointFlags, MapName } from './abi.js';
+import { configKey, configValue, EndpointFlags, MapName, POLICY_ENDPOINT_FLAGS } from './abi.js';
 import { attachPodProgram } from './endpoint.js';
 import { OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { pinReplacing, renamePin, unlinkIfExists, unpinTree } from './pins.js';
@@ -113,14 +113,16 @@ const VALUE_CONVERSIONS: Partial<Record<string, ValueConversion[]>> = {
   [MapName.endpoints]: [
     // ABI 1 -> 2: identity (offset 20) not yet known.
     { from: 20, to: 24, convert: (v) => Buffer.concat([v, Buffer.alloc(4)]) },
-    // ABI 2 -> 1: the identity is dropped (nothing reads it yet), and so is
-    // ENDPOINT_F_HOSTPORT, with the hostPort maps (--prepare-downgrade).
+    // ABI 2 -> 1: the identity is dropped (v0.1.0 has no NetworkPolicy), and so
+    // are ENDPOINT_F_HOSTPORT and the policy flags, with the hostPort and
+    // policy maps (--prepare-downgrade).
     {
       from: 24,
       to: 20,
       convert: (v) => {
         const out = Buffer.from(v.subarray(0, 20));
-        out.writeUInt32LE((out.readUInt32LE(ENDPOINT_FLAGS_OFFSET) & ~EndpointFlags.hostport) >>> 0, ENDPOINT_FLAGS_OFFSET);
+        const abi2Only = EndpointFlags.hostport | POLICY_ENDPOINT_FLAGS;
+        out.writeUInt32LE((out.readUInt32LE(ENDPOINT_FLAGS_OFFSET) & ~abi2Only) >>> 0, ENDPOINT_FLAGS_OFFSET);
         return out;
       },
     },

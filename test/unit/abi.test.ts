@@ -27,6 +27,12 @@ const CODECS: StructCodec<unknown>[] = [
   abi.hostportValue,
   abi.hostportFlowKey,
   abi.hostportFlowValue,
+  abi.ipcacheKey,
+  abi.ipcacheValue,
+  abi.policyKey,
+  abi.policyValue,
+  abi.podCtKey,
+  abi.podCtValue,
 ] as StructCodec<unknown>[];
 
 /** Asserts the codec's size and fields against the struct of that name in every object that has it. */
@@ -75,6 +81,9 @@ describe('ABI: TypeScript codecs match the compiled C structs', () => {
           [abi.MapName.stats]: [abi.statsKey.size, abi.statsValue.size],
           [abi.MapName.hostport]: [abi.hostportKey.size, abi.hostportValue.size],
           [abi.MapName.hostportFlows]: [abi.hostportFlowKey.size, abi.hostportFlowValue.size],
+          [abi.MapName.ipcache]: [abi.ipcacheKey.size, abi.ipcacheValue.size],
+          [abi.MapName.policy]: [abi.policyKey.size, abi.policyValue.size],
+          [abi.MapName.podCt]: [abi.podCtKey.size, abi.podCtValue.size],
         };
         assert.ok(expected[t.name], `map ${t.name} has no codec in abi.ts`);
         assert.deepEqual([keySize, valueSize], expected[t.name], t.name);
@@ -126,6 +135,11 @@ describe('ABI: enums and constants match abi.h', () => {
     assert.equal(Number(headerDefine('BVCNI_NAT_MAX')), abi.NAT_MAX);
     assert.equal(Number(headerDefine('BVCNI_HOSTPORT_MAX')), abi.HOSTPORT_MAX);
     assert.equal(Number(headerDefine('BVCNI_HOSTPORT_FLOWS_MAX')), abi.HOSTPORT_FLOWS_MAX);
+    assert.equal(Number(headerDefine('BVCNI_IPCACHE_MAX')), abi.IPCACHE_MAX);
+    assert.equal(Number(headerDefine('BVCNI_POLICY_MAX')), abi.POLICY_MAX);
+    assert.equal(Number(headerDefine('BVCNI_POD_CT_MAX')), abi.POD_CT_MAX);
+    assert.deepEqual(Object.fromEntries([...HEADER.matchAll(/^\s*POD_CT_F_(\w+)\s*=\s*1 << (\d+)/gm)].map((m) => [m[1]!, 1 << Number(m[2])])), { ...abi.PodCtFlags });
+    assert.deepEqual({ ANY: Number(headerDefine('ID_ANY')), HOST: Number(headerDefine('ID_HOST')), WORLD: Number(headerDefine('ID_WORLD')) }, { ANY: abi.Identity.any, HOST: abi.Identity.host, WORLD: abi.Identity.world });
     assert.equal(Number(headerDefine('NAT_PORT_PROBES')), abi.NAT_PORT_PROBES);
     assert.equal(Number(headerDefine('NAT_PORT_RUN')), abi.NAT_PORT_RUN);
     for (const [k, v] of Object.entries(abi.MapName)) {

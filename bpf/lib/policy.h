@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * NetworkPolicy enforcement (issue 16; the compiled form: src/policy/README.md).
+ *
+ * Egress is decided where the source pod is, in bpf_pod before any
+ * translation (the pod's view); ingress where the destination pod is, at
+ * every delivery to a local pod (deliver.h), after any translation (a hostPort
+ * DNAT, a masquerade reply): the pod's view again, with the client's real
+ * address. The peer's identity comes from bvcni_ipcache (no entry: world),
+ * then at most two LPM lookups in bvcni_policy, (peer, proto, port) and
+ * (ANY, proto, port), and only for a flow's first packet: bvcni_pod_ct
+ * remembers the flows an isolated pod opened or accepted, so established
+ * flows and their replies (both ways) pass on one hash lookup.
+ *
+ * Cost: an endpoint with no policy flag pays the flag test in the caller and
+ * nothing else. The check is one global function (verified once, not once
+ * per call site and path: bpf_pod is close to the verifier's budget).
+ *
+ * Decisions:
+ *  - The node's own traffic to a local pod always passes (kubelet probes).
+ *    It arrives through the bridge, where no program sees it: nothing can
+ *    track it. So a pod's packets to its node (the node IP, or its gateway:
+ *    a pod-CIDR address with no endpoint) that do not start a connection
+ *    (TCP without a bare SYN, ICMP other than an echo request) pass as its
+ *    replies. New connections from a pod to its node are policy's, as any
+ *    other address.
+ *  - A pod whose labels are not known yet (ENDPOINT_F_POLICY_PENDING): only
+ *    the node's own traffic (and the pod's replies to it), both ways.
+ *  - Fragments: a first fragment carries the ports and is decided as its
+ *    flow. The others carry none: they pass a direction that is not isolated
+ *    (or when the flow is tracked ... which cannot be known without ports),
+ *    else only where a rule allows every port of their protocol (or every
+ *    protocol) to the peer: a port-scoped rule never lets a non-first
+ *    fragment through, so no port check can be skipped by fragmenting.
+ *    DROP_POLICY_FRAGMENT otherwise (large UDP datagrams to a port-scoped
+ *    rule: no fragment tracking yet).
+ *  - ICMP errors (destination unreachable, which includes fragmentation
+ *    needed, and time exceeded) pass when the packet they quote belongs to a
+ *    tracked flow of the endpoint; otherwise they are a new ICMP packet to
+ *    policy (only "every protocol" rules allow ICMP), never tracked.
+ *  - A TCP packet without a tracked flow is a new flow whatever its flags:
+ *    policy decides (an ACK or RST from a denied peer is dropped).
+ *  - Flows that started before an endpoint became isolated are not tracked:
+ *    they are decided anew, as new flows.
+ */
+#ifndef BVCNI_POLICY_H
+#define BVCNI_POLICY_H
+
+#include "maps.h"
+#include "ipv4.h"
+
+#if BVCNI_ABI_VERSION >= 2 && !defined(BVCNI_NO_POLICY)
+#define BVCNI_POLICY 1
+#endif
+
+#define ENDPOINT_F_POLICY (ENDPOINT_F_INGRESS_ISOLATED | ENDPOINT_F_EGRESS_ISOLATED | ENDPOINT_F_POLICY_PENDING)
+
+#ifndef BVCNI_POLICY
+/* The ABI 1 build (v0.1.0 has no policy maps) and the benchmark's policy-free build. */
+static __always_inline int policy_check(struct __sk_buff *skb, const struct endpoint_value *ep, __u32 dir)
+{
+	return TC_ACT_OK;
+}
+#else
+
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+#define TCP_F_FIN 0x01
+#define TCP_F_SYN 0x02
+#define TCP_F_RST 0x04
+#define TCP_F_ACK 0x10
+
+struct policy_flow {
+	__u32 osaddr;           /* the packet's own addresses (an ICMP error's, not the quoted ones) */
+	__u32 odaddr;
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;            /* network order; ICMP echo: the id (request) */
+	__u16 dport;            /* network order; ICMP echo reply: the id */
+	__u8  proto;
+	__u8  tcp_flags;
+	__u8  kind;             /* enum policy_kind */
+	__u8  pad;
+};
+
+enum policy_kind {
+	PKT_NORMAL   = 0,
+	PKT_FRAGMENT = 1,       /* a fragment past the first: no ports */
+	PKT_ICMP_ERR = 2,       /* an ICMP error: the flow fields are the quoted packet's */
+};
+
+/* Ports (or the ICMP echo id) of the L4 header at off; the quoted one when inner. */
+static __always_inline int policy_load_l4(struct __sk_buff *skb, __u32 off, struct policy_flow *f, int inner)
+{
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_SCTP) {
+		__u8 h[14];
+		/* An ICMP error quotes 8 bytes of L4: the ports, not TCP's flags. */
+		__u32 len = (f->proto == IPPROTO_TCP && !inner) ? 14 : 4;
+
+		if (len == 14) {
+			if (bpf_skb_load_bytes(skb, off, h, 14) < 0)
+				return -1;
+			f->tcp_flags = h[13];
+		} else if (bpf_skb_load_bytes(skb, off, h, 4) < 0) {
+			return -1;
+		}
+		__builtin_memcpy(&f->sport, h, 2);
+		__builtin_memcpy(&f->dport, h + 2, 2);
+		return 0;
+	}
+	if (f->proto == IPPROTO_ICMP) {
+		struct icmphdr_min icmp;
+
+		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+			return -1;
+		/* An echo and its reply are one flow: the request's (id, 0) reversed. */
+		if (icmp.type == ICMP_ECHO) {
+			f->sport = icmp.id;
+		} else if (icmp.type == ICMP_ECHOREPLY) {
+			f->dport = icmp.id;
+		} else if (!inner && (icmp.type == ICMP_DEST_UNREACH || icmp.type == ICMP_TIME_EXCEEDED)) {
+			f->kind = PKT_ICMP_ERR;
+		}
+		f->tcp_flags = icmp.type; /* for ICMP: the type, to tell a request from the rest */
+	}
+	return 0;
+}
+
+/* The flow of the packet at L3_OFF (for an ICMP error, the quoted packet's); -1: unreadable. */
+static __always_inline int policy_parse(struct __sk_buff *skb, struct policy_flow *f)
+{
+	struct iphdr ip;
+	__u32 l4off;
+
+	if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0 || ip.ihl < 5)
+		return -1;
+	f->osaddr = f->saddr = ip.saddr;
+	f->odaddr = f->daddr = ip.daddr;
+	f->proto = ip.protocol;
+	if (ip.frag_off & bpf_htons(IP_OFFSET)) {
+		f->kind = PKT_FRAGMENT;
+		return 0;
+	}
+	l4off = L3_OFF + ip.ihl * 4;
+	if (policy_load_l4(skb, l4off, f, 0) < 0)
+		return -1;
+	if (f->kind == PKT_ICMP_ERR) {
+		struct iphdr in;
+
+		/* The quoted header and the first 8 bytes of what followed it. */
+		if (bpf_skb_load_bytes(skb, l4off + 8, &in, sizeof(in)) < 0 || in.ihl < 5)
+			return -1;
+		f->saddr = in.saddr;
+		f->daddr = in.daddr;
+		f->proto = in.protocol;
+		f->sport = 0;
+		f->dport = 0;
+		f->tcp_flags = 0;
+		if (in.frag_off & bpf_htons(IP_OFFSET))
+			return 0; /* quotes a non-first fragment: no ports, matches a flow only with none */
+		if (policy_load_l4(skb, l4off + 8 + in.ihl * 4, f, 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static __always_inline __u64 pod_ct_timeout(const struct pod_ct_value *v, __u8 proto)
+{
+	if (proto == IPPROTO_TCP) {
+		if ((v->flags & POD_CT_F_RST) || (v->flags & (POD_CT_F_FIN_FWD | POD_CT_F_FIN_REV)) == (POD_CT_F_FIN_FWD | POD_CT_F_FIN_REV))
+			return POD_CT_TIMEOUT_TCP_CLOSE;
+		return (v->flags & POD_CT_F_REPLY) ? POD_CT_TIMEOUT_TCP_EST : POD_CT_TIMEOUT_TCP_SYN;
+	}
+	if (proto == IPPROTO_ICMP)
+		return POD_CT_TIMEOUT_ICMP;
+	return POD_CT_TIMEOUT_UDP;
+}
+
+static __always_inline int pod_ct_live(const struct pod_ct_value *v, __u8 proto, __u64 now)
+{
+	return now - v->last_seen_ns <= pod_ct_timeout(v, proto);
+}
+
+/*
+ * The tracked flow this packet belongs to, seen from the endpoint's side
+ * `dir`: its own (key as the packet, dir), or the other way's (reversed,
+ * the other dir: an answer to what the endpoint opened or accepted). 1 when
+ * found live (and refreshed; update: also its TCP flags), else 0.
+ */
+static __always_inline int pod_ct_lookup(const struct policy_flow *f, __u32 dir, __u64 now, int update)
+{
+	struct pod_ct_key k = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto, .dir = dir,
+	};
+	struct pod_ct_value *v;
+	__u8 flags, add = 0;
+	int reply = 0;
+
+	v = bpf_map_lookup_elem(&BVCNI_MAP_POD_CT, &k);
+	if (!v) {
+		k.saddr = f->daddr;
+		k.daddr = f->saddr;
+		k.sport = f->dport;
+		k.dport = f->sport;
+		k.dir = dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS;
+		v = bpf_map_lookup_elem(&BVCNI_MAP_POD_CT, &k);
+		if (!v)
+			return 0;
+		reply = 1;
+	}
+	if (!pod_ct_live(v, f->proto, now))
+		return 0;
+	flags = v->flags;
+	if (update && f->proto == IPPROTO_TCP) {
+		/* A new SYN from the opener on a closed flow: a new connection, policy's again. */
+		if (!reply && (f->tcp_flags & (TCP_F_SYN | TCP_F_ACK)) == TCP_F_SYN &&
+		    pod_ct_timeout(v, f->proto) == POD_CT_TIMEOUT_TCP_CLOSE)
+			return 0;
+		if (f->tcp_flags & TCP_F_RST)
+			add |= POD_CT_F_RST;
+		if (f->tcp_flags & TCP_F_FIN)
+			add |= reply ? POD_CT_F_FIN_REV : POD_CT_F_FIN_FWD;
+	}
+	if (update && reply)
+		add |= POD_CT_F_REPLY;
+	/* Written only when something changed, or once a second: no cache line bouncing per packet. */
+	if ((flags | add) != flags)
+		v->flags = flags | add;
+	if (update && now - v->last_seen_ns > POD_CT_REFRESH_NS)
+		v->last_seen_ns = now;
+	return 1;
+}
+
+static __always_inline int pod_ct_create(const struct policy_flow *f, __u32 dir, __u64 now, __u32 rule_ref)
+{
+	struct pod_ct_key k = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto, .dir = dir,
+	};
+	struct pod_ct_value v = { .last_seen_ns = now, .rule_ref = rule_ref };
+
+	if (f->proto == IPPROTO_TCP && (f->tcp_flags & TCP_F_RST))
+		v.flags = POD_CT_F_RST;
+	return bpf_map_update_elem(&BVCNI_MAP_POD_CT, &k, &v, BPF_ANY);
+}
+
+/* The peer's identity: the longest ipcache prefix holding it; the world when none does. */
+static __always_inline __u32 policy_identity(__u32 addr)
+{
+	struct ipcache_key k = { .prefixlen = 32, .addr = addr };
+	const struct ipcache_value *v = bpf_map_lookup_elem(&BVCNI_MAP_IPCACHE, &k);
+
+	return v ? v->identity : ID_WORLD;
+}
+
+/* Whether (peer, proto, port), then (ANY, proto, port), is allowed to the endpoint; the entry's rule_ref in *ref. */
+static __always_inline int policy_allowed(__u32 endpoint, __u32 identity, __u32 dir, __u8 proto, __u16 dport, __u32 *ref)
+{
+	struct policy_key k = {
+		.prefixlen = 96, .endpoint = endpoint, .identity = bpf_htonl(identity),
+		.direction = dir, .proto = proto, .dport = dport,
+	};
+	const struct policy_value *v = bpf_map_lookup_elem(&BVCNI_MAP_POLICY, &k);
+
+	if (!v) {
+		k.identity = bpf_htonl(ID_ANY);
+		v = bpf_map_lookup_elem(&BVCNI_MAP_POLICY, &k);
+		if (!v)
+			return 0;
+	}
+	*ref = v->rule_ref;
+	return 1;
+}
+
+/* The pod talking to its own node (the node IP, or its gateway: a pod-CIDR address with no endpoint). */
+static __always_inline int policy_to_node(const struct bvcni_config *cfg, __u32 addr)
+{
+	if (addr == cfg->node_ip)
+		return 1;
+	return ipv4_in_prefix(addr, cfg->pod_cidr, cfg->pod_prefix) && !endpoint_get(addr);
+}
+
+/* A packet that cannot open a connection: an answer, whatever it answers. */
+static __always_inline int policy_not_a_start(const struct policy_flow *f)
+{
+	if (f->proto == IPPROTO_TCP)
+		return (f->tcp_flags & (TCP_F_SYN | TCP_F_ACK)) != TCP_F_SYN;
+	if (f->proto == IPPROTO_ICMP)
+		return f->tcp_flags != ICMP_ECHO;
+	return 0;
+}
+
+/*
+ * The check itself: the packet at the endpoint's side dir (DIR_INGRESS: the
+ * endpoint is the destination; DIR_EGRESS: the source), ep_flags its
+ * endpoint's flags. TC_ACT_OK or DROP(reason). A global function: verified
+ * once, whatever calls it (scalar arguments and the context only).
+ */
+__attribute__((noinline)) int bvcni_policy_check(struct __sk_buff *skb, __u32 ep_flags, __u32 dir)
+{
+	const struct bvcni_config *cfg = config_get();
+	struct policy_flow f = {};
+	__u32 endpoint, peer, identity, ref = 0, isolated;
+	__u64 now;
+
+	if (!cfg)
+		return DROP(REASON_DROP_NO_CONFIG);
+	if (policy_parse(skb, &f) < 0)
+		return DROP(REASON_DROP_INVALID);
+	endpoint = dir == DIR_INGRESS ? f.odaddr : f.osaddr;
+	peer = dir == DIR_INGRESS ? f.osaddr : f.odaddr;
+
+	/* The node's own traffic, and the pod's answers to it (see the header comment). */
+	if (dir == DIR_INGRESS) {
+		if (peer == cfg->node_ip)
+			return TC_ACT_OK;
+	} else if (policy_to_node(cfg, peer) && (f.kind == PKT_ICMP_ERR || policy_not_a_start(&f))) {
+		return TC_ACT_OK;
+	}
+	identity = policy_identity(peer);
+	if (dir == DIR_INGRESS && identity == ID_HOST)
+		return TC_ACT_OK;
+	if (ep_flags & ENDPOINT_F_POLICY_PENDING)
+		return DROP(REASON_DROP_POLICY_PENDING);
+
+	isolated = ep_flags & (dir == DIR_INGRESS ? ENDPOINT_F_INGRESS_ISOLATED : ENDPOINT_F_EGRESS_ISOLATED);
+	if (f.kind == PKT_FRAGMENT) {
+		if (!isolated || policy_allowed(endpoint, identity, dir, f.proto, 0, &ref))
+			return TC_ACT_OK;
+		return DROP(REASON_DROP_POLICY_FRAGMENT);
+	}
+
+	now = bpf_ktime_get_coarse_ns();
+	if (f.kind == PKT_ICMP_ERR) {
+		/*
+		 * The quoted packet went the other way, and was the endpoint's own
+		 * (it sent it, or it was for it): an error quoting another pod's
+		 * flow says nothing of this one's.
+		 */
+		__u32 quoted = dir == DIR_INGRESS ? f.saddr : f.daddr;
+
+		if (quoted == endpoint && pod_ct_lookup(&f, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS, now, 0))
+			return TC_ACT_OK;
+		if (!isolated || policy_allowed(endpoint, identity, dir, IPPROTO_ICMP, 0, &ref))
+			return TC_ACT_OK;
+		return DROP(dir == DIR_INGRESS ? REASON_DROP_POLICY_INGRESS : REASON_DROP_POLICY_EGRESS);
+	}
+	if (pod_ct_lookup(&f, dir, now, 1))
+		return TC_ACT_OK;
+	/* A new flow. ICMP rules carry no port (only "every protocol" entries allow ICMP). */
+	if (isolated && !policy_allowed(endpoint, identity, dir, f.proto, f.proto == IPPROTO_ICMP ? 0 : f.dport, &ref))
+		return DROP(dir == DIR_INGRESS ? REASON_DROP_POLICY_INGRESS : REASON_DROP_POLICY_EGRESS);
+	/* Tracked even where this direction is open: the answers may cross an isolated one. */
+	if (pod_ct_create(&f, dir, now, ref) < 0)
+		return DROP(REASON_DROP_POLICY_CT);
+	return TC_ACT_OK;
+}
+
+/* The callers' one line: a flag test for endpoints without policy. */
+static __always_inline int policy_check(struct __sk_buff *skb, const struct endpoint_value *ep, __u32 dir)
+{
+	__u32 flags = ep->flags;
+
+	if (!(flags & ENDPOINT_F_POLICY))
+		return TC_ACT_OK;
+	return bvcni_policy_check(skb, flags, dir);
+}
+
+#endif /* BVCNI_POLICY */
+
+#endif
