@@ -23,6 +23,8 @@ export interface NetConf {
   pinDir: string;
   /** What pods get: a veth on the bridge (default), or a netkit pair (bvcnid writes it where the kernel has netkit). */
   podDevice: 'veth' | 'netkit';
+  /** bvcnid enforces NetworkPolicy (--network-policy): new endpoints start fail-closed until it writes their rules. */
+  networkPolicy: boolean;
   prevResult?: Record<string, unknown>;
   validAttachments?: { containerId: string; ifname: string }[];
   raw: Record<string, unknown>;
@@ -113,6 +115,9 @@ export function parseConfig(stdin: string): NetConf {
   const podDevice = optString(raw, 'podDevice') ?? 'veth';
   if (podDevice !== 'veth' && podDevice !== 'netkit') throw invalidConfig('podDevice', 'must be "veth" or "netkit"');
 
+  const np = raw.networkPolicy;
+  if (np !== undefined && np !== null && typeof np !== 'boolean') throw invalidConfig('networkPolicy', 'must be true or false');
+
   const prev = raw.prevResult;
   if (prev !== undefined && prev !== null && (typeof prev !== 'object' || Array.isArray(prev)))
     throw invalidConfig('prevResult', 'must be an object');
@@ -140,6 +145,7 @@ export function parseConfig(stdin: string): NetConf {
     dataDir: absPath(raw, 'dataDir', DEFAULTS.dataDir),
     pinDir: absPath(raw, 'pinDir', DEFAULTS.pinDir),
     podDevice,
+    networkPolicy: np === true,
     prevResult: (prev ?? undefined) as Record<string, unknown> | undefined,
     validAttachments,
     raw,

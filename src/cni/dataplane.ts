@@ -30,6 +30,8 @@ export interface Endpoint {
   /** The pod owns hostPort mappings (ENDPOINT_F_HOSTPORT). */
   hostport?: boolean;
   device?: PodDevice;
+  /** NetworkPolicy is enforced on this node: the entry starts ENDPOINT_F_POLICY_PENDING until bvcnid writes the pod's rules. */
+  policyPending?: boolean;
 }
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -80,7 +82,7 @@ export class PinnedDataplane implements Dataplane {
   }
 
   register(pinDir: string, ep: Endpoint): void {
-    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth', hostport: ep.hostport });
+    registerEndpoint(pinDir, { ip: ep.ip, hostIfname: ep.hostIfname, hostIfindex: ep.ifindex, podMac: ep.podMac, gwMac: ep.gwMac, device: ep.device ?? 'veth', hostport: ep.hostport, policyPending: ep.policyPending });
   }
 
   claimHostPorts(pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {

@@ -13,6 +13,21 @@ export interface CniEnv {
   path: string;
 }
 
+/**
+ * The Pod a call is for, from CNI_ARGS (`K8S_POD_NAMESPACE=…;K8S_POD_NAME=…`,
+ * as the kubelet's runtimes pass them); undefined when either is missing.
+ */
+export function k8sPodOf(args: string): { namespace: string; name: string } | undefined {
+  const kv = new Map<string, string>();
+  for (const part of args.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) kv.set(part.slice(0, i), part.slice(i + 1));
+  }
+  const namespace = kv.get('K8S_POD_NAMESPACE');
+  const name = kv.get('K8S_POD_NAME');
+  return namespace && name ? { namespace, name } : undefined;
+}
+
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export function parseCommand(env: NodeJS.ProcessEnv): Command {

@@ -16,6 +16,8 @@ export interface EndpointSpec {
   hostport?: boolean;
   /** What the pod's interface is: one end of a veth pair (default), or a netkit pair's peer (hostIfindex: its primary). */
   device?: PodDevice;
+  /** NetworkPolicy is enforced and the pod's rules are not written yet: fail closed (ENDPOINT_F_POLICY_PENDING) until bvcnid writes them. */
+  policyPending?: boolean;
   /** The NODE's network namespace (where the host veth lives); default: current. */
   netns?: string;
 }
@@ -23,8 +25,10 @@ export interface EndpointSpec {
 /** The kind of pair a pod is attached with (bvcnid's --pod-device, resolved). */
 export type PodDevice = 'veth' | 'netkit';
 
-export function endpointFlags(device: PodDevice = 'veth', hostport = false): number {
-  return EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0) | (hostport ? EndpointFlags.hostport : 0);
+export function endpointFlags(device: PodDevice = 'veth', hostport = false, policyPending = false): number {
+  return (
+    EndpointFlags.pod | (device === 'netkit' ? EndpointFlags.netkit : 0) | (hostport ? EndpointFlags.hostport : 0) | (policyPending ? EndpointFlags.policy_pending : 0)
+  );
 }
 
 export function endpointDevice(flags: number): PodDevice {
@@ -68,7 +72,7 @@ export function registerEndpoint(pinDir: string, ep: EndpointSpec): void {
   using map = openEndpointsMap(pinDir);
   const key = { ip: ep.ip };
   const previous = map.lookup(key);
-  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device, ep.hostport), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
+  map.update(key, { ifindex: ep.hostIfindex, flags: endpointFlags(ep.device, ep.hostport, ep.policyPending), pod_mac: ep.podMac, gw_mac: ep.gwMac, identity: 0 });
   try {
     attachPodProgram(pinDir, { ifindex: ep.hostIfindex, netns: ep.netns, device: ep.device });
   } catch (e) {

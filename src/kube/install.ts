@@ -77,6 +77,8 @@ export interface PluginConfig {
   pinDir: string;
   /** What pods get (src/cni/config.ts): written only when not the plugin's default, veth. */
   podDevice?: 'veth' | 'netkit';
+  /** bvcnid --network-policy: the plugin registers new endpoints fail-closed (ENDPOINT_F_POLICY_PENDING). */
+  networkPolicy?: boolean;
 }
 
 export function conflistText(c: PluginConfig): string {
@@ -94,6 +96,8 @@ export function conflistText(c: PluginConfig): string {
             dataDir: c.dataDir,
             pinDir: c.pinDir,
             ...(c.podDevice === 'netkit' ? { podDevice: c.podDevice } : {}),
+            // bvcnid --network-policy: a pod the plugin adds alone starts fail-closed until bvcnid writes its rules.
+            ...(c.networkPolicy ? { networkPolicy: true } : {}),
             // Runtimes pass runtimeConfig.portMappings (hostPorts) to the plugin, which maps them in eBPF.
             capabilities: { portMappings: true },
           },

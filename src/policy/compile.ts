@@ -15,7 +15,7 @@ import { cidrContains, formatCidr, maskOf, type Cidr } from '../common/cidr.js';
 import { ipv4ToInt } from '../../loader/codec.js';
 import { isEndpoint, podPeerMatches, StateIndex } from './model.js';
 import { matches } from './selector.js';
-import { PROTO_NUMBER, type ClusterState, type Connection, type Direction, type IpBlock, type Labels, type Peer, type Pod, type Protocol } from './types.js';
+import { PROTO_NUMBER, type ClusterState, type Connection, type Direction, type IpBlock, type Labels, type NetworkPolicy, type Peer, type Pod, type Protocol } from './types.js';
 
 /** Reserved identities (Cilium numbers them the same way). */
 export const ID_ANY = 0;
@@ -86,14 +86,47 @@ export interface CompiledNode {
  */
 export class IdentityAllocator {
   private readonly byKey = new Map<string, number>();
+  private readonly used = new Set<number>();
+  /** Numbers held back for seed() (the pinned ones), never handed out by idFor. */
+  private readonly reserved = new Set<number>();
   private next = FIRST_ALLOCATED_ID;
   idFor(key: string): number {
     let id = this.byKey.get(key);
     if (id === undefined) {
+      while (this.used.has(this.next) || this.reserved.has(this.next)) this.next++;
       id = this.next++;
       this.byKey.set(key, id);
+      this.used.add(id);
     }
     return id;
+  }
+  /**
+   * Gives `key` the number `id` if neither is taken yet (a restarted bvcnid
+   * takes back the numbers the pinned ipcache holds, so no entry churns).
+   */
+  seed(key: string, id: number): boolean {
+    if (id < FIRST_ALLOCATED_ID || this.byKey.has(key) || this.used.has(id)) return false;
+    this.byKey.set(key, id);
+    this.used.add(id);
+    this.reserved.delete(id);
+    return true;
+  }
+  /** Keeps numbers for seed() only: a fresh key never takes a number a pinned entry still carries. */
+  reserve(ids: Iterable<number>): void {
+    for (const id of ids) if (id >= FIRST_ALLOCATED_ID && !this.used.has(id)) this.reserved.add(id);
+  }
+  /** The number `key` has, without allocating one. */
+  peek(key: string): number | undefined {
+    return this.byKey.get(key);
+  }
+  /** An independent copy (the property test compiles from scratch with the same numbering). */
+  clone(): IdentityAllocator {
+    const c = new IdentityAllocator();
+    for (const [k, v] of this.byKey) c.byKey.set(k, v);
+    for (const v of this.used) c.used.add(v);
+    for (const v of this.reserved) c.reserved.add(v);
+    c.next = this.next;
+    return c;
   }
   get size(): number {
     return this.byKey.size;
@@ -150,7 +183,7 @@ class PrefixSet<V> {
   }
 }
 
-function blockSelectsClass(block: IpBlock, cls: Cidr | null): boolean {
+export function blockSelectsClass(block: IpBlock, cls: Cidr | null): boolean {
   if (cls === null || block.cidr === null) return false;
   // The class prefix lies inside every ipBlock prefix that contains the address and
   // inside none that does not, so containment of the class decides the block.
@@ -170,12 +203,116 @@ function labelKey(l: Labels): string {
 
 const namedKey = (name: string, proto: Protocol): string => `${name}/${proto}`;
 
-function entryKey(e: PolicyEntry): string {
+export function entryKey(e: PolicyEntry): string {
   return `${e.peer}:${e.proto}:${e.port}/${e.portPrefix}`;
 }
 
 function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
   return a.peer - b.peer || a.proto - b.proto || a.port - b.port || a.portPrefix - b.portPrefix;
+}
+
+/** What a policy adds to the compilation's global inputs: its ipBlock prefixes (cidr and except) and the named ports its egress rules use. */
+export function policyInputs(
+  pol: NetworkPolicy,
+  prefix: (c: Cidr) => void,
+  egressName: (key: string, v: { name: string; proto: Protocol }) => void,
+): void {
+  for (const [dir, rules] of [['ingress', pol.ingress], ['egress', pol.egress]] as const) {
+    for (const r of rules) {
+      for (const p of r.peers ?? []) {
+        if (p.kind !== 'ipBlock' || p.block.cidr === null) continue;
+        prefix(p.block.cidr);
+        for (const e of p.block.except) prefix(e);
+      }
+      if (dir === 'egress')
+        for (const pr of r.ports ?? []) if (typeof pr.port === 'string') egressName(namedKey(pr.port, pr.protocol), { name: pr.port, proto: pr.protocol });
+    }
+  }
+}
+
+/** A pod's identity key (what the allocator numbers) and the named ports it carries, given its CIDR class and the egress rules' names (sorted). */
+export function podIdentityKey(
+  pod: Pod,
+  cls: Cidr | null,
+  names: readonly string[],
+  egressNames: ReadonlyMap<string, { name: string; proto: Protocol }>,
+): { key: string; namedPorts: Map<string, number[]> } {
+  const namedPorts = new Map<string, number[]>();
+  for (const k of names) {
+    const { name, proto } = egressNames.get(k)!;
+    const ports = pod.containerPorts.filter((cp) => cp.name === name && cp.protocol === proto).map((cp) => cp.port);
+    if (ports.length) namedPorts.set(k, [...new Set(ports)].sort((a, b) => a - b));
+  }
+  const key = `pod|${pod.namespace}|${labelKey(pod.labels)}|${cls ? cidrKey(cls) : ''}|${namedPorts.size ? JSON.stringify([...namedPorts]) : ''}`;
+  return { key, namedPorts };
+}
+
+export const hostIdentityKey = (cls: Cidr): string => `host|${cidrKey(cls)}`;
+export const cidrIdentityKey = (cls: Cidr): string => `cidr|${cidrKey(cls)}`;
+
+/** Whether a peer of a policy in `policyNs` selects an identity (the one rule both compilers use). */
+export function peerSelects(peer: Peer, policyNs: string, i: Identity, namespaceLabels: (ns: string) => Labels): boolean {
+  if (peer.kind === 'ipBlock') return blockSelectsClass(peer.block, i.cidrClass);
+  return i.kind === 'pod' && podPeerMatches(peer, policyNs, i.namespace!, i.labels, namespaceLabels(i.namespace!));
+}
+
+export interface TableInputs {
+  /** The policies isolating the pod in a direction. */
+  policiesFor(pod: Pod, dir: Direction): readonly NetworkPolicy[];
+  /** This node's own identities (allowed into every ingress-isolated endpoint). */
+  readonly hostIds: Iterable<number>;
+  /** The identities a peer of a policy in `policyNs` selects. */
+  selected(peer: Peer, policyNs: string): Iterable<Identity>;
+  /** Every pod identity (named ports towards any peer). */
+  podIds(): Iterable<Identity>;
+}
+
+/** One local endpoint's tables, both directions. */
+export function endpointPolicy(pod: Pod, identity: number, inp: TableInputs): EndpointPolicy {
+  const table = (dir: Direction): DirectionTable => {
+    const pols = inp.policiesFor(pod, dir);
+    if (pols.length === 0) return { isolated: false, entries: [] };
+    const out = new Map<string, PolicyEntry>();
+    const put = (e: PolicyEntry): void => {
+      out.set(entryKey(e), e);
+    };
+    if (dir === 'ingress') for (const h of inp.hostIds) put({ peer: h, proto: PROTO_ANY, port: 0, portPrefix: 0 });
+    for (const pol of pols) {
+      for (const rule of dir === 'ingress' ? pol.ingress : pol.egress) {
+        let peers: Identity[] | null = null; // null: ANY
+        if (rule.peers !== null) {
+          const set = new Set<Identity>();
+          for (const p of rule.peers) for (const i of inp.selected(p, pol.namespace)) set.add(i);
+          peers = [...set];
+        }
+        const peerNums = peers === null ? [ID_ANY] : peers.map((i) => i.id);
+        if (rule.ports === null) {
+          for (const peer of peerNums) put({ peer, proto: PROTO_ANY, port: 0, portPrefix: 0 });
+          continue;
+        }
+        for (const pr of rule.ports) {
+          const proto = PROTO_NUMBER[pr.protocol];
+          if (pr.port === null) {
+            for (const peer of peerNums) put({ peer, proto, port: 0, portPrefix: 0 });
+          } else if (typeof pr.port === 'number') {
+            for (const b of portRangeToPrefixes(pr.port, pr.endPort ?? pr.port))
+              for (const peer of peerNums) put({ peer, proto, port: b.port, portPrefix: b.prefix });
+          } else if (dir === 'ingress') {
+            // The destination is this endpoint: resolve the name here.
+            const name = pr.port;
+            for (const cp of pod.containerPorts)
+              if (cp.name === name && cp.protocol === pr.protocol) for (const peer of peerNums) put({ peer, proto, port: cp.port, portPrefix: 16 });
+          } else {
+            // The destination is the peer: only pods resolve names, each through its identity.
+            const k = namedKey(pr.port, pr.protocol);
+            for (const i of peers ?? inp.podIds()) for (const port of i.namedPorts.get(k) ?? []) put({ peer: i.id, proto, port, portPrefix: 16 });
+          }
+        }
+      }
+    }
+    return { isolated: true, entries: [...out.values()].sort(compareEntries) };
+  };
+  return { ip: pod.ip!, namespace: pod.namespace, name: pod.name, identity, ingress: table('ingress'), egress: table('egress') };
 }
 
 export interface CompileOptions {
@@ -191,19 +328,7 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
   // 1. Every IPv4 prefix any ipBlock names (cidr and except): the CIDR classes.
   const prefixes = new PrefixSet<true>();
   const egressNames = new Map<string, { name: string; proto: Protocol }>();
-  for (const pol of idx.state.policies) {
-    for (const [dir, rules] of [['ingress', pol.ingress], ['egress', pol.egress]] as const) {
-      for (const r of rules) {
-        for (const p of r.peers ?? []) {
-          if (p.kind !== 'ipBlock' || p.block.cidr === null) continue;
-          prefixes.set(p.block.cidr, true);
-          for (const e of p.block.except) prefixes.set(e, true);
-        }
-        if (dir === 'egress')
-          for (const pr of r.ports ?? []) if (typeof pr.port === 'string') egressNames.set(namedKey(pr.port, pr.protocol), { name: pr.port, proto: pr.protocol });
-      }
-    }
-  }
+  for (const pol of idx.state.policies) policyInputs(pol, (c) => prefixes.set(c, true), (k, v) => egressNames.set(k, v));
   const classOf = (ip: number): Cidr | null => prefixes.lookup(ip)?.cidr ?? null;
   const names = [...egressNames.keys()].sort();
 
@@ -216,7 +341,7 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
     return id;
   };
   for (const { cidr } of prefixes.entries()) {
-    const id = add(`cidr|${cidrKey(cidr)}`, (id) => ({ id, kind: 'cidr', namespace: null, labels: {}, cidrClass: cidr, namedPorts: new Map() }));
+    const id = add(cidrIdentityKey(cidr), (id) => ({ id, kind: 'cidr', namespace: null, labels: {}, cidrClass: cidr, namedPorts: new Map() }));
     ipcache.set(cidr, id);
   }
   if (!ipcache.lookup(0)) {
@@ -226,13 +351,7 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
   const podIdentity = new Map<Pod, number>();
   for (const [ip, pod] of idx.podByIp) {
     const cls = classOf(ip);
-    const namedPorts = new Map<string, number[]>();
-    for (const k of names) {
-      const { name, proto } = egressNames.get(k)!;
-      const ports = pod.containerPorts.filter((cp) => cp.name === name && cp.protocol === proto).map((cp) => cp.port);
-      if (ports.length) namedPorts.set(k, [...new Set(ports)].sort((a, b) => a - b));
-    }
-    const key = `pod|${pod.namespace}|${labelKey(pod.labels)}|${cls ? cidrKey(cls) : ''}|${namedPorts.size ? JSON.stringify([...namedPorts]) : ''}`;
+    const { key, namedPorts } = podIdentityKey(pod, cls, names, egressNames);
     const id = add(key, (id) => ({ id, kind: 'pod', namespace: pod.namespace, labels: pod.labels, cidrClass: cls, namedPorts }));
     podIdentity.set(pod, id);
     ipcache.set({ addr: ip, prefix: 32 }, id);
@@ -244,11 +363,16 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
       const ip = ipv4ToInt(a);
       const cls = classOf(ip);
       const mk = (id: number): Identity => ({ id, kind: 'host', namespace: null, labels: {}, cidrClass: cls, namedPorts: new Map() });
-      const id = cls === null ? add('', mk, ID_HOST) : add(`host|${cidrKey(cls)}`, mk);
+      const id = cls === null ? add('', mk, ID_HOST) : add(hostIdentityKey(cls), mk);
       hostIds.add(id);
       ipcache.set({ addr: ip, prefix: 32 }, id);
     }
   }
+  // A /32 ipBlock prefix on a pod's or this node's address: that address has the pod's (or host's)
+  // identity, which carries the class, so no lookup ever yields the CIDR identity. It would only add
+  // entries that can never match, under a number no pinned entry shows (a restart could not take it back).
+  for (const ident of [...identities.values()])
+    if (ident.kind === 'cidr' && ident.cidrClass!.prefix === 32 && ipcache.lookup(ident.cidrClass!.addr)?.value !== ident.id) identities.delete(ident.id);
 
   // 3. Which identities each peer selects (computed once per peer object).
   const byNamespace = new Map<string, Identity[]>();
@@ -282,60 +406,11 @@ export function compileNode(state: StateIndex | ClusterState, node: string, opts
 
   // 4. Per local endpoint, per direction.
   const endpoints = new Map<string, EndpointPolicy>();
+  const inputs: TableInputs = { policiesFor: (p, d) => idx.policiesFor(p, d), hostIds, selected, podIds: () => podIds };
   for (const pod of idx.state.pods) {
     if (pod.nodeName !== node || !isEndpoint(pod)) continue;
     if (idx.podByIp.get(ipv4ToInt(pod.ip!)) !== pod) continue; // lost an address clash
-    const table = (dir: Direction): DirectionTable => {
-      const pols = idx.policiesFor(pod, dir);
-      if (pols.length === 0) return { isolated: false, entries: [] };
-      const out = new Map<string, PolicyEntry>();
-      const put = (e: PolicyEntry): void => {
-        out.set(entryKey(e), e);
-      };
-      if (dir === 'ingress') for (const h of hostIds) put({ peer: h, proto: PROTO_ANY, port: 0, portPrefix: 0 });
-      for (const pol of pols) {
-        for (const rule of dir === 'ingress' ? pol.ingress : pol.egress) {
-          let peers: Identity[] | null = null; // null: ANY
-          if (rule.peers !== null) {
-            const set = new Set<Identity>();
-            for (const p of rule.peers) for (const i of selected(p, pol.namespace)) set.add(i);
-            peers = [...set];
-          }
-          const peerNums = peers === null ? [ID_ANY] : peers.map((i) => i.id);
-          if (rule.ports === null) {
-            for (const peer of peerNums) put({ peer, proto: PROTO_ANY, port: 0, portPrefix: 0 });
-            continue;
-          }
-          for (const pr of rule.ports) {
-            const proto = PROTO_NUMBER[pr.protocol];
-            if (pr.port === null) {
-              for (const peer of peerNums) put({ peer, proto, port: 0, portPrefix: 0 });
-            } else if (typeof pr.port === 'number') {
-              for (const b of portRangeToPrefixes(pr.port, pr.endPort ?? pr.port))
-                for (const peer of peerNums) put({ peer, proto, port: b.port, portPrefix: b.prefix });
-            } else if (dir === 'ingress') {
-              // The destination is this endpoint: resolve the name here.
-              const name = pr.port;
-              for (const cp of pod.containerPorts)
-                if (cp.name === name && cp.protocol === pr.protocol) for (const peer of peerNums) put({ peer, proto, port: cp.port, portPrefix: 16 });
-            } else {
-              // The destination is the peer: only pods resolve names, each through its identity.
-              const k = namedKey(pr.port, pr.protocol);
-              for (const i of peers ?? podIds) for (const port of i.namedPorts.get(k) ?? []) put({ peer: i.id, proto, port, portPrefix: 16 });
-            }
-          }
-        }
-      }
-      return { isolated: true, entries: [...out.values()].sort(compareEntries) };
-    };
-    endpoints.set(pod.ip!, {
-      ip: pod.ip!,
-      namespace: pod.namespace,
-      name: pod.name,
-      identity: podIdentity.get(pod)!,
-      ingress: table('ingress'),
-      egress: table('egress'),
-    });
+    endpoints.set(pod.ip!, endpointPolicy(pod, podIdentity.get(pod)!, inputs));
   }
 
   return {
@@ -418,7 +493,7 @@ export interface TableDiff {
   readonly remove: PolicyEntry[];
 }
 
-function diffTable(prev: DirectionTable | undefined, next: DirectionTable): TableDiff {
+export function diffTable(prev: DirectionTable | undefined, next: DirectionTable): TableDiff {
   const before = new Map((prev?.entries ?? []).map((e) => [entryKey(e), e]));
   const after = new Map(next.entries.map((e) => [entryKey(e), e]));
   return {

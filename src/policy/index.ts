@@ -7,3 +7,4 @@ export { parseNetworkPolicy, parseNamespace, parsePod, parseNode, parseLabels, i
 export { StateIndex, evaluate, isAllowed, isEndpoint, type Verdict, type DirectionVerdict } from './model.js';
 export * from './compile.js';
 export { policyEntryKey, policyLookupKey, lpmCovers, POLICY_KEY_SIZE, POLICY_KEY_BITS } from './layout.js';
+export { IncrementalCompiler, type FlushResult } from './incremental.js';

@@ -122,7 +122,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     isolateBridgePort(host, { index: hostLink.index, mac: podMac });
     mark('bridge port isolated');
     const ipText = intToIpv4(ip);
-    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac, hostport: portMappings.length > 0 });
+    svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: vethName, podMac, gwMac: bridge.mac, hostport: portMappings.length > 0, policyPending: conf.networkPolicy });
     undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
     mark('endpoint register');
     claimHostPorts({ env, conf, svc }, ipText, portMappings, undo);
@@ -230,7 +230,7 @@ function addNetkit(
   const nodeIp = svc.dataplane.nodeIp(conf.pinDir);
   addLinkRoute(host, { dst: ipText, oif: hostLink.index, ...(nodeIp ? { src: nodeIp } : {}) });
   // The peer drops everything until this attaches the pod program (rtnl.ts, createNetkit).
-  svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: name, podMac, gwMac: hostMac, device: 'netkit', hostport: o.portMappings.length > 0 });
+  svc.dataplane.register(conf.pinDir, { ip: ipText, ifindex: hostLink.index, hostIfname: name, podMac, gwMac: hostMac, device: 'netkit', hostport: o.portMappings.length > 0, policyPending: conf.networkPolicy });
   o.undo.push(() => void svc.dataplane.unregister(conf.pinDir, ipText));
   mark('endpoint register');
   claimHostPorts({ env, conf, svc }, ipText, o.portMappings, o.undo);
