@@ -12,7 +12,7 @@
 // and say so.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { probeMany, RESPONDER_PORT, startResponder, type ProbeOutcome, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
+import { loadDataplane, probeMany, RESPONDER_PORT, startResponder, type ProbeOutcome, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { makeRealisticNetworkPolicy, makeRealisticPod, makeNamespace, NAMESPACES, NETWORK_POLICIES, PODS } from '../../src/sim/kube-resources.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { KubeCluster } from '../support/kube-daemons.js';
@@ -129,13 +129,15 @@ describe('paths beside NetworkPolicy: a default-deny in another namespace, 2 sim
       }
   });
 
-  test('the kubelet probe: node 0 reaches its locked pod under default-deny ingress, TCP and UDP', async () => {
+  // The pod is isolated both ways: its answers to the node are replies of an allowed flow and must pass too.
+  test('the kubelet probe: node 0 reaches its locked pod under default-deny ingress (and egress), TCP and UDP, answered', async () => {
     const [tcp, udp] = await probeMany(n0.path, [
       { ip: db.ip, proto: 'tcp' },
       { ip: db.ip, proto: 'udp' },
     ]);
-    assert.equal(peerOf(tcp, 'node 0 -> locked/db TCP'), n0.ip);
-    assert.equal(peerOf(udp, 'node 0 -> locked/db UDP'), n0.ip);
+    const drops = (await loadDataplane()).readDropStats(n0.pinDir).filter((d) => d.packets > 0n).map((d) => `${d.reason}/${d.direction} ${d.packets}`).join(', ');
+    assert.equal(peerOf(tcp, `node 0 -> locked/db TCP (drops on node 0: ${drops})`), n0.ip);
+    assert.equal(peerOf(udp, `node 0 -> locked/db UDP (drops on node 0: ${drops})`), n0.ip);
     const [tcp1] = await probeMany(n1.path, [{ ip: db1.ip, proto: 'tcp' }]);
     assert.equal(peerOf(tcp1, 'node 1 -> locked/db1 TCP'), n1.ip);
   });

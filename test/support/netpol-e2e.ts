@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { BpfMap, intToIpv4 } from '../../loader/index.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { NAMESPACES as NS_TYPE, NETWORK_POLICIES, PODS, type KubeObject } from '../../src/sim/kube-resources.js';
-import type { Cluster, SimNode, SimPod } from '../../src/sim/index.js';
+import { loadDataplane, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { nodeObject } from '../../src/sim/kube-node.js';
 import { compileNode, entryCount, ID_WORLD, IdentityAllocator, parseNode, policyEntryKey, type CompiledNode, type Protocol } from '../../src/policy/index.js';
 import { KubeCluster } from './kube-daemons.js';
@@ -366,8 +366,16 @@ export class NetpolCluster {
     const expected = expandExpect(probe.expect);
     const { observed, retried } = await this.matrix(probe.protocol, probe.port, expected);
     const mismatch = compareMatrix(observed, expected);
-    if (mismatch) throw new Error(`${where}, ${probe.protocol}/${probe.port}: the dataplane differs from the truth table\n${mismatch}`);
+    if (mismatch) throw new Error(`${where}, ${probe.protocol}/${probe.port}: the dataplane differs from the truth table\n${mismatch}\n${await this.drops()}`);
     return { retried };
+  }
+
+  /** Each node's drop counters so far (policy and others), for failure messages. */
+  async drops(): Promise<string> {
+    const dp = await loadDataplane();
+    return this.c.nodes
+      .map((n) => `drops on ${n.name}: ${dp.readDropStats(n.pinDir).filter((d) => d.packets > 0n).map((d) => `${d.reason}/${d.direction} ${d.packets}`).join(', ') || 'none'}`)
+      .join('\n');
   }
 
   /** A whole case from the model's first state: each step's actions, convergence, then its probes. */
