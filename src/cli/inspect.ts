@@ -175,6 +175,24 @@ const get = (p) => new Promise((res) => http.get(process.argv[1] + p, { timeout:
 Promise.all([get('/healthz'), get('/readyz')]).then((r) => process.stdout.write(JSON.stringify(r)));
 `;
 
+const GET_CLIENT = `
+const http = require('node:http');
+http.get(process.argv[1], { timeout: 5000 }, (r) => {
+  let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(JSON.stringify({ status: r.statusCode, body: b })));
+}).on('error', (e) => process.stdout.write(JSON.stringify({ error: e.code || e.message }))).on('timeout', function () { this.destroy(new Error('timeout')); });
+`;
+
+/** One GET on bvcnid's health listener (inside the node's namespace with --netns). */
+export function daemonGet(healthAddr: string, path: string, netns?: string): { status: number; body: string } | { error: string } {
+  const url = `http://${healthAddr}${path}`;
+  const r = runSync([process.execPath, '-e', GET_CLIENT, url], { netns, allowFail: true, timeoutMs: 10_000 });
+  try {
+    return JSON.parse(r.stdout) as { status: number; body: string } | { error: string };
+  } catch {
+    return { error: `${url}: ${(r.stderr || r.stdout).trim().slice(0, 200)}` };
+  }
+}
+
 /** bvcnid's /healthz and /readyz at host:port ('none' skips the check). */
 export function daemonHealth(healthAddr: string, netns?: string): DaemonHealth {
   if (healthAddr === 'none') return { state: 'unchecked', detail: '--health-addr none' };

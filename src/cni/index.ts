@@ -8,6 +8,6 @@ export type { NetConf } from './config.js';
 export type { Services } from './context.js';
 export { PinnedDataplane } from './dataplane.js';
 export { cniVariables, configString, daemonSocketPath, nsId, sameNs, type DelegateReply, type DelegateRequest } from './delegate.js';
-export { COMMANDS, type CniEnv } from './env.js';
+export { COMMANDS, k8sPodOf, type CniEnv } from './env.js';
 export { handle, type Outcome } from './plugin.js';
 export { realServices } from './services.js';

@@ -14,6 +14,7 @@ import {
   configString,
   daemonSocketPath,
   handle,
+  k8sPodOf,
   nsId,
   realServices,
   sameNs,
@@ -38,6 +39,14 @@ export interface CniServerOptions {
   /** Defaults to the plugin's handler with daemonServices(). */
   handler?: CniHandler;
   metrics?: Pick<DaemonMetrics, 'cniRequests' | 'cniDuration'>;
+  /**
+   * After an ADD this process served succeeded, before the plugin gets the
+   * answer (NetworkPolicy writes the pod's rules here: the pod never runs
+   * without them). `pod` is from CNI_ARGS (K8S_POD_NAMESPACE/K8S_POD_NAME).
+   */
+  onAdded?: (a: { pod?: { namespace: string; name: string }; ip: string; containerId: string }) => void;
+  /** After a DEL this process served. */
+  onDeleted?: (a: { pod?: { namespace: string; name: string }; containerId: string }) => void;
 }
 
 export class CniServer {
@@ -124,12 +133,27 @@ export class CniServer {
     if (pinDir !== undefined && pinDir !== this.opts.pinDir) return this.decline('the network config names another pin directory', cmd);
     const t0 = performance.now();
     const outcome = this.handler(env, req.stdin);
+    if (outcome.exitCode === 0) this.after(env, outcome);
     const ms = performance.now() - t0;
     const command = commandLabel(env.CNI_COMMAND);
     this.opts.metrics?.cniRequests.inc({ command, result: outcome.exitCode === 0 ? 'ok' : 'error' });
     this.opts.metrics?.cniDuration.observe({ command }, ms / 1000);
     this.opts.log.debug({ command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, exitCode: outcome.exitCode, ms: +ms.toFixed(3) }, 'CNI request served');
     return { outcome };
+  }
+
+  private after(env: NodeJS.ProcessEnv, outcome: Outcome): void {
+    const pod = k8sPodOf(env.CNI_ARGS ?? '');
+    const containerId = env.CNI_CONTAINERID ?? '';
+    try {
+      if (env.CNI_COMMAND === 'ADD' && this.opts.onAdded) {
+        const ip = firstIp(outcome.stdout);
+        if (ip) this.opts.onAdded({ pod, ip, containerId });
+      } else if (env.CNI_COMMAND === 'DEL') this.opts.onDeleted?.({ pod, containerId });
+    } catch (e) {
+      // The pod keeps what the plugin wrote (fail closed when enforcement is on); bvcnid catches up later.
+      this.opts.log.warn({ err: (e as Error).message, containerId }, 'after-CNI hook failed');
+    }
   }
 
   private decline(reason: string, command?: string): DelegateReply {
@@ -142,6 +166,17 @@ export class CniServer {
 /** A bounded label: whatever a client sends, the metric gets one of the spec's commands or "other". */
 function commandLabel(command: string | undefined): string {
   return command && (COMMANDS as readonly string[]).includes(command) ? command : 'other';
+}
+
+/** The pod's IPv4 from an ADD's result (ips[0].address without its prefix length). */
+function firstIp(stdout: string): string | undefined {
+  try {
+    const r = JSON.parse(stdout) as { ips?: { address?: unknown }[] };
+    const a = r.ips?.[0]?.address;
+    return typeof a === 'string' ? a.split('/')[0] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function removeQuiet(path: string): void {

@@ -54,6 +54,8 @@ export interface DaemonConfig {
   stuckAfterMs?: number;
   /** Pause between two background counts of the NAT table (--nat-count-interval). */
   natCountIntervalMs?: number;
+  /** --network-policy: the conflist tells the plugin to register endpoints fail-closed until bvcnid writes their rules. */
+  networkPolicy?: boolean;
 }
 
 export const DAEMON_DEFAULTS = {
@@ -371,6 +373,7 @@ export class Daemon {
       dataDir: this.cfg.stateDir,
       pinDir: this.cfg.pinDir,
       podDevice: this.cfg.podDevice ?? 'veth',
+      ...(this.cfg.networkPolicy ? { networkPolicy: true } : {}),
     });
     this.conflistWritten = true;
     this.log.info({ conflist: conf.path, changed: conf.changed, entries: this.reconciler?.size ?? 0 }, 'dataplane ready, tunnel map synced, conflist written');

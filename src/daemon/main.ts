@@ -24,6 +24,8 @@ import {
   type ApiBounds,
 } from '../kube/client.js';
 import { PolicySync } from './policy.js';
+import { PinnedPolicyMaps } from './policy-maps.js';
+import { policyView } from '../policy/index.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -170,7 +172,7 @@ function program(): Command {
     .addOption(
       new Option(
         '--network-policy',
-        'list and watch Pods, Namespaces and NetworkPolicies and keep this node\'s compiled rule sets in memory (not enforced yet; needs the RBAC of deploy/network-policy-rbac.yaml)',
+        "enforce NetworkPolicy: list and watch Pods, Namespaces and NetworkPolicies and write this node's rules to the pinned maps (needs the RBAC of deploy/network-policy-rbac.yaml; new pods are fail-closed until their rules are written)",
       ).env('BVCNI_NETWORK_POLICY'),
     )
     .addOption(new Option('--uninstall', 'remove programs, maps, devices, the conflist and the plugin, then exit'))
@@ -185,6 +187,17 @@ function program(): Command {
     )
     .version(buildLine('bvcnid'), '--version', 'print the release, commit and dataplane ABI version, then exit')
     .showHelpAfterError();
+}
+
+/** GET /policy?pod=NS/NAME: the rules bvcnid compiled for one local endpoint (bvcnictl policy). */
+function policyAnswer(policy: PolicySync | undefined, pod: string): { status: number; body: unknown } {
+  if (!policy) return { status: 404, body: { error: 'NetworkPolicy is not enabled on this node (bvcnid --network-policy)' } };
+  const m = /^([^/]+)\/([^/]+)$/.exec(pod);
+  if (!m) return { status: 400, body: { error: `pod must be NAMESPACE/NAME, not ${JSON.stringify(pod)}` } };
+  if (!policy.synced) return { status: 503, body: { error: 'not synced yet: Pods, Namespaces and NetworkPolicies are still being listed' } };
+  const ep = policy.endpointOf(m[1]!, m[2]!);
+  if (!ep) return { status: 404, body: { error: `${pod} is not an endpoint on this node (unknown Pod, another node, host network, or no address yet)` } };
+  return { status: 200, body: policyView(ep, (id) => policy.compiler.identity(id)) };
 }
 
 function defaultPlugin(): string {
@@ -302,6 +315,7 @@ export async function main(argv: string[]): Promise<number> {
     watchIdleTimeoutMs: flags.watchIdleTimeout,
     stuckAfterMs: flags.stuckAfter,
     natCountIntervalMs: flags.natCountInterval,
+    networkPolicy: flags.networkPolicy === true,
   };
   const bounds: ApiBounds = { timeoutMs: flags.apiTimeout, bodyTimeoutMs: flags.apiBodyTimeout };
   log.info(buildInfo(), 'build');
@@ -344,13 +358,31 @@ export async function main(argv: string[]): Promise<number> {
   });
   let servers: Server[];
   try {
-    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics);
+    servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics, {
+      '/policy': (res, url) => {
+        const answer = policyAnswer(policy, url.searchParams.get('pod') ?? '');
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer.body)}\n`);
+      },
+    });
   } catch (e) {
     log.fatal({ err: (e as Error).message, healthAddr: flags.healthAddr, metricsAddr: flags.metricsAddr }, 'cannot serve health and metrics');
     return 1;
   }
   // The plugin's fast path; without it the plugin does the work itself, so a failure here is not fatal.
-  const cni = new CniServer({ stateDir: cfg.stateDir, pinDir: cfg.pinDir, log: log.child({ component: 'cni' }), metrics });
+  const cni = new CniServer({
+    stateDir: cfg.stateDir,
+    pinDir: cfg.pinDir,
+    log: log.child({ component: 'cni' }),
+    metrics,
+    // NetworkPolicy: the pod's rules are written before the plugin answers the ADD.
+    onAdded: ({ pod, ip }) => {
+      if (policy && pod && !policy.endpointAdded(pod.namespace, pod.name, ip))
+        log.info({ pod: `${pod.namespace}/${pod.name}`, ip }, 'pod not known yet: its endpoint stays fail-closed until it is');
+    },
+    onDeleted: ({ pod }) => {
+      if (policy && pod) policy.endpointDeleted(pod.namespace, pod.name);
+    },
+  });
   try {
     await cni.start();
   } catch (e) {
@@ -368,6 +400,8 @@ export async function main(argv: string[]): Promise<number> {
         },
         nodes: () => daemon.nodes(),
         idleTimeoutMs: cfg.watchIdleTimeoutMs,
+        maps: new PinnedPolicyMaps(cfg.pinDir),
+        metrics: { syncDuration: metrics.policySyncDuration, writes: metrics.policyWrites, writeErrors: metrics.policyWriteErrors },
       })
     : undefined;
   policy?.start();

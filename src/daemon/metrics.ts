@@ -34,6 +34,9 @@ export class DaemonMetrics {
   readonly watchRestarts: Counter;
   readonly cniRequests: Counter;
   readonly cniDuration: Histogram;
+  readonly policySyncDuration: Histogram;
+  readonly policyWrites: Counter;
+  readonly policyWriteErrors: Counter;
   private sources?: ScrapeSources;
 
   constructor() {
@@ -78,6 +81,23 @@ export class DaemonMetrics {
       help: 'Time bvcnid spent on a CNI command it served',
       labelNames: ['command'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.policySyncDuration = new Histogram({
+      name: 'bvcni_policy_sync_duration_seconds',
+      help: 'NetworkPolicy (--network-policy): time to bring the compiled rules and the maps up to date after a change',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    });
+    this.policyWrites = new Counter({
+      name: 'bvcni_policy_map_writes_total',
+      help: 'NetworkPolicy map writes: ipcache entries, policy entries added and removed, endpoint flag and identity updates',
+      labelNames: ['op'],
+      registers,
+    });
+    this.policyWriteErrors = new Counter({
+      name: 'bvcni_policy_map_write_errors_total',
+      help: 'NetworkPolicy map writes that failed (each is retried from what the maps hold)',
       registers,
     });
     const self = this;
@@ -159,7 +179,7 @@ export function parseHostPort(addr: string, flag = '--health-addr'): { host: str
   return { host: m[1] ?? m[2]!, port };
 }
 
-type Handler = (res: Parameters<RequestListener>[1]) => void;
+export type Handler = (res: Parameters<RequestListener>[1], url: URL) => void;
 
 export function healthHandlers(health: HealthState): Record<string, Handler> {
   return {
@@ -189,9 +209,10 @@ export function metricsHandlers(metrics: DaemonMetrics): Record<string, Handler>
 export async function startHttpServer(addr: string, handlers: Record<string, Handler>, flag = '--health-addr'): Promise<Server> {
   const { host, port } = parseHostPort(addr, flag);
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
     const h = Object.hasOwn(handlers, path) ? handlers[path] : undefined;
-    if (h) h(res);
+    if (h) h(res, url);
     else res.writeHead(404).end('not found\n');
   });
   await new Promise<void>((resolve, reject) => {
@@ -205,9 +226,16 @@ export async function startHttpServer(addr: string, handlers: Record<string, Han
 }
 
 /** The health and metrics listeners: one when both addresses are the same, none for /metrics with 'none'. */
-export async function startHealthServers(healthAddr: string, metricsAddr: string, health: HealthState, metrics: DaemonMetrics): Promise<Server[]> {
-  if (metricsAddr === healthAddr) return [await startHttpServer(healthAddr, { ...healthHandlers(health), ...metricsHandlers(metrics) })];
-  const servers = [await startHttpServer(healthAddr, healthHandlers(health))];
+export async function startHealthServers(
+  healthAddr: string,
+  metricsAddr: string,
+  health: HealthState,
+  metrics: DaemonMetrics,
+  /** More paths on the health listener (e.g. /policy for bvcnictl). */
+  extra: Record<string, Handler> = {},
+): Promise<Server[]> {
+  if (metricsAddr === healthAddr) return [await startHttpServer(healthAddr, { ...healthHandlers(health), ...metricsHandlers(metrics), ...extra })];
+  const servers = [await startHttpServer(healthAddr, { ...healthHandlers(health), ...extra })];
   if (metricsAddr !== 'none') {
     try {
       servers.push(await startHttpServer(metricsAddr, metricsHandlers(metrics), '--metrics-addr'));

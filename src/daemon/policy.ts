@@ -71,6 +71,8 @@ export interface PolicyMapsPort {
   endpoints(): Map<string, EndpointPolicyState>;
   /** Rewrites an existing entry's identity and policy flags; false when the entry is gone. */
   setEndpoint(ip: string, s: EndpointPolicyState): boolean;
+  /** After each flush's writes: close what was opened for them. */
+  release?(): void;
 }
 
 export interface PolicyMetricsSink {
@@ -305,6 +307,7 @@ export class PolicySync {
       if (pinned) diff = diffNode(pinnedAsCompiled(pinned, this.o.nodeName), this.compiler.snapshot());
       this.write(maps, diff, pinned !== undefined);
     }
+    maps?.release?.();
     this.lastDiff = diff;
     const changedSomething = diff.endpoints.size + diff.ipcacheUpsert.length + diff.ipcacheDelete.length > 0;
     const ms = performance.now() - t0;
@@ -316,6 +319,7 @@ export class PolicySync {
         policies: this.compiler.policyCount,
         invalid: this.invalid.size,
         endpoints: this.compiler.endpointMap.size,
+        entries: [...this.compiler.endpointMap.values()].reduce((n, ep) => n + ep.ingress.entries.length + ep.egress.entries.length, 0),
         identities: this.compiler.identityCount,
         changedEndpoints: diff.endpoints.size,
         ipcacheChanges: diff.ipcacheUpsert.length + diff.ipcacheDelete.length,

@@ -8,3 +8,4 @@ export { StateIndex, evaluate, isAllowed, isEndpoint, type Verdict, type Directi
 export * from './compile.js';
 export { policyEntryKey, policyLookupKey, lpmCovers, POLICY_KEY_SIZE, POLICY_KEY_BITS } from './layout.js';
 export { IncrementalCompiler, type FlushResult } from './incremental.js';
+export { policyView, describeIdentity, describePorts, type PolicyView, type PolicyViewEntry } from './view.js';

@@ -84,8 +84,6 @@ export interface SimPod extends SimNetns {
   ifname: string;
   hostIfname: string;
   via: 'direct' | 'plugin';
-  /** The Pod the runtime named in CNI_ARGS (AddPodOptions.k8sPod). */
-  k8sPod?: { namespace: string; name: string };
 }
 
 export interface AddPodOptions {
@@ -99,11 +97,8 @@ export interface AddPodOptions {
   portMappings?: { hostPort: number; containerPort: number; protocol?: string; hostIP?: string }[];
   /** plugin only: the config's podDevice (src/cni/config.ts), over what the node's conflist says. */
   podDevice?: 'veth' | 'netkit';
-  /**
-   * plugin only: CNI_ARGS as the kubelet's runtime passes them for ADD and DEL
-   * (`IgnoreUnknown=1;K8S_POD_NAMESPACE=…;K8S_POD_NAME=…`): the Pod the endpoint belongs to.
-   */
-  k8sPod?: { namespace: string; name: string };
+  /** plugin only: CNI_ARGS, as a kubelet's runtime passes them (`K8S_POD_NAMESPACE=…;K8S_POD_NAME=…`). */
+  args?: string;
 }
 
 const NAME_RE = /^[a-z][a-z0-9]{1,11}$/;
@@ -255,11 +250,7 @@ export class Cluster {
     const path = await createNetns(name);
     try {
       if (opts.portMappings && opts.via !== 'plugin') throw new Error('portMappings need via: plugin');
-      if (opts.k8sPod && opts.via !== 'plugin') throw new Error('k8sPod needs via: plugin');
-      const pod =
-        opts.via === 'plugin'
-          ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings, opts.podDevice, opts.k8sPod)
-          : await this.addPodDirect(node, podName, name, path);
+      const pod = opts.via === 'plugin' ? await this.addPodViaPlugin(node, podName, name, path, opts.plugin, opts.portMappings, opts.podDevice, opts.args) : await this.addPodDirect(node, podName, name, path);
       node.pods.push(pod);
       return pod;
     } catch (e) {
@@ -337,9 +328,9 @@ export class Cluster {
     return { conf: JSON.stringify(conf), name: 'bvcni' };
   }
 
-  private pluginEnv(node: SimNode, command: string, containerId: string, path: string, k8sPod?: { namespace: string; name: string }): NodeJS.ProcessEnv {
+  private pluginEnv(node: SimNode, command: string, containerId: string, path: string, args?: string): NodeJS.ProcessEnv {
     return {
-      ...(k8sPod ? { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${k8sPod.namespace};K8S_POD_NAME=${k8sPod.name}` } : {}),
+      ...(args ? { CNI_ARGS: args } : {}),
       PATH: process.env.PATH,
       CNI_COMMAND: command,
       CNI_CONTAINERID: containerId,
@@ -366,7 +357,7 @@ export class Cluster {
     plugin?: string,
     portMappings?: AddPodOptions['portMappings'],
     podDevice?: 'veth' | 'netkit',
-    k8sPod?: { namespace: string; name: string },
+    args?: string,
   ): Promise<SimPod> {
     const bin = this.pluginPath(node, plugin);
     let { conf } = this.cniConfig(node);
@@ -377,7 +368,7 @@ export class Cluster {
       if (!c.capabilities?.portMappings) throw new Error(`${node.name}'s CNI config declares no portMappings capability`);
       conf = JSON.stringify({ ...c, runtimeConfig: { portMappings } });
     }
-    const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path, k8sPod), allowFail: true });
+    const r = await run([bin], { netns: node.path, input: conf, env: this.pluginEnv(node, 'ADD', name, path, args), allowFail: true });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
     const result = JSON.parse(r.stdout) as {
       ips?: { address: string }[];
@@ -388,7 +379,7 @@ export class Cluster {
     if (!cidr) throw new Error(`CNI ADD for ${name} returned no IP: ${r.stdout}`);
     const podLink = await linkInfo(path, 'eth0');
     const hostIfname = result.interfaces?.find((i) => !i.sandbox && i.name !== node.bridge)?.name ?? '';
-    return { name, path, podName, node, ip: cidr.split('/')[0]!, mac: podLink.address, ifname: 'eth0', hostIfname, via: 'plugin', ...(k8sPod ? { k8sPod } : {}) };
+    return { name, path, podName, node, ip: cidr.split('/')[0]!, mac: podLink.address, ifname: 'eth0', hostIfname, via: 'plugin' };
   }
 
   async removePod(pod: SimPod): Promise<void> {
@@ -396,7 +387,7 @@ export class Cluster {
     try {
       if (pod.via === 'plugin') {
         const { conf } = this.cniConfig(node);
-        const r = await run([this.pluginPath(node)], { netns: node.path, input: conf, env: this.pluginEnv(node, 'DEL', pod.name, pod.path, pod.k8sPod), allowFail: true });
+        const r = await run([this.pluginPath(node)], { netns: node.path, input: conf, env: this.pluginEnv(node, 'DEL', pod.name, pod.path), allowFail: true });
         if (r.code !== 0) throw new Error(`CNI DEL for ${pod.name} failed (${r.code}): ${(r.stdout || r.stderr).trim()}`);
       } else {
         if (this.dataplane === 'bvcni') (await loadDataplane()).unregisterEndpoint(node.pinDir, pod.ip, { netns: node.path });

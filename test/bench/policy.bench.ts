@@ -7,6 +7,15 @@
 // BVP_ROUNDS (3), BVP_PODS_PER_NS (100 = 10 apps x 10 replicas), BVP_NS (1000).
 // Run with --expose-gc for exact heap figures (make bench does not; then the
 // figures include garbage not yet collected).
+//
+// Then bvcnid's sync at that scale (BVP_SYNC=0 skips it): the fake API server
+// in a process of its own (policy-apiserver.ts) serving the cluster as
+// realistic objects (~6 KiB Pods), and PolicySync (bvcnid --network-policy)
+// here, listing and watching it through the real client and writing to
+// in-memory maps: its first sync (start to the first map write), this
+// process's peak RSS, and how long a label change and a policy change take
+// from the API write to the map write (BVP_CHANGES of each, default 100;
+// issue 16's targets: ≤ 10 s, ≤ 400 MiB, p99 ≤ 500 ms).
 import { performance } from 'node:perf_hooks';
 import {
   compileNode,
@@ -21,7 +30,16 @@ import {
   type ClusterState,
 } from '../../src/policy/index.js';
 import { scaleCluster } from '../support/netpol-scale.js';
-import { median, printTable } from './stats.js';
+import { median, percentile, printTable } from './stats.js';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import { ipv4ToInt } from '../../loader/codec.js';
+import { listWatchApi, loadKubeConfig, POLICY_PATHS, slimNamespace, slimNetworkPolicy, slimPod as slimPodObject, type ObjectLike } from '../../src/kube/client.js';
+import { PolicySync, type EndpointPolicyState, type PinnedPolicy, type PolicyMapsPort } from '../../src/daemon/policy.js';
+import type { NodeDiff } from '../../src/policy/index.js';
 
 const ROUNDS = Number(process.env.BVP_ROUNDS ?? 3);
 const NS = Number(process.env.BVP_NS ?? 1000);
@@ -36,6 +54,140 @@ function slimPod(p: ReturnType<typeof scaleCluster>['pods'][number]): object {
     spec: { nodeName: p.nodeName, containers: [{ ports: p.ports }] },
     status: { podIP: p.ip, phase: 'Running' },
   };
+}
+
+/** Maps in memory that say when a write they wait for lands (performance.timeOrigin-based epoch ms). */
+class TimingMaps implements PolicyMapsPort {
+  readonly ipcache = new Map<number, number>();
+  entries = 0;
+  readonly eps = new Map<string, EndpointPolicyState>();
+  private waiters: { pred: (d: NodeDiff) => boolean; resolve: (t: number) => void }[] = [];
+  read(): PinnedPolicy {
+    return { ipcache: [], endpoints: new Map() };
+  }
+  apply(d: NodeDiff): void {
+    for (const c of d.ipcacheDelete) this.ipcache.delete(c.addr * 33 + c.prefix);
+    for (const u of d.ipcacheUpsert) this.ipcache.set(u.cidr.addr * 33 + u.cidr.prefix, u.identity);
+    for (const t of d.endpoints.values()) if (t !== 'deleted') this.entries += t.ingress.add.length + t.egress.add.length - t.ingress.remove.length - t.egress.remove.length;
+    const at = performance.timeOrigin + performance.now();
+    this.waiters = this.waiters.filter((w) => (w.pred(d) ? (w.resolve(at), false) : true));
+  }
+  endpoints(): Map<string, EndpointPolicyState> {
+    return new Map(this.eps);
+  }
+  setEndpoint(ip: string, s: EndpointPolicyState): boolean {
+    if (!this.eps.has(ip)) return false;
+    this.eps.set(ip, s);
+    return true;
+  }
+  when(pred: (d: NodeDiff) => boolean): Promise<number> {
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+if (process.env.BVP_SYNC !== '0') {
+  // First, in a clean process: the peak RSS is the sync's, not the compile rounds' below.
+  const CHANGES = Number(process.env.BVP_CHANGES ?? 100);
+  const here = dirname(fileURLToPath(import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'policy-apiserver.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const it = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => JSON.parse((await it.next()).value as string) as Record<string, unknown>;
+  const send = (o: unknown): void => void child.stdin!.write(`${JSON.stringify(o)}\n`);
+  try {
+    const ready = await next();
+    const sc = scaleCluster({ namespaces: NS, replicas: REPLICAS });
+    const node = sc.nodes[0]!.name;
+    const local = sc.pods.filter((p) => p.nodeName === node);
+    const maps = new TimingMaps();
+    for (const p of local) maps.eps.set(p.ip, { identity: 0, pending: true, ingressIsolated: false, egressIsolated: false });
+    const nodeObjs = sc.nodes.map((n) => ({ metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: n.ip }] } }));
+    const kc = loadKubeConfig(ready.kubeconfig as string);
+    let peak = process.memoryUsage().rss;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const rss0 = process.memoryUsage().rss;
+    const sync = new PolicySync({
+      nodeName: node,
+      log: pino({ level: process.env.BVP_LOG ?? 'silent' }, process.stderr),
+      apis: {
+        pods: listWatchApi<ObjectLike>(kc, POLICY_PATHS.pods, slimPodObject),
+        namespaces: listWatchApi<ObjectLike>(kc, POLICY_PATHS.namespaces, slimNamespace),
+        networkPolicies: listWatchApi<ObjectLike>(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy),
+      },
+      nodes: () => nodeObjs,
+      maps,
+      debounceMs: Number(process.env.BVP_DEBOUNCE ?? 20),
+    });
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    sync.start();
+    await until('every list', () => sync.synced, 300_000);
+    const listed = performance.now() - t0;
+    await until('the first map write', () => sync.stats.writes > 0, 120_000);
+    const firstSync = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const pendingLeft = [...maps.eps.values()].filter((s) => s.pending).length;
+
+    const labelLat: number[] = [];
+    for (let i = 0; i < CHANGES; i++) {
+      // Every fifth a pod of this node (its own tables too), the rest anywhere in the cluster.
+      const pool = i % 5 === 0 ? local : sc.pods;
+      const p = pool[(i * 7919) % pool.length]!;
+      const ip = ipv4ToInt(p.ip);
+      p.labels = { ...p.labels, rev: `r${i}` };
+      const landed = maps.when((d) => d.ipcacheUpsert.some((e) => e.cidr.prefix === 32 && e.cidr.addr === ip));
+      send({ op: 'relabel', namespace: p.namespace, name: p.name, labels: p.labels });
+      const { at } = (await next()) as { at: number };
+      labelLat.push((await landed) - at);
+    }
+    const localNs = [...new Set(local.map((p) => p.namespace))];
+    const policyLat: number[] = [];
+    for (let i = 0; i < CHANGES; i++) {
+      const ns = localNs[i % localNs.length]!;
+      const ips = new Set(local.filter((p) => p.namespace === ns).map((p) => p.ip));
+      const landed = maps.when((d) => [...d.endpoints.keys()].some((ip) => ips.has(ip)));
+      const spec = { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: `team-${i % 20}` } } }], ports: [{ port: 7000 + i }] }] };
+      send({ op: 'policy', namespace: ns, name: `bench-${i}`, spec });
+      const { at } = (await next()) as { at: number };
+      policyLat.push((await landed) - at);
+    }
+    clearInterval(sampler);
+    const maxRss = Math.max(peak, process.resourceUsage().maxRSS * 1024);
+    await sync.stop();
+    console.log(
+      `bvcnid sync: ${sc.pods.length} Pods, ${sc.namespaces.length} Namespaces, ${sc.policies.length} NetworkPolicies served as realistic objects ` +
+        `(populated in ${Math.round(ready.populateMs as number)} ms); node ${node}: ${local.length} endpoints, ${maps.ipcache.size} ipcache entries, ` +
+        `${maps.entries} policy entries, ${pendingLeft} endpoints left pending after the first sync`,
+    );
+    const f = (v: number): string => v.toFixed(1);
+    printTable(
+      `bvcnid NetworkPolicy sync (indicative: shared machine; ${CHANGES} changes of each kind)`,
+      ['measure', 'value', 'target'],
+      [
+        ['first sync (start to first map write) ms', f(firstSync), '≤ 10000'],
+        ['  of which listing (3 informers, pages of 500) ms', f(listed), ''],
+        ['  this process\'s CPU in it ms', f((cpu.user + cpu.system) / 1000), ''],
+        ['peak RSS MiB (this process)', f(mib(maxRss)), '≤ 400'],
+        ['RSS growth MiB', f(mib(peak - rss0)), ''],
+        ['label change -> maps p50 ms', f(percentile(labelLat, 50)), ''],
+        ['label change -> maps p99 ms', f(percentile(labelLat, 99)), '≤ 500'],
+        ['label change -> maps max ms', f(Math.max(...labelLat)), ''],
+        ['policy change -> maps p50 ms', f(percentile(policyLat, 50)), ''],
+        ['policy change -> maps p99 ms', f(percentile(policyLat, 99)), '≤ 500'],
+        ['policy change -> maps max ms', f(Math.max(...policyLat)), ''],
+      ],
+    );
+  } finally {
+    send({ op: 'exit' });
+    child.stdin!.end();
+  }
 }
 
 const results: Record<string, number[]> = {};
@@ -88,3 +240,4 @@ printTable(
   ['measure', 'median', 'min', 'max'],
   Object.entries(results).map(([k, v]) => [k, median(v).toFixed(1), Math.min(...v).toFixed(1), Math.max(...v).toFixed(1)]),
 );
+

@@ -53,7 +53,7 @@ describe('paths beside NetworkPolicy: a default-deny in another namespace, 2 sim
     const add = async (node: SimNode, ns: string, name: string, opts: { hostPort?: number } = {}): Promise<SimPod> => {
       const pod = await c.addPod(node, `${ns.slice(0, 3)}${name}`, {
         via: 'plugin',
-        k8sPod: { namespace: ns, name },
+        args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}`,
         ...(opts.hostPort ? { portMappings: [{ hostPort: opts.hostPort, containerPort: RESPONDER_PORT, protocol: 'tcp' }] } : {}),
       });
       api.resources.add(

@@ -188,7 +188,7 @@ export class NetpolCluster {
     const ips = new Map<string, string>();
     for (const p of ALL_PODS) {
       const [ns, name] = p.split('/') as [string, string];
-      const sim = await c.addPod(nodeOf.get(p)!, `${ns}${name}`, { via: 'plugin', k8sPod: { namespace: ns, name } });
+      const sim = await c.addPod(nodeOf.get(p)!, `${ns}${name}`, { via: 'plugin', args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}` });
       ips.set(p, sim.ip);
       api.resources.modify(PODS, ns, name, (o) => (o.status = { phase: 'Running', podIP: sim.ip, podIPs: [{ ip: sim.ip }] }));
       this.pods.set(p, { sim, node: nodeOf.get(p)!, agent: undefined as unknown as NetpolAgent });

@@ -7,8 +7,9 @@ import { endpoints } from './endpoints.js';
 import { hostports } from './hostports.js';
 import { nat } from './nat.js';
 import { nodes } from './nodes.js';
+import { policy } from './policy.js';
 import { status } from './status.js';
 import { uninstall } from './uninstall.js';
 import { version } from './version.js';
 
-export const commands: readonly CommandSpec[] = [status, nodes, endpoints, hostports, nat, drops, doctor, uninstall, version];
+export const commands: readonly CommandSpec[] = [status, nodes, endpoints, hostports, nat, drops, policy, doctor, uninstall, version];
