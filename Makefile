@@ -21,6 +21,9 @@ BPF_HDR  := $(wildcard bpf/*.h bpf/lib/*.h)
 # The same programs without the pod-isolation checks (-DBVCNI_NO_ISOLATION): only
 # the benchmark loads them, to measure what the checks cost. Never shipped.
 BPF_NOISO_OBJ := $(patsubst bpf/%.c,dist/bpf-noiso/%.o,$(BPF_SRC))
+# The same programs with NetworkPolicy compiled out (-DBVCNI_NO_POLICY, bpf/lib/policy.h):
+# only the benchmark loads them, to measure what an endpoint without policy pays. Never shipped.
+BPF_NOPOL_OBJ := $(patsubst bpf/%.c,dist/bpf-nopol/%.o,$(BPF_SRC))
 # The same programs without the conntrack kfuncs (-DBVCNI_NO_CT, bpf/lib/conntrack.h):
 # bvcnid loads them where the kfuncs do not resolve (nf_conntrack a module not loaded,
 # or no conntrack at all). Under dist/bpf/, so whatever ships dist/bpf ships them.
@@ -68,7 +71,7 @@ $(DEPS_STAMP): package-lock.json
 
 build: $(DEPS_STAMP) bpf typecheck bins
 
-bpf: $(BPF_OBJ) $(BPF_NOCT_OBJ) $(BPF_ABI1_OBJ) $(BPF_NOISO_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
+bpf: $(BPF_OBJ) $(BPF_NOCT_OBJ) $(BPF_ABI1_OBJ) $(BPF_NOISO_OBJ) $(BPF_NOPOL_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
 
 dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -80,6 +83,11 @@ dist/bpf-noiso/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_ISOLATION -c $< -o $@
+
+dist/bpf-nopol/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_POLICY -c $< -o $@
 
 dist/bpf/noct/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)

@@ -4,9 +4,10 @@
 // vs nftables masquerade. Variants run interleaved (A B A B ...) so machine noise hits
 // all of them alike; medians and ratios come from the same run.
 //   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
-//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, iso, scale); default: all of them.
+//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, iso, nopol, scale); default: all of them.
 // iso: bvcni's programs against the same programs built without the pod-isolation
 // checks (dist/bpf-noiso, -DBVCNI_NO_ISOLATION), swapped in place on the same cluster.
+// nopol: the same with NetworkPolicy compiled out (dist/bpf-nopol, -DBVCNI_NO_POLICY), no policies.
 import {
   createCluster,
   iperf,
@@ -30,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { interleave, type Variant } from './stats.js';
 import { TcpCrr } from './tcp-crr.js';
 import { installMinimalOverlay } from '../fixtures/bpf/min-overlay.js';
+import { openPolicyMaps, setEndpointPolicyState } from '../../src/dataplane/policy.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -42,7 +44,9 @@ const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist');
 // The product's objects, and the same sources built with -DBVCNI_NO_ISOLATION (Makefile).
 const OBJ_WITH = join(DIST, 'bpf');
 const OBJ_WITHOUT = join(DIST, 'bpf-noiso');
-const PARTS = ['tput', 'rr', 'masq', 'crr', 'iso', 'scale'] as const;
+// The same sources with NetworkPolicy compiled out (-DBVCNI_NO_POLICY).
+const OBJ_NOPOL = join(DIST, 'bpf-nopol');
+const PARTS = ['tput', 'rr', 'masq', 'crr', 'iso', 'nopol', 'scale'] as const;
 const ONLY = (process.env.BVB_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 for (const p of ONLY) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`BVB_ONLY: unknown part ${p} (parts: ${PARTS.join(', ')})`);
 const part = (p: (typeof PARTS)[number]): boolean => ONLY.includes(p);
@@ -201,20 +205,70 @@ try {
     ratio('pod → internet short connections', 'node itself, no pod, no NAT', 'nft masquerade', 'ceiling, no target', rCr);
   }
 
+  /**
+   * Two variants of the same cluster, measured interleaved on the same flows:
+   * cross-node TCP, TCP RR p50 (one CPU), pod → internet short connections.
+   * enter() switches the cluster to a variant (a no-op when it is in it).
+   */
+  const compareOnCluster = async (
+    b: Cluster,
+    label: string,
+    a: { name: string; enter: () => Promise<void> },
+    z: { name: string; enter: () => Promise<void> },
+    targets: { tput: string; rr: string; crr: string },
+  ): Promise<void> => {
+    const bE = ends(b);
+    const clientSysctls = ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535'];
+    await b.exec(bE.client, clientSysctls);
+    const variants = (measure: () => Promise<number>): Variant[] => [
+      { name: a.name, run: async () => (await a.enter(), measure()) },
+      { name: z.name, run: async () => (await z.enter(), measure()) },
+    ];
+    try {
+      const rT = await interleave(`${label}: cross-node TCP`, variants(tput(b, bE.client.path, bE.server.ip)), RUNS);
+      record(`${label}: cross-node TCP single stream`, 'Gbit/s', rT);
+      ratio(`${label}: cross-node TCP single stream`, a.name, z.name, targets.tput, rT);
+      const rR = await interleave(`${label}: TCP RR`, variants(rr(bE.client.path, bE.server.ip)), RUNS);
+      record(`${label}: cross-node TCP RR p50 (1 CPU)`, 'µs', rR);
+      ratio(`${label}: cross-node TCP RR p50 (1 CPU)`, a.name, z.name, targets.rr, rR);
+      let failed = 0;
+      const rC = await interleave(
+        `${label}: short connections`,
+        variants(async () => {
+          const r = await tcpCrr.rate(bE.client, b.internet.ip, CRR_PORT);
+          failed += r.failed;
+          return r.perSecond;
+        }),
+        RUNS,
+      );
+      record(`${label}: pod → internet short connections`, 'conn/s', rC);
+      ratio(`${label}: pod → internet short connections`, a.name, z.name, targets.crr, rC);
+      if (failed) notes.push(`${label}, short connections: ${failed} connections got no answer within 1 s over all runs`);
+    } finally {
+      await a.enter();
+    }
+  };
+
+  /** Replaces every node's programs in place with those of objDir (same tc handle, pinned maps kept). */
+  let installed = OBJ_WITH;
+  const installBuild = async (b: Cluster, objDir: string): Promise<void> => {
+    if (installed === objDir) return;
+    const dpApi = await loadDataplane();
+    for (const n of b.nodes) (await dpApi.ensureNodeDataplane({ ...n.dataplaneConfig, objDir })).close();
+    installed = objDir;
+  };
+  const needBuilds = (what: string, dirs: string[]): void => {
+    const missing = dirs.flatMap((d) => Object.values(Programs).map((p) => join(d, p.object))).filter((f) => !existsSync(f));
+    if (missing.length) throw new Error(`BVB_ONLY=${what} needs ${missing.join(', ')} (make build)`);
+  };
+
   if (bvcni && part('iso')) {
     // The pod-isolation checks on the hot path (issue 13): the same cluster, the same
-    // flows, the programs replaced in place (same tc handle, pinned maps kept) between
-    // runs, so each pair of runs differs only in the checks.
-    const missing = [OBJ_WITH, OBJ_WITHOUT].flatMap((d) => Object.values(Programs).map((p) => join(d, p.object))).filter((f) => !existsSync(f));
-    if (missing.length) throw new Error(`BVB_ONLY=iso needs ${missing.join(', ')} (make build)`);
+    // flows, the programs replaced in place between runs, so each pair of runs
+    // differs only in the checks.
+    needBuilds('iso', [OBJ_WITH, OBJ_WITHOUT]);
     const dpApi = await loadDataplane();
     const b = bvcni;
-    let installed = OBJ_WITH;
-    const install = async (objDir: string): Promise<void> => {
-      if (installed === objDir) return;
-      for (const n of b.nodes) (await dpApi.ensureNodeDataplane({ ...n.dataplaneConfig, objDir })).close();
-      installed = objDir;
-    };
     const bE = ends(b);
     // The swap must change what is measured: a pod's UDP to its node's VXLAN port is
     // counted as DROP_POD_VXLAN by the programs with the checks and by no other.
@@ -223,42 +277,60 @@ try {
       return dpApi.readDropStats(bE.client.node.pinDir).filter((d) => d.reason === 'DROP_POD_VXLAN').reduce((a, d) => a + d.packets, 0n);
     };
     const counts: bigint[] = [await podVxlanDrops()];
-    await install(OBJ_WITHOUT);
+    await installBuild(b, OBJ_WITHOUT);
     counts.push(await podVxlanDrops());
-    await install(OBJ_WITH);
+    await installBuild(b, OBJ_WITH);
     counts.push(await podVxlanDrops());
     if (!(counts[0]! > 0n && counts[1] === counts[0] && counts[2]! > counts[1]!)) {
       throw new Error(`the two program sets do not differ in their isolation checks (DROP_POD_VXLAN counts ${counts.join(', ')})`);
     }
-    const clientSysctls = ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535'];
-    await b.exec(bE.client, clientSysctls);
-    const variants = (measure: () => Promise<number>): Variant[] => [
-      { name: 'with isolation', run: async () => (await install(OBJ_WITH), measure()) },
-      { name: 'without isolation', run: async () => (await install(OBJ_WITHOUT), measure()) },
-    ];
-    try {
-      const rT = await interleave('isolation: cross-node TCP', variants(tput(b, bE.client.path, bE.server.ip)), RUNS);
-      record('isolation checks: cross-node TCP single stream', 'Gbit/s', rT);
-      ratio('isolation checks: cross-node TCP single stream', 'with isolation', 'without isolation', '≥ 0.98', rT);
-      const rR = await interleave('isolation: TCP RR', variants(rr(bE.client.path, bE.server.ip)), RUNS);
-      record('isolation checks: cross-node TCP RR p50 (1 CPU)', 'µs', rR);
-      ratio('isolation checks: cross-node TCP RR p50 (1 CPU)', 'with isolation', 'without isolation', '≤ 1.02', rR);
-      let failed = 0;
-      const rC = await interleave(
-        'isolation: short connections',
-        variants(async () => {
-          const r = await tcpCrr.rate(bE.client, b.internet.ip, CRR_PORT);
-          failed += r.failed;
-          return r.perSecond;
-        }),
-        RUNS,
-      );
-      record('isolation checks: pod → internet short connections', 'conn/s', rC);
-      ratio('isolation checks: pod → internet short connections', 'with isolation', 'without isolation', '≥ 0.97', rC);
-      if (failed) notes.push(`isolation checks, short connections: ${failed} connections got no answer within 1 s over all runs`);
-    } finally {
-      await install(OBJ_WITH);
+    await compareOnCluster(
+      b,
+      'isolation checks',
+      { name: 'with isolation', enter: () => installBuild(b, OBJ_WITH) },
+      { name: 'without isolation', enter: () => installBuild(b, OBJ_WITHOUT) },
+      { tput: '≥ 0.98', rr: '≤ 1.02', crr: '≥ 0.97' },
+    );
+  }
+
+  if (bvcni && part('nopol')) {
+    // NetworkPolicy with no policy at all (issue 16): what an endpoint without a
+    // policy flag pays (one flag test per delivery and per pod packet) against
+    // the same sources with policy compiled out (-DBVCNI_NO_POLICY).
+    needBuilds('nopol', [OBJ_WITH, OBJ_NOPOL]);
+    const dpApi = await loadDataplane();
+    const b = bvcni;
+    const bE = ends(b);
+    // The swap must change what is measured: a pending client's packet is
+    // DROP_POLICY_PENDING with policy in the programs, and passes without.
+    const pendingDrops = async (): Promise<bigint> => {
+      {
+        using pm = openPolicyMaps(bE.client.node.pinDir);
+        setEndpointPolicyState(pm, bE.client.ip, { identity: 0, pending: true });
+      }
+      try {
+        await b.exec(bE.client, ['python3', '-c', `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('${bE.server.ip}', 9))`]);
+      } finally {
+        using pm = openPolicyMaps(bE.client.node.pinDir);
+        setEndpointPolicyState(pm, bE.client.ip, { identity: 0, pending: false });
+      }
+      return dpApi.readDropStats(bE.client.node.pinDir).filter((d) => d.reason === 'DROP_POLICY_PENDING').reduce((a, d) => a + d.packets, 0n);
+    };
+    const counts: bigint[] = [await pendingDrops()];
+    await installBuild(b, OBJ_NOPOL);
+    counts.push(await pendingDrops());
+    await installBuild(b, OBJ_WITH);
+    counts.push(await pendingDrops());
+    if (!(counts[0]! > 0n && counts[1] === counts[0] && counts[2]! > counts[1]!)) {
+      throw new Error(`the two program sets do not differ in their policy check (DROP_POLICY_PENDING counts ${counts.join(', ')})`);
     }
+    await compareOnCluster(
+      b,
+      'no policies',
+      { name: 'policy built in, no policies', enter: () => installBuild(b, OBJ_WITH) },
+      { name: 'policy compiled out', enter: () => installBuild(b, OBJ_NOPOL) },
+      { tput: '≥ 0.98', rr: '≤ 1.02', crr: '≥ 0.98' },
+    );
   }
 
   if (bvcni && part('scale')) {

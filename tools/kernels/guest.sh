@@ -19,7 +19,7 @@ NODE_TEST=("$NODE" --import tsx --test --test-concurrency=1 --test-timeout=12000
 # tests load both program sets (test/bpf/dataplane.test.ts) or the one this kernel selects
 # (the simulator: the conntrack set once the kfuncs resolve), and the NodePort tests need the
 # conntrack set. The no-conntrack set on a kernel without conntrack: `features`, then `demo`.
-BPF_TESTS=(test/bpf/dataplane.test.ts test/integration/dataplane-node.test.ts test/integration/dataplane-cluster.test.ts)
+BPF_TESTS=(test/bpf/dataplane.test.ts test/bpf/policy.test.ts test/integration/dataplane-node.test.ts test/integration/dataplane-cluster.test.ts test/integration/policy-dataplane.test.ts)
 bpf() {
   local f rc=0
   [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack || return 1
