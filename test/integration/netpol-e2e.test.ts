@@ -8,8 +8,8 @@
 //
 // Without the enforcing dataplane (no bvcni_policy map pinned, or bvcnid not filling it) only the cases whose
 // every truth table is "all connected" run; the count is printed either way.
-// BVCNI_NETPOL_CASES=all runs every case (make test-netpol); the default is the
-// representative subset below when the whole suite is too slow for `make test`.
+// The whole suite takes about 2.5 min here (under other jobs' load), so `make test`
+// runs all of it; `make test-netpol` runs it alone, BVCNI_NETPOL_ONLY=<regex> a few cases.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -23,7 +23,9 @@ interface Upstream {
 const suites = loadSuites();
 const upstreamTotal = loadFixture<Upstream>('upstream.json').suites.reduce((n, s) => n + s.cases.length, 0);
 const ported = suites.reduce((n, s) => n + s.cases.length, 0);
-const allCases = suites.flatMap((s) => s.cases.map((c) => ({ file: s.file, c })));
+/** BVCNI_NETPOL_ONLY=<regex>: only the cases whose name matches (debugging; the count says how many ran). */
+const only = process.env.BVCNI_NETPOL_ONLY ? new RegExp(process.env.BVCNI_NETPOL_ONLY) : undefined;
+const allCases = suites.flatMap((s) => s.cases.map((c) => ({ file: s.file, c }))).filter(({ c }) => !only || only.test(c.name));
 
 /** Every truth table of the case is "all connected": meaningful without enforcement. */
 const allConnected = (c: ConformanceCase): boolean => c.steps.every((s) => s.probes.every((p) => [...expandExpect(p.expect).values()].every(Boolean)));
@@ -94,6 +96,6 @@ describe('NetworkPolicy conformance with real traffic, 2 simulated nodes', { tim
     t.diagnostic(line);
     console.log(line);
     assert.equal(ran.length + skipped.length, allCases.length);
-    if (enforcing) assert.equal(ran.length, ported, 'with the enforcing dataplane every case runs');
+    if (enforcing && !only) assert.equal(ran.length, ported, 'with the enforcing dataplane every case runs');
   });
 });
