@@ -185,22 +185,17 @@ export class NetpolCluster {
       api.resources.add(PODS, { ...pending, status: { phase: 'Pending' } });
     }
     // The kubelet's runtime: CNI ADD naming the Pod (CNI_ARGS), then the Pod's address in its status.
-    const ips = new Map<string, string>();
+    const sims = new Map<string, SimPod>();
     for (const p of ALL_PODS) {
       const [ns, name] = p.split('/') as [string, string];
       const sim = await c.addPod(nodeOf.get(p)!, `${ns}${name}`, { via: 'plugin', args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}` });
-      ips.set(p, sim.ip);
+      sims.set(p, sim);
       api.resources.modify(PODS, ns, name, (o) => (o.status = { phase: 'Running', podIP: sim.ip, podIPs: [{ ip: sim.ip }] }));
-      this.pods.set(p, { sim, node: nodeOf.get(p)!, agent: undefined as unknown as NetpolAgent });
     }
-    this.placement = { nodes, where: (p) => ({ node: nodes[nodeOf.get(p)!.index]!, ip: ips.get(p)! }) };
+    this.placement = { nodes, where: (p) => ({ node: nodes[nodeOf.get(p)!.index]!, ip: sims.get(p)!.ip }) };
     this.model = new ModelCluster(this.placement);
-    await Promise.all(
-      ALL_PODS.map(async (p) => {
-        const e = this.pods.get(p)!;
-        e.agent = await NetpolAgent.start(c, e.sim, p);
-      }),
-    );
+    const agents = await Promise.all(ALL_PODS.map((p) => NetpolAgent.start(c, sims.get(p)!, p)));
+    ALL_PODS.forEach((p, i) => this.pods.set(p, { sim: sims.get(p)!, node: nodeOf.get(p)!, agent: agents[i]! }));
     this.mode = await this.detectMode();
     return this;
   }
@@ -316,8 +311,9 @@ export class NetpolCluster {
   /**
    * The whole matrix for one protocol and port, loopback excepted (upstream ignores it:
    * a pod's traffic to itself never leaves it). Sources probe in parallel, at most
-   * `concurrency` probes in flight; `retryFailed` pairs (those that failed and should
-   * not have) are probed once more, to keep a lost packet from failing a case.
+   * `concurrency` probes in flight; pairs that failed where `expected` (default: all)
+   * says connected are probed once more, with 3x the deadline, to keep a lost packet
+   * from failing a case.
    */
   async matrix(protocol: Protocol, port: number, expected?: ReadonlyMap<string, boolean>): Promise<MatrixResult> {
     const observed = new Map<string, ProbeResult>();
