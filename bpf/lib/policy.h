@@ -90,39 +90,35 @@ enum policy_kind {
 	PKT_ICMP_ERR = 2,       /* an ICMP error: the flow fields are the quoted packet's */
 };
 
-/* Ports (or the ICMP echo id) of the L4 header at off; the quoted one when inner. */
+/*
+ * Ports (or the ICMP echo id) of the L4 header at off; the quoted one when
+ * inner. Loaded straight into the flow, field by field: this runs in a
+ * function whose stack adds to bpf_pod's (512 bytes for both).
+ */
 static __always_inline int policy_load_l4(struct __sk_buff *skb, __u32 off, struct policy_flow *f, int inner)
 {
 	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_SCTP) {
-		__u8 h[14];
-		/* An ICMP error quotes 8 bytes of L4: the ports, not TCP's flags. */
-		__u32 len = (f->proto == IPPROTO_TCP && !inner) ? 14 : 4;
-
-		if (len == 14) {
-			if (bpf_skb_load_bytes(skb, off, h, 14) < 0)
-				return -1;
-			f->tcp_flags = h[13];
-		} else if (bpf_skb_load_bytes(skb, off, h, 4) < 0) {
+		/* sport and dport are adjacent in the flow, as in the header. */
+		if (bpf_skb_load_bytes(skb, off, &f->sport, 4) < 0)
 			return -1;
-		}
-		__builtin_memcpy(&f->sport, h, 2);
-		__builtin_memcpy(&f->dport, h + 2, 2);
+		/* An ICMP error quotes 8 bytes of L4: the ports, not TCP's flags. */
+		if (f->proto == IPPROTO_TCP && !inner && bpf_skb_load_bytes(skb, off + 13, &f->tcp_flags, 1) < 0)
+			return -1;
 		return 0;
 	}
 	if (f->proto == IPPROTO_ICMP) {
-		struct icmphdr_min icmp;
+		__u16 id;
 
-		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+		/* For ICMP: the type in tcp_flags, to tell a request from the rest. */
+		if (bpf_skb_load_bytes(skb, off, &f->tcp_flags, 1) < 0 || bpf_skb_load_bytes(skb, off + 4, &id, 2) < 0)
 			return -1;
 		/* An echo and its reply are one flow: the request's (id, 0) reversed. */
-		if (icmp.type == ICMP_ECHO) {
-			f->sport = icmp.id;
-		} else if (icmp.type == ICMP_ECHOREPLY) {
-			f->dport = icmp.id;
-		} else if (!inner && (icmp.type == ICMP_DEST_UNREACH || icmp.type == ICMP_TIME_EXCEEDED)) {
+		if (f->tcp_flags == ICMP_ECHO)
+			f->sport = id;
+		else if (f->tcp_flags == ICMP_ECHOREPLY)
+			f->dport = id;
+		else if (!inner && (f->tcp_flags == ICMP_DEST_UNREACH || f->tcp_flags == ICMP_TIME_EXCEEDED))
 			f->kind = PKT_ICMP_ERR;
-		}
-		f->tcp_flags = icmp.type; /* for ICMP: the type, to tell a request from the rest */
 	}
 	return 0;
 }
@@ -146,20 +142,18 @@ static __always_inline int policy_parse(struct __sk_buff *skb, struct policy_flo
 	if (policy_load_l4(skb, l4off, f, 0) < 0)
 		return -1;
 	if (f->kind == PKT_ICMP_ERR) {
-		struct iphdr in;
-
-		/* The quoted header and the first 8 bytes of what followed it. */
-		if (bpf_skb_load_bytes(skb, l4off + 8, &in, sizeof(in)) < 0 || in.ihl < 5)
+		/* The quoted header (into the same buffer) and the first 8 bytes of what followed it. */
+		if (bpf_skb_load_bytes(skb, l4off + 8, &ip, sizeof(ip)) < 0 || ip.ihl < 5)
 			return -1;
-		f->saddr = in.saddr;
-		f->daddr = in.daddr;
-		f->proto = in.protocol;
+		f->saddr = ip.saddr;
+		f->daddr = ip.daddr;
+		f->proto = ip.protocol;
 		f->sport = 0;
 		f->dport = 0;
 		f->tcp_flags = 0;
-		if (in.frag_off & bpf_htons(IP_OFFSET))
+		if (ip.frag_off & bpf_htons(IP_OFFSET))
 			return 0; /* quotes a non-first fragment: no ports, matches a flow only with none */
-		if (policy_load_l4(skb, l4off + 8 + in.ihl * 4, f, 1) < 0)
+		if (policy_load_l4(skb, l4off + 8 + ip.ihl * 4, f, 1) < 0)
 			return -1;
 	}
 	return 0;

@@ -47,6 +47,7 @@ export {
   setEndpointPolicyState,
   clearPolicyState,
   listPodCt,
+  flushEndpointCt,
   removePolicyMaps,
   policyEntryKey,
   policyLookupKey,

@@ -201,6 +201,8 @@ export function applyPolicyDiff(maps: PolicyMaps, diff: PolicyDiff, next?: Compi
     for (const dir of DIRS)
       for (const e of d[dir].remove) if (maps.policy.delete(policyEntryKey(ip, dir, e))) report.entriesRemoved++;
   for (const ip of gone) for (const k of endpointKeys(maps, ip)) if (maps.policy.delete(k)) report.entriesRemoved++;
+  // Its tracked flows too: an address handed to a new pod must not inherit them as "replies".
+  for (const ip of gone) flushEndpointCt(maps, ip);
 
   // 3. The ipcache.
   for (const c of diff.ipcacheDelete) if (maps.ipcache.delete(ipcacheKeyOf(c))) report.ipcacheDeleted++;
@@ -257,6 +259,13 @@ export function clearPolicyState(maps: PolicyMaps): void {
   for (const k of [...maps.policy.keys()]) maps.policy.delete(k);
   for (const k of [...maps.ipcache.keys()]) maps.ipcache.delete(k);
   for (const k of [...maps.podCt.keys()]) maps.podCt.delete(k);
+}
+
+/** Forgets every tracked flow of one address (an endpoint gone); returns how many. */
+export function flushEndpointCt(maps: PolicyMaps, ip: string): number {
+  let n = 0;
+  for (const k of [...maps.podCt.keys()]) if ((k.saddr === ip || k.daddr === ip) && maps.podCt.delete(k)) n++;
+  return n;
 }
 
 export interface PodCtFlow extends PodCtKey, PodCtValue {}

@@ -1,8 +1,7 @@
-// The byte layout proposed for the policy and ipcache LPM maps (README.md in this
-// directory), so the compiled tables can be written as they are and the BPF
-// side has keys to test against. Not in bpf/lib/abi.h yet: the enforcement
-// half adds the maps (and this module then mirrors the header, as
-// src/dataplane/abi.ts does for the existing ones).
+// The byte layout of the policy and ipcache LPM maps (README.md in this
+// directory): bpf/lib/abi.h's struct policy_key, which src/dataplane/abi.ts
+// mirrors and src/dataplane/policy.ts writes (this library may not import it;
+// test/unit/policy-keys.test.ts holds both encodings to the same bytes).
 //
 //   struct policy_key {            // BPF_MAP_TYPE_LPM_TRIE, BPF_F_NO_PREALLOC
 //       __u32  prefixlen;          // bits of what follows that must match

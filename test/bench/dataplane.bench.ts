@@ -4,10 +4,11 @@
 // vs nftables masquerade. Variants run interleaved (A B A B ...) so machine noise hits
 // all of them alike; medians and ratios come from the same run.
 //   node --import tsx test/bench/dataplane.bench.ts      (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
-//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, iso, nopol, scale); default: all of them.
+//   BVB_ONLY=crr,masq runs only those parts (tput, rr, masq, crr, iso, nopol, pol100, scale); default: all of them.
 // iso: bvcni's programs against the same programs built without the pod-isolation
 // checks (dist/bpf-noiso, -DBVCNI_NO_ISOLATION), swapped in place on the same cluster.
 // nopol: the same with NetworkPolicy compiled out (dist/bpf-nopol, -DBVCNI_NO_POLICY), no policies.
+// pol100: 100 NetworkPolicies selecting the measured pods (allowing the traffic) against none.
 import {
   createCluster,
   iperf,
@@ -18,8 +19,10 @@ import {
   startIperfServer,
   startResponder,
   uniquePrefix,
+  IPERF_PORT,
   type Cluster,
   type SimNetns,
+  type SimPod,
 } from '../../src/sim/index.js';
 import { tunnelKey, tunnelValue } from '../../src/dataplane/abi.js';
 import { Programs } from '../../src/dataplane/index.js';
@@ -31,7 +34,8 @@ import { fileURLToPath } from 'node:url';
 import { interleave, type Variant } from './stats.js';
 import { TcpCrr } from './tcp-crr.js';
 import { installMinimalOverlay } from '../fixtures/bpf/min-overlay.js';
-import { openPolicyMaps, setEndpointPolicyState } from '../../src/dataplane/policy.js';
+import { applyPolicyDiff, openPolicyMaps, setEndpointPolicyState } from '../../src/dataplane/policy.js';
+import { compileNode, diffNode, entryCount, parseNamespace, parseNetworkPolicy, parseNode, parsePod, type ClusterState, type CompiledNode } from '../../src/policy/index.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -46,7 +50,7 @@ const OBJ_WITH = join(DIST, 'bpf');
 const OBJ_WITHOUT = join(DIST, 'bpf-noiso');
 // The same sources with NetworkPolicy compiled out (-DBVCNI_NO_POLICY).
 const OBJ_NOPOL = join(DIST, 'bpf-nopol');
-const PARTS = ['tput', 'rr', 'masq', 'crr', 'iso', 'nopol', 'scale'] as const;
+const PARTS = ['tput', 'rr', 'masq', 'crr', 'iso', 'nopol', 'pol100', 'scale'] as const;
 const ONLY = (process.env.BVB_ONLY ?? PARTS.join(',')).split(',').map((p) => p.trim());
 for (const p of ONLY) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`BVB_ONLY: unknown part ${p} (parts: ${PARTS.join(', ')})`);
 const part = (p: (typeof PARTS)[number]): boolean => ONLY.includes(p);
@@ -331,6 +335,76 @@ try {
       { name: 'policy compiled out', enter: () => installBuild(b, OBJ_NOPOL) },
       { tput: '≥ 0.98', rr: '≤ 1.02', crr: '≥ 0.98' },
     );
+  }
+
+  if (bvcni && part('pol100')) {
+    // 100 NetworkPolicies selecting the measured pods and allowing the measured
+    // traffic (issue 16) against none, on the same programs: the isolated pods'
+    // flows are tracked (bvcni_pod_ct) and each new flow looks policy up.
+    const b = bvcni;
+    const bE = ends(b);
+    const dpApi = await loadDataplane();
+    const rawPod = (p: SimPod) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: p.podName, namespace: 'bench', labels: { bench: 'yes' } },
+      spec: { nodeName: p.node.name, containers: [{ name: 'c' }] },
+      status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }] },
+    });
+    const stateWith = (n: number): ClusterState => ({
+      namespaces: [parseNamespace({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench', labels: { 'kubernetes.io/metadata.name': 'bench' } } })],
+      pods: b.pods.map((p) => parsePod(rawPod(p))),
+      nodes: b.nodes.map((nd) => parseNode({ apiVersion: 'v1', kind: 'Node', metadata: { name: nd.name }, status: { addresses: [{ type: 'InternalIP', address: nd.ip }] } })),
+      policies: Array.from({ length: n }, (_, i) =>
+        parseNetworkPolicy({
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { name: `bench-${i}`, namespace: 'bench' },
+          spec: {
+            podSelector: { matchLabels: { bench: 'yes' } },
+            policyTypes: ['Ingress', 'Egress'],
+            ingress: [{ from: [{ podSelector: { matchLabels: { bench: 'yes' } } }], ports: [IPERF_PORT, RR_PORT, 20000 + i].map((port) => ({ port, protocol: 'TCP' })) }],
+            egress: [
+              { to: [{ podSelector: { matchLabels: { bench: 'yes' } } }], ports: [IPERF_PORT, RR_PORT, 20000 + i].map((port) => ({ port, protocol: 'TCP' })) },
+              { to: [{ ipBlock: { cidr: `${b.internet.ip}/32` } }], ports: [{ port: CRR_PORT, protocol: 'TCP' }, { port: 30000 + i, protocol: 'TCP' }] },
+            ],
+          },
+        }),
+      ),
+    });
+    const compiled = new Map<string, CompiledNode>();
+    const apply = (n: number): void => {
+      const st = stateWith(n);
+      for (const nd of b.nodes) {
+        const next = compileNode(st, nd.name);
+        using pm = openPolicyMaps(nd.pinDir);
+        applyPolicyDiff(pm, diffNode(compiled.get(nd.name) ?? null, next), next);
+        compiled.set(nd.name, next);
+      }
+    };
+    let current = -1;
+    const enter = (n: number) => async (): Promise<void> => {
+      if (current !== n) apply(n);
+      current = n;
+    };
+    // The variant must change what is measured: UDP to the server is no policy's, so dropped with them.
+    const denied = async (): Promise<bigint> => {
+      await b.exec(bE.client, ['python3', '-c', `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('${bE.server.ip}', 9))`]);
+      const ds = [...new Set([bE.client.node.pinDir, bE.server.node.pinDir])].flatMap((pin) => dpApi.readDropStats(pin));
+      return ds.filter((d) => d.reason === 'DROP_POLICY_EGRESS' || d.reason === 'DROP_POLICY_INGRESS').reduce((a, d) => a + d.packets, 0n);
+    };
+    await enter(0)();
+    const counts = [await denied()];
+    await enter(100)();
+    counts.push(await denied());
+    if (!(counts[1]! > counts[0]!)) throw new Error(`the 100 policies do not change what is dropped (policy drops ${counts.join(', ')})`);
+    const entries = [...compiled.values()].reduce((a, cn) => a + entryCount(cn), 0);
+    notes.push(`100 policies: ${entries} allow entries over ${b.nodes.length} nodes, both measured pods isolated both ways`);
+    try {
+      await compareOnCluster(b, '100 policies', { name: '100 policies', enter: enter(100) }, { name: 'no policies', enter: enter(0) }, { tput: '≥ 0.95', rr: 'no target', crr: '≥ 0.90' });
+    } finally {
+      await enter(0)();
+    }
   }
 
   if (bvcni && part('scale')) {

@@ -419,8 +419,11 @@ describe('NetworkPolicy in the programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(flags() & (EndpointFlags.ingress_isolated | EndpointFlags.egress_isolated), 0);
     assert.equal(maps.endpoints.lookup({ ip: POD2 })!.identity, ID.server);
     isolate(POD2, { ingress: [e(ID.client, PROTO.TCP, 80)] });
+    assert.equal(fromPod(tcp(POD1, POD2, 48000, 80)).retval, TC_ACT_REDIRECT);
+    assert.equal(listPodCt(pol).length, 1);
     applyPolicyDiff(pol, { ipcacheUpsert: [], ipcacheDelete: [], endpoints: new Map([[POD2, 'deleted' as const]]) });
     assert.equal([...pol.policy.keys()].filter((k) => k.endpoint === POD2).length, 0, 'its entries gone');
+    assert.equal(listPodCt(pol).length, 0, 'its tracked flows gone (the address may be the next pod\'s)');
     assert.equal(flags() & EndpointFlags.ingress_isolated, 0);
     // An endpoint the plugin never registered is reported, not created.
     const missing = applyPolicyDiff(pol, { ipcacheUpsert: [], ipcacheDelete: [], endpoints: new Map([['10.244.1.99', { ingress: { isolated: true, add: [], remove: [] }, egress: NONE }]]) });
