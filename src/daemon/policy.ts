@@ -121,7 +121,11 @@ export class PolicySync {
   constructor(private readonly o: PolicySyncOptions) {
     this.clock = o.clock ?? realClock;
     this.compiler = new IncrementalCompiler(o.nodeName);
-    const opts = { clock: this.clock, idleTimeoutMs: o.idleTimeoutMs };
+    // The compiler holds each object's parsed form: the informers keep only what they need (key, resourceVersion).
+    const keep = (obj: ObjectLike): ObjectLike => ({
+      metadata: { name: obj.metadata?.name, namespace: obj.metadata?.namespace, resourceVersion: obj.metadata?.resourceVersion },
+    });
+    const opts = { clock: this.clock, idleTimeoutMs: o.idleTimeoutMs, keep };
     const c = this.compiler;
     const handlers = (kind: string, set: (raw: unknown) => void, del: (obj: ObjectLike) => void) => ({
       add: (obj: ObjectLike) => this.put(kind, obj, set),

@@ -85,12 +85,25 @@ export class Informer<T extends KubeObjectLike> {
   constructor(
     private readonly api: ListWatchApi<T>,
     private readonly handlers: InformerHandlers<T>,
-    opts: { backoff?: Backoff; clock?: Clock; idleTimeoutMs?: number } = {},
+    opts: {
+      backoff?: Backoff;
+      clock?: Clock;
+      idleTimeoutMs?: number;
+      /**
+       * What the cache keeps of an object (default: all of it). Handlers still get
+       * whole objects, except `old` of update and relist deletes, which get this.
+       * NetworkPolicy keeps only metadata: its compiler holds the parsed form.
+       */
+      keep?: (n: T) => T;
+    } = {},
   ) {
+    this.keep = opts.keep ?? ((n) => n);
     this.backoff = opts.backoff ?? new Backoff();
     this.clock = opts.clock ?? realClock;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 11 * 60_000;
   }
+
+  private readonly keep: (n: T) => T;
 
   /** See the header: a watch silent this long is aborted and resumed. */
   readonly idleTimeoutMs: number;
@@ -203,10 +216,10 @@ export class Informer<T extends KubeObjectLike> {
     const name = nameOf(n);
     const old = this.cache.get(name);
     if (!old) {
-      this.cache.set(name, n);
+      this.cache.set(name, this.keep(n));
       this.safe(() => this.handlers.add?.(n));
     } else if (!(old.metadata?.resourceVersion && old.metadata.resourceVersion === n.metadata?.resourceVersion)) {
-      this.cache.set(name, n);
+      this.cache.set(name, this.keep(n));
       this.safe(() => this.handlers.update?.(n, old));
     }
   }

@@ -74,7 +74,8 @@ export class IncrementalCompiler {
   private prefixLens: number[] = [];
   private egressNames = new Map<string, { name: string; proto: Protocol }>();
   private names: string[] = [];
-  private readonly claimants = new Map<number, Set<string>>();
+  /** Endpoint pods by address: one key, or a set on a clash (rare: a Set per address would cost ~100 MiB at 100,000 Pods). */
+  private readonly claimants = new Map<number, string | Set<string>>();
   private readonly ipOwner = new Map<number, { key: string; id: number }>();
   private readonly identities = new Map<number, Identity>();
   private readonly podRefs = new Map<number, number>();
@@ -82,10 +83,15 @@ export class IncrementalCompiler {
   private readonly cidrIds = new Map<number, number>();
   private hostIds = new Map<number, number>();
   private worldPresent = false;
-  private readonly ipcache = new Map<number, IpCacheEntry>();
+  /** Prefix (numKey) -> identity. */
+  private readonly ipcache = new Map<number, number>();
   private readonly endpoints = new Map<string, EndpointPolicy>();
   private readonly localIps = new Set<number>();
   private readonly peerSel = new Map<Peer, { ns: string; ids: Map<number, Identity> }>();
+  /** What each local endpoint's tables read: the peers' selections, and every pod's named ports. */
+  private readonly epDeps = new Map<number, { peers: Set<Peer>; anyNamed: boolean }>();
+  /** Identities removed during the current flush (what they were, for the named-ports check). */
+  private readonly removedIdents = new Map<number, Identity>();
 
   /** The pinned ipcache's numbers (prefix -> identity), taken back by the next flush's new keys. */
   private pinned: Map<number, number> | null = null;
@@ -96,6 +102,8 @@ export class IncrementalCompiler {
   private namespacesChanged = false;
   private nodesChanged = false;
   private readonly stalePeers: Peer[] = [];
+  /** Namespaces whose policies changed: a policy selects, and its peers serve, only pods of its own namespace. */
+  private readonly policyNs = new Set<string>();
 
   constructor(
     readonly node: string,
@@ -113,9 +121,10 @@ export class IncrementalCompiler {
     this.pods.set(key, { pod, seq: old?.seq ?? ++this.seq });
     if (isEndpoint(pod)) {
       const ip = ipv4ToInt(pod.ip!);
-      let c = this.claimants.get(ip);
-      if (!c) this.claimants.set(ip, (c = new Set()));
-      c.add(key);
+      const c = this.claimants.get(ip);
+      if (c === undefined || c === key) this.claimants.set(ip, key);
+      else if (typeof c === 'string') this.claimants.set(ip, new Set([c, key]));
+      else c.add(key);
       this.dirtyIps.add(ip);
     }
   }
@@ -136,8 +145,11 @@ export class IncrementalCompiler {
     if (!isEndpoint(pod)) return;
     const ip = ipv4ToInt(pod.ip!);
     const c = this.claimants.get(ip);
-    c?.delete(key);
-    if (c?.size === 0) this.claimants.delete(ip);
+    if (c === key) this.claimants.delete(ip);
+    else if (typeof c === 'object') {
+      c.delete(key);
+      if (c.size === 1) this.claimants.set(ip, [...c][0]!);
+    }
     this.dirtyIps.add(ip);
   }
 
@@ -160,10 +172,14 @@ export class IncrementalCompiler {
     if (!m) this.policiesByNs.set(pol.namespace, (m = new Map()));
     m.set(key, pol);
     this.policiesChanged = true;
+    this.policyNs.add(pol.namespace);
   }
 
   deletePolicy(namespace: string, name: string): void {
-    if (this.forgetPolicy(`${namespace}/${name}`)) this.policiesChanged = true;
+    if (this.forgetPolicy(`${namespace}/${name}`)) {
+      this.policiesChanged = true;
+      this.policyNs.add(namespace);
+    }
   }
 
   private forgetPolicy(key: string): boolean {
@@ -278,13 +294,21 @@ export class IncrementalCompiler {
       else idDelta.set(i.id, i);
     };
     const removeId = (id: number): void => {
+      const gone = this.identities.get(id);
+      if (gone) this.removedIdents.set(id, gone);
       this.identities.delete(id);
       if (idDelta.has(id) && idDelta.get(id) !== null) idDelta.delete(id); // added and gone: no change
       else idDelta.set(id, null);
     };
 
     if (this.policiesChanged) {
-      allEps = true;
+      for (const ip of this.localIps) {
+        const o = this.ipOwner.get(ip);
+        const ns = o && this.pods.get(o.key)?.pod.namespace;
+        // A pod deleted since (ns undefined) is redone with its address anyway.
+        if (ns === undefined || this.policyNs.has(ns)) dirtyEps.add(ip);
+      }
+      this.policyNs.clear();
       const prefixes = new Map<number, Cidr>();
       const egressNames = new Map<string, { name: string; proto: Protocol }>();
       for (const pol of this.policies.values()) policyInputs(pol, (c) => prefixes.set(numKey(c), c), (k, v) => egressNames.set(k, v));
@@ -326,7 +350,7 @@ export class IncrementalCompiler {
       }
       if (changedNames.size) {
         for (const [ip, keys] of this.claimants)
-          for (const k of keys) {
+          for (const k of typeof keys === 'string' ? [keys] : keys) {
             const pod = this.pods.get(k)!.pod;
             if (pod.containerPorts.some((cp) => cp.name !== null && changedNames.has(`${cp.name}/${cp.protocol}`))) this.dirtyIps.add(ip);
           }
@@ -355,7 +379,7 @@ export class IncrementalCompiler {
     for (const ip of this.dirtyIps) {
       const c = this.claimants.get(ip);
       let owner: { key: string; rec: PodRec } | null = null;
-      for (const key of c ?? []) {
+      for (const key of c === undefined ? [] : typeof c === 'string' ? [c] : c) {
         const rec = this.pods.get(key)!;
         if (!owner || rec.seq < owner.rec.seq) owner = { key, rec };
       }
@@ -426,16 +450,29 @@ export class IncrementalCompiler {
       else if (!visible && this.identities.has(id)) removeId(id);
     }
 
-    // Peer selections follow the identities that came and went.
+    // Peer selections follow the identities that came and went; the endpoints whose
+    // tables read a selection that changed (or every pod's named ports) are redone.
     if (idDelta.size) {
-      allEps = true;
+      const changedPeers = new Set<Peer>();
       for (const [peer, e] of this.peerSel)
         for (const [id, ident] of idDelta) {
-          if (ident === null) e.ids.delete(id);
-          else if (peerSelects(peer, e.ns, ident, this.namespaceLabels)) e.ids.set(id, ident);
-          else e.ids.delete(id);
+          const had = e.ids.delete(id);
+          if (ident !== null && peerSelects(peer, e.ns, ident, this.namespaceLabels)) {
+            e.ids.set(id, ident);
+            if (!had) changedPeers.add(peer);
+          } else if (had) changedPeers.add(peer);
         }
+      let namedChanged = false;
+      for (const [id, ident] of idDelta) {
+        const i = ident ?? this.removedIdents.get(id);
+        if (i === undefined || (i.kind === 'pod' && i.namedPorts.size > 0)) namedChanged = true;
+      }
+      for (const ip of this.localIps) {
+        const deps = this.epDeps.get(ip);
+        if (!deps || (namedChanged && deps.anyNamed) || [...deps.peers].some((p) => changedPeers.has(p))) dirtyEps.add(ip);
+      }
     }
+    this.removedIdents.clear();
 
     // The ipcache entries touched.
     const ipcacheUpsert: IpCacheEntry[] = [];
@@ -444,23 +481,23 @@ export class IncrementalCompiler {
       const id = this.ipcacheValueAt(k);
       const old = this.ipcache.get(k);
       if (id === undefined) {
-        if (old) {
+        if (old !== undefined) {
           this.ipcache.delete(k);
-          ipcacheDelete.push(old.cidr);
+          ipcacheDelete.push(fromNumKey(k));
         }
-      } else if (old?.identity !== id) {
-        const e = { cidr: fromNumKey(k), identity: id };
-        this.ipcache.set(k, e);
-        ipcacheUpsert.push(e);
+      } else if (old !== id) {
+        this.ipcache.set(k, id);
+        ipcacheUpsert.push({ cidr: fromNumKey(k), identity: id });
       }
     }
 
     // The local endpoints' tables.
+    let deps = { peers: new Set<Peer>(), anyNamed: false };
     const inputs: TableInputs = {
       policiesFor: (p, d) => this.policiesFor(p, d),
       hostIds: [...new Set(this.hostIds.values())],
-      selected: (p, ns) => this.selected(p, ns),
-      podIds: () => [...this.identities.values()].filter((i) => i.kind === 'pod'),
+      selected: (p, ns) => (deps.peers.add(p), this.selected(p, ns)),
+      podIds: () => ((deps.anyNamed = true), [...this.identities.values()].filter((i) => i.kind === 'pod')),
     };
     const endpoints = new Map<string, { ingress: TableDiff; egress: TableDiff } | 'deleted'>();
     const endpointIdentity = new Map<string, number>();
@@ -472,6 +509,7 @@ export class IncrementalCompiler {
       const ipText = intToIpv4(ip);
       const prev = this.endpoints.get(ipText);
       if (!local) {
+        this.epDeps.delete(ip);
         if (prev) {
           this.endpoints.delete(ipText);
           endpoints.set(ipText, 'deleted');
@@ -480,7 +518,9 @@ export class IncrementalCompiler {
       }
       epsRedone++;
       const pod = this.pods.get(owner.key)!.pod;
+      deps = { peers: new Set(), anyNamed: false };
       const next = endpointPolicy(pod, owner.id, inputs);
+      this.epDeps.set(ip, deps);
       this.endpoints.set(ipText, next);
       if (prev?.identity !== next.identity) endpointIdentity.set(ipText, next.identity);
       const ingress = diffTable(prev?.ingress, next.ingress);
@@ -517,7 +557,9 @@ export class IncrementalCompiler {
 
   /** The whole compiled node, as compileNode returns it (for the property test and the CLI's view). */
   snapshot(): CompiledNode {
-    const ipcache = [...this.ipcache.values()].sort((a, b) => b.cidr.prefix - a.cidr.prefix || a.cidr.addr - b.cidr.addr);
+    const ipcache = [...this.ipcache]
+      .map(([k, identity]) => ({ cidr: fromNumKey(k), identity }))
+      .sort((a, b) => b.cidr.prefix - a.cidr.prefix || a.cidr.addr - b.cidr.addr);
     return { node: this.node, identities: new Map(this.identities), ipcache, endpoints: new Map(this.endpoints) };
   }
 

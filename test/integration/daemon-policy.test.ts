@@ -2,8 +2,8 @@
 // API server in the underlay: it lists and watches Pods, Namespaces and
 // NetworkPolicies, compiles its node's rule sets once all have listed and again
 // on a change, and says so. Without the flag (the default) it asks the API for
-// none of them, so the manifest's RBAC is enough. Nothing is enforced yet: the
-// rule sets stay in memory (src/policy/README.md).
+// none of them, so the manifest's RBAC is enough. The rules written to the maps and
+// enforced: test/integration/policy-new-pod.test.ts (src/policy/README.md).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Cluster } from '../../src/sim/index.js';
