@@ -9,8 +9,8 @@ import { runSync } from '../common/exec.js';
 import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
-import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
-import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
+import { ConfigFlags, MapName, ipcacheKey, ipcacheValue, podCtKey, podCtValue, policyKey, policyValue, type ConfigValue } from '../dataplane/abi.js';
+import { mapPin, openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
 import { openHostportFlowsMap, openHostportMap } from '../dataplane/hostport.js';
 import { CliError } from './types.js';
@@ -69,7 +69,10 @@ const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
   [MapName.stats]: openStatsMap,
   [MapName.hostport]: openHostportMap,
   [MapName.hostportFlows]: openHostportFlowsMap,
-} as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
+  [MapName.ipcache]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.ipcache), ipcacheKey, ipcacheValue),
+  [MapName.policy]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.policy), policyKey, policyValue),
+  [MapName.podCt]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.podCt), podCtKey, podCtValue),
+} satisfies Record<MapName, unknown> as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
 
 /** Every map of the ABI: pinned or not, its size, and whether its layout matches ours. */
 export function summarizeMaps(pinDir: string): MapSummary[] {

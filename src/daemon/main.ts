@@ -23,9 +23,9 @@ import {
   slimPod,
   type ApiBounds,
 } from '../kube/client.js';
-import { PolicySync } from './policy.js';
-import { PinnedPolicyMaps } from './policy-maps.js';
-import { policyView } from '../policy/index.js';
+import { PolicySync, preparse } from './policy.js';
+import { PinnedPolicyMaps, clearPolicyWhenOff } from './policy-maps.js';
+import { parseNamespace, parseNetworkPolicy, parsePod, policyView } from '../policy/index.js';
 import { DaemonMetrics, parseHostPort, startHealthServers } from './metrics.js';
 import { cidrsOverlap, parseCidr } from '../common/cidr.js';
 import { setLibbpfLogger } from '../../loader/index.js';
@@ -394,9 +394,9 @@ export async function main(argv: string[]): Promise<number> {
         nodeName: cfg.nodeName,
         log: log.child({ component: 'policy' }),
         apis: {
-          pods: listWatchApi(kc, POLICY_PATHS.pods, slimPod, bounds),
-          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, slimNamespace, bounds),
-          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy, bounds),
+          pods: listWatchApi(kc, POLICY_PATHS.pods, preparse(slimPod, parsePod), bounds),
+          namespaces: listWatchApi(kc, POLICY_PATHS.namespaces, preparse(slimNamespace, parseNamespace), bounds),
+          networkPolicies: listWatchApi(kc, POLICY_PATHS.networkPolicies, preparse(slimNetworkPolicy, parseNetworkPolicy), bounds),
         },
         nodes: () => daemon.nodes(),
         idleTimeoutMs: cfg.watchIdleTimeoutMs,
@@ -405,6 +405,20 @@ export async function main(argv: string[]): Promise<number> {
       })
     : undefined;
   policy?.start();
+  // Without the flag, nothing keeps policy state right: what a run with it left goes, once the dataplane is up.
+  const policyOff = flags.networkPolicy
+    ? undefined
+    : setInterval(() => {
+        if (!kernelDataplane.ready(cfg.pinDir)) return;
+        try {
+          const found = clearPolicyWhenOff(cfg.pinDir);
+          if (found && (found.entries || found.ipcache || found.flagged))
+            log.info({ ...found }, 'NetworkPolicy is off (no --network-policy): removed the policy state a previous run left');
+          clearInterval(policyOff);
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, 'cannot clear the policy state left by a previous run; retrying');
+        }
+      }, 1000);
   // Without conntrack now, perhaps with it later (kube-proxy loads Debian's nf_conntrack module).
   const ctWatch =
     programs.name === 'no-conntrack'
@@ -422,6 +436,7 @@ export async function main(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       ctWatch?.stop();
+      if (policyOff) clearInterval(policyOff);
       log.info({ signal }, 'stopping; the dataplane stays in place');
       const force = setTimeout(() => resolveExit(0), 5000);
       force.unref();

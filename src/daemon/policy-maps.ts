@@ -4,12 +4,14 @@
 // are opened for one write (read, endpoints, apply, flags) and closed by
 // release(): a re-set-up or an upgrade may replace what is pinned, and a
 // handle kept open would write into a map no program reads any more.
+import { existsSync } from 'node:fs';
 import { BpfError, Errno } from '../../loader/index.js';
 import { ipv4ToInt } from '../../loader/codec.js';
-import { EndpointFlags, Direction } from '../dataplane/abi.js';
-import { applyPolicyDiff, openPolicyMaps, type PolicyMaps } from '../dataplane/policy.js';
+import { EndpointFlags, Direction, MapName } from '../dataplane/abi.js';
+import { mapPin } from '../dataplane/maps.js';
+import { applyPolicyDiff, clearPolicyState, openPolicyMaps, type PolicyMaps } from '../dataplane/policy.js';
 import type { NodeDiff, PolicyEntry } from '../policy/index.js';
-import type { EndpointPolicyState, PinnedPolicy, PolicyMapsPort } from './policy.js';
+import { PolicyMapsAbsent, type EndpointPolicyState, type PinnedPolicy, type PolicyMapsPort } from './policy.js';
 
 /** policy_key's prefix length up to the protocol byte (endpoint, identity, direction): src/policy/layout.ts. */
 const FIXED_BITS = 72;
@@ -42,6 +44,7 @@ export class PinnedPolicyMaps implements PolicyMapsPort {
   constructor(private readonly pinDir: string) {}
 
   private open(): PolicyMaps {
+    if (!this.maps && !existsSync(mapPin(this.pinDir, MapName.policy))) throw new PolicyMapsAbsent(`the policy maps under ${this.pinDir} are`);
     this.maps ??= openPolicyMaps(this.pinDir);
     return this.maps;
   }
@@ -88,4 +91,23 @@ export class PinnedPolicyMaps implements PolicyMapsPort {
     }
     return true;
   }
+}
+
+/**
+ * bvcnid without --network-policy: what a previous run with it left (entries,
+ * ipcache, isolation and pending flags, the pod conntrack) is removed, since
+ * nobody would keep it right any more (a pod left pending would stay cut off).
+ * Returns what was found, or null when the node has no policy maps (ABI 1).
+ */
+export function clearPolicyWhenOff(pinDir: string): { entries: number; ipcache: number; flagged: number } | null {
+  if (!existsSync(mapPin(pinDir, MapName.policy))) return null;
+  using m = openPolicyMaps(pinDir);
+  const mask = EndpointFlags.policy_pending | EndpointFlags.ingress_isolated | EndpointFlags.egress_isolated;
+  const found = {
+    entries: [...m.policy.keys()].length,
+    ipcache: [...m.ipcache.keys()].length,
+    flagged: [...m.endpoints.entries()].filter(([, v]) => v.flags & mask).length,
+  };
+  if (found.entries || found.ipcache || found.flagged) clearPolicyState(m);
+  return found;
 }

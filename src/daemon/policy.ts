@@ -75,6 +75,14 @@ export interface PolicyMapsPort {
   release?(): void;
 }
 
+/** The maps are not pinned (yet): the dataplane is being set up. Not a write error: the write waits. */
+export class PolicyMapsAbsent extends Error {
+  constructor(what: string) {
+    super(`${what} not pinned yet`);
+    this.name = 'PolicyMapsAbsent';
+  }
+}
+
 export interface PolicyMetricsSink {
   syncDuration?: { observe(v: number): void };
   writes?: { inc(labels: { op: string }, v?: number): void };
@@ -96,6 +104,36 @@ export interface PolicySyncOptions {
   idleTimeoutMs?: number;
   /** After each compilation, with the compiled node (a snapshot: costly at scale) and what changed. */
   onCompiled?: (compiled: CompiledNode, diff: NodeDiff) => void;
+}
+
+/**
+ * An object as the policy informers carry it: its key and resourceVersion, and
+ * its parsed form (or why it is invalid), made as each list page or watch event
+ * is read, so a list of 100,000 Pods never holds their JSON-shaped copies.
+ */
+export interface Preparsed extends ObjectLike {
+  parsed?: unknown;
+  invalid?: PolicyError;
+}
+
+/** The slimming step of a policy informer: `slim` first (what the API client keeps), then parse. */
+export function preparse<T>(slim: (o: ObjectLike) => ObjectLike, parse: (raw: unknown) => T): (o: ObjectLike) => Preparsed {
+  return (o) => {
+    const metadata = { name: o.metadata?.name, namespace: o.metadata?.namespace, resourceVersion: o.metadata?.resourceVersion };
+    try {
+      return { metadata, parsed: parse(slim(o)) };
+    } catch (e) {
+      if (e instanceof PolicyError) return { metadata, invalid: e };
+      throw e;
+    }
+  };
+}
+
+/** The parsed form an informer carried (preparse), or a parse of the raw object. */
+function parsedOf<T>(raw: unknown, parse: (raw: unknown) => T): T {
+  const p = raw as Preparsed;
+  if (p.invalid) throw p.invalid;
+  return p.parsed !== undefined ? (p.parsed as T) : parse(raw);
 }
 
 const keyOf = (o: ObjectLike): string => (o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? ''));
@@ -143,7 +181,7 @@ export class PolicySync {
     this.informers = [
       new Informer(
         o.apis.pods,
-        handlers('Pod', (raw) => this.setPod(parsePod(raw)), (obj) => {
+        handlers('Pod', (raw) => this.setPod(parsedOf(raw, parsePod)), (obj) => {
           const key = keyOf(obj);
           this.addedIps.delete(key);
           this.addedOriginal.delete(key);
@@ -151,10 +189,10 @@ export class PolicySync {
         }),
         opts,
       ),
-      new Informer(o.apis.namespaces, handlers('Namespace', (raw) => c.setNamespace(parseNamespace(raw)), (obj) => c.deleteNamespace(name(obj))), opts),
+      new Informer(o.apis.namespaces, handlers('Namespace', (raw) => c.setNamespace(parsedOf(raw, parseNamespace)), (obj) => c.deleteNamespace(name(obj))), opts),
       new Informer(
         o.apis.networkPolicies,
-        handlers('NetworkPolicy', (raw) => c.setPolicy(parseNetworkPolicy(raw)), (obj) => c.deletePolicy(ns(obj), name(obj))),
+        handlers('NetworkPolicy', (raw) => c.setPolicy(parsedOf(raw, parseNetworkPolicy)), (obj) => c.deletePolicy(ns(obj), name(obj))),
         opts,
       ),
     ];
@@ -223,6 +261,7 @@ export class PolicySync {
   }
 
   private writeErrorsAtFlush = 0;
+  private waitingLogged = false;
 
   /** The Pod as the compiler should see it: with the ADD's address while status.podIP is not there yet. */
   private setPod(pod: Pod): void {
@@ -379,11 +418,19 @@ export class PolicySync {
   }
 
   private writeFailed(e: unknown, what: string): void {
-    this.stats.writeErrors++;
-    this.o.metrics?.writeErrors?.inc();
     this.needFullSync = true;
-    const delay = this.retry.next();
-    this.o.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, `${what} failed; retrying from what the maps hold`);
+    let delay: number;
+    if (e instanceof PolicyMapsAbsent) {
+      // bvcnid's own set-up pins them: wait for it, quietly.
+      delay = 500;
+      if (!this.waitingLogged) this.o.log.info({ reason: e.message }, 'waiting for the dataplane before writing NetworkPolicy');
+      this.waitingLogged = true;
+    } else {
+      this.stats.writeErrors++;
+      this.o.metrics?.writeErrors?.inc();
+      delay = this.retry.next();
+      this.o.log.error({ err: String((e as Error)?.message ?? e), retryInMs: delay }, `${what} failed; retrying from what the maps hold`);
+    }
     if (this.stopped) return;
     const t = this.clock.setTimeout(() => {
       if (!this.stopped) this.flushNow();

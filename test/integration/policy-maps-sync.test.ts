@@ -129,6 +129,17 @@ describe('bvcnid writes NetworkPolicy to the maps', () => {
     assert.ok(maps.reads > reads, 'the retry read the maps again');
   });
 
+  test('maps not pinned yet are waited for, not counted as failed writes', async () => {
+    maps.absent = true;
+    const sync = startSync();
+    await waitFor('a few attempts', () => sync.stats.compiles >= 2, 10_000);
+    assert.equal(sync.stats.writes, 0);
+    assert.equal(sync.stats.writeErrors, 0);
+    maps.absent = false;
+    await waitFor('written once they are there', () => sync.stats.writes > 0, 10_000);
+    assert.deepEqual(maps.mismatches(expected(sync)), []);
+  });
+
   test('an ADD served by bvcnid gets its rules before the answer; one it cannot match stays pending until its Pod arrives', async () => {
     const sync = startSync();
     await waitFor('first write', () => sync.stats.writes > 0, 10_000);

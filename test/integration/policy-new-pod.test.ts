@@ -196,4 +196,21 @@ describe('a new pod under a deny policy, from its first packet', { timeout: 240_
     assert.equal(await udpArrived(pod), 0, 'a denied peer reached the pod');
     await control(pod);
   });
+
+  test('D: bvcnid restarted without --network-policy removes the policy state: nothing is left isolated or pending', async () => {
+    const web1 = c.pods.find((p) => p.podName === 'web1')!;
+    assert.ok(endpointFlags(web1.ip)!.flags & EndpointFlags.ingress_isolated);
+    await d0.kill('SIGTERM');
+    d0.extraArgs.length = 0;
+    d0.start();
+    await waitFor('flags cleared', () => (endpointFlags(web1.ip)!.flags & (EndpointFlags.ingress_isolated | EndpointFlags.policy_pending)) === 0, 60_000);
+    {
+      using m = openPolicyMaps(n0.pinDir);
+      assert.equal([...m.policy.keys()].length, 0);
+    }
+    // The hostile flood, still running, now reaches the pod: enforcement is off, as asked.
+    const before = await udpArrived(web1);
+    await waitFor('the once-denied flood arrives', async () => (await udpArrived(web1)) > before + 10, 15_000);
+  });
 });
+

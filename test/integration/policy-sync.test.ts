@@ -10,8 +10,8 @@ import { pino } from 'pino';
 import { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { makeRealisticNetworkPolicy, makeRealisticPod, NAMESPACES, NETWORK_POLICIES, PODS } from '../../src/sim/kube-resources.js';
 import { listWatchApi, loadKubeConfig, POLICY_PATHS, slimNamespace, slimNetworkPolicy, slimPod, type ObjectLike } from '../../src/kube/client.js';
-import { PolicySync } from '../../src/daemon/policy.js';
-import { compileNode, CompiledLookup, parsePod, PROTO_NUMBER } from '../../src/policy/index.js';
+import { PolicySync, preparse } from '../../src/daemon/policy.js';
+import { compileNode, CompiledLookup, parseNamespace, parseNetworkPolicy, parsePod, PROTO_NUMBER } from '../../src/policy/index.js';
 import { ALL_PODS, ModelCluster, NODES, podIp, rawNamespace, rawNode, rawPod } from '../support/netpol.js';
 import { waitFor } from '../support/kube-util.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,9 +39,10 @@ describe('bvcnid NetworkPolicy sync', () => {
       nodeName: NODE,
       log: pino({ level: 'silent' }),
       apis: {
-        pods: listWatchApi<ObjectLike>(kc, POLICY_PATHS.pods, slimPod),
-        namespaces: listWatchApi<ObjectLike>(kc, POLICY_PATHS.namespaces, slimNamespace),
-        networkPolicies: listWatchApi<ObjectLike>(kc, POLICY_PATHS.networkPolicies, slimNetworkPolicy),
+        // As bvcnid wires them: parsed as each page or event is read (policy-maps-sync.test.ts takes plain objects).
+        pods: listWatchApi<ObjectLike>(kc, POLICY_PATHS.pods, preparse(slimPod, parsePod)),
+        namespaces: listWatchApi<ObjectLike>(kc, POLICY_PATHS.namespaces, preparse(slimNamespace, parseNamespace)),
+        networkPolicies: listWatchApi<ObjectLike>(kc, POLICY_PATHS.networkPolicies, preparse(slimNetworkPolicy, parseNetworkPolicy)),
       },
       nodes: () => NODES.map((n) => rawNode(n)),
       debounceMs: 10,

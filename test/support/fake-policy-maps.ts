@@ -4,7 +4,7 @@
 // of every write in order, and failures on demand.
 import { formatCidr } from '../../src/common/cidr.js';
 import { entryKey, type CompiledNode, type IpCacheEntry, type NodeDiff, type PolicyEntry } from '../../src/policy/index.js';
-import type { EndpointPolicyState, PinnedPolicy, PolicyMapsPort } from '../../src/daemon/policy.js';
+import { PolicyMapsAbsent, type EndpointPolicyState, type PinnedPolicy, type PolicyMapsPort } from '../../src/daemon/policy.js';
 
 export type FakeOp =
   | { op: 'ipcache'; cidr: string; identity: number | null }
@@ -18,6 +18,8 @@ export class FakePolicyMaps implements PolicyMapsPort {
   readonly log: FakeOp[] = [];
   /** The next n writes (apply or setEndpoint) throw. */
   failWrites = 0;
+  /** Reads throw PolicyMapsAbsent while true (the dataplane not set up yet). */
+  absent = false;
   reads = 0;
 
   /** What the plugin does at ADD with enforcement on. */
@@ -29,6 +31,7 @@ export class FakePolicyMaps implements PolicyMapsPort {
   }
 
   read(): PinnedPolicy {
+    if (this.absent) throw new PolicyMapsAbsent('the fake maps are');
     this.reads++;
     const endpoints = new Map<string, { ingress: PolicyEntry[]; egress: PolicyEntry[] }>();
     for (const [ip, t] of this.entries) endpoints.set(ip, { ingress: [...t.ingress.values()], egress: [...t.egress.values()] });
