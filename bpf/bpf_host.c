@@ -54,7 +54,7 @@ int host_from_uplink(struct __sk_buff *skb)
 	/* The host's own traffic is not counted: it is not ours. */
 	if (ret == TC_ACT_OK)
 		return ret;
-	return verdict(skb, ret, DIR_INGRESS);
+	return verdict(skb, ret, DIR_INGRESS, HOOK_UPLINK);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

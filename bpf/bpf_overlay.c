@@ -163,13 +163,13 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 SEC("tc")
 int overlay_from_tunnel(struct __sk_buff *skb)
 {
-	return verdict(skb, from_overlay(skb), DIR_INGRESS);
+	return verdict(skb, from_overlay(skb), DIR_INGRESS, HOOK_OVERLAY_IN);
 }
 
 SEC("tc")
 int overlay_to_tunnel(struct __sk_buff *skb)
 {
-	return verdict(skb, to_overlay(skb), DIR_EGRESS);
+	return verdict(skb, to_overlay(skb), DIR_EGRESS, HOOK_OVERLAY_OUT);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -120,7 +120,7 @@ static __always_inline int from_container(struct __sk_buff *skb)
 SEC("tc")
 int pod_from_container(struct __sk_buff *skb)
 {
-	return verdict(skb, from_container(skb), DIR_INGRESS);
+	return verdict(skb, from_container(skb), DIR_INGRESS, HOOK_POD);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

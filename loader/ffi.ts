@@ -14,13 +14,17 @@ export type Koffi = typeof KoffiModule;
 export type KoffiLib = ReturnType<Koffi['load']>;
 
 /**
- * A directory named `<executable>.d` beside the running executable holds what a
- * self-contained build needs (koffi.node, libbpf.so.1 and its dependencies).
- * The bvcni plugin is a single executable application and runs on hosts
- * without Node.js, so it cannot rely on node_modules or on system libbpf.
+ * What a self-contained build needs (koffi.node, libbpf.so.1 and its
+ * dependencies) sits in a `*.d` directory: the one the running executable is
+ * in (the bvcni plugin: `bvcni.d/bvcni-node`, run by its native front
+ * `bvcni`), or one named `<executable>.d` beside it. The plugin is a single
+ * executable application and runs on hosts without Node.js, so it cannot rely
+ * on node_modules or on system libbpf.
  */
 export function supportDir(): string | undefined {
-  const dir = join(dirname(process.execPath), `${basename(process.execPath)}.d`);
+  const own = dirname(process.execPath);
+  if (own.endsWith('.d') && existsSync(join(own, 'koffi.node'))) return own;
+  const dir = join(own, `${basename(process.execPath)}.d`);
   return existsSync(join(dir, 'koffi.node')) ? dir : undefined;
 }
 
@@ -39,7 +43,7 @@ export function koffi(): Koffi {
   } else if (isSea()) {
     // The executable's startup snapshot keeps the module path it was built at:
     // a require() from there would find the build tree's koffi, where there is one.
-    throw new Error(`koffi not found: ${basename(process.execPath)}.d/koffi.node must sit beside ${process.execPath}`);
+    throw new Error(`koffi not found: koffi.node must sit beside ${process.execPath} in its .d directory`);
   } else {
     const base = typeof __filename === 'string' ? __filename : import.meta.url;
     koffiInstance = createRequire(base)('koffi') as Koffi;

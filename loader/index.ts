@@ -23,3 +23,4 @@ export { testRun, type TestRunResult } from './testrun.js';
 export { preload } from './ffi.js';
 export { setLibbpfLogger, type LibbpfLevel, type LibbpfLogger } from './log.js';
 export * from './codec.js';
+export { RingBufReader, type RingBufPoll } from './ringbuf.js';

@@ -65,6 +65,7 @@ export const MapType = {
   lruHash: 9,
   lruPercpuHash: 10,
   lpmTrie: 11,
+  ringbuf: 27,
 } as const;
 
 const PER_CPU = new Set<number>([MapType.percpuHash, MapType.percpuArray, MapType.lruPercpuHash, 21]);

@@ -76,9 +76,32 @@ function targetPath(from: string, spec: string): string {
   return joined.replace(/\.js$/, '.ts');
 }
 
+/**
+ * C under src/ (the plugin's native front, src/cni/front/) is a binary of its
+ * own: it includes libc's headers and, in quotes, only its own directory's and
+ * the headers the build generates from the TypeScript (never another package's).
+ */
+const GENERATED_HEADERS = ['front-defaults.h'];
+
+function checkIncludes(f: SourceFile): Violation[] {
+  const out: Violation[] = [];
+  for (const m of f.text.matchAll(/^\s*#\s*include\s*"([^"]+)"/gm)) {
+    const spec = m[1]!;
+    if (GENERATED_HEADERS.includes(spec)) continue;
+    const target = posix.normalize(posix.join(posix.dirname(f.path), spec));
+    if (posix.dirname(target) !== posix.dirname(f.path))
+      out.push({ file: f.path, import: spec, target, reason: `C in ${packageOf(f.path)} includes only headers of its own directory (and ${GENERATED_HEADERS.join(', ')})` });
+  }
+  return out;
+}
+
 export function checkImports(files: readonly SourceFile[]): Violation[] {
   const out: Violation[] = [];
   for (const f of files) {
+    if (/\.[ch]$/.test(f.path)) {
+      out.push(...checkIncludes(f));
+      continue;
+    }
     const from = packageOf(f.path);
     if (from === undefined) continue;
     if (!(from in ALLOWED)) {
@@ -122,11 +145,11 @@ function walk(dir: string, root: string, acc: SourceFile[]): void {
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) walk(p, root, acc);
-    else if (e.name.endsWith('.ts')) acc.push({ path: relative(root, p).split('\\').join('/'), text: readFileSync(p, 'utf8') });
+    else if (/\.(ts|c|h)$/.test(e.name)) acc.push({ path: relative(root, p).split('\\').join('/'), text: readFileSync(p, 'utf8') });
   }
 }
 
-/** Every .ts file under loader/ and src/ of a tree. */
+/** Every .ts file (and C source or header) under loader/ and src/ of a tree. */
 export function readTree(root: string): SourceFile[] {
   const files: SourceFile[] = [];
   for (const top of ['loader', 'src']) walk(join(root, top), root, files);

@@ -1,8 +1,10 @@
 // Builds a self-contained executable: a Node single executable application
-// (SEA) for ENTRY at OUT, plus OUT.d/ with what it loads at run time —
-// koffi's native module and libbpf with its dependencies — so it runs on a
-// host without Node.js and with an empty environment. The daemon installs
-// OUT and OUT.d/ together.
+// (SEA) for ENTRY at OUT, in a directory of its own (OUT's, e.g. dist/bin/bvcni.d/)
+// with what it loads at run time — koffi's native module and libbpf with its
+// dependencies — so it runs on a host without Node.js and with an empty
+// environment. The directory is staged and swapped in whole. The plugin's
+// native front (src/cni/front/, dist/bin/bvcni) runs it from beside itself, and
+// the daemon installs the front and the directory together.
 //
 // The executable is a copy of the pinned Node (tools/node-target.ts), which this
 // script must run under. Node 24's SEA still runs a CommonJS script whose
@@ -13,7 +15,7 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { assertPinnedRuntime, esbuildTarget } from './node-target.js';
 
 const [entry, out] = process.argv.slice(2);
@@ -37,7 +39,8 @@ assertPinnedRuntime();
 const SNAPSHOT = process.env.BVCNI_SEA_SNAPSHOT !== '0';
 const EXEC_ARGV = (process.env.BVCNI_SEA_EXEC_ARGV ?? '--no-rehash-snapshot').split(' ').filter(Boolean);
 
-const work = resolve(dirname(out), `.${out.split('/').pop()}.sea`);
+const outDir = resolve(dirname(out));
+const work = resolve(dirname(outDir), `.${basename(outDir)}.sea`);
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 const script = join(work, 'main.cjs');
@@ -73,17 +76,16 @@ execFileSync(process.execPath, [postject, tmpBin, 'NODE_SEA_BLOB', blob, '--sent
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 
-// The support directory, staged then swapped in, so a half-built one is never seen.
-const supportTmp = join(work, 'support');
-mkdirSync(supportTmp);
+// The directory, staged then swapped in, so a half-built one is never seen.
+const staged = join(work, 'support');
+mkdirSync(staged);
 const koffiNode = join(dirname(require.resolve('koffi/package.json')), 'build', 'koffi', `linux_${process.arch}`, 'koffi.node');
-copyFileSync(koffiNode, join(supportTmp, 'koffi.node'));
-for (const lib of ['libbpf.so.1', 'libelf.so.1', 'libz.so.1']) copyFileSync(findLib(lib), join(supportTmp, lib));
+copyFileSync(koffiNode, join(staged, 'koffi.node'));
+for (const lib of ['libbpf.so.1', 'libelf.so.1', 'libz.so.1']) copyFileSync(findLib(lib), join(staged, lib));
+renameSync(tmpBin, join(staged, basename(out)));
 
-const support = `${out}.d`;
-rmSync(support, { recursive: true, force: true });
-renameSync(supportTmp, support);
-renameSync(tmpBin, out);
+rmSync(outDir, { recursive: true, force: true });
+renameSync(staged, outDir);
 rmSync(work, { recursive: true, force: true });
 
 function findLib(soname: string): string {

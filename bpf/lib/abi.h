@@ -47,6 +47,9 @@
 #define BVCNI_MAP_IPCACHE   bvcni_ipcache
 #define BVCNI_MAP_POLICY    bvcni_policy
 #define BVCNI_MAP_POD_CT    bvcni_pod_ct
+#define BVCNI_MAP_EVENTS    bvcni_events
+#define BVCNI_MAP_MONITOR   bvcni_monitor
+#define BVCNI_MAP_MONITOR_BUCKET bvcni_monitor_bucket
 
 #define BVCNI_TUNNEL_MAX    16384
 #define BVCNI_ENDPOINTS_MAX 4096
@@ -56,6 +59,7 @@
 #define BVCNI_IPCACHE_MAX   262144
 #define BVCNI_POLICY_MAX    262144
 #define BVCNI_POD_CT_MAX    131072
+#define BVCNI_EVENTS_BYTES  (256 * 1024)  /* ring buffer size: a power of two, a multiple of the page size */
 
 /* tunnel: LPM trie, remote podCIDR (or a remote node's own /32) -> remote node. */
 struct tunnel_key {
@@ -175,6 +179,13 @@ enum bvcni_reason {
 	REASON_DROP_POLICY_PENDING  = 23, /* NetworkPolicy: the pod's labels are not known yet; only the node's own traffic passes */
 	REASON_DROP_POLICY_FRAGMENT = 24, /* NetworkPolicy: a non-first fragment (no ports) that no rule allows for every port of its protocol */
 	REASON_DROP_POLICY_CT       = 25, /* NetworkPolicy: an allowed new flow whose pod conntrack entry could not be written */
+	/*
+	 * 27..29 are no drops: what became of a drop's event while a
+	 * `bvcnictl monitor` listened (the packet itself is counted under its
+	 * drop reason as well). Without a listener neither is counted.
+	 */
+	REASON_MONITOR_SUPPRESSED = 27, /* drop event not emitted: this CPU's token bucket was empty (lib/monitor.h) */
+	REASON_MONITOR_LOST     = 28,  /* drop event not emitted: the ring buffer was full (the reader fell behind) */
 #if BVCNI_ABI_VERSION >= 2
 	REASON_MAX              = 64,  /* ABI 2: room for hostPort and NetworkPolicy reasons */
 #else
@@ -397,5 +408,65 @@ struct pod_ct_value {
 #define POD_CT_TIMEOUT_UDP        (60ULL * NAT_SEC)
 #define POD_CT_TIMEOUT_ICMP       (30ULL * NAT_SEC)
 #define POD_CT_REFRESH_NS         (1ULL * NAT_SEC)
+
+/*
+ * events: ring buffer (ABI 2) of struct drop_event, one per drop, emitted
+ * while a `bvcnictl monitor` holds the lease in bvcni_monitor and the CPU's
+ * token bucket (bvcni_monitor_bucket) has a token. The reader polls: the
+ * programs submit without a wake-up.
+ */
+enum bvcni_hook {
+	HOOK_POD          = 0,  /* bpf_pod: what a pod sends (tc ingress of its host veth, or its netkit pair's transmit) */
+	HOOK_UPLINK       = 1,  /* bpf_host: tc ingress of the uplink */
+	HOOK_OVERLAY_IN   = 2,  /* bpf_overlay: tc ingress of the VXLAN device */
+	HOOK_OVERLAY_OUT  = 3,  /* bpf_overlay: tc egress of the VXLAN device */
+};
+
+enum drop_event_flags {
+	EVENT_F_IPV4  = 1 << 0,  /* saddr, daddr, proto are the IPv4 header's */
+	EVENT_F_PORTS = 1 << 1,  /* sport, dport read: TCP/UDP/SCTP ports; ICMP type and code */
+	EVENT_F_ARP   = 1 << 2,  /* saddr, daddr are the ARP sender's and target's IP, sport the op */
+};
+
+struct drop_event {
+	__u64 ktime_ns;         /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 ifindex;          /* skb->ifindex: the device the program ran on */
+	__u32 len;              /* skb->len */
+	__u16 reason;           /* enum bvcni_reason, host order */
+	__u8  dir;              /* enum bvcni_dir */
+	__u8  hook;             /* enum bvcni_hook */
+	__u16 ethertype;        /* network order; 0 when the frame was too short */
+	__u8  proto;            /* IPv4 protocol (EVENT_F_IPV4) */
+	__u8  flags;            /* enum drop_event_flags */
+	__u32 saddr;            /* network order */
+	__u32 daddr;            /* network order */
+	__u16 sport;            /* network order (ICMP: the type; ARP: the op) */
+	__u16 dport;            /* network order (ICMP: the code) */
+	__u32 rule_ref;         /* host order: the policy rule behind a policy drop; 0 = unknown */
+};
+
+/*
+ * monitor: array, one element, written by `bvcnictl monitor` only. A lease
+ * rather than a flag: a listener killed without cleaning up stops the events
+ * by itself within a lease (the programs compare against the clock), so a
+ * node no one watches builds none.
+ */
+struct monitor_config {
+	__u64 listen_until_ns;  /* bpf_ktime_get_ns() at which the lease ends; 0: nobody listens */
+	__u32 rate;             /* events per second refilled into each CPU's bucket (host order) */
+	__u32 burst;            /* each CPU's bucket depth, in events (host order) */
+	__u32 listener_pid;     /* the holder (a second listener refuses while it lives) */
+	__u32 pad;
+};
+
+/*
+ * monitor_bucket: per-CPU array, one element: the programs' own token bucket.
+ * tokens counts in 1/1e9 of an event so a refill needs no division.
+ * last_ns 0 (a listener's reset) refills it to burst at the next drop.
+ */
+struct monitor_bucket {
+	__u64 tokens;
+	__u64 last_ns;
+};
 
 #endif /* BVCNI_ABI_H */

@@ -4,6 +4,19 @@
 
 #include "common.h"
 
+/*
+ * The packet's linear part, read afresh (after a helper that may move it).
+ * The empty asm keeps clang from reusing &skb->data_end computed for an
+ * earlier read, kept in a spilled register: the verifier refuses loads
+ * through a ctx pointer that was moved.
+ */
+static __always_inline void *pkt_data(struct __sk_buff *skb, void **data_end)
+{
+	asm volatile("" : "+r"(skb));
+	*data_end = (void *)(long)skb->data_end;
+	return (void *)(long)skb->data;
+}
+
 /* Bounds-checked view of an Ethernet + IPv4 header; NULL when the packet is not IPv4 or is truncated. */
 static __always_inline struct iphdr *ipv4_hdr(struct __sk_buff *skb, int *ret)
 {

@@ -75,11 +75,22 @@ static __always_inline int hostport_from_pod(struct __sk_buff *skb,
 #include "fib.h"
 
 
-/* Ports of a TCP, UDP or SCTP header (the same first 4 bytes in all three). */
+/*
+ * Ports of a TCP, UDP or SCTP header (the same first 4 bytes in all three):
+ * straight from the linear part, where they nearly always are (a helper
+ * call costs ~40 ns, lib/forward.h), else through bpf_skb_load_bytes.
+ */
 static __always_inline int hostport_ports(struct __sk_buff *skb, __u32 l4off, __u16 *sport, __u16 *dport)
 {
+	void *data_end, *data = pkt_data(skb, &data_end);
+	__u16 *l4 = data + l4off;
 	__u16 p[2];
 
+	if ((void *)(l4 + 2) <= data_end) {
+		*sport = l4[0];
+		*dport = l4[1];
+		return 0;
+	}
 	if (bpf_skb_load_bytes(skb, l4off, p, sizeof(p)) < 0)
 		return -1;
 	*sport = p[0];
@@ -124,6 +135,12 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
 	l4off = ETH_HLEN + ip->ihl * 4;
 	if (hostport_ports(skb, l4off, &sport, &dport) < 0)
 		return TC_ACT_OK;
+	/*
+	 * The plugin refuses hostPorts in the masquerade's range: the replies of
+	 * masqueraded flows, which arrive on those ports, skip both lookups.
+	 */
+	if (nat_port_in_range(cfg, dport))
+		return TC_ACT_OK;
 	hp = hostport_lookup(cfg, daddr, dport, proto, &key_ip);
 	if (!hp)
 		return TC_ACT_OK;
@@ -154,10 +171,10 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
 			return DROP(REASON_DROP_HOSTPORT_FAILED);
 		x.addr = pod_ip;
 	} else {
-		struct nat_flow f = { .saddr = saddr, .daddr = daddr, .proto = proto };
+		struct nat_flow f = { .saddr = saddr, .daddr = daddr, .sport = sport, .dport = dport, .proto = proto };
 
-		if (nat_load_l4(skb, l4off, &f, 0))
-			return DROP(REASON_DROP_HOSTPORT_FAILED);
+		/* The ports are read: the rest of the header is the checksum's, which the helper reads. */
+		nat_l4_offsets(&f, l4off, 0);
 		ret = nat_xlate_l4(skb, &f, 0, daddr, pod_ip, dport, pod_port, &x);
 		if (ret)
 			return DROP(REASON_DROP_HOSTPORT_FAILED);
@@ -168,9 +185,9 @@ static __always_inline int hostport_to_pod(struct __sk_buff *skb, const struct b
 /*
  * A packet a pod sends: if it answers a flow translated to one of its
  * hostPorts (and the mapping still stands), its source becomes the address
- * and port the client used, rewritten in place. *xlated = 1 when the caller
- * routes it on (a destination in the cluster CIDR; packet pointers are then
- * invalid); the rest is sent out here.
+ * and port the client used. For a destination in the cluster CIDR it is
+ * rewritten in place and *xlated = 1: the caller routes it on (packet
+ * pointers are then invalid); the rest is translated and sent out here.
  */
 static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bvcni_config *cfg,
 					  const struct endpoint_value *ep, const struct iphdr *ip, int *xlated)
@@ -210,14 +227,40 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 		return TC_ACT_OK; /* the mapping is gone (DEL) or another pod's now: not ours to translate */
 	if (ip->frag_off & bpf_htons(IP_MF))
 		return DROP(REASON_DROP_HOSTPORT_FAILED);
+	if (proto == IPPROTO_SCTP && new_port != old_port)
+		return DROP(REASON_DROP_HOSTPORT_FAILED); /* see the header comment */
 
+	/*
+	 * Anything outside the cluster (another node's own address included) is
+	 * routed out here, past the host stack, which would drop a packet from a
+	 * pod with one of the host's addresses as its source, and past the
+	 * masquerade. Not through the tunnel to another node's IP either: that
+	 * node sent the request over the underlay, and its reverse-path filter
+	 * expects the answer there. As the masquerade does: the L4 checksum here,
+	 * the address and port by forward_write with the MACs and the TTL, in one
+	 * store (lib/forward.h).
+	 */
+	if (!ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix)) {
+		struct nat_flow f = { .saddr = old_ip, .daddr = daddr, .sport = old_port, .dport = dport, .proto = proto };
+		struct nat_xlate x = {};
+
+		if (proto == IPPROTO_SCTP) {
+			x.addr = new_ip;
+			x.is_src = 1;
+		} else {
+			nat_l4_offsets(&f, l4off, 1);
+			if (nat_xlate_l4(skb, &f, 1, old_ip, new_ip, old_port, new_port, &x))
+				return DROP(REASON_DROP_HOSTPORT_FAILED);
+		}
+		return fib_redirect(skb, cfg->bridge_ifindex, new_ip, daddr, tos, &x);
+	}
+
+	/* A pod's client (local, or another node's through the tunnel): rewritten in place, for the caller to route. */
 	if (proto == IPPROTO_TCP) {
 		csum_off = l4off + 16;
 	} else if (proto == IPPROTO_UDP) {
 		csum_off = l4off + 6;
 		mangled0 = BPF_F_MARK_MANGLED_0;
-	} else if (new_port != old_port) {
-		return DROP(REASON_DROP_HOSTPORT_FAILED); /* SCTP: see the header comment */
 	}
 	if (csum_off) {
 		if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, mangled0 | 2) < 0 ||
@@ -229,24 +272,8 @@ static __always_inline int hostport_reply(struct __sk_buff *skb, const struct bv
 	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_ip, new_ip, 4) < 0 ||
 	    bpf_skb_store_bytes(skb, IP_SRC_OFF, &new_ip, 4, 0) < 0)
 		return DROP(REASON_DROP_HOSTPORT_FAILED);
-	/*
-	 * A pod's client (local, or another node's through the tunnel) is the
-	 * caller's to route. Anything else (outside the cluster, another node's
-	 * own address) is routed out here, past the host stack, which would drop
-	 * a packet from a pod with one of the host's addresses as its source, and
-	 * past the masquerade. Not through the tunnel to another node's IP either:
-	 * that node sent the request over the underlay, and its reverse-path
-	 * filter expects the answer there.
-	 */
-	if (ipv4_in_prefix(daddr, cfg->cluster_cidr, cfg->cluster_prefix)) {
-		*xlated = 1;
-		return TC_ACT_OK;
-	}
-	{
-		struct nat_xlate x = {};
-
-		return fib_redirect(skb, cfg->bridge_ifindex, new_ip, daddr, tos, &x);
-	}
+	*xlated = 1;
+	return TC_ACT_OK;
 }
 
 /*

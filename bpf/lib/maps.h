@@ -93,6 +93,28 @@ struct {
 	__uint(max_entries, BVCNI_POD_CT_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } BVCNI_MAP_POD_CT SEC(".maps");
+/* Drop events (lib/monitor.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BVCNI_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_EVENTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct monitor_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_MONITOR SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct monitor_bucket);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} BVCNI_MAP_MONITOR_BUCKET SEC(".maps");
 #endif
 
 /* A config the daemon has not finished writing is treated as absent. */

@@ -20,15 +20,30 @@ static __always_inline void stats_count(__u32 reason, __u32 dir, __u32 bytes)
 	}
 }
 
-/* Every entry program ends here: drops are counted by reason, the rest as FORWARD. */
-static __always_inline int verdict(struct __sk_buff *skb, int ret, __u32 dir)
+#include "monitor.h"
+
+/*
+ * Every entry program ends here: drops are counted by reason (and described
+ * to a listening `bvcnictl monitor`), the rest as FORWARD. hook: enum
+ * bvcni_hook, the program's place; rule_ref: the policy rule behind a policy
+ * drop, 0 when unknown (verdict()).
+ */
+static __always_inline int verdict_ref(struct __sk_buff *skb, int ret, __u32 dir, __u32 hook, __u32 rule_ref)
 {
 	if (IS_DROP(ret)) {
 		stats_count(DROP_REASON(ret), dir, skb->len);
+#ifdef BVCNI_MONITOR
+		monitor_drop(skb, DROP_REASON(ret), dir, hook, rule_ref);
+#endif
 		return TC_ACT_SHOT;
 	}
 	stats_count(REASON_FORWARD, dir, skb->len);
 	return ret;
+}
+
+static __always_inline int verdict(struct __sk_buff *skb, int ret, __u32 dir, __u32 hook)
+{
+	return verdict_ref(skb, ret, dir, hook, 0);
 }
 
 #endif

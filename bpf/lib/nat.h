@@ -132,6 +132,17 @@ static __always_inline __u8 nat_tcp_next(__u8 state, __u8 flags, int from_pod)
 }
 
 /*
+ * Where a TCP or UDP flow's L4 checksum and the port we translate sit, its
+ * header at l4off: the source port from the pod (egress), else the
+ * destination port. For callers that read the ports themselves.
+ */
+static __always_inline void nat_l4_offsets(struct nat_flow *f, __u32 l4off, int egress)
+{
+	f->l4_csum_off = l4off + (f->proto == IPPROTO_TCP ? 16 : 6);
+	f->port_off = egress ? l4off : l4off + 2;
+}
+
+/*
  * Reads the L4 part of the flow at l4off. egress: the pod's packet (ICMP
  * echo request only); ingress: a reply at the uplink (echo reply only).
  */
@@ -145,8 +156,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 		__builtin_memcpy(&f->sport, h, 2);
 		__builtin_memcpy(&f->dport, h + 2, 2);
 		f->tcp_flags = h[13];
-		f->l4_csum_off = l4off + 16;
-		f->port_off = egress ? l4off : l4off + 2;
+		nat_l4_offsets(f, l4off, egress);
 		return TC_ACT_OK;
 	}
 	if (f->proto == IPPROTO_UDP) {
@@ -156,8 +166,7 @@ static __always_inline int nat_load_l4(struct __sk_buff *skb, __u32 l4off, struc
 			return DROP(REASON_DROP_INVALID);
 		f->sport = p[0];
 		f->dport = p[1];
-		f->l4_csum_off = l4off + 6;
-		f->port_off = egress ? l4off : l4off + 2;
+		nat_l4_offsets(f, l4off, egress);
 		return TC_ACT_OK;
 	}
 	if (f->proto == IPPROTO_ICMP) {

@@ -3,16 +3,18 @@
 // node); devices and sysctls live in the node's network namespace (--netns).
 import { existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, type TcDirection } from '../../loader/index.js';
+import { BpfMap, MapType, type TcDirection } from '../../loader/index.js';
 import { listTc, type TcFilter } from '../dataplane/tc-filters.js';
 import { runSync } from '../common/exec.js';
 import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
-import { ConfigFlags, MapName, ipcacheKey, ipcacheValue, podCtKey, podCtValue, policyKey, policyValue, type ConfigValue } from '../dataplane/abi.js';
-import { mapPin, openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
+import { ConfigFlags, MapName, type ConfigValue } from '../dataplane/abi.js';
+import { openConfigMap, openEndpointsMap, openNatMap, openStatsMap, openTunnelMap } from '../dataplane/maps.js';
 import { Programs, TC_HANDLE } from '../dataplane/layout.js';
 import { openHostportFlowsMap, openHostportMap } from '../dataplane/hostport.js';
+import { openIpcacheMap, openPodCtMap, openPolicyMap } from '../dataplane/policy.js';
+import { openMonitorBucketMap, openMonitorConfigMap } from '../dataplane/monitor.js';
 import { CliError } from './types.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -69,9 +71,12 @@ const OPENERS: Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>> = {
   [MapName.stats]: openStatsMap,
   [MapName.hostport]: openHostportMap,
   [MapName.hostportFlows]: openHostportFlowsMap,
-  [MapName.ipcache]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.ipcache), ipcacheKey, ipcacheValue),
-  [MapName.policy]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.policy), policyKey, policyValue),
-  [MapName.podCt]: (d: string) => BpfMap.openPinned(mapPin(d, MapName.podCt), podCtKey, podCtValue),
+  [MapName.ipcache]: openIpcacheMap,
+  [MapName.policy]: openPolicyMap,
+  [MapName.podCt]: openPodCtMap,
+  [MapName.events]: (pinDir: string) => BpfMap.openPinnedRaw(join(pinDir, MapName.events)),
+  [MapName.monitor]: openMonitorConfigMap,
+  [MapName.monitorBucket]: openMonitorBucketMap,
 } satisfies Record<MapName, unknown> as Record<MapName, (pinDir: string) => BpfMap<unknown, unknown>>;
 
 /** Every map of the ABI: pinned or not, its size, and whether its layout matches ours. */
@@ -82,7 +87,7 @@ export function summarizeMaps(pinDir: string): MapSummary[] {
       using m = OPENERS[name](pinDir);
       const info = m.info;
       let entries: number | undefined;
-      if (!ARRAY_TYPES.has(info.type)) {
+      if (!ARRAY_TYPES.has(info.type) && info.type !== MapType.ringbuf) {
         entries = 0;
         for (const _ of m.keys()) entries++;
       }

@@ -3,11 +3,11 @@
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { commands as registry } from './commands/index.js';
-import { CliError, type CommandResult, type CommandSpec, type OptionValues } from './types.js';
+import { CliError, type CommandIo, type CommandResult, type CommandSpec, type OptionValues } from './types.js';
 import { Defaults } from '../common/defaults.js';
 import { buildLine } from '../dataplane/build.js';
 
-export async function runCli(argv: readonly string[], commands: readonly CommandSpec[] = registry): Promise<CommandResult> {
+export async function runCli(argv: readonly string[], commands: readonly CommandSpec[] = registry, io?: CommandIo): Promise<CommandResult> {
   let captured = '';
   let result: CommandResult | undefined;
   const program = new Command('bvcnictl')
@@ -28,7 +28,7 @@ export async function runCli(argv: readonly string[], commands: readonly Command
       .configureOutput({ writeOut: (s) => void (captured += s), writeErr: (s) => void (captured += s) });
     for (const o of spec.options ?? []) cmd.addOption(new Option(o.flags, o.description).default(o.defaultValue));
     cmd.action(async (opts: OptionValues) => {
-      result = await runHandler(spec, opts);
+      result = await runHandler(spec, opts, io);
     });
   }
 
@@ -46,11 +46,11 @@ export async function runCli(argv: readonly string[], commands: readonly Command
   return result;
 }
 
-async function runHandler(spec: CommandSpec, opts: OptionValues): Promise<CommandResult> {
+async function runHandler(spec: CommandSpec, opts: OptionValues, io?: CommandIo): Promise<CommandResult> {
   try {
     if (opts.netns !== undefined && !existsSync(opts.netns))
       throw new CliError(`network namespace ${opts.netns} does not exist`, 'list them with: ip netns list (paths are /run/netns/NAME)');
-    return await spec.run(opts);
+    return await spec.run(opts, io);
   } catch (e) {
     const err = e instanceof CliError ? e : new CliError((e as Error).message ?? String(e));
     if (opts.json) return { output: JSON.stringify({ error: err.message, hint: err.hint ?? null }) + '\n', exitCode: err.exitCode };

@@ -23,11 +23,26 @@ export interface OptionSpec {
   defaultValue?: string | boolean;
 }
 
+/**
+ * What a streaming command (bvcnictl monitor) writes as it goes, before its
+ * result: main's stdout, or a test's collector.
+ */
+export interface CommandIo {
+  write(chunk: string): void;
+  /** Progress and notices: stderr. */
+  note(line: string): void;
+  /**
+   * Resolves, with why, when the user is done: SIGINT, SIGTERM, or a reader
+   * that closed the pipe. Only a command that calls it catches the signals.
+   */
+  untilStopped(): Promise<string>;
+}
+
 export interface CommandSpec {
   name: string;
   description: string;
   options?: readonly OptionSpec[];
-  run(opts: OptionValues): Promise<CommandResult>;
+  run(opts: OptionValues, io?: CommandIo): Promise<CommandResult>;
 }
 
 /** An error the user can act on: printed with its hint, never with a stack. */

@@ -4,7 +4,7 @@ import { hash64hex } from './hash.js';
 import type { NetConf } from './config.js';
 import type { Dataplane } from './dataplane.js';
 import type { CniEnv } from './env.js';
-import type { Store } from './ipam/store.js';
+import type { AttachmentRecord, Reservation, Store } from './ipam/store.js';
 import type { Logger } from './log.js';
 import type { NetlinkSocket } from '../netlink/socket.js';
 
@@ -27,6 +27,20 @@ export interface Invocation {
   env: CniEnv;
   conf: NetConf;
   svc: Services;
+}
+
+/** What ADD records with the reservation, so DEL and GC undo the attachment where ADD made it (ipam/store.ts). */
+export function attachmentRecord(conf: NetConf): AttachmentRecord {
+  return { pinDir: conf.pinDir, bridge: conf.bridge };
+}
+
+/**
+ * Where a reservation's endpoint entry and hostPorts are: the pin dir its ADD
+ * recorded; for one without a record (v0.1.0's), the caller's config, which
+ * was all there was to go by before.
+ */
+export function recordedPinDir(r: Reservation | undefined, conf: NetConf): string {
+  return r?.record?.pinDir ?? conf.pinDir;
 }
 
 /** Host-side veth name: derived from the attachment so DEL and GC find it without the pod namespace. */

@@ -19,9 +19,17 @@ import { mark } from './trace.js';
 import { exchange } from './unix-exchange.js';
 
 export const DAEMON_SOCKET = 'bvcnid.sock';
-const PROTOCOL = 1;
+export const PROTOCOL = 1;
 /** Longer than any ADD takes when many queue up at the daemon, short of the runtime's own limits. */
-const ANSWER_TIMEOUT_MS = 30_000;
+export const ANSWER_TIMEOUT_MS = 30_000;
+/** Set (non-empty): the plugin works alone, never asking bvcnid. */
+export const NO_DAEMON_ENV = 'BVCNI_NO_DAEMON';
+/**
+ * Set by the native front (src/cni/front/front.c) when bvcnid had the request
+ * and its answer was lost: the reason. The plugin then answers "try again
+ * later" as delegate() does (never for DEL: the front does a lost DEL locally).
+ */
+export const FRONT_LOST_ENV = 'BVCNI_FRONT_LOST';
 
 export interface NsId {
   dev: number;
@@ -89,6 +97,38 @@ function tryAgain(stdin: string, msg: string, details: string): Outcome {
   return { stdout: `${JSON.stringify(err)}\n`, exitCode: 1 };
 }
 
+function lost(stdin: string, why: string, path: string): Outcome {
+  return tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${path}`);
+}
+
+/** The answer to a request the native front handed to bvcnid and lost (FRONT_LOST_ENV): the same as delegate()'s. */
+export function lostAnswer(stdin: string, why: string): Outcome {
+  return lost(stdin, why, daemonSocketPath(configString(stdin, 'dataDir') ?? DEFAULTS.dataDir));
+}
+
+/**
+ * What an answer from bvcnid says: its outcome (a string stdout and an exit
+ * code 0..255), a decline (an object without an outcome: the plugin works
+ * alone), or garbage (not JSON, or an outcome of another shape), which counts
+ * as a lost answer. The native front (src/cni/front/json.h) reads answers the
+ * same way; test/integration/cni-front.test.ts holds the two together.
+ */
+export function readReply(text: string): Outcome | 'declined' | 'garbage' {
+  let reply: unknown;
+  try {
+    reply = JSON.parse(text);
+  } catch {
+    return 'garbage';
+  }
+  if (typeof reply !== 'object' || reply === null) return 'garbage';
+  if (!('outcome' in reply)) return 'declined';
+  const o: unknown = reply.outcome;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'garbage';
+  const { stdout, exitCode } = o as Record<string, unknown>;
+  if (typeof stdout !== 'string' || typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) return 'garbage';
+  return { stdout, exitCode };
+}
+
 /**
  * Asks bvcnid to run this invocation. Undefined: do it locally (no daemon, it
  * declined, or it went away before the request reached it). Once the request
@@ -98,7 +138,7 @@ function tryAgain(stdin: string, msg: string, details: string): Outcome {
  */
 export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANSWER_TIMEOUT_MS): Promise<Outcome | undefined> {
   const dataDir = configString(stdin, 'dataDir');
-  if (!dataDir?.startsWith('/') || vars.BVCNI_NO_DAEMON) return Promise.resolve(undefined);
+  if (!dataDir?.startsWith('/') || vars[NO_DAEMON_ENV]) return Promise.resolve(undefined);
   const env = cniVariables(vars);
   const request: DelegateRequest = { protocol: PROTOCOL, env, stdin, nodeNs: nsId('/proc/self/ns/net'), podNs: nsId(env.CNI_NETNS ?? '') };
   return new Promise((resolve) => {
@@ -113,28 +153,23 @@ export function delegate(vars: NodeJS.ProcessEnv, stdin: string, timeoutMs = ANS
       conn.abort();
       resolve(out);
     };
-    const lost = (why: string): void => {
+    const gone = (why: string): void => {
       if (!sent || env.CNI_COMMAND === 'DEL') finish(undefined);
-      else finish(tryAgain(stdin, `bvcnid did not answer: ${why}`, `socket ${path}`));
+      else finish(lost(stdin, why, path));
     };
     const conn = exchange(path, JSON.stringify(request), {
       // A unix socket connect succeeds or fails at once: only the answer needs a deadline.
       connected: () => {
         mark('delegate: connected');
         sent = true;
-        timer = setTimeout(() => lost(`no answer within ${timeoutMs} ms`), timeoutMs);
+        timer = setTimeout(() => gone(`no answer within ${timeoutMs} ms`), timeoutMs);
       },
-      failed: lost,
+      failed: gone,
       answered: (answer) => {
         mark('delegate: answered');
-        let reply: DelegateReply;
-        try {
-          reply = JSON.parse(answer.toString('utf8')) as DelegateReply;
-        } catch {
-          lost('connection closed before a complete answer');
-          return;
-        }
-        finish('outcome' in reply ? reply.outcome : undefined);
+        const reply = readReply(answer.toString('utf8'));
+        if (reply === 'garbage') gone('connection closed before a complete answer');
+        else finish(reply === 'declined' ? undefined : reply);
       },
     });
     mark('delegate: connecting');

@@ -53,7 +53,12 @@ async function main(): Promise<void> {
   let local = false;
   try {
     // Loaded only when used: VERSION (asked before every ADD and DEL by some runtimes) needs no socket.
-    if (process.env.CNI_COMMAND !== 'VERSION') out = await (await import('./delegate.js')).delegate(process.env, stdin);
+    if (process.env.CNI_COMMAND !== 'VERSION') {
+      const { delegate, lostAnswer, FRONT_LOST_ENV } = await import('./delegate.js');
+      // Run by the native front after bvcnid lost a request it had: answer as delegate() would.
+      const lost = process.env[FRONT_LOST_ENV];
+      out = lost ? lostAnswer(stdin, lost) : await delegate(process.env, stdin);
+    }
     if (!out) {
       local = true;
       out = await runLocally(stdin);

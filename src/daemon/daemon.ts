@@ -327,6 +327,7 @@ export class Daemon {
       this.dp = await this.deps.dataplane.ensure(dpCfg);
       const mig = this.dp.migration;
       if (mig && (mig.converted.length || mig.recovered)) this.log.info({ ...mig }, 'pinned maps migrated to this release\'s layouts in place');
+      for (const note of this.dp.notes ?? []) this.log.warn({ note }, 'dataplane set-up changed what it found');
       this.natCount.kick();
       this.reconciler = new TunnelReconciler(this.dp.tunnel);
       const adopted = this.reconciler.adopt();

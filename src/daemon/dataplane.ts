@@ -24,6 +24,8 @@ export interface AttachedDataplane {
   natWalk(slice: number): EntryWalk;
   /** Whether the node's own sockets reach hostPorts (bpf_sock.c), or why not. */
   nodeHostPorts?: { attached: true } | { attached: false; reason: string };
+  /** What set-up replaced or changed (the VXLAN device, the VNI): logged as warnings. */
+  notes?: string[];
   close(): void;
 }
 
@@ -59,6 +61,7 @@ export const kernelDataplane: DataplaneDriver = {
       tunnel: nd.maps.tunnel,
       natWalk: (slice) => nd.maps.nat.batchCounter(slice) ?? keyWalk(nd.maps.nat.keys(), slice),
       nodeHostPorts: nd.nodeHostPorts,
+      notes: nd.notes,
       close: () => nd.close(),
     };
   },

@@ -2,7 +2,7 @@
 // fallback so the same binary runs in a cluster and, several at once, in the
 // simulator.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -39,6 +39,12 @@ import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
 import { migratePinnedMaps } from '../dataplane/migrate.js';
 import { removeHostPorts } from '../dataplane/hostport.js';
 import { removePolicyMaps } from '../dataplane/policy.js';
+import { EndpointFlags, MapName } from '../dataplane/abi.js';
+import { listEndpoints } from '../dataplane/endpoint.js';
+import { mapPin } from '../dataplane/maps.js';
+import { getLinkByIndex } from '../netlink/rtnl.js';
+import { NetlinkSocket } from '../netlink/socket.js';
+import { removeMonitorMaps } from '../dataplane/monitor.js';
 
 /** How often a node without conntrack looks for it again: one stat() each time. */
 const CONNTRACK_RECHECK_MS = 30_000;
@@ -237,6 +243,16 @@ async function uninstall(flags: Flags, cfg: DaemonConfig, log: Logger): Promise<
 function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): number {
   const objDir = programSetDir(set, join(defaultObjDir(), ABI1_SUBDIR));
   try {
+    const netkit = netkitPods(cfg);
+    if (netkit.length) {
+      const names = netkit.map((p) => `${p.ip} (${[p.device, p.containerId && `container ${p.containerId}`].filter(Boolean).join(', ')})`);
+      log.fatal(
+        { pods: netkit, pinDir: cfg.pinDir },
+        `cannot prepare the downgrade: v0.1.0 has no netkit and cannot serve this node's netkit pods: ${names.join(', ')}. ` +
+          'Delete them (drain the node), or run bvcnid with --pod-device veth and recreate them, then run --prepare-downgrade again. Nothing was changed.',
+      );
+      return 1;
+    }
     const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
     log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
     // Only once the ABI 1 programs are in place: until then the ABI 2 ones use these maps.
@@ -245,11 +261,51 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
       log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");
     const pol = removePolicyMaps(cfg.pinDir);
     if (pol.length) log.info({ mapsRemoved: pol, pinDir: cfg.pinDir }, 'NetworkPolicy maps (ABI 2) unpinned');
+    const events = removeMonitorMaps(cfg.pinDir);
+    if (events.length) log.info({ mapsRemoved: events, pinDir: cfg.pinDir }, 'drop events (ABI 2) removed: their maps unpinned');
     return 0;
   } catch (e) {
     log.fatal({ err: (e as Error).message, pinDir: cfg.pinDir }, 'cannot convert the pinned maps to ABI 1');
     return 1;
   }
+}
+
+/**
+ * The pods v0.1.0 could not serve: netkit pods (ENDPOINT_F_NETKIT), which it
+ * knows nothing of. Its programs would be attached to the pair's host end as
+ * if it were a veth (where a netkit pod needs them as its pair's peer
+ * program, and same-node delivery from it a bpf_redirect its programs never
+ * make), its plugin's DEL, CHECK and GC look for veths only, and ABI 1 has
+ * no ENDPOINT_F_NETKIT for its programs to read. Named by
+ * address, host device and (from the IPAM store under --state-dir) container.
+ * Read in either layout: the maps may already be ABI 1.
+ */
+function netkitPods(cfg: DaemonConfig): { ip: string; device?: string; containerId?: string }[] {
+  if (!existsSync(mapPin(cfg.pinDir, MapName.endpoints))) return [];
+  const found = listEndpoints(cfg.pinDir).filter((e) => (Number(e.flags) & EndpointFlags.netkit) !== 0);
+  if (!found.length) return [];
+  using s = new NetlinkSocket();
+  const networks = (() => {
+    try {
+      return readdirSync(cfg.stateDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(cfg.stateDir, d.name));
+    } catch {
+      return [];
+    }
+  })();
+  return found.map((e) => {
+    const ip = String(e.ip);
+    const device = getLinkByIndex(s, e.ifindex)?.name;
+    let containerId: string | undefined;
+    for (const dir of networks) {
+      try {
+        containerId = readFileSync(join(dir, ip), 'utf8').split(/\r?\n/)[0]?.trim() || undefined;
+        if (containerId) break;
+      } catch {
+        /* not reserved in this network */
+      }
+    }
+    return { ip, ...(device ? { device } : {}), ...(containerId ? { containerId } : {}) };
+  });
 }
 
 /**

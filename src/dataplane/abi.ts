@@ -16,6 +16,9 @@ export const MapName = {
   ipcache: 'bvcni_ipcache',
   policy: 'bvcni_policy',
   podCt: 'bvcni_pod_ct',
+  events: 'bvcni_events',
+  monitor: 'bvcni_monitor',
+  monitorBucket: 'bvcni_monitor_bucket',
 } as const;
 export type MapName = (typeof MapName)[keyof typeof MapName];
 
@@ -27,6 +30,8 @@ export const HOSTPORT_FLOWS_MAX = 65536;
 export const IPCACHE_MAX = 262144;
 export const POLICY_MAX = 262144;
 export const POD_CT_MAX = 131072;
+/** BVCNI_EVENTS_BYTES: the drop-event ring buffer's size. */
+export const EVENTS_BYTES = 256 * 1024;
 
 export const tunnelKey = struct('tunnel_key', 8, [
   { name: 'prefixlen', kind: 'u32', offset: 0 },
@@ -151,7 +156,16 @@ export const Reason = {
   DROP_POLICY_PENDING: 23,
   DROP_POLICY_FRAGMENT: 24,
   DROP_POLICY_CT: 25,
+  // Not drops: what became of a drop's event while a monitor listened (lib/monitor.h).
+  MONITOR_SUPPRESSED: 27,
+  MONITOR_LOST: 28,
 } as const;
+
+/** Reasons that count something other than dropped packets (FORWARD, the monitor's). */
+const NOT_DROPS = new Set<number>([Reason.FORWARD, Reason.MONITOR_SUPPRESSED, Reason.MONITOR_LOST]);
+export function isDropReason(code: number): boolean {
+  return !NOT_DROPS.has(code);
+}
 export const REASON_MAX = 64;
 /** ABI 1's REASON_MAX (v0.1.0): its stats map has REASON_MAX_V1 * 2 slots. */
 export const REASON_MAX_V1 = 32;
@@ -160,6 +174,14 @@ export const Direction = { ingress: 0, egress: 1 } as const;
 export function reasonName(code: number): string {
   for (const [name, value] of Object.entries(Reason)) if (value === code) return name;
   return `REASON_${code}`;
+}
+
+/** The reason's number from its name (DROP_SPOOFED, or REASON_N for an unnamed one); undefined when unknown. */
+export function reasonCode(name: string): number | undefined {
+  const n = name.toUpperCase().replace(/^REASON_(?=DROP_|MONITOR_|FORWARD)/, '');
+  if (n in Reason) return Reason[n as keyof typeof Reason];
+  const m = /^REASON_(\d+)$/.exec(n);
+  return m && Number(m[1]) < REASON_MAX ? Number(m[1]) : undefined;
 }
 
 /** Index into the stats map for a reason and direction. */
@@ -320,3 +342,48 @@ export const podCtValue = struct('pod_ct_value', 16, [
   { name: 'pad', kind: 'pad', offset: 13, length: 3 },
 ] as const);
 export type PodCtValue = CodecValue<typeof podCtValue>;
+/** enum bvcni_hook: where a drop event's program ran. */
+export const Hook = { pod: 0, uplink: 1, overlayIngress: 2, overlayEgress: 3 } as const;
+export function hookName(code: number): string {
+  for (const [name, value] of Object.entries(Hook)) if (value === code) return name;
+  return `hook-${code}`;
+}
+
+/** enum drop_event_flags: which of a drop event's packet fields were read. */
+export const EventFlags = { ipv4: 1 << 0, ports: 1 << 1, arp: 1 << 2 } as const;
+
+/** struct drop_event: one record of the bvcni_events ring buffer. */
+export const dropEvent = struct('drop_event', 40, [
+  { name: 'ktime_ns', kind: 'u64', offset: 0 },
+  { name: 'ifindex', kind: 'u32', offset: 8 },
+  { name: 'len', kind: 'u32', offset: 12 },
+  { name: 'reason', kind: 'u16', offset: 16 },
+  { name: 'dir', kind: 'u8', offset: 18 },
+  { name: 'hook', kind: 'u8', offset: 19 },
+  { name: 'ethertype', kind: 'be16', offset: 20 },
+  { name: 'proto', kind: 'u8', offset: 22 },
+  { name: 'flags', kind: 'u8', offset: 23 },
+  { name: 'saddr', kind: 'ipv4', offset: 24 },
+  { name: 'daddr', kind: 'ipv4', offset: 28 },
+  { name: 'sport', kind: 'be16', offset: 32 },
+  { name: 'dport', kind: 'be16', offset: 34 },
+  { name: 'rule_ref', kind: 'u32', offset: 36 },
+] as const);
+export type DropEvent = CodecValue<typeof dropEvent>;
+
+/** struct monitor_config: the listener's lease and the token bucket's rate, written by bvcnictl monitor. */
+export const monitorConfig = struct('monitor_config', 24, [
+  { name: 'listen_until_ns', kind: 'u64', offset: 0 },
+  { name: 'rate', kind: 'u32', offset: 8 },
+  { name: 'burst', kind: 'u32', offset: 12 },
+  { name: 'listener_pid', kind: 'u32', offset: 16 },
+  { name: 'pad', kind: 'pad', offset: 20, length: 4 },
+] as const);
+export type MonitorConfig = CodecValue<typeof monitorConfig>;
+
+/** struct monitor_bucket: the programs' per-CPU token bucket (tokens in 1/1e9 of an event). */
+export const monitorBucket = struct('monitor_bucket', 16, [
+  { name: 'tokens', kind: 'u64', offset: 0 },
+  { name: 'last_ns', kind: 'u64', offset: 8 },
+] as const);
+export type MonitorBucket = CodecValue<typeof monitorBucket>;

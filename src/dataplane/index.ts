@@ -43,6 +43,9 @@ export {
 } from './node.js';
 export {
   openPolicyMaps,
+  openIpcacheMap,
+  openPolicyMap,
+  openPodCtMap,
   applyPolicyDiff,
   setEndpointPolicyState,
   clearPolicyState,
@@ -58,3 +61,17 @@ export {
   type EndpointPolicyState,
   type PodCtFlow,
 } from './policy.js';
+export {
+  DropMonitor,
+  MonitorBusy,
+  MonitorUnavailable,
+  monitorAvailable,
+  removeMonitorMaps,
+  openMonitorConfigMap,
+  openMonitorBucketMap,
+  MONITOR_LEASE_NS,
+  MONITOR_DEFAULT_RATE,
+  MONITOR_DEFAULT_BURST,
+  type MonitorOptions,
+  type TimedDropEvent,
+} from './monitor.js';

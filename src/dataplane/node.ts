@@ -32,6 +32,7 @@ import {
   getLinkByIndex,
   isolateBridgePort,
   listAddrs,
+  listLinks,
   replaceRoute,
   setLink,
   setProxyArp,
@@ -102,6 +103,8 @@ export interface NodeDataplane {
   nodeHostPorts: { attached: true } | { attached: false; reason: string };
   /** What the map migration did (nothing converted when every layout was already this release's). */
   migration: MigrationReport;
+  /** What set-up changed that an operator should hear about (a device recreated, the VNI changed). */
+  notes: string[];
   /** Releases our file descriptors; the dataplane stays in place. */
   close(): void;
 }
@@ -113,6 +116,9 @@ export { macForIp };
 function openSocket(netns?: string): NetlinkSocket {
   return netns ? socketIn(netns) : new NetlinkSocket();
 }
+
+/** VXLAN's VNI field is 24 bits (RFC 7348); 0 is left unused, as flannel and the kernel's own default do. */
+export const MAX_VNI = 0xffffff;
 
 interface Validated {
   pod: Cidr;
@@ -138,7 +144,8 @@ function validate(cfg: NodeDataplaneConfig): Validated {
   if (!(natMin >= 1024 && natMax <= 65535 && natMin <= natMax)) {
     throw new TypeError(`NAT port range ${natMin}-${natMax} must lie within 1024-65535`);
   }
-  if (!Number.isInteger(cfg.vni) || cfg.vni < 1 || cfg.vni > 0xffffff) throw new TypeError(`bad VNI ${cfg.vni}`);
+  if (!Number.isInteger(cfg.vni) || cfg.vni < 1 || cfg.vni > MAX_VNI)
+    throw new TypeError(`VNI ${cfg.vni} is out of range: a VXLAN network identifier is 24 bits, 1..${MAX_VNI}`);
   if (!Number.isInteger(cfg.vxlanPort) || cfg.vxlanPort < 1 || cfg.vxlanPort > 65535) {
     throw new TypeError(`bad VXLAN port ${cfg.vxlanPort}`);
   }
@@ -174,13 +181,32 @@ export function portsCovered(list: string, min: number, max: number): boolean {
   return next > max;
 }
 
-function ensureVxlan(s: NetlinkSocket, cfg: NodeDataplaneConfig, mtu: number): Link {
+/**
+ * The VXLAN device: collect_md ("external"), so it holds no VNI of its own
+ * (the kernel refuses a VNI on an external device): the programs put cfg.vni
+ * in every packet's header from the config map. A device of ours under the
+ * name with another port, or a device with a fixed VNI there, is recreated,
+ * as flannel recreates a device "with incompatible configuration" (the name
+ * is bvcnid's, --vxlan-dev, and what holds it is what an earlier or
+ * misconfigured run left; refusing would keep the node NotReady for what
+ * bvcnid can put right itself); `notes` says what was replaced. Another
+ * device already up on the port is not ours to delete: the kernel gives a
+ * UDP port to one VXLAN device per namespace, so that is a clear error.
+ */
+function ensureVxlan(s: NetlinkSocket, cfg: NodeDataplaneConfig, mtu: number, notes: string[]): Link {
   let link = getLink(s, cfg.vxlanDev);
   const ok = link?.kind === 'vxlan' && link.vxlan?.external === true && link.vxlan.port === cfg.vxlanPort;
   if (link && !ok) {
-    // Wrong kind or port: only a device we would have created carries this name; replace it.
+    notes.push(`${cfg.vxlanDev} existed as ${describeLink(link)}; recreated as an external (collect_md) VXLAN device on UDP port ${cfg.vxlanPort}`);
     deleteLink(s, cfg.vxlanDev);
     link = undefined;
+  }
+  const clash = listLinks(s).find((l) => l.kind === 'vxlan' && l.name !== cfg.vxlanDev && l.up && l.vxlan?.port === cfg.vxlanPort);
+  if (clash) {
+    throw new Error(
+      `UDP port ${cfg.vxlanPort} is taken by ${describeLink(clash)} "${clash.name}": the kernel gives a port to one VXLAN device per namespace, ` +
+        `and bvcni needs its own (${cfg.vxlanDev}, external, VNI ${cfg.vni} in each packet). Remove that device or give bvcnid another --vxlan-port (every node the same)`,
+    );
   }
   if (!link) {
     createVxlan(s, { name: cfg.vxlanDev, port: cfg.vxlanPort });
@@ -203,6 +229,12 @@ function ensureVxlan(s: NetlinkSocket, cfg: NodeDataplaneConfig, mtu: number): L
   const now = getLinkByIndex(s, link.index);
   if (!now) throw new Error(`VXLAN device ${cfg.vxlanDev} vanished`);
   return now;
+}
+
+/** A device as the notes and errors name it: its kind, and for VXLAN its mode, VNI and port. */
+function describeLink(l: Link): string {
+  if (l.kind !== 'vxlan' || !l.vxlan) return `a ${l.kind ?? 'plain'} device`;
+  return `a VXLAN device ${l.vxlan.external ? 'in external mode' : `with VNI ${l.vxlan.vni}`} on UDP port ${l.vxlan.port}`;
 }
 
 /** Loads the three objects (adopting pinned maps), pins their programs. */
@@ -274,6 +306,8 @@ export interface NodeLinks {
   vxlan: Link;
   mtu: number;
   gatewayIp: string;
+  /** What set-up changed that an operator should hear about (a device replaced). */
+  notes: string[];
 }
 
 /**
@@ -294,7 +328,8 @@ export function ensureNodeLinks(cfg: NodeDataplaneConfig, rtnl?: NetlinkSocket):
   ensureSysctl('net/ipv4/ip_forward', '1', ns);
   reservePorts(ns, v.natMin, v.natMax);
   const bridge = ensureBridgeLink(s, { name: cfg.bridge, gatewayIp: gw, prefix: v.pod.prefix, mtu, configureExisting: true });
-  const vxlan = ensureVxlan(s, cfg, mtu);
+  const notes: string[] = [];
+  const vxlan = ensureVxlan(s, cfg, mtu, notes);
   for (const dev of [cfg.bridge, cfg.vxlanDev]) ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '0', ns);
   // Netkit pods (cni/commands/add.ts) are no bridge ports: a veth pod on this node that ARPs for one
   // (its /24 is on-link) is answered by the node, which holds the pod's /32 route on another device.
@@ -306,7 +341,7 @@ export function ensureNodeLinks(cfg: NodeDataplaneConfig, rtnl?: NetlinkSocket):
   replaceRoute(s, { dst: intToIpv4(v.cluster.addr), dstLen: v.cluster.prefix, oif: vxlan.index, prefsrc: cfg.nodeIp });
   // The node talks to its own pods from its node IP (what kubelet probes and host-network pods should show), not the gateway's.
   replaceRoute(s, { dst: intToIpv4(v.pod.addr), dstLen: v.pod.prefix, oif: bridge.index, prefsrc: cfg.nodeIp, protocol: RTPROT_KERNEL });
-  return { uplink, bridge, vxlan, mtu, gatewayIp: gw };
+  return { uplink, bridge, vxlan, mtu, gatewayIp: gw, notes };
 }
 
 export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<NodeDataplane> {
@@ -317,7 +352,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   for (const f of OBJECTS) if (!existsSync(join(objDir, f))) throw new Error(`missing BPF object ${join(objDir, f)}`);
 
   using rtnl = openSocket(ns);
-  const { uplink, bridge, vxlan, mtu, gatewayIp: gw } = ensureNodeLinks(cfg, rtnl);
+  const { uplink, bridge, vxlan, mtu, gatewayIp: gw, notes } = ensureNodeLinks(cfg, rtnl);
 
   // Maps pinned by another ABI version (an upgrade, or an interrupted migration): converted in
   // place first, or refused with nothing touched (migrate.ts).
@@ -369,6 +404,12 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       service_prefix: v.service?.prefix ?? 0,
       vxlan_port: cfg.vxlanPort,
     };
+    // The VNI is the config map's, not the device's: adopting a dataplane set up with another one
+    // switches this node over at once (as flannel's recreated device does); it then reaches only
+    // nodes that use the new one.
+    const was = maps.config.lookup(0);
+    if (was && (was.flags & ConfigFlags.ready) !== 0 && was.vni !== cfg.vni)
+      notes.push(`VNI changed from ${was.vni} to ${cfg.vni}: this node now reaches only nodes that use VNI ${cfg.vni} (every node needs the same --vni)`);
     // Last: READY is what lets the programs act.
     maps.config.update(0, config);
     const nodeHostPorts = attachSockProgram(cfg, objDir);
@@ -387,6 +428,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       reattached,
       nodeHostPorts,
       migration,
+      notes,
       close: () => m.close(),
     };
   } catch (e) {

@@ -94,15 +94,25 @@ export interface PolicyMaps {
   [Symbol.dispose](): void;
 }
 
+export function openIpcacheMap(pinDir: string): BpfMap<IpcacheKey, IpcacheValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.ipcache), ipcacheKey, ipcacheValue);
+}
+export function openPolicyMap(pinDir: string): BpfMap<PolicyKey, PolicyValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.policy), policyKey, policyValue);
+}
+export function openPodCtMap(pinDir: string): BpfMap<PodCtKey, PodCtValue> {
+  return BpfMap.openPinned(mapPin(pinDir, MapName.podCt), podCtKey, podCtValue);
+}
+
 /** Opens the policy maps and the endpoints map; all or nothing. */
 export function openPolicyMaps(pinDir: string): PolicyMaps {
   const opened: { close(): void }[] = [];
   const track = <T extends { close(): void }>(m: T): T => (opened.push(m), m);
   try {
     const maps = {
-      ipcache: track(BpfMap.openPinned(mapPin(pinDir, MapName.ipcache), ipcacheKey, ipcacheValue)),
-      policy: track(BpfMap.openPinned(mapPin(pinDir, MapName.policy), policyKey, policyValue)),
-      podCt: track(BpfMap.openPinned(mapPin(pinDir, MapName.podCt), podCtKey, podCtValue)),
+      ipcache: track(openIpcacheMap(pinDir)),
+      policy: track(openPolicyMap(pinDir)),
+      podCt: track(openPodCtMap(pinDir)),
       endpoints: track(openEndpointsMap(pinDir)),
     };
     const close = (): void => opened.forEach((m) => m.close());

@@ -1,5 +1,5 @@
 // Reading the per-CPU stats map: summed over CPUs, by reason and direction.
-import { Direction, Reason, REASON_MAX, reasonName, statsIndex } from './abi.js';
+import { Direction, isDropReason, Reason, REASON_MAX, reasonCode, reasonName, statsIndex } from './abi.js';
 import { openStatsMap } from './maps.js';
 
 export interface StatsRow {
@@ -30,7 +30,13 @@ export function readStats(pinDir: string): StatsRow[] {
   return rows;
 }
 
+/** A row counts dropped packets (not FORWARD, not the monitor's event counters). */
+export function isDropRow(r: StatsRow): boolean {
+  const code = reasonCode(r.reason);
+  return code === undefined || isDropReason(code);
+}
+
 /** Drop counters only (every named drop reason, zeros included, so metrics series are stable). */
 export function readDropStats(pinDir: string): StatsRow[] {
-  return readStats(pinDir).filter((r) => r.reason !== 'FORWARD');
+  return readStats(pinDir).filter(isDropRow);
 }

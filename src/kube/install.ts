@@ -28,8 +28,13 @@ import { basename, dirname, join } from 'node:path';
 
 export const CONFLIST_NAME = '00-bvcni.conflist';
 export const PLUGIN_NAME = 'bvcni';
-/** The plugin's support directory (beside it, e.g. koffi's native module). */
+/** The plugin's support directory (beside it: the Node plugin, koffi's native module, libbpf). */
 export const PLUGIN_DIR_NAME = 'bvcni.d';
+/**
+ * The Node plugin, in the support directory: `bvcni` itself is the native
+ * front (src/cni/front/), which runs this for everything bvcnid does not answer.
+ */
+export const NODE_PLUGIN_NAME = 'bvcni-node';
 
 const tmpName = (p: string): string => join(dirname(p), `.${basename(p)}.tmp-${process.pid}`);
 

@@ -40,7 +40,7 @@ export const NETKIT_L2 = 0;
 export const NETKIT_PASS = 0;
 export const NETKIT_DROP = 2;
 /** VXLAN link attributes (IFLA_INFO_DATA of kind "vxlan"; linux/if_link.h). */
-export const IFLA_VXLAN = { LEARNING: 7, PORT: 15, COLLECT_METADATA: 25 } as const;
+export const IFLA_VXLAN = { ID: 1, LEARNING: 7, PORT: 15, COLLECT_METADATA: 25 } as const;
 /** In IFLA_AF_SPEC's AF_INET6 block: how the link's IPv6 addresses are made (IN6_ADDR_GEN_MODE_NONE: none). */
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
 export const IN6_ADDR_GEN_MODE_NONE = 1;

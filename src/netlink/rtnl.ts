@@ -64,8 +64,8 @@ export interface Link {
   bridgePort?: { learning: boolean; unicastFlood: boolean };
   /** When the link is a netkit device: which end, its mode and what each end does without a program. */
   netkit?: { primary: boolean; mode?: number; policy?: number; peerPolicy?: number };
-  /** When the link is a VXLAN device: collect_md ("external"), its UDP port, and whether it learns. */
-  vxlan?: { external: boolean; port: number; learning: boolean };
+  /** When the link is a VXLAN device: collect_md ("external"), its UDP port, whether it learns, and its VNI (0 when external: the kernel refuses both). */
+  vxlan?: { external: boolean; port: number; learning: boolean; vni: number };
   /** IFF_NOARP: the link resolves no neighbours. */
   noarp?: boolean;
   /** RFC 2863 operational state as iproute2 prints it (UP, DOWN, UNKNOWN, LOWERLAYERDOWN, …). */
@@ -115,6 +115,7 @@ function parseLink(body: Buffer): Link {
         external: v.get(IFLA_VXLAN.COLLECT_METADATA)?.[0] === 1,
         port: v.get(IFLA_VXLAN.PORT)?.readUInt16BE(0) ?? 0,
         learning: v.get(IFLA_VXLAN.LEARNING)?.[0] === 1,
+        vni: (v.get(IFLA_VXLAN.ID)?.length ?? 0) >= 4 ? v.get(IFLA_VXLAN.ID)!.readUInt32LE(0) : 0,
       };
     }
     const slaveData = li.get(IFLA_INFO_SLAVE_DATA);

@@ -7,10 +7,12 @@
 // "bvcni alone" (BVCNI_NO_DAEMON=1) is the plugin doing everything itself, as
 // it does when bvcnid is down or declines.
 // Then pods per second for 100 parallel ADDs, each way.
-// The same for the v0.1.0 build (its plugin embeds Node 20; this one Node 24),
+// The plugin is the native front (src/cni/front/): with bvcnid up it starts no
+// Node at all; "alone" and VERSION run the Node plugin behind it.
+// BVCNI_BENCH_BASELINE=v0.1.0 adds the v0.1.0 build (its plugin embeds Node 20),
 // built from its tag in this run (test/bench/release-build.ts) and measured
-// interleaved with this build, against this build's bvcnid and dataplane.
-// BVCNI_BENCH_BASELINE=none leaves it out, a path (with a slash) compares with
+// interleaved with this build — but v0.1.0's plugin cannot open this build's
+// ABI 2 maps, so its ADDs fail; the default is none. A path (with a slash) compares with
 // that plugin executable instead (e.g. one tools/sea.ts built with
 // BVCNI_SEA_SNAPSHOT=0: the start-up's before and after); BVCNI_BENCH_ROUNDS and
 // BVCNI_BENCH_PARALLEL shrink the run for a quick check.
@@ -19,14 +21,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { TestNode, cniEnv, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { median } from '../../src/common/stats.js';
 import { waitFor } from '../../src/common/wait.js';
 import { buildRelease, embeddedRuntime, type ReleasePlugin } from './release-build.js';
 
 const ROUNDS = Number(process.env.BVCNI_BENCH_ROUNDS ?? 40);
 const PARALLEL = Number(process.env.BVCNI_BENCH_PARALLEL ?? 100);
-const BASELINE = process.env.BVCNI_BENCH_BASELINE ?? 'v0.1.0';
+const BASELINE = process.env.BVCNI_BENCH_BASELINE ?? 'none';
+const NODE_PLUGIN = join(dirname(PLUGIN), 'bvcni.d', 'bvcni-node');
 const THROUGHPUT_ROUNDS = Number(process.env.BVCNI_BENCH_THROUGHPUT_ROUNDS ?? 3);
 
 function timed(ns: string, argv: string[], env: Record<string, string>, stdin: string): Promise<{ ms: number; code: number | null; stdout: string }> {
@@ -76,7 +79,7 @@ async function measure(base: ReleasePlugin | undefined): Promise<void> {
     await node.startDaemon();
     const conf = JSON.stringify(node.conf('1.0.0'));
     const ref = JSON.stringify(node.refConf('1.0.0'));
-    recache([process.execPath, PLUGIN, join(REF_DIR, 'bridge'), join(REF_DIR, 'host-local'), '/usr/bin/nsenter', ...(base ? [base.plugin] : [])]);
+    recache([process.execPath, PLUGIN, NODE_PLUGIN, join(REF_DIR, 'bridge'), join(REF_DIR, 'host-local'), '/usr/bin/nsenter', ...(base ? [base.plugin] : [])]);
     const t: Record<string, number[]> = {
       bvcniAdd: [], bvcniDel: [], aloneAdd: [], aloneDel: [], refAdd: [], refDel: [], nodeFloor: [], seaFloor: [],
       baseAdd: [], baseDel: [], baseAloneAdd: [], baseAloneDel: [], baseFloor: [],

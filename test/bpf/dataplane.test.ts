@@ -8,13 +8,18 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfObject, testRun, withNetns, type BpfProgram } from '../../loader/index.js';
+import { BpfObject, numPossibleCpus, RingBufReader, testRun, withNetns, type BpfProgram } from '../../loader/index.js';
+import { DropMonitor } from '../../src/dataplane/monitor.js';
 import { run } from '../../src/common/exec.js';
 import { waitFor } from '../../src/common/wait.js';
 import { createNetns, deleteNetnsSync, netnsPath, uniquePrefix } from '../../src/sim/netns.js';
 import {
   ConfigFlags,
+  EventFlags,
+  Hook,
+  MapName,
   NatDir,
+  Reason,
   NatTcpState,
   Programs,
   TunnelFlags,
@@ -144,6 +149,33 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     assert.equal(counter('DROP_NO_CONFIG'), before + 1n);
     assert.equal(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 80, dport: 61005 })).retval, TC_ACT_OK);
     maps.config.update(0, config());
+  });
+
+  test('drop events: none while nobody listens; with a listener each drop is one ring-buffer event (hook, direction, reason, 5-tuple); a bucket of 3 without refill lets at most 3 per CPU through and counts the rest as MONITOR_SUPPRESSED', () => {
+    const spoof = packet({ src: '10.244.1.77', dst: '10.244.2.2', proto: PROTO.UDP, sport: 1111, dport: 2222 });
+    using ring = RingBufReader.openPinned(join(PIN, MapName.events));
+    ring.skipToEnd();
+    assert.equal(exec('pod', spoof).retval, TC_ACT_SHOT);
+    assert.equal(ring.pending, 0, 'nobody listens: nothing written');
+    {
+      using m = DropMonitor.open(PIN);
+      assert.equal(exec('pod', spoof).retval, TC_ACT_SHOT);
+      assert.equal(exec('overlayEgress', packet({ src: POD1.ip, dst: '10.244.9.9', proto: PROTO.TCP, sport: 3333, dport: 80 })).retval, TC_ACT_SHOT);
+      const evs = m.poll().map((e) => ({ reason: e.reason, hook: e.hook, dir: e.dir, flags: e.flags, proto: e.proto, saddr: e.saddr, daddr: e.daddr, sport: e.sport, dport: e.dport, ethertype: e.ethertype, rule_ref: e.rule_ref }));
+      const f = EventFlags.ipv4 | EventFlags.ports;
+      assert.deepEqual(evs, [
+        { reason: Reason.DROP_SPOOFED, hook: Hook.pod, dir: 0, flags: f, proto: PROTO.UDP, saddr: '10.244.1.77', daddr: '10.244.2.2', sport: 1111, dport: 2222, ethertype: ETH_P.IP, rule_ref: 0 },
+        { reason: Reason.DROP_NO_TUNNEL, hook: Hook.overlayEgress, dir: 1, flags: f, proto: PROTO.TCP, saddr: POD1.ip, daddr: '10.244.9.9', sport: 3333, dport: 80, ethertype: ETH_P.IP, rule_ref: 0 },
+      ]);
+    }
+    {
+      using m = DropMonitor.open(PIN, { rate: 0, burst: 3 });
+      const suppressed = counter('MONITOR_SUPPRESSED');
+      for (let i = 0; i < 10; i++) exec('pod', spoof);
+      const n = m.poll().length;
+      assert.ok(n >= 3 && n <= 3 * numPossibleCpus(), `${n} events from a bucket of 3 per CPU`);
+      assert.equal(counter('MONITOR_SUPPRESSED') - suppressed, BigInt(10 - n), 'the rest counted as suppressed');
+    }
   });
 
   test('a source that is not the pod on this interface is dropped as DROP_SPOOFED', () => {
@@ -872,6 +904,46 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     } finally {
       hp.delete(key);
       hp.delete({ ...key, proto: PROTO.UDP });
+      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    }
+  });
+
+  test('hostPort and the masquerade rewrite packets with IP options too (their port outside the fixed header window), and what would expire is DROP_TTL', () => {
+    using hp = openHostportMap(PIN);
+    const key = { host_ip: '0.0.0.0', port: 8082, proto: PROTO.TCP };
+    hp.update(key, { pod_ip: POD1.ip, pod_port: 82, owner: 3n });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    const ipOptions = Buffer.from([1, 1, 1, 0]); // NOP NOP NOP EOL: the ports move 4 bytes
+    try {
+      for (const opts of [{}, { ipOptions }]) {
+        const what = 'ipOptions' in opts ? 'with IP options' : 'without';
+        const inb = exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40200, dport: 8082, tcpFlags: 0x02, ttl: 64, ...opts }));
+        assert.equal(inb.retval, TC_ACT_REDIRECT, what);
+        const d = parse(inb.out);
+        assert.deepEqual([d.src, d.sport, d.dst, d.dport, d.ttl], [INET, 40200, POD1.ip, 82, 63], what);
+        assert.ok(d.ipCsumOk && d.l4CsumOk, `checksums after DNAT, ${what}`);
+        const back = exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 82, dport: 40200, tcpFlags: 0x12, ttl: 64, ...opts }));
+        assert.equal(back.retval, TC_ACT_REDIRECT, what);
+        const b = parse(back.out);
+        assert.deepEqual([b.src, b.sport, b.dst, b.dport, b.ttl], [NODE_IP, 8082, INET, 40200, 63], what);
+        assert.ok(b.ipCsumOk && b.l4CsumOk, `checksums after the reverse translation, ${what}`);
+        const masq = exec('pod', packet({ src: POD2.ip, dst: INET, proto: PROTO.UDP, sport: 5353, dport: 53, ttl: 64, ...opts }));
+        assert.equal(masq.retval, TC_ACT_REDIRECT, what);
+        const m = parse(masq.out);
+        assert.equal(m.src, NODE_IP, what);
+        assert.ok(m.sport >= NAT_MIN && m.sport <= NAT_MAX, `masqueraded port ${m.sport}, ${what}`);
+        assert.ok(m.ipCsumOk && m.l4CsumOk, `checksums after the masquerade, ${what}`);
+      }
+      // TTL: routed on with 1 left, dropped with 1 (the control proves the first passes the same path).
+      const before = counter('DROP_TTL');
+      const two = exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40201, dport: 8082, tcpFlags: 0x02, ttl: 2 }));
+      assert.equal(two.retval, TC_ACT_REDIRECT);
+      assert.equal(parse(two.out).ttl, 1);
+      assert.equal(exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40201, dport: 8082, tcpFlags: 0x02, ttl: 1 })).retval, TC_ACT_SHOT);
+      assert.equal(exec('pod', packet({ src: POD1.ip, dst: INET, proto: PROTO.TCP, sport: 82, dport: 40201, tcpFlags: 0x12, ttl: 1 })).retval, TC_ACT_SHOT);
+      assert.equal(counter('DROP_TTL'), before + 2n);
+    } finally {
+      hp.delete(key);
       maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
     }
   });

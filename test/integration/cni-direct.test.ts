@@ -4,7 +4,8 @@
 // inputs must produce results of the same shape.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
 import { PLUGIN, TestNode, shape, type CniOutcome } from '../fixtures/cni/harness.js';
 
@@ -192,6 +193,74 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
       assert.deepEqual(await node.endpoints(), []);
       assert.deepEqual(await node.hostVeths(), []);
     }
+  });
+
+  // cni-fuzz seed 444405962, made deterministic: a DEL whose config named
+  // another pinDir (and bridge) released the address and the veth and left
+  // the endpoint entry in the pin dir the ADD wrote.
+  test('DEL and GC undo an ADD where the ADD recorded it did it (pin dir, bridge), whatever their own config names', async () => {
+    const elsewhere = { pinDir: `${node.pinDir}-elsewhere`, bridge: `${node.prefix}xb` };
+    const pod = await node.pod('rec');
+    const added = async (cid: string): Promise<string> => {
+      const add = await node.exec({ command: 'ADD', containerId: cid, netns: pod, ifname: 'eth0', stdin: node.conf('1.1.0') });
+      assert.equal(add.code, 0, add.stdout);
+      const ip = (add.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
+      // The control: the entry is there to be left behind.
+      assert.deepEqual(await node.endpoints(), [ip], 'ADD registered the endpoint in its own pin dir');
+      return ip;
+    };
+    await added('rec-del');
+    const del = await node.exec({ command: 'DEL', containerId: 'rec-del', netns: pod, ifname: 'eth0', stdin: node.conf('1.1.0', elsewhere) });
+    assert.equal(del.code, 0, del.stdout);
+    assert.deepEqual(node.reservations(), [], 'released');
+    assert.deepEqual(await node.hostVeths(), [], 'veth gone');
+    assert.deepEqual(await node.endpoints(), [], "the endpoint entry went from the ADD's pin dir, not the DEL's");
+
+    await added('rec-gc');
+    const gc = await node.exec({ command: 'GC', stdin: node.conf('1.1.0', { ...elsewhere, 'cni.dev/valid-attachments': [] }) });
+    assert.equal(gc.code, 0, gc.stdout);
+    assert.deepEqual(node.reservations(), [], 'GC released it');
+    assert.deepEqual(await node.hostVeths(), [], 'GC deleted the veth');
+    assert.deepEqual(await node.endpoints(), [], "GC removed the entry from the ADD's pin dir");
+
+    // A reservation as v0.1.0 writes it (no record): DEL goes by its own config, as before.
+    const ip = await added('rec-old');
+    const file = join(node.dataDir, 'bvcni', ip);
+    const lines = readFileSync(file, 'utf8').split('\r\n');
+    assert.equal(lines.length, 3, 'containerID, ifname, then the record');
+    assert.deepEqual(JSON.parse(lines[2]!), { pinDir: node.pinDir, bridge: node.bridge });
+    writeFileSync(file, lines.slice(0, 2).join('\r\n'));
+    const old = await node.exec({ command: 'DEL', containerId: 'rec-old', netns: pod, ifname: 'eth0', stdin: node.conf('1.1.0') });
+    assert.equal(old.code, 0, old.stdout);
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.endpoints(), [], "no record: the DEL config's pin dir");
+    node.deletePod(pod);
+  });
+
+  // cni-fuzz seed 174030857, made deterministic: an ADD of an attachment that
+  // an earlier ADD made under another podCIDR (in another namespace) reused
+  // that address, failed on it (no route to the gateway) and, rolling back,
+  // released the reservation but left the earlier ADD's endpoint entry,
+  // outside the podCIDR GC sweeps.
+  test('an ADD of an attachment an earlier ADD made under another podCIDR starts afresh, and nothing of the earlier one is left', async () => {
+    const first = await node.pod('pfa');
+    const second = await node.pod('pfb');
+    const other = await node.exec({ command: 'ADD', containerId: 'prior', netns: first, ifname: 'eth0', stdin: node.conf('1.0.0', { podcidr: '10.244.9.0/24' }) });
+    assert.equal(other.code, 0, other.stdout);
+    assert.deepEqual(await node.endpoints(), ['10.244.9.2'], 'the control: the earlier ADD registered its entry');
+    const again = await node.exec({ command: 'ADD', containerId: 'prior', netns: second, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(again.code, 0, again.stdout);
+    const ip = (again.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
+    assert.match(ip, /^10\.244\.1\./, 'an address of this podCIDR');
+    assert.deepEqual(await node.endpoints(), [ip], "the earlier ADD's entry went with its reservation");
+    assert.deepEqual(node.reservations(), [ip]);
+    const del = await node.exec({ command: 'DEL', containerId: 'prior', netns: second, ifname: 'eth0', stdin: node.conf('1.0.0') });
+    assert.equal(del.code, 0, del.stdout);
+    assert.deepEqual(node.reservations(), []);
+    assert.deepEqual(await node.endpoints(), []);
+    assert.deepEqual(await node.hostVeths(), []);
+    node.deletePod(first);
+    node.deletePod(second);
   });
 
   test('chained in a conflist: prevResult passes through with our entries appended', async () => {

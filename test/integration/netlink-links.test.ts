@@ -68,11 +68,11 @@ test('createVxlan makes the device `ip link add … type vxlan external dstport 
   assert.equal(ours.linkinfo?.info_data?.learning, false);
   // Every VXLAN attribute iproute2 prints (ttl, ageing, checksums, df, …), not only the three we set.
   assert.deepEqual(ours.linkinfo?.info_data, theirs.linkinfo?.info_data);
-  assert.deepEqual(getLink(s, 'vx0')?.vxlan, { external: true, port: 8472, learning: false });
+  assert.deepEqual(getLink(s, 'vx0')?.vxlan, { external: true, port: 8472, learning: false, vni: ours.linkinfo?.info_data?.id ?? 0 });
   // Control: the comparison sees a difference where there is one.
   createVxlan(s, { name: 'vx1', port: 4789 });
   assert.notDeepEqual((await ipLink(ns.a, 'vx1')).linkinfo?.info_data, theirs.linkinfo?.info_data);
-  assert.deepEqual(getLink(s, 'vx1')?.vxlan, { external: true, port: 4789, learning: false });
+  assert.deepEqual(getLink(s, 'vx1')?.vxlan, { external: true, port: 4789, learning: false, vni: 0 });
 });
 
 test('setLink changes MTU, MAC, NOARP and up together and only what it is given', async () => {

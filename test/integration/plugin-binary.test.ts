@@ -79,9 +79,16 @@ test('the real plugin, installed this way, finds its support directory through t
     });
   const ok = del();
   assert.equal(ok.status, 0, ok.stdout + ok.stderr);
-  // Control: without the version's support directory the same call fails.
+  // Controls: without koffi in the version's support directory the same call fails, naming it;
+  // without the directory (and the Node plugin in it) the native front says what it cannot run.
+  renameSync(join(bin, version, 'bvcni.d', 'koffi.node'), join(root, 'hidden-koffi.node'));
+  const noKoffi = del();
+  assert.equal(noKoffi.status, 1);
+  assert.match(noKoffi.stdout, /koffi/);
+  renameSync(join(root, 'hidden-koffi.node'), join(bin, version, 'bvcni.d', 'koffi.node'));
+  assert.equal(del().status, 0, 'whole again');
   renameSync(join(bin, version, 'bvcni.d'), join(root, 'hidden.d'));
   const broken = del();
   assert.equal(broken.status, 1);
-  assert.match(broken.stdout, /koffi/);
+  assert.match(broken.stdout, /"code":100,.*cannot run the plugin .*bvcni\.d\/bvcni-node/);
 });

@@ -161,6 +161,7 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       const before = pinnedLayout(d.node.pinDir);
       assert.ok(before.maps[MapName.hostport] && before.maps[MapName.hostportFlows], `${d.node.name}: the hostPort maps were created by the migration up`);
       for (const m of [MapName.ipcache, MapName.policy, MapName.podCt]) assert.ok(before.maps[m], `${d.node.name}: ${m} was created by the migration up`);
+      for (const m of [MapName.events, MapName.monitor, MapName.monitorBucket]) assert.ok(before.maps[m], `${d.node.name}: ${m} was created by the migration up`);
       assert.ok(existsSync(linkPin), `${d.node.name}: this build attached its cgroup connect4 link`);
       const linkId = pinnedLinkId(linkPin);
       assert.ok(linkExists(linkId), `${d.node.name}: link ${linkId} found by id`);
@@ -186,6 +187,8 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       assert.equal(l.maps[MapName.hostportFlows], undefined, `${d.node.name}: bvcni_hostport_flows unpinned`);
       assert.match(prep.out, /hostPorts \(ABI 2\) removed/);
       for (const m of [MapName.ipcache, MapName.policy, MapName.podCt]) assert.equal(l.maps[m], undefined, `${d.node.name}: ${m} unpinned`);
+      for (const m of [MapName.events, MapName.monitor, MapName.monitorBucket]) assert.equal(l.maps[m], undefined, `${d.node.name}: ${m} unpinned`);
+      assert.match(prep.out, /drop events \(ABI 2\) removed/);
       assert.equal(d.logged(/dataplane setup failed/).length, 0, `${d.node.name}: v0.1.0 adopted the maps at once`);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
       await allPairs(`after ${d.node.name} rolled back to v0.1.0`);

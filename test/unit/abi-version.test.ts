@@ -26,8 +26,10 @@ interface MapLayout {
   mapType: number;
   maxEntries: number;
   flags: number;
-  key: TypeLayout;
-  value: TypeLayout;
+  key?: TypeLayout;
+  value?: TypeLayout;
+  /** A ring buffer's records. */
+  record?: TypeLayout;
 }
 type Layouts = Record<string, MapLayout>;
 
@@ -46,6 +48,10 @@ function typeLayout(btf: Btf, id: number): TypeLayout {
   return out;
 }
 
+const RINGBUF = 27;
+/** The struct each ring buffer's records are (bpf/lib/abi.h). */
+const RINGBUF_RECORDS: Record<string, string> = { bvcni_events: 'drop_event' };
+
 /** Every bvcni_* map an object declares: libbpf's __uint/__type encode each attribute in a member's type. */
 export function mapLayouts(btf: Btf): Layouts {
   const out: Layouts = {};
@@ -59,8 +65,18 @@ export function mapLayouts(btf: Btf): Layouts {
       return id === undefined ? 0 : btfType(btf, btfType(btf, id).type_id!).nr_elems!;
     };
     const pointee = (n: string): number => btfType(btf, member(n)!).type_id!;
+    const mapType = uint('type');
+    if (mapType === RINGBUF) {
+      // No key or value: what the layout holds is its records' struct.
+      const rec = RINGBUF_RECORDS[v.name];
+      assert.ok(rec, `ring buffer ${v.name}: name its record struct in RINGBUF_RECORDS`);
+      const id = [...btf.entries()].find(([, t]) => t.kind === 'STRUCT' && t.name === rec)?.[0];
+      assert.ok(id !== undefined, `struct ${rec} (${v.name}'s records) is in no BTF`);
+      out[v.name] = { mapType, maxEntries: uint('max_entries'), flags: uint('map_flags'), record: typeLayout(btf, id) };
+      continue;
+    }
     out[v.name] = {
-      mapType: uint('type'),
+      mapType,
       maxEntries: uint('max_entries'),
       flags: uint('map_flags'),
       key: typeLayout(btf, pointee('key')),

@@ -33,6 +33,9 @@ const CODECS: StructCodec<unknown>[] = [
   abi.policyValue,
   abi.podCtKey,
   abi.podCtValue,
+  abi.dropEvent,
+  abi.monitorConfig,
+  abi.monitorBucket,
 ] as StructCodec<unknown>[];
 
 /** Asserts the codec's size and fields against the struct of that name in every object that has it. */
@@ -70,6 +73,12 @@ describe('ABI: TypeScript codecs match the compiled C structs', () => {
         seen++;
         const def = btf.get(t.type_id!)!;
         const member = (n: string) => def.members!.find((m) => m.name === n)!;
+        if (t.name === abi.MapName.events) {
+          // A ring buffer: no key or value; its size in max_entries, its records drop_event (checked above).
+          const size = btf.get(btf.get(member('max_entries').type_id)!.type_id!)!.nr_elems;
+          assert.equal(size, abi.EVENTS_BYTES, 'bvcni_events size');
+          continue;
+        }
         // __type(key, T) is a pointer member to T.
         const keySize = sizeOf(btf, btf.get(member('key').type_id)!.type_id!);
         const valueSize = sizeOf(btf, btf.get(member('value').type_id)!.type_id!);
@@ -84,6 +93,8 @@ describe('ABI: TypeScript codecs match the compiled C structs', () => {
           [abi.MapName.ipcache]: [abi.ipcacheKey.size, abi.ipcacheValue.size],
           [abi.MapName.policy]: [abi.policyKey.size, abi.policyValue.size],
           [abi.MapName.podCt]: [abi.podCtKey.size, abi.podCtValue.size],
+          [abi.MapName.monitor]: [4, abi.monitorConfig.size],
+          [abi.MapName.monitorBucket]: [4, abi.monitorBucket.size],
         };
         assert.ok(expected[t.name], `map ${t.name} has no codec in abi.ts`);
         assert.deepEqual([keySize, valueSize], expected[t.name], t.name);
@@ -112,6 +123,16 @@ describe('ABI: enums and constants match abi.h', () => {
     delete fromHeader.MAX;
     assert.deepEqual(fromHeader, { ...abi.Reason });
     assert.equal(max, abi.REASON_MAX);
+  });
+
+  test('drop events: hooks and flags', () => {
+    assert.deepEqual(headerEnum('HOOK_'), { POD: abi.Hook.pod, UPLINK: abi.Hook.uplink, OVERLAY_IN: abi.Hook.overlayIngress, OVERLAY_OUT: abi.Hook.overlayEgress });
+    assert.deepEqual(
+      Object.fromEntries([...HEADER.matchAll(/^\s*EVENT_F_(\w+)\s*=\s*1 << (\d+)/gm)].map((m) => [m[1]!.toLowerCase(), 1 << Number(m[2])])),
+      { ...abi.EventFlags },
+    );
+    assert.equal(headerDefine('BVCNI_EVENTS_BYTES'), '(256 * 1024)');
+    assert.equal(abi.EVENTS_BYTES, 256 * 1024);
   });
 
   test('directions, flags, NAT enums', () => {

@@ -41,6 +41,7 @@ test('each import against the order is refused, with its file and the rule', () 
     [file('src/cni/plugin.ts', "import { main } from './main.js';"), /entry point/],
     [file('src/sim/x.ts', "import { CniServer } from '../daemon/cni-server.js';"), /src\/sim may not import src\/daemon/],
     [file('src/newpkg/x.ts'), /not a known package/],
+    [file('src/cni/front/front.c', '#include "../../dataplane/abi.h"'), /includes only headers of its own directory/],
   ];
   for (const [f, reason] of bad) {
     const v = checkImports([f]);
@@ -60,6 +61,7 @@ test('imports along the order pass', () => {
     file('src/cni/commands/add.ts', "import type { NetConf } from '../config.js';", "import { readFileSync } from 'node:fs';"),
     file('loader/object.ts', "import { bpf } from './bindings.js';"),
     file('test/unit/x.test.ts', "import { handle } from '../../src/cni/plugin.js';"),
+    file('src/cni/front/front.c', '#include <stdio.h>', '#include "json.h"', '#include "front-defaults.h"'),
   ];
   assert.deepEqual(checkImports(good), []);
 });
@@ -67,6 +69,7 @@ test('imports along the order pass', () => {
 test('the tree follows the order', () => {
   const files = readTree(ROOT);
   assert.ok(files.some((f) => f.path === 'src/cni/index.ts') && files.length > 50, 'the tree was read');
+  assert.ok(files.some((f) => f.path === 'src/cni/front/front.c'), 'and its C');
   assert.deepEqual(checkImports(files), []);
 });
 

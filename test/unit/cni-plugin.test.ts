@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +130,51 @@ describe('DiskStore', () => {
       assert.equal(intToIpv4(s.lastReserved()!), '10.1.2.3');
       s.setLastReserved(ipv4ToInt('10.1.2.4'));
       assert.equal(intToIpv4(s.lastReserved()!), '10.1.2.4');
+      s.unlock();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test('the store directory is 0700 and its files 0600; a store an older build left open to all is closed on the next lock', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvcunit-'));
+    const mode = (p: string): number => statSync(join(dir, 'net', p)).mode & 0o777;
+    try {
+      const s = new DiskStore(dir, 'net');
+      s.lock();
+      assert.equal(s.reserve({ ip: ipv4ToInt('10.0.0.5'), containerId: 'c', ifname: 'eth0' }), true);
+      s.setLastReserved(ipv4ToInt('10.0.0.5'));
+      s.unlock();
+      const files = ['lock', '10.0.0.5', 'last_reserved_ip.0'];
+      assert.equal(mode('.'), 0o700);
+      for (const f of files) assert.equal(mode(f), 0o600, f);
+      // As v0.1.0 left them.
+      chmodSync(join(dir, 'net'), 0o755);
+      for (const f of files) chmodSync(join(dir, 'net', f), 0o644);
+      assert.equal(mode('.'), 0o755, 'the control: the store is open before the next lock');
+      s.lock();
+      s.unlock();
+      assert.equal(mode('.'), 0o700);
+      for (const f of files) assert.equal(mode(f), 0o600, `${f} tightened`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test("a reservation carries the ADD's record on a third line; v0.1.0's two-line file, or a torn record, reads as none", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvcunit-'));
+    try {
+      const s = new DiskStore(dir, 'net');
+      s.lock();
+      const record = { pinDir: '/sys/fs/bpf/x', bridge: 'br-x' };
+      assert.equal(s.reserve({ ip: ipv4ToInt('10.0.0.5'), containerId: 'c', ifname: 'eth0', record }), true);
+      const lines = readFileSync(join(dir, 'net', '10.0.0.5'), 'utf8').split('\r\n');
+      assert.deepEqual(lines.slice(0, 2), ['c', 'eth0'], "the two lines v0.1.0 and host-local's layout read, first");
+      assert.deepEqual(s.byAttachment('c', 'eth0'), { ip: ipv4ToInt('10.0.0.5'), containerId: 'c', ifname: 'eth0', record });
+      writeFileSync(join(dir, 'net', '10.0.0.6'), 'old\r\neth0');
+      writeFileSync(join(dir, 'net', '10.0.0.7'), 'torn\r\neth0\r\n{"pinDir":"/sys/f');
+      const byId = new Map(s.list().map((r) => [r.containerId, r]));
+      assert.deepEqual(byId.get('old'), { ip: ipv4ToInt('10.0.0.6'), containerId: 'old', ifname: 'eth0' });
+      assert.deepEqual(byId.get('torn'), { ip: ipv4ToInt('10.0.0.7'), containerId: 'torn', ifname: 'eth0' });
+      assert.deepEqual(byId.get('c')?.record, record);
       s.unlock();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -60,10 +60,14 @@ conntrack() {
   "$NODE" --import tsx tools/kernels/features.ts --want conntrack
 }
 
-# Netkit pods (test/integration/netkit.test.ts) on a kernel with netkit (6.12): here a
-# kernel without it fails the run instead of skipping it, as the tests do elsewhere.
+# Netkit pods (test/integration/netkit.test.ts, and --prepare-downgrade's refusal of them)
+# on a kernel with netkit (6.12): here a kernel without it fails the run instead of
+# skipping it, as the tests do elsewhere.
+NETKIT_TESTS=(test/integration/netkit.test.ts test/integration/downgrade-netkit.test.ts)
 netkit() {
-  BVCNI_REQUIRE_NETKIT=1 "${NODE_TEST[@]}" test/integration/netkit.test.ts
+  local f rc=0
+  for f in "${NETKIT_TESTS[@]}"; do BVCNI_REQUIRE_NETKIT=1 "${NODE_TEST[@]}" "$f" || rc=1; done
+  return $rc
 }
 
 for what in "$@"; do

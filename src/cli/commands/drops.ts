@@ -1,5 +1,5 @@
 // bvcnictl drops: the per-CPU stats map summed, by reason and direction.
-import { readStats } from '../../dataplane/stats.js';
+import { isDropRow, readStats } from '../../dataplane/stats.js';
 import { requirePinDir } from '../inspect.js';
 import { formatBytes, formatTable } from '../../common/table.js';
 import { CliError, ok, toJson, type CommandSpec } from '../types.js';
@@ -17,10 +17,10 @@ export const drops: CommandSpec = {
       throw new CliError(`cannot read the stats map in ${opts.pinDir}: ${(e as Error).message}`, 'run bvcnictl doctor');
     }
     const shown = opts.all ? rows : rows.filter((r) => r.packets > 0n);
-    const drops = shown.filter((r) => r.reason !== 'FORWARD');
-    const totalDropped = rows.filter((r) => r.reason !== 'FORWARD').reduce((s, r) => s + r.packets, 0n);
+    const drops = shown.filter(isDropRow);
+    const totalDropped = rows.filter(isDropRow).reduce((s, r) => s + r.packets, 0n);
     if (opts.json) return ok(toJson({ counters: shown, totalDropped }));
-    const forward = shown.filter((r) => r.reason === 'FORWARD');
+    const forward = shown.filter((r) => !isDropRow(r));
     let out = formatTable(
       ['REASON', 'DIRECTION', 'PACKETS', 'BYTES'],
       [...drops, ...forward].map((r) => [r.reason, r.direction, r.packets.toString(), formatBytes(r.bytes)]),

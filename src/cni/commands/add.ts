@@ -26,10 +26,10 @@ import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
 import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { parsePortMappings, type NetConf } from '../config.js';
-import { hostNetkitName, hostPortOwner, hostVethName, randomMac, type Invocation } from '../context.js';
+import { attachmentRecord, hostNetkitName, hostPortOwner, hostVethName, randomMac, recordedPinDir, type Invocation } from '../context.js';
 import { Code, CniError, invalidConfig } from '../errors.js';
 import type { HostPortMapping } from '../../dataplane/hostport.js';
-import { allocate, findByAttachment } from '../ipam/allocator.js';
+import { allocate, findByAttachment, inPool } from '../ipam/allocator.js';
 import { buildResult, mergeInto, type Result } from '../result.js';
 import { mark } from '../trace.js';
 
@@ -61,16 +61,33 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     let ip: number;
     store.lock();
     try {
+      const record = attachmentRecord(conf);
+      const owner = hostPortOwner(env.containerId, env.ifname);
       const prior = findByAttachment(store, env.containerId, env.ifname);
-      if (prior) {
+      if (prior && inPool(conf.podCidr, prior.ip) && prior.record?.pinDir === record.pinDir && prior.record.bridge === record.bridge) {
         // A previous ADD of this attachment died before finishing; reuse its address.
         ip = prior.ip;
       } else {
-        ip = allocate(store, conf.podCidr, env.containerId, env.ifname);
+        if (prior) {
+          // A previous ADD of this attachment under another config (another
+          // podCIDR, pin dir or bridge; or v0.1.0's, with no record): its
+          // address may be no use here and what it registered is where it
+          // recorded. Undo it there, then start afresh with this config.
+          const was = recordedPinDir(prior, conf);
+          svc.dataplane.pruneHostPorts(was, (e) => e.owner === owner);
+          svc.dataplane.unregister(was, intToIpv4(prior.ip));
+          store.release(prior);
+        }
+        ip = allocate(store, conf.podCidr, env.containerId, env.ifname, record);
       }
       undo.push(() => {
         store.lock();
         try {
+          // The address is this attachment's until released: whatever is
+          // registered for it is too (an earlier ADD's entry and hostPorts
+          // included), and must not outlive the reservation DEL and GC find it by.
+          svc.dataplane.pruneHostPorts(conf.pinDir, (e) => e.owner === owner);
+          svc.dataplane.unregister(conf.pinDir, intToIpv4(ip));
           store.release({ ip, containerId: env.containerId, ifname: env.ifname });
         } finally {
           store.unlock();

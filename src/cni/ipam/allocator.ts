@@ -1,7 +1,7 @@
 // Address allocation over a Store. Callers hold the store's lock.
 import { broadcastOf, formatCidr, type Cidr } from '../../common/cidr.js';
 import { Code, CniError } from '../errors.js';
-import type { Reservation, Store } from './store.js';
+import type { AttachmentRecord, Reservation, Store } from './store.js';
 
 /** First and last assignable host: never the network, the gateway or the broadcast address. */
 export function poolRange(c: Cidr): { first: number; last: number } {
@@ -24,9 +24,10 @@ export function findByAttachment(store: Store, containerId: string, ifname: stri
 
 /**
  * Reserves the next free address after the last one handed out (round-robin,
- * so a freed address is not reused at once).
+ * so a freed address is not reused at once), with what DEL and GC will
+ * need to undo the attachment.
  */
-export function allocate(store: Store, c: Cidr, containerId: string, ifname: string): number {
+export function allocate(store: Store, c: Cidr, containerId: string, ifname: string, record?: AttachmentRecord): number {
   const { first, last } = poolRange(c);
   const size = last - first + 1;
   const used = new Set(store.usedIps());
@@ -36,7 +37,7 @@ export function allocate(store: Store, c: Cidr, containerId: string, ifname: str
   for (let i = 0; i < size; i++) {
     const ip = first + ((start - first + i) % size);
     if (used.has(ip)) continue;
-    if (store.reserve({ ip, containerId, ifname })) {
+    if (store.reserve({ ip, containerId, ifname, ...(record ? { record } : {}) })) {
       store.setLastReserved(ip);
       return ip;
     }

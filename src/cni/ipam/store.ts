@@ -1,5 +1,14 @@
 // host-local's store: one file per reserved IP under <dataDir>/<network>/,
-// named by the address and holding "<containerID>\r\n<ifname>";
+// named by the address and holding "<containerID>\r\n<ifname>", then, since
+// v0.2, a third line: the attachment's record (JSON: the pin dir and bridge
+// the ADD used), so DEL and GC undo the ADD where it was done whatever their
+// own config says, as the tuning plugin restores what it saved at ADD rather
+// than what DEL's config names. v0.1.0 reads the first two lines only (and
+// this build reads a two-line file as a reservation without a record: the
+// caller falls back to its config), so either release can read the other's.
+// The directory is 0700 and every file 0600: reservations name the node's
+// containers. A store an older build left open to all is closed on the next
+// lock.
 // last_reserved_ip.0 for round-robin; an flock on ./lock held by whoever
 // allocates or releases. A reservation is created with O_EXCL, so claiming an
 // address is atomic; a process SIGKILLed mid-write leaves a file that names no
@@ -10,16 +19,24 @@
 // O(pods)); it is only a hint, checked against the reservation it names, and
 // an IP file without one is still found by GC, which reads everything.
 import { hash64hex } from '../hash.js';
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { intToIpv4, ipv4ToInt } from '../../../loader/codec.js';
 import { SysError } from '../../../loader/errors.js';
 import { libc } from '../../../loader/libc.js';
 
+/** What DEL and GC need to undo an ADD, as that ADD saw it. */
+export interface AttachmentRecord {
+  pinDir: string;
+  bridge: string;
+}
+
 export interface Reservation {
   ip: number;
   containerId: string;
   ifname: string;
+  /** Absent in a reservation written by v0.1.0 (or killed mid-write): undo with the caller's config. */
+  record?: AttachmentRecord;
 }
 
 export interface Store {
@@ -46,6 +63,8 @@ const LAST_WIDTH = 15;
 const TMP = '.tmp-';
 const INDEX = 'a-';
 const IP_RE = /^\d+\.\d+\.\d+\.\d+$/;
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
 
 function indexName(containerId: string, ifname: string): string {
   return INDEX + hash64hex(`${containerId}\0${ifname}`);
@@ -53,9 +72,11 @@ function indexName(containerId: string, ifname: string): string {
 
 export class DiskStore implements Store {
   readonly dir: string;
+  private readonly dataDir: string;
   private lockFd = -1;
 
   constructor(dataDir: string, network: string) {
+    this.dataDir = dataDir;
     this.dir = join(dataDir, network);
   }
 
@@ -64,11 +85,17 @@ export class DiskStore implements Store {
     const path = join(this.dir, 'lock');
     let fd: number;
     try {
-      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, FILE_MODE);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      // dataDir is shared (the log, bvcnid's socket): only the store's own directory is closed.
+      mkdirSync(this.dataDir, { recursive: true, mode: 0o755 });
+      try {
+        mkdirSync(this.dir, { mode: DIR_MODE });
+      } catch (me) {
+        if ((me as NodeJS.ErrnoException).code !== 'EEXIST') throw me;
+      }
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, FILE_MODE);
     }
     const c = libc();
     for (;;) {
@@ -79,6 +106,26 @@ export class DiskStore implements Store {
       throw new SysError(`flock ${this.dir}/lock`, e);
     }
     this.lockFd = fd;
+    this.tighten();
+  }
+
+  /**
+   * An older build made the directory 0755 and its files 0644: close them
+   * (one stat per lock; the sweep runs once per store). Index links have
+   * no mode of their own.
+   */
+  private tighten(): void {
+    if ((statSync(this.dir).mode & 0o077) === 0) return;
+    for (const n of this.names()) {
+      const p = join(this.dir, n);
+      try {
+        const st = lstatSync(p);
+        if (st.isFile() && (st.mode & 0o077) !== 0) chmodSync(p, FILE_MODE);
+      } catch {
+        /* released meanwhile */
+      }
+    }
+    chmodSync(this.dir, DIR_MODE);
   }
 
   unlock(): void {
@@ -104,7 +151,7 @@ export class DiskStore implements Store {
     try {
       // O_EXCL claims the address atomically. A process killed before the
       // write completes leaves a file naming no valid attachment: GC frees it.
-      writeFileSync(join(this.dir, intToIpv4(r.ip)), `${r.containerId}\r\n${r.ifname}`, { flag: 'wx', mode: 0o644 });
+      writeFileSync(join(this.dir, intToIpv4(r.ip)), reservationText(r), { flag: 'wx', mode: FILE_MODE });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
@@ -138,8 +185,9 @@ export class DiskStore implements Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    const [containerId = '', ifname = ''] = text.split(/\r?\n/);
-    return { ip: ipv4ToInt(ipText), containerId: containerId.trim(), ifname: ifname.trim() };
+    const [containerId = '', ifname = '', record = ''] = text.split(/\r?\n/);
+    const rec = parseRecord(record);
+    return { ip: ipv4ToInt(ipText), containerId: containerId.trim(), ifname: ifname.trim(), ...(rec ? { record: rec } : {}) };
   }
 
   list(): Reservation[] {
@@ -202,13 +250,31 @@ export class DiskStore implements Store {
     // file's pending data back when it is truncated and rewritten
     // (auto_da_alloc), which cost 0.6 ms (p90 3.5 ms) of every ADD here.
     // A torn write only moves where the next search starts.
-    const fd = openSync(join(this.dir, LAST), constants.O_WRONLY | constants.O_CREAT, 0o644);
+    const fd = openSync(join(this.dir, LAST), constants.O_WRONLY | constants.O_CREAT, FILE_MODE);
     try {
       writeSync(fd, `${intToIpv4(ip).padEnd(LAST_WIDTH)}\n`, 0);
     } finally {
       closeSync(fd);
     }
   }
+}
+
+/** The file's text: the two lines v0.1.0 (and host-local's layout) reads, then the record, one JSON line. */
+function reservationText(r: Reservation): string {
+  const base = `${r.containerId}\r\n${r.ifname}`;
+  return r.record ? `${base}\r\n${JSON.stringify({ pinDir: r.record.pinDir, bridge: r.record.bridge })}` : base;
+}
+
+/** A record this build wrote, or undefined (none, torn, or not ours): the caller then uses its config. */
+function parseRecord(line: string): AttachmentRecord | undefined {
+  if (!line.trim()) return undefined;
+  try {
+    const o = JSON.parse(line) as { pinDir?: unknown; bridge?: unknown } | null;
+    if (o && typeof o.pinDir === 'string' && o.pinDir.startsWith('/') && typeof o.bridge === 'string' && o.bridge) return { pinDir: o.pinDir, bridge: o.bridge };
+  } catch {
+    /* torn write or foreign text */
+  }
+  return undefined;
 }
 
 function rmQuiet(p: string): void {
