@@ -63,7 +63,7 @@ NODE_TEST   := $(NODE) --import tsx --test $(TEST_FLAGS)
 
 DEPS_STAMP := node_modules/.bvcni-lock-stamp
 
-.PHONY: FORCE all deps build bpf typecheck bins check-layers test test-unit test-upgrade test-kernels bench demo demo-clean clean
+.PHONY: FORCE all deps build bpf typecheck bins check-layers test test-unit test-upgrade test-netpol test-kernels bench demo demo-clean clean
 all: build
 
 deps:
@@ -190,6 +190,13 @@ UPGRADE_TESTS := $(sort $(wildcard test/integration/upgrade*.test.ts))
 test-upgrade: build
 	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	$(NODE_TEST) $(UPGRADE_TESTS)
+
+# NetworkPolicy with real traffic (issue 16; also part of `make test`): the upstream conformance
+# cases on 2 simulated nodes running bvcnid --network-policy, and the paths beside a default-deny.
+NETPOL_TESTS := test/integration/netpol-e2e.test.ts test/integration/netpol-paths.test.ts
+test-netpol: build
+	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	$(NODE_TEST) $(NETPOL_TESTS)
 
 # Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
 test-kernels: build

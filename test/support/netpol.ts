@@ -48,13 +48,28 @@ export function podIp(pod: string): string {
   return placement(pod).ip;
 }
 
+/** A node of a cluster the model runs on: the unit tests' NODES, or a simulated cluster's nodes. */
+export interface ModelNode {
+  readonly name: string;
+  readonly ip: string;
+  readonly podCidr: string;
+}
+
+/** Where each pod of the model is, and its address: fixed for the unit tests, the plugin's choice in the simulator. */
+export interface Placement {
+  readonly nodes: readonly ModelNode[];
+  where(pod: string): { node: ModelNode; ip: string };
+}
+
+export const MODEL_PLACEMENT: Placement = { nodes: NODES, where: placement };
+
 export function rawNamespace(ns: string, extra: Record<string, string> = {}): KubeObject {
   return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...extra, 'kubernetes.io/metadata.name': ns } } };
 }
 
-export function rawPod(pod: string, labels?: Record<string, string>): KubeObject {
+export function rawPod(pod: string, labels?: Record<string, string>, at: { node: ModelNode; ip: string } = placement(pod)): KubeObject {
   const [ns, name] = pod.split('/') as [string, string];
-  const { node, ip } = placement(pod);
+  const { node, ip } = at;
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -73,7 +88,7 @@ export function rawPod(pod: string, labels?: Record<string, string>): KubeObject
   };
 }
 
-export function rawNode(n: (typeof NODES)[number]): KubeObject {
+export function rawNode(n: ModelNode): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Node',
@@ -89,9 +104,9 @@ export class ModelCluster {
   pods = new Map<string, Pod>();
   policies = new Map<string, NetworkPolicy>();
 
-  constructor() {
+  constructor(readonly placement: Placement = MODEL_PLACEMENT) {
     for (const ns of NAMESPACES) this.namespaces.set(ns, parseNamespace(rawNamespace(ns)));
-    for (const p of ALL_PODS) this.pods.set(p, parsePod(rawPod(p)));
+    for (const p of ALL_PODS) this.pods.set(p, parsePod(rawPod(p, undefined, placement.where(p))));
   }
 
   state(): ClusterState {
@@ -99,13 +114,18 @@ export class ModelCluster {
       namespaces: [...this.namespaces.values()],
       pods: [...this.pods.values()],
       policies: [...this.policies.values()],
-      nodes: NODES.map((n) => parseNode(rawNode(n))),
+      nodes: this.placement.nodes.map((n) => parseNode(rawNode(n))),
     };
+  }
+
+  /** A fixture object with "{{x/a}}" replaced by the pod's address in this cluster. */
+  substitute(v: unknown): unknown {
+    return substitute(v, (p) => this.placement.where(p).ip);
   }
 
   apply(action: Action): void {
     if ('create' in action || 'update' in action) {
-      const raw = substitute('create' in action ? action.create : action.update);
+      const raw = this.substitute('create' in action ? action.create : action.update);
       const pol = parseNetworkPolicy({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', ...(raw as object) });
       const key = `${pol.namespace}/${pol.name}`;
       if ('create' in action && this.policies.has(key)) throw new Error(`policy ${key} exists already`);
@@ -122,7 +142,7 @@ export class ModelCluster {
     } else if ('labelPod' in action) {
       const old = this.pods.get(action.labelPod);
       if (!old) throw new Error(`no pod ${action.labelPod}`);
-      this.pods.set(action.labelPod, parsePod(rawPod(action.labelPod, { ...old.labels, ...action.labels })));
+      this.pods.set(action.labelPod, parsePod(rawPod(action.labelPod, { ...old.labels, ...action.labels }, this.placement.where(action.labelPod))));
     } else {
       throw new Error(`unknown action ${JSON.stringify(action)}`);
     }
@@ -170,11 +190,11 @@ export function loadFixture<T>(name: string): T {
   return JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as T;
 }
 
-/** Replaces "{{x/a}}" with that pod's address, anywhere in a fixture object. */
-export function substitute(v: unknown): unknown {
-  if (typeof v === 'string') return v.replace(/\{\{([xyz]\/[abc])\}\}/g, (_, p: string) => podIp(p));
-  if (Array.isArray(v)) return v.map(substitute);
-  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x)]));
+/** Replaces "{{x/a}}" with that pod's address (the model's placement unless told), anywhere in a fixture object. */
+export function substitute(v: unknown, ipOf: (pod: string) => string = podIp): unknown {
+  if (typeof v === 'string') return v.replace(/\{\{([xyz]\/[abc])\}\}/g, (_, p: string) => ipOf(p));
+  if (Array.isArray(v)) return v.map((x) => substitute(x, ipOf));
+  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x, ipOf)]));
   return v;
 }
 
