@@ -17,15 +17,16 @@
  * per call site and path: bpf_pod is close to the verifier's budget).
  *
  * Decisions:
- *  - The node's own traffic to a local pod always passes (kubelet probes).
- *    It arrives through the bridge, where no program sees it: nothing can
- *    track it. So a pod's packets to its node (the node IP, or its gateway:
- *    a pod-CIDR address with no endpoint) that do not start a connection
- *    (TCP without a bare SYN, ICMP other than an echo request) pass as its
- *    replies. New connections from a pod to its node are policy's, as any
- *    other address.
+ *  - Traffic between a pod and its own node always passes, both ways, as
+ *    Kubernetes defines it ("traffic to and from the node where a Pod is
+ *    running is always allowed": kubelet probes, and the answers to them).
+ *    The node's packets arrive through the bridge, where no program sees
+ *    them, so nothing could track them: a pod's answers to its node (the
+ *    node IP, or its gateway: a pod-CIDR address with no endpoint) could
+ *    not be told from new packets for UDP. Other nodes are addresses like
+ *    any other.
  *  - A pod whose labels are not known yet (ENDPOINT_F_POLICY_PENDING): only
- *    the node's own traffic (and the pod's replies to it), both ways.
+ *    the traffic between it and its node, both ways.
  *  - Fragments: a first fragment carries the ports and is decided as its
  *    flow. The others carry none: they pass a direction that is not isolated
  *    (or when the flow is tracked ... which cannot be known without ports),
@@ -276,16 +277,6 @@ static __always_inline int policy_to_node(const struct bvcni_config *cfg, __u32 
 	return ipv4_in_prefix(addr, cfg->pod_cidr, cfg->pod_prefix) && !endpoint_get(addr);
 }
 
-/* A packet that cannot open a connection: an answer, whatever it answers. */
-static __always_inline int policy_not_a_start(const struct policy_flow *f)
-{
-	if (f->proto == IPPROTO_TCP)
-		return (f->tcp_flags & (TCP_F_SYN | TCP_F_ACK)) != TCP_F_SYN;
-	if (f->proto == IPPROTO_ICMP)
-		return f->tcp_flags != ICMP_ECHO;
-	return 0;
-}
-
 /*
  * The check itself: the packet at the endpoint's side dir (DIR_INGRESS: the
  * endpoint is the destination; DIR_EGRESS: the source), ep_flags its
@@ -306,11 +297,11 @@ __attribute__((noinline)) int bvcni_policy_check(struct __sk_buff *skb, __u32 ep
 	endpoint = dir == DIR_INGRESS ? f.odaddr : f.osaddr;
 	peer = dir == DIR_INGRESS ? f.osaddr : f.odaddr;
 
-	/* The node's own traffic, and the pod's answers to it (see the header comment). */
+	/* Between the pod and its own node: always (see the header comment). */
 	if (dir == DIR_INGRESS) {
 		if (peer == cfg->node_ip)
 			return TC_ACT_OK;
-	} else if (policy_to_node(cfg, peer) && (f.kind == PKT_ICMP_ERR || policy_not_a_start(&f))) {
+	} else if (policy_to_node(cfg, peer)) {
 		return TC_ACT_OK;
 	}
 	identity = policy_identity(peer);

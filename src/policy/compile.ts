@@ -276,7 +276,7 @@ export function endpointPolicy(pod: Pod, identity: number, inp: TableInputs): En
     const put = (e: PolicyEntry): void => {
       out.set(entryKey(e), e);
     };
-    if (dir === 'ingress') for (const h of inp.hostIds) put({ peer: h, proto: PROTO_ANY, port: 0, portPrefix: 0 });
+    for (const h of inp.hostIds) put({ peer: h, proto: PROTO_ANY, port: 0, portPrefix: 0 });
     for (const pol of pols) {
       for (const rule of dir === 'ingress' ? pol.ingress : pol.egress) {
         let peers: Identity[] | null = null; // null: ANY

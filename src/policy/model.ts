@@ -108,7 +108,7 @@ export interface DirectionVerdict {
   readonly allowed: boolean;
   /** "namespace/name" of each policy with a rule that allows the connection. */
   readonly allowedBy: readonly string[];
-  /** Allowed because it is the node's own traffic to a local pod. */
+  /** Allowed because it is between the pod and its own node. */
   readonly host?: boolean;
 }
 
@@ -149,7 +149,8 @@ function direction(
 ): DirectionVerdict {
   const pols = idx.policiesFor(subject, dir);
   if (pols.length === 0) return { isolated: false, allowed: true, allowedBy: [] };
-  if (dir === 'ingress' && subject.nodeName !== null && idx.nodeByIp.get(peerIp) === subject.nodeName)
+  // "Traffic to and from the node where a Pod is running is always allowed" (the API's documentation).
+  if (subject.nodeName !== null && idx.nodeByIp.get(peerIp) === subject.nodeName)
     return { isolated: true, allowed: true, allowedBy: [], host: true };
   const allowedBy = pols
     .filter((pol) => (dir === 'ingress' ? pol.ingress : pol.egress).some((r) => ruleAllows(idx, pol, r, peerIp, peerPod, conn, dstPod)))

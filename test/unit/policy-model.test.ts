@@ -118,6 +118,17 @@ test('the node reaches its own pods under default-deny; another node is an addre
   assert.ok(c.endpoints.get('10.244.1.10')!.ingress.entries.some((e) => e.peer === ID_HOST && e.proto === 0));
 });
 
+test('a pod isolated for egress still reaches its own node (to and from the node is always allowed), not another node', () => {
+  const s = state([policy('a', 'deny-out', { podSelector: {}, policyTypes: ['Egress'] })]);
+  const v = evaluate(new StateIndex(s), { src: '10.244.1.10', dst: '192.168.60.1', protocol: 17, port: 53 });
+  assert.equal(v.allowed, true);
+  assert.equal(v.egress?.host, true);
+  assert.equal(allowed(s, '10.244.1.10', '192.168.60.2', 17, 53), false, 'another node: the egress rules decide');
+  assert.equal(allowed(s, '10.244.2.11', '192.168.60.2', TCP, 10250), true, 'the pod of n2 to n2');
+  const c = compileNode(s, 'n1');
+  assert.ok(c.endpoints.get('10.244.1.10')!.egress.entries.some((e) => e.peer === ID_HOST && e.proto === 0));
+});
+
 test('endPort ranges are inclusive, and split into aligned port prefixes', () => {
   const s = state([policy('a', 'p', { podSelector: {}, ingress: [{ ports: [{ port: 1000, endPort: 1023 }] }] })]);
   assert.deepEqual([999, 1000, 1023, 1024].map((p) => allowed(s, '10.244.2.11', '10.244.1.10', TCP, p)), [false, true, true, false]);
