@@ -33,11 +33,8 @@ import {
 } from '../../src/dataplane/index.js';
 import { programSetDir, type ProgramSetName } from '../../src/dataplane/features.js';
 import { openHostportMap } from '../../src/dataplane/hostport.js';
-import { ETH_P, PROTO, arpFrame, ethFrame, macOf, packet, parse, parseIp, parseVxlan, vlanTagged, vxlanPacket, type PacketSpec } from './packet.js';
+import { ETH_P, PROTO, arpFrame, ethFrame, macOf, packet, parse, parseIp, parseVxlan, vlanTagged, vxlanPacket, type PacketSpec, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT } from './packet.js';
 
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TC_ACT_REDIRECT = 7;
 
 const P = uniquePrefix('bvd');
 // Per program set (each describe sets them in its before()).

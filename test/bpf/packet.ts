@@ -3,6 +3,10 @@
 import { ipv4ToInt, intToIpv4, macToBuffer, bufferToMac } from '../../loader/codec.js';
 
 export const PROTO = { ICMP: 1, TCP: 6, UDP: 17 } as const;
+/** The tc verdicts a program returns (linux/pkt_cls.h). */
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+export const TC_ACT_REDIRECT = 7;
 
 function sum16(buf: Buffer, initial = 0): number {
   let s = initial;

@@ -16,11 +16,8 @@ import { openHostportMap } from '../../src/dataplane/hostport.js';
 import { programSetDir } from '../../src/dataplane/features.js';
 import { portRangeToPrefixes } from '../../src/policy/compile.js';
 import { ipv4ToInt } from '../../loader/codec.js';
-import { PROTO, ipPacket, macOf, packet, parse, vxlanPacket, type PacketSpec } from './packet.js';
+import { PROTO, ipPacket, macOf, packet, parse, vxlanPacket, type PacketSpec, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT } from './packet.js';
 
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TC_ACT_REDIRECT = 7;
 const SCTP = 132;
 const TCP_SYN = 0x02;
 const TCP_ACK = 0x10;
