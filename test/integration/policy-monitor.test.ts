@@ -81,7 +81,7 @@ describe('bvcnictl monitor names pods and the policies behind a policy drop', { 
     );
   });
 
-  test('text output, --pod NS/NAME, and a pod added after the monitor started gets its name', async () => {
+  test('--pod NS/NAME, and a pod added after the monitor started gets its name', async () => {
     const m = await startMonitor(n0, [...health, '--pod', 'shop/web2']);
     const web2 = await podViaApi(n0, 'shop', 'web2', { app: 'web' });
     await waitFor('node 0 compiled web2', () => d0.logged(/network policy compiled/).some((l) => l.pods === 4), 30_000);
