@@ -223,14 +223,18 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
   const pods = new PodTable();
   const healthAddr = typeof opts.healthAddr === 'string' ? opts.healthAddr : Defaults.healthAddr;
   let namesAt = 0;
+  // Whether bvcnid answered last time: without it, an unknown IP does not ask again before the periodic refresh.
+  let namesServed = false;
   // bvcnid's names: without it (or without --network-policy) the table stays empty and IPs print, no error.
   const loadNames = (): void => {
     namesAt = Date.now();
+    namesServed = false;
     if (healthAddr === 'none') return;
     const r = daemonGet(healthAddr, '/endpoints', opts.netns);
     if ('error' in r || r.status !== 200) return;
     try {
       pods.setNames(parseEndpointNames(r.body));
+      namesServed = true;
     } catch {
       // Another bvcnid's answer: keep what was known.
     }
@@ -269,7 +273,7 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
         let line = describeEvent(ev, node, pods);
         // A pod bvcnid has not named to us yet (added since): ask again, at most once a second.
         const unnamed = [line.saddr, line.daddr].some((a) => a !== null && pods.isLocal(a) && !pods.named(a));
-        if (unnamed && Date.now() - namesAt > NAMES_UNKNOWN_MS) {
+        if (unnamed && namesServed && Date.now() - namesAt > NAMES_UNKNOWN_MS) {
           loadNames();
           line = describeEvent(ev, node, pods);
         }
