@@ -415,6 +415,15 @@ export async function main(argv: string[]): Promise<number> {
   let servers: Server[];
   try {
     servers = await startHealthServers(flags.healthAddr, flags.metricsAddr ?? flags.healthAddr, daemon, metrics, {
+      // The local endpoints' names and isolating policies (bvcnictl monitor); 404 without --network-policy.
+      '/endpoints': (res) => {
+        const answer = !policy
+          ? { status: 404, body: { error: 'NetworkPolicy is not enabled on this node (bvcnid --network-policy)' } }
+          : !policy.synced
+            ? { status: 503, body: { error: 'not synced yet' } }
+            : { status: 200, body: { endpoints: policy.endpointNames() } };
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer.body)}\n`);
+      },
       '/policy': (res, url) => {
         const answer = policyAnswer(policy, url.searchParams.get('pod') ?? '');
         res.writeHead(answer.status, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer.body)}\n`);

@@ -441,6 +441,20 @@ export class PolicySync {
     void t;
   }
 
+  /** Every local endpoint by IP: its Pod and the policies isolating it per direction (GET /endpoints, for `bvcnictl monitor`). */
+  endpointNames(): EndpointNames {
+    const out: EndpointNames = {};
+    for (const [ip, ep] of this.compiler.endpointMap) {
+      const pod = this.compiler.getPod(ep.namespace, ep.name);
+      out[ip] = {
+        pod: `${ep.namespace}/${ep.name}`,
+        ingress: pod && ep.ingress.isolated ? this.compiler.isolatingPolicies(pod, 'ingress') : [],
+        egress: pod && ep.egress.isolated ? this.compiler.isolatingPolicies(pod, 'egress') : [],
+      };
+    }
+    return out;
+  }
+
   /** One endpoint's rules as compiled, by namespace/name, for `bvcnictl policy --pod` (null: not a local endpoint). */
   endpointOf(namespace: string, name: string): EndpointPolicy | null {
     const pod = this.compiler.getPod(namespace, name);
@@ -449,6 +463,9 @@ export class PolicySync {
     return ep && ep.namespace === namespace && ep.name === name ? ep : null;
   }
 }
+
+/** GET /endpoints' body: pod IP -> NAMESPACE/NAME and the policies isolating it (empty: not isolated in that direction). */
+export type EndpointNames = Record<string, { pod: string; ingress: string[]; egress: string[] }>;
 
 export function desiredState(ep: EndpointPolicy): EndpointPolicyState {
   return { identity: ep.identity, pending: false, ingressIsolated: ep.ingress.isolated, egressIsolated: ep.egress.isolated };

@@ -253,6 +253,13 @@ export class IncrementalCompiler {
 
   private namespaceLabels = (ns: string): Labels => this.nsLabels.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns };
 
+  /** The policies isolating a pod in a direction, as NAMESPACE/NAME, sorted (what `bvcnictl monitor` names for a policy drop). */
+  isolatingPolicies(pod: Pod, dir: Direction): string[] {
+    return this.policiesFor(pod, dir)
+      .map((p) => `${p.namespace}/${p.name}`)
+      .sort();
+  }
+
   private policiesFor(pod: Pod, dir: Direction): NetworkPolicy[] {
     const out: NetworkPolicy[] = [];
     for (const p of this.policiesByNs.get(pod.namespace)?.values() ?? [])

@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { dropEvent, EventFlags, Hook, Reason, type DropEvent, type EndpointValue } from '../../src/dataplane/abi.js';
 import type { TimedDropEvent } from '../../src/dataplane/monitor.js';
-import { describeEvent, formatLine, parseReasons, PodTable } from '../../src/cli/commands/monitor.js';
+import { concerns, describeEvent, formatLine, parseEndpointNames, parseReasons, PodTable } from '../../src/cli/commands/monitor.js';
 import { CliError } from '../../src/cli/types.js';
 
 const ep = (ifindex: number): EndpointValue => ({ ifindex, flags: 1, pod_mac: '02:00:00:00:00:01', gw_mac: '02:00:00:00:00:02', identity: 0 });
@@ -66,6 +66,7 @@ describe('bvcnictl monitor: events decoded and printed', () => {
       len: 60,
       ruleRef: null,
       policy: null,
+      policies: [],
     });
   });
 
@@ -100,5 +101,71 @@ describe('bvcnictl monitor: events decoded and printed', () => {
         bad,
       );
     }
+  });
+});
+
+describe('bvcnictl monitor: pods and policies named by bvcnid (GET /endpoints)', () => {
+  const body = JSON.stringify({
+    endpoints: {
+      '10.244.1.7': { pod: 'x/a', ingress: ['x/deny-all', 'x/allow-web'], egress: [] },
+      '10.244.1.8': { pod: 'y/b', ingress: [], egress: ['y/no-egress'] },
+      '10.244.1.9': { pod: 'z/c', ingress: [], egress: [] },
+    },
+  });
+  const pods = new PodTable();
+  pods.load([
+    [{ ip: '10.244.1.7' }, ep(7)],
+    [{ ip: '10.244.1.8' }, ep(8)],
+    [{ ip: '10.244.1.9' }, ep(9)],
+    [{ ip: '10.244.1.10' }, ep(10)],
+  ]);
+  pods.setNames(parseEndpointNames(body));
+
+  test('an ingress policy drop names the destination pod and the policies isolating it for ingress, in text and --json', () => {
+    const l = describeEvent(event({ reason: Reason.DROP_POLICY_INGRESS, hook: Hook.uplink, ifindex: 2, saddr: '10.244.2.3', daddr: '10.244.1.7', sport: 40000, dport: 80, proto: 6 }), 'node-a', pods);
+    assert.equal(l.pod, 'x/a');
+    assert.deepEqual(l.policies, ['x/deny-all', 'x/allow-web']);
+    assert.equal(l.policy, 'x/deny-all, x/allow-web');
+    assert.equal(
+      formatLine(l),
+      '2026-12-05T06:31:41.475Z node-a x/a uplink/ingress tcp 10.244.2.3:40000 -> 10.244.1.7:80 DROP_POLICY_INGRESS denied: no rule of x/deny-all, x/allow-web allows it (60 B)\n',
+    );
+    assert.deepEqual(JSON.parse(JSON.stringify(l)).policies, ['x/deny-all', 'x/allow-web']);
+  });
+
+  test("an egress policy drop names the source's egress policies, not the destination's ingress ones", () => {
+    const l = describeEvent(event({ reason: Reason.DROP_POLICY_EGRESS, ifindex: 8, saddr: '10.244.1.8', daddr: '10.244.1.7' }), 'n', pods);
+    assert.deepEqual(l.policies, ['y/no-egress']);
+    assert.match(formatLine(l), / DROP_POLICY_EGRESS denied: no rule of y\/no-egress allows it /);
+  });
+
+  test('control: a pod no policy selects, a pod bvcnid did not name, and a non-policy drop show no policy; unknown pods print as IPs', () => {
+    const free = describeEvent(event({ reason: Reason.DROP_POLICY_INGRESS, hook: Hook.uplink, ifindex: 2, saddr: '10.244.2.3', daddr: '10.244.1.9' }), 'n', pods);
+    assert.equal(free.pod, 'z/c');
+    assert.deepEqual([free.policies, free.policy], [[], null]);
+    assert.doesNotMatch(formatLine(free), /denied/);
+    const unnamed = describeEvent(event({ reason: Reason.DROP_POLICY_INGRESS, hook: Hook.uplink, ifindex: 2, saddr: '10.244.2.3', daddr: '10.244.1.10', rule_ref: 3 }), 'n', pods);
+    assert.equal(unnamed.pod, '10.244.1.10');
+    assert.deepEqual(unnamed.policies, []);
+    assert.match(formatLine(unnamed), / rule 3 /);
+    // DROP_SPOOFED at a's hook: the pod is named, but its ingress policies have nothing to do with it.
+    const spoof = describeEvent(event({ saddr: '10.244.1.8' }), 'n', pods);
+    assert.deepEqual([spoof.pod, spoof.policies], ['x/a', []]);
+    assert.equal(pods.named('10.244.1.10'), false);
+    assert.equal(pods.named('10.244.1.7'), true);
+  });
+
+  test('--pod matches the event pod, or the source or destination by IP or by name', () => {
+    const l = describeEvent(event({ reason: Reason.DROP_POLICY_EGRESS, ifindex: 8, saddr: '10.244.1.8', daddr: '10.244.1.7' }), 'n', pods);
+    assert.equal(l.pod, 'y/b'); // the pod on whose hook it was dropped
+    for (const p of ['x/a', 'y/b', '10.244.1.8', '10.244.1.7']) assert.ok(concerns(l, p, pods), p);
+    for (const p of ['z/c', '10.244.1.9', 'x/b']) assert.ok(!concerns(l, p, pods), p);
+  });
+
+  test('parseEndpointNames: a body of another shape is refused; entries without a pod are skipped, non-string policies dropped', () => {
+    assert.throws(() => parseEndpointNames('{"error":"NetworkPolicy is not enabled"}'), /no endpoints/);
+    assert.throws(() => parseEndpointNames('not json'));
+    const m = parseEndpointNames(JSON.stringify({ endpoints: { '10.0.0.1': { ingress: ['a/b'] }, '10.0.0.2': { pod: 'a/c', ingress: ['a/p', 3], egress: 'x' } } }));
+    assert.deepEqual([...m], [['10.0.0.2', { pod: 'a/c', ingress: ['a/p'], egress: [] }]]);
   });
 });

@@ -8,13 +8,17 @@ import { EventFlags, hookName, IPPROTO, Reason, REASON_MAX, reasonCode, reasonNa
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { DropMonitor, MonitorBusy, MonitorUnavailable, MONITOR_DEFAULT_BURST, MONITOR_DEFAULT_RATE, type TimedDropEvent } from '../../dataplane/monitor.js';
 import { readStats } from '../../dataplane/stats.js';
-import { requirePinDir } from '../inspect.js';
+import { daemonGet, requirePinDir } from '../inspect.js';
+import { Defaults } from '../../common/defaults.js';
 import { CliError, ok, type CommandIo, type CommandSpec, type OptionValues } from '../types.js';
 
 /** How often the ring buffer is read: events reach the terminal at most this late. */
 const POLL_MS = 100;
 /** How often the pod table (endpoint map) is read again, for pods added meanwhile. */
 const PODS_EVERY_MS = 2000;
+/** How often bvcnid's names are asked for again; an event about an unknown IP asks sooner, at most this often. */
+const NAMES_EVERY_MS = 5000;
+const NAMES_UNKNOWN_MS = 1000;
 
 const PROTO: Record<number, string> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp', [IPPROTO.ICMP]: 'icmp', [IPPROTO.SCTP]: 'sctp' };
 const ETH_P_ARP = 0x0806;
@@ -42,13 +46,45 @@ export interface MonitorLine {
   /** The policy rule behind a policy drop; null when unknown. */
   ruleRef: number | null;
   policy: string | null;
+  /** For DROP_POLICY_INGRESS/EGRESS: the policies isolating the endpoint in that direction (NS/NAME), none of which allowed it; [] when unknown. */
+  policies: string[];
+}
+
+/** What bvcnid (--network-policy) says of one local endpoint: GET /endpoints. */
+export interface EndpointName {
+  pod: string;
+  ingress: string[];
+  egress: string[];
+}
+
+/** GET /endpoints' body, checked: IP -> name and isolating policies. Throws on a body of another shape. */
+export function parseEndpointNames(body: string): Map<string, EndpointName> {
+  const j = JSON.parse(body) as unknown;
+  const eps = (j as { endpoints?: unknown } | null)?.endpoints;
+  if (typeof eps !== 'object' || eps === null) throw new Error('no endpoints object');
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  const out = new Map<string, EndpointName>();
+  for (const [ip, v] of Object.entries(eps as Record<string, unknown>)) {
+    const e = v as { pod?: unknown; ingress?: unknown; egress?: unknown } | null;
+    if (typeof e?.pod !== 'string') continue;
+    out.set(ip, { pod: e.pod, ingress: strings(e.ingress), egress: strings(e.egress) });
+  }
+  return out;
 }
 
 /** The pods of this node, by IP and by host interface (what a pod's own drops are seen on). */
 export class PodTable {
   #byIp = new Map<string, EndpointValue>();
   #byIfindex = new Map<number, string>();
-  constructor(private readonly names: ReadonlyMap<string, string> = new Map()) {}
+  #names: ReadonlyMap<string, EndpointName>;
+  constructor(names: ReadonlyMap<string, EndpointName> = new Map()) {
+    this.#names = names;
+  }
+
+  /** bvcnid's names (GET /endpoints); an empty map: IPs only. */
+  setNames(names: ReadonlyMap<string, EndpointName>): void {
+    this.#names = names;
+  }
 
   load(entries: Iterable<[{ ip: string }, EndpointValue]>): void {
     this.#byIp.clear();
@@ -60,7 +96,22 @@ export class PodTable {
   }
 
   label(ip: string): string {
-    return this.names.get(ip) ?? ip;
+    return this.#names.get(ip)?.pod ?? ip;
+  }
+
+  /** Whether bvcnid named this IP (an IP of a local pod it did not name means its table is stale). */
+  named(ip: string): boolean {
+    return this.#names.has(ip);
+  }
+
+  /** The policies isolating the endpoint at ip in a direction ([] when unknown or not isolated). */
+  policies(ip: string, dir: 'ingress' | 'egress'): string[] {
+    return this.#names.get(ip)?.[dir] ?? [];
+  }
+
+  /** The local pod at an event's address (for policy drops: whose isolation denied it). */
+  isLocal(ip: string): boolean {
+    return this.#byIp.has(ip);
   }
 
   /**
@@ -85,6 +136,13 @@ export function describeEvent(ev: TimedDropEvent, node: string, pods: PodTable):
   const ip = (ev.flags & EventFlags.ipv4) !== 0;
   const arp = (ev.flags & EventFlags.arp) !== 0;
   const ports = (ev.flags & EventFlags.ports) !== 0;
+  // A policy drop is the isolation of one endpoint: the destination's for ingress, the source's for egress.
+  const policies =
+    ip && ev.reason === Reason.DROP_POLICY_INGRESS
+      ? pods.policies(ev.daddr, 'ingress')
+      : ip && ev.reason === Reason.DROP_POLICY_EGRESS
+        ? pods.policies(ev.saddr, 'egress')
+        : [];
   return {
     time: new Date(ev.timeMs).toISOString(),
     node,
@@ -103,7 +161,8 @@ export function describeEvent(ev: TimedDropEvent, node: string, pods: PodTable):
     arpOp: arp ? ev.sport : null,
     len: ev.len,
     ruleRef: ev.rule_ref || null,
-    policy: null,
+    policy: policies.length ? policies.join(', ') : null,
+    policies,
   };
 }
 
@@ -115,8 +174,14 @@ export function formatLine(l: MonitorLine): string {
     if (l.proto === 'icmp' && l.sport !== null) what += ` type ${l.sport} code ${l.dport}`;
   } else if (l.arpOp !== null) what = `arp ${l.arpOp === 1 ? 'request' : l.arpOp === 2 ? 'reply' : `op ${l.arpOp}`} ${l.saddr} -> ${l.daddr}`;
   else what = `ethertype ${l.ethertype}`;
-  const rule = l.policy ? ` policy ${l.policy}` : l.ruleRef ? ` rule ${l.ruleRef}` : '';
+  const rule = l.policies.length ? ` denied: no rule of ${l.policies.join(', ')} allows it` : l.ruleRef ? ` rule ${l.ruleRef}` : '';
   return `${l.time} ${l.node} ${l.pod ?? '-'} ${l.hook}/${l.direction} ${what} ${l.reason}${rule} (${l.len} B)\n`;
+}
+
+/** --pod: the event's pod, or its source or destination, by IP or by the name bvcnid gives it. */
+export function concerns(l: MonitorLine, pod: string, pods: PodTable): boolean {
+  if (l.pod === pod) return true;
+  return [l.saddr, l.daddr].some((a) => a !== null && (a === pod || pods.label(a) === pod));
 }
 
 /** --reason: names (DROP_SPOOFED, spoofed, drop_spoofed) or numbers, comma-separated. */
@@ -156,6 +221,24 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
   const burst = parseCount(opts.burst, 'burst', MONITOR_DEFAULT_BURST);
   const node = typeof opts.node === 'string' && opts.node ? opts.node : opts.netns ? basename(opts.netns) : hostname();
   const pods = new PodTable();
+  const healthAddr = typeof opts.healthAddr === 'string' ? opts.healthAddr : Defaults.healthAddr;
+  let namesAt = 0;
+  // Whether bvcnid answered last time: without it, an unknown IP does not ask again before the periodic refresh.
+  let namesServed = false;
+  // bvcnid's names: without it (or without --network-policy) the table stays empty and IPs print, no error.
+  const loadNames = (): void => {
+    namesAt = Date.now();
+    namesServed = false;
+    if (healthAddr === 'none') return;
+    const r = daemonGet(healthAddr, '/endpoints', opts.netns);
+    if ('error' in r || r.status !== 200) return;
+    try {
+      pods.setNames(parseEndpointNames(r.body));
+      namesServed = true;
+    } catch {
+      // Another bvcnid's answer: keep what was known.
+    }
+  };
   const loadPods = (): void => {
     try {
       using m = openEndpointsMap(opts.pinDir);
@@ -179,6 +262,7 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
   let why = '';
   try {
     loadPods();
+    loadNames();
     let podsAt = Date.now();
     let stopReason: string | undefined;
     void io.untilStopped().then((w) => (stopReason = w));
@@ -186,8 +270,14 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
     const emit = (events: TimedDropEvent[]): boolean => {
       for (const ev of events) {
         if (reasons && !reasons.has(ev.reason)) continue;
-        const line = describeEvent(ev, node, pods);
-        if (pod && line.pod !== pod && line.saddr !== pod && line.daddr !== pod) continue;
+        let line = describeEvent(ev, node, pods);
+        // A pod bvcnid has not named to us yet (added since): ask again, at most once a second.
+        const unnamed = [line.saddr, line.daddr].some((a) => a !== null && pods.isLocal(a) && !pods.named(a));
+        if (unnamed && namesServed && Date.now() - namesAt > NAMES_UNKNOWN_MS) {
+          loadNames();
+          line = describeEvent(ev, node, pods);
+        }
+        if (pod && !concerns(line, pod, pods)) continue;
         io.write(opts.json ? `${JSON.stringify(line)}\n` : formatLine(line));
         shown++;
         if (max && shown >= max) return true;
@@ -199,6 +289,7 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
         loadPods();
         podsAt = Date.now();
       }
+      if (Date.now() - namesAt > NAMES_EVERY_MS) loadNames();
       if (emit(monitor.poll())) {
         why = 'count';
         break;
@@ -225,11 +316,12 @@ export const monitor: CommandSpec = {
   name: 'monitor',
   description: 'stream drop events live: time, node, pod, direction, 5-tuple, reason (until ^C)',
   options: [
-    { flags: '--pod <pod>', description: 'only drops concerning this pod (NS/NAME where known, or its IP), or with this source or destination IP' },
+    { flags: '--pod <pod>', description: 'only drops concerning this pod (NS/NAME where bvcnid names it, or its IP), or with this source or destination (IP or NS/NAME)' },
     { flags: '--reason <reasons>', description: 'only these reasons, comma-separated (DROP_SPOOFED, spoofed, or numbers)' },
     { flags: '--count <n>', description: 'stop after n events' },
     { flags: '--rate <n>', description: `events per second per CPU the programs may emit (token bucket refill; default ${MONITOR_DEFAULT_RATE})` },
     { flags: '--burst <n>', description: `events each CPU may emit at once (bucket depth; default ${MONITOR_DEFAULT_BURST})` },
+    { flags: '--health-addr <host:port>', description: "bvcnid's health listener, whose /endpoints names pods and policies ('none': IPs only)", defaultValue: Defaults.healthAddr },
     { flags: '--node <name>', description: 'the node name to print (default: the --netns name, else the host name)' },
   ],
   async run(opts, io) {
