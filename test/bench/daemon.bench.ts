@@ -15,9 +15,8 @@
 // ~0.4 KiB ones of makeNode, which carry only what the daemon reads.
 // The 5,000 remote node addresses come from 198.18.0.0/15 (RFC 2544, for
 // benchmarks); nothing is ever routed to them, they are only map values.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { run } from '../../src/common/exec.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { openDataplaneMaps } from '../../src/dataplane/index.js';
@@ -26,7 +25,7 @@ import { LIST_PAGE } from '../../src/kube/client.js';
 import { type FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { makeNode } from '../../src/sim/kube-node.js';
 import { makeRealisticNode } from '../support/kube-nodes.js';
-import { BVCNID, DaemonProc, nodeObject, REPO_ROOT, startApiInUnderlay } from '../support/kube-daemons.js';
+import { BVCNID, DaemonProc, deployedNodeOptions, nodeObject, rssMiB, startApiInUnderlay } from '../support/kube-daemons.js';
 import { sleep, waitFor } from '../support/kube-util.js';
 import { median, percentile, printTable } from './stats.js';
 
@@ -40,21 +39,6 @@ const remoteNode = NODE_SIZE === 'realistic' ? makeRealisticNode : makeNode;
 const NODE_BYTES = Buffer.byteLength(JSON.stringify(remoteNode('bvk-r1234', { podCIDR: '10.5.210.0/24', internalIP: '198.18.4.211' })));
 const SIZE_LABEL = `${NODE_SIZE} Nodes, ${(NODE_BYTES / 1024).toFixed(1)} KiB of JSON each`;
 
-/** NODE_OPTIONS of the bvcnid container in deploy/bvcni.yaml (V8 heap flags that decide its RSS). */
-function deployedNodeOptions(): string {
-  const field = (o: unknown, k: string): unknown => (typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[k] : undefined);
-  const list = (o: unknown): unknown[] => (Array.isArray(o) ? o : []);
-  for (const doc of parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy/bvcni.yaml'), 'utf8'))) {
-    const o: unknown = doc.toJS();
-    if (field(o, 'kind') !== 'DaemonSet') continue;
-    const pod = field(field(field(o, 'spec'), 'template'), 'spec');
-    const daemon = list(field(pod, 'containers')).find((c) => field(c, 'name') === 'bvcnid');
-    if (!daemon) throw new Error('deploy/bvcni.yaml: the DaemonSet has no bvcnid container');
-    const env = list(field(daemon, 'env')).find((e) => field(e, 'name') === 'NODE_OPTIONS');
-    return String(field(env, 'value') ?? '');
-  }
-  throw new Error('deploy/bvcni.yaml has no DaemonSet');
-}
 // BVK_NODE_FLAGS (even empty) stands in for the deployed options, to try others.
 const DEPLOYED_FLAGS = process.env.BVK_NODE_FLAGS ?? deployedNodeOptions();
 
@@ -150,13 +134,6 @@ async function convergence(): Promise<void> {
     await api?.close();
     await c.destroy();
   }
-}
-
-/** VmRSS counts the node binary's shared text pages too (~40 MiB); RssAnon is the daemon's own memory. */
-function rssMiB(pid: number): { rss: number; hwm: number; anon: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 interface SyncResult {

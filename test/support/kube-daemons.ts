@@ -1,7 +1,8 @@
 // Running the real bvcnid binary on simulated nodes against the fake API
 // server, for the daemon tests and benchmarks.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withNetns } from '../../loader/index.js';
@@ -31,6 +32,28 @@ export async function startApiInUnderlay(c: Cluster, opts: FakeApiOptions = {}):
   const kubeconfig = join(c.dir, 'kubeconfig');
   writeFileSync(kubeconfig, api.kubeconfig(UNDERLAY_GATEWAY));
   return { api, kubeconfig };
+}
+
+/** NODE_OPTIONS of the bvcnid container in deploy/bvcni.yaml (V8 heap flags that decide its RSS). */
+export function deployedNodeOptions(): string {
+  const field = (o: unknown, k: string): unknown => (typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[k] : undefined);
+  const list = (o: unknown): unknown[] => (Array.isArray(o) ? o : []);
+  for (const doc of parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy/bvcni.yaml'), 'utf8'))) {
+    const o: unknown = doc.toJS();
+    if (field(o, 'kind') !== 'DaemonSet') continue;
+    const pod = field(field(field(o, 'spec'), 'template'), 'spec');
+    const daemon = list(field(pod, 'containers')).find((c) => field(c, 'name') === 'bvcnid');
+    if (!daemon) throw new Error('deploy/bvcni.yaml: the DaemonSet has no bvcnid container');
+    const env = list(field(daemon, 'env')).find((e) => field(e, 'name') === 'NODE_OPTIONS');
+    return String(field(env, 'value') ?? '');
+  }
+  throw new Error('deploy/bvcni.yaml has no DaemonSet');
+}
+/** VmRSS counts the node binary's shared text pages too (~40 MiB); RssAnon is the daemon's own memory. */
+export function rssMiB(pid: number): { rss: number; hwm: number; anon: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 import { nodeObject } from '../../src/sim/kube-node.js';
