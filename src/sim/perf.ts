@@ -38,13 +38,18 @@ interface IperfJson {
   end?: { sum_received?: { bits_per_second: number; bytes: number }; sum_sent?: { retransmits?: number } };
 }
 
-/** One iperf3 TCP run; `reverse` makes the server send. Throws on any iperf3 error (e.g. a reset flow). */
+/**
+ * One iperf3 TCP run; `reverse` makes the server send; `congestion` sets the
+ * sender's congestion control (iperf3 -C; the namespace's default otherwise).
+ * Throws on any iperf3 error (e.g. a reset flow).
+ */
 export async function iperf(
   netns: string,
   server: string,
-  o: { seconds?: number; omit?: number; reverse?: boolean; port?: number; bytes?: string } = {},
+  o: { seconds?: number; omit?: number; reverse?: boolean; port?: number; bytes?: string; congestion?: string } = {},
 ): Promise<IperfResult> {
   const argv = ['iperf3', '-c', server, '-p', String(o.port ?? IPERF_PORT), '-J'];
+  if (o.congestion) argv.push('-C', o.congestion);
   if (o.bytes) argv.push('-n', o.bytes);
   else argv.push('-t', String(o.seconds ?? 3));
   if (o.omit) argv.push('-O', String(o.omit));
