@@ -39,7 +39,8 @@ export class Flooder {
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // 'close', not 'exit': the report on stdout may still be in flight at exit.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     return {
       async stop() {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
