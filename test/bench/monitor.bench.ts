@@ -236,11 +236,13 @@ try {
       const u = table('Udp');
       return u.get('InDatagrams')! + u.get('NoPorts')! + u.get('InErrors')!;
     };
+    /** n0, n1: the cluster's prefix says nothing in a table. */
+    const short = (nd: SimNode): string => nd.name.slice(nd.name.lastIndexOf('-') + 1);
     /** Every node's drop counters, by "node reason". */
     const dropCounts = (): Map<string, bigint> => {
       const m = new Map<string, bigint>();
       for (const nd of c!.nodes)
-        for (const r of readStats(nd.pinDir).filter(isDropRow)) m.set(`${nd.name} ${r.reason}`, (m.get(`${nd.name} ${r.reason}`) ?? 0n) + r.packets);
+        for (const r of readStats(nd.pinDir).filter(isDropRow)) m.set(`${short(nd)} ${r.reason}`, (m.get(`${short(nd)} ${r.reason}`) ?? 0n) + r.packets);
       return m;
     };
     const briefly = async (kind: FloodKind): Promise<number> => {
@@ -265,7 +267,7 @@ try {
       const dropped = counter(node.pinDir, reason) - d0;
       if (!(reached > 0)) throw new Error(`control: without the policy the ${kind} flood does not reach its target (sent ${sentOpen}, arrived 0)`);
       if (leaked !== 0 || dropped === 0n) throw new Error(`${k}-denied ${kind} flood: ${leaked} of ${sentDenied} arrived, ${dropped} counted as ${reason}`);
-      notes.push(`${k}-denied ${kind} flood, control (0.3 s each): without the policy ${reached} of ${sentOpen} sent arrived at the target; with it 0 of ${sentDenied}, ${dropped} counted as ${reason} on ${node.name}`);
+      notes.push(`${k}-denied ${kind} flood, control (0.3 s each): without the policy ${reached} of ${sentOpen} sent arrived at the target; with it 0 of ${sentDenied}, ${dropped} counted as ${reason} on ${short(node)}`);
     };
 
     for (const k of (['egress', 'ingress'] as const).filter((x) => ONLY.includes(`pol${x}`))) {
@@ -293,7 +295,7 @@ try {
               const d = n - (before.get(key) ?? 0n);
               if (d > 0n) figures[`${key}/s`] = Number(d) / s;
             }
-            if (!figures[`${node.name} ${reason}/s`]) throw new Error(`the ${kind} flood made no ${reason} on ${node.name}`);
+            if (!figures[`${short(node)} ${reason}/s`]) throw new Error(`the ${kind} flood made no ${reason} on ${node.name}`);
             if (monitor) {
               events += monitor.poll().length;
               // The listener must see the flood, or "with a monitor" measured nothing.
@@ -316,7 +318,7 @@ try {
       const drops = k === 'egress' ? "dropped on the sender's node" : "dropped on the receiver's node";
       for (const [metric, label] of [
         ['cross', `${k}-denied flood (${drops}): allowed TCP, cross-node`],
-        ['same', `${k}-denied flood (${drops}): allowed TCP, same node (${node.name})`],
+        ['same', `${k}-denied flood (${drops}): allowed TCP, same node (${short(node)})`],
       ] as const) {
         const b = base.get(metric)!;
         for (const [name, figs] of res) {
