@@ -905,6 +905,47 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     }
   });
 
+  test('hostPort: a SYN-ACK to a client outside the cluster offers the uplink\'s MSS (pod MTU − 40 + the VXLAN overhead), checksum valid; a lowered MSS, a pod client and a masqueraded flow keep theirs', () => {
+    using hp = openHostportMap(PIN);
+    const key = { host_ip: '0.0.0.0', port: 8083, proto: PROTO.TCP };
+    hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 1n });
+    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    const podMss = 1450 - 40; // the config's pod MTU
+    try {
+      for (const sport of [40200, 40201]) {
+        const syn = exec('uplinkIngress', packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport, dport: 8083, tcpFlags: 0x02, tcpMss: 1460 }));
+        assert.equal(syn.retval, TC_ACT_REDIRECT);
+        assert.equal(parse(syn.out).tcpMss, 1460, "the client's SYN is not touched");
+      }
+      const synack = (dport: number, tcpMss: number, dst = INET) =>
+        parse(exec('pod', packet({ src: POD1.ip, dst, proto: PROTO.TCP, sport: 80, dport, tcpFlags: 0x12, tcpMss })).out);
+
+      const b = synack(40200, podMss);
+      assert.deepEqual([b.src, b.sport, b.dst, b.dport], [NODE_IP, 8083, INET, 40200], 'the hostPort reply');
+      assert.equal(b.tcpMss, podMss + 50);
+      assert.ok(b.ipCsumOk && b.l4CsumOk, 'checksums after the MSS and the translation');
+
+      // Controls, each through the path it names (the translation shows it got there):
+      // an MSS the application lowered,
+      const low = synack(40201, 1200);
+      assert.deepEqual([low.src, low.sport, low.tcpMss], [NODE_IP, 8083, 1200]);
+      assert.ok(low.l4CsumOk);
+      // a flow the hostPort does not know (masqueraded as any pod traffic),
+      const m = synack(40202, podMss);
+      assert.equal(m.src, NODE_IP);
+      assert.ok(m.sport >= NAT_MIN && m.sport <= NAT_MAX, `masqueraded port ${m.sport}`);
+      assert.equal(m.tcpMss, podMss);
+      // and a pod client (its segments may come through the overlay).
+      assert.equal(exec('pod', packet({ src: POD2.ip, dst: NODE_IP, proto: PROTO.TCP, sport: 40300, dport: 8083, tcpFlags: 0x02, tcpMss: podMss })).retval, TC_ACT_REDIRECT);
+      const p = synack(40300, podMss, POD2.ip);
+      assert.deepEqual([p.src, p.sport, p.tcpMss], [NODE_IP, 8083, podMss]);
+      assert.ok(p.l4CsumOk);
+    } finally {
+      hp.delete(key);
+      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    }
+  });
+
   test('hostPort and the masquerade rewrite packets with IP options too (their port outside the fixed header window), and what would expire is DROP_TTL', () => {
     using hp = openHostportMap(PIN);
     const key = { host_ip: '0.0.0.0', port: 8082, proto: PROTO.TCP };

@@ -34,6 +34,8 @@ export interface L4 {
   sport?: number; // TCP/UDP
   dport?: number;
   tcpFlags?: number;
+  /** TCP: an MSS option (kind 2), the header's only one, as Linux puts it first. */
+  tcpMss?: number;
   icmpType?: number;
   icmpCode?: number;
   icmpId?: number;
@@ -64,11 +66,17 @@ export function l4Segment(spec: PacketSpec): Buffer {
   const payload = spec.payload ?? Buffer.from('bvcni-test-payload');
   let seg: Buffer;
   if (spec.proto === PROTO.TCP) {
-    seg = Buffer.concat([Buffer.alloc(20), payload]);
+    const hlen = spec.tcpMss === undefined ? 20 : 24;
+    seg = Buffer.concat([Buffer.alloc(hlen), payload]);
     seg.writeUInt16BE(spec.sport ?? 0, 0);
     seg.writeUInt16BE(spec.dport ?? 0, 2);
     seg.writeUInt32BE(1000, 4);
-    seg[12] = 5 << 4;
+    seg[12] = (hlen / 4) << 4;
+    if (spec.tcpMss !== undefined) {
+      seg[20] = 2;
+      seg[21] = 4;
+      seg.writeUInt16BE(spec.tcpMss, 22);
+    }
     seg[13] = spec.tcpFlags ?? 0x02;
     seg.writeUInt16BE(65535, 14);
     seg.writeUInt16BE(checksum(seg, pseudo(spec.src, spec.dst, PROTO.TCP, seg.length)), 16);
@@ -188,6 +196,8 @@ export interface Parsed {
   icmpType: number;
   icmpId: number;
   tcpFlags: number;
+  /** TCP: the MSS option's value when it comes first among the options; -1 without one. */
+  tcpMss: number;
   ipCsumOk: boolean;
   l4CsumOk: boolean;
   /** ICMP: everything after the 8-byte header. */
@@ -217,6 +227,7 @@ export function parseIp(buf: Buffer, at = 0): Omit<Parsed, 'dstMac' | 'srcMac'> 
     icmpType: proto === PROTO.ICMP ? seg[0]! : -1,
     icmpId: proto === PROTO.ICMP ? seg.readUInt16BE(4) : -1,
     tcpFlags: proto === PROTO.TCP ? seg[13]! : 0,
+    tcpMss: proto === PROTO.TCP && seg[12]! >> 4 >= 6 && seg[20] === 2 && seg[21] === 4 ? seg.readUInt16BE(22) : -1,
     ipCsumOk: checksum(ip) === 0,
     l4CsumOk,
     icmpBody: proto === PROTO.ICMP ? seg.subarray(8) : Buffer.alloc(0),
