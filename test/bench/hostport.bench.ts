@@ -10,9 +10,10 @@
 // what bounds a single stream (~12-15 Gbit/s on both; cubic moves ~18-25
 // through the same paths; README, Benchmarks, "hostPort"). The reference pod
 // has the bridge plugin's MTU (1500), bvcni's pods the overlay's (1450: MSS
-// 1398), which costs a stream ~25% more CPU per byte on either path; a third
-// variant runs the reference at bvcni's pod MTU, as portmap chained after
-// flannel's VXLAN has it (its own row; the first stays the figure).
+// 1398, which costs a stream 20-30% more CPU per byte on either path; bvcni
+// offers outside hostPort clients the uplink's MSS instead); a third variant
+// runs the reference at bvcni's pod MTU, as portmap chained after flannel's
+// VXLAN has it (its own row; the first stays the figure).
 //   node --import tsx test/bench/hostport.bench.ts     (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
 //   BVB_ONLY=tput or crr runs one part; BENCH_CC=a,b the congestion controls (default: the client's, cubic).
 import { mkdtempSync, rmSync } from 'node:fs';
