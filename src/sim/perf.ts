@@ -10,6 +10,10 @@ export const IPERF_PORT = 5201;
 /** Starts `iperf3 -s` in a namespace (owned by the cluster) and waits until it listens. */
 export async function startIperfServer(c: Cluster, ns: SimNetns, port = IPERF_PORT): Promise<ChildProcess> {
   const child = c.spawn(ns, ['iperf3', '-s', '-p', String(port)]);
+  // Its report of every test goes to a pipe nobody reads: drained, or after ~40 tests (64 KiB) the
+  // server blocks in write() and the next client waits forever.
+  child.stdout?.resume();
+  child.stderr?.resume();
   await waitListening(ns.path, port);
   return child;
 }
