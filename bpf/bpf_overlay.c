@@ -150,6 +150,22 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
 		return ret;
+#ifdef BVCNI_POLICY
+	/*
+	 * A local pod's packet without a tunnel key came through the host stack:
+	 * a Service's, DNAT'd there to a backend on another node. Its egress was
+	 * deferred to the backend (lib/policy.h): decided here, before it leaves.
+	 */
+	{
+		const struct endpoint_value *ep = endpoint_get(ip->saddr);
+
+		if (ep) {
+			ret = policy_check(skb, ep, DIR_EGRESS);
+			if (ret)
+				return ret;
+		}
+	}
+#endif
 	tun = tunnel_get(ip->daddr);
 	if (!tun)
 		return DROP(REASON_DROP_NO_TUNNEL);

@@ -2,7 +2,7 @@
 // config map. Idempotent and restartable: every step adopts what exists, so a
 // new bvcnid (or an upgrade) applies only the difference and never resets flows.
 import { existsSync } from 'node:fs';
-import { pinReplacing, unpinTree } from './pins.js';
+import { pinReplacing, unlinkIfExists, unpinTree } from './pins.js';
 import { migratePinnedMaps, type MigrationReport, type MigrationStep } from './migrate.js';
 import { join } from 'node:path';
 import {
@@ -15,6 +15,7 @@ import {
   attachTc,
   detachTc,
   maybeInNetns,
+  queryTc,
   type TcAttachment,
   type TcDirection,
 } from '../../loader/index.js';
@@ -86,6 +87,8 @@ export interface NodeAttachments {
   uplinkIngress: TcAttachment;
   overlayIngress: TcAttachment;
   overlayEgress: TcAttachment;
+  /** The bridge's egress: what the host stack hands to local pods (bpf/bpf_to_pod.c). */
+  bridgeEgress: TcAttachment;
 }
 
 export interface NodeDataplane {
@@ -364,6 +367,7 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       uplinkIngress: attach(ns, uplink.index, 'ingress', progs.get('uplinkIngress')!),
       overlayIngress: attach(ns, vxlan.index, 'ingress', progs.get('overlayIngress')!),
       overlayEgress: attach(ns, vxlan.index, 'egress', progs.get('overlayEgress')!),
+      bridgeEgress: attach(ns, bridge.index, 'egress', progs.get('toPod')!),
     };
     maps = openDataplaneMaps(cfg.pinDir);
 
@@ -436,6 +440,27 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
     maps?.close();
     throw e;
   }
+}
+
+/**
+ * `bvcnid --prepare-downgrade`'s part for the bridge's egress program
+ * (bpf/bpf_to_pod.c), which ABI 1 has no build of: once the ABI 1 programs
+ * run, it is detached and unpinned. Left attached, v0.1.0 (which knows
+ * nothing of it) would keep it deciding NetworkPolicy on maps no one writes
+ * any more, and the policy maps it holds would outlive their unpinning.
+ * Idempotent; true when something was there.
+ */
+export function removeToPodProgram(pinDir: string, netns?: string): boolean {
+  const pin = programPin(pinDir, 'toPod');
+  const bridge = readDataplaneConfig(pinDir)?.bridge_ifindex;
+  let attached = false;
+  if (bridge) {
+    attached = queryTc({ ifindex: bridge, netns, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined;
+    detachTc({ ifindex: bridge, netns, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY });
+  }
+  const pinned = existsSync(pin);
+  unlinkIfExists(pin);
+  return attached || pinned;
 }
 
 /** True when the config map says READY and every program is pinned. */

@@ -177,6 +177,7 @@ export async function runChecks(p: Probe): Promise<Check[]> {
       { link: uplink, what: 'uplink', direction: 'ingress', prog: ProgramNames.uplinkIngress },
       { link: vxlan, what: 'vxlan', direction: 'ingress', prog: ProgramNames.overlayIngress },
       { link: vxlan, what: 'vxlan', direction: 'egress', prog: ProgramNames.overlayEgress },
+      { link: bridge, what: 'bridge', direction: 'egress', prog: ProgramNames.toPod },
       ...endpointIfindexes.map((i) => ({
         link: byIndex.get(i),
         what: `pod veth ifindex ${i}`,
