@@ -448,7 +448,7 @@ describe('NetworkPolicy in the programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(counter('FORWARD'), fwd);
   });
 
-  test('egress to a ClusterIP is deferred: tracked as sent, then decided on the backend after the DNAT at the backend's host end (local) or the VXLAN device (remote)', () => {
+  test('egress to a ClusterIP is deferred: tracked as sent, then decided on the backend after the DNAT at the backend host end (local) or the VXLAN device (remote)', () => {
     // POD1 may reach server pods (POD2) and client pods (REMOTE_OK) on 80, nothing else; its ingress is closed.
     isolate(POD1, { ingress: [], egress: [e(ID.server, PROTO.TCP, 80), e(ID.client, PROTO.TCP, 80), e(ID.server, PROTO.UDP, 53)] });
     const egress = counter('DROP_POLICY_EGRESS');
