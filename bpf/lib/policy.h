@@ -3,10 +3,13 @@
  * NetworkPolicy enforcement (issue 16; the compiled form: src/policy/README.md).
  *
  * Egress is decided where the source pod is, in bpf_pod before any
- * translation (the pod's view); ingress where the destination pod is, at
- * every delivery to a local pod (deliver.h), after any translation (a hostPort
- * DNAT, a masquerade reply): the pod's view again, with the client's real
- * address. The peer's identity comes from bvcni_ipcache (no entry: world),
+ * translation (the pod's view), but for a ClusterIP: there kube-proxy's DNAT
+ * picks the peer, so egress is decided on the translated packet, where it
+ * next meets a program (bpf_to_pod, bpf_overlay's egress; see
+ * bvcni_policy_check). Ingress is decided where the destination pod is, at
+ * every delivery to a local pod (deliver.h) and on what the host stack hands
+ * it (bpf_to_pod), after any translation (a hostPort or Service DNAT, a
+ * masquerade reply): the pod's view again, with the client's real address. The peer's identity comes from bvcni_ipcache (no entry: world),
  * then at most two LPM lookups in bvcni_policy, (peer, proto, port) and
  * (ANY, proto, port), and only for a flow's first packet: bvcni_pod_ct
  * remembers the flows an isolated pod opened or accepted, so established
@@ -20,11 +23,10 @@
  *  - Traffic between a pod and its own node always passes, both ways, as
  *    Kubernetes defines it ("traffic to and from the node where a Pod is
  *    running is always allowed": kubelet probes, and the answers to them).
- *    The node's packets arrive through the bridge, where no program sees
- *    them, so nothing could track them: a pod's answers to its node (the
- *    node IP, or its gateway: a pod-CIDR address with no endpoint) could
- *    not be told from new packets for UDP. Other nodes are addresses like
- *    any other.
+ *    The node's flows are not tracked (bpf_to_pod lets them pass before
+ *    any lookup), so a pod's answers to its node (the node IP, or its
+ *    gateway: a pod-CIDR address with no endpoint) could not be told from
+ *    new packets for UDP. Other nodes are addresses like any other.
  *  - A pod whose labels are not known yet (ENDPOINT_F_POLICY_PENDING): only
  *    the traffic between it and its node, both ways.
  *  - Fragments: a first fragment carries the ports and is decided as its

@@ -375,8 +375,6 @@ function swapPrograms(opts: MigrationOptions, staged: Set<string>): number {
   at(c.uplink_ifindex, 'ingress', 'uplinkIngress');
   at(c.vxlan_ifindex, 'ingress', 'overlayIngress');
   at(c.vxlan_ifindex, 'egress', 'overlayEgress');
-  // ABI 2 only: going down, the ABI 2 program stays until removeToPodProgram takes it away.
-  if (existsSync(join(opts.objDir, Programs.toPod.object))) at(c.bridge_ifindex, 'egress', 'toPod');
   let pods = 0;
   using eps = openRaw(pinPath(MapName.endpoints));
   for (const [, v] of eps.entries()) {

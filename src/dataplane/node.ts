@@ -15,14 +15,15 @@ import {
   attachTc,
   detachTc,
   maybeInNetns,
+  queryNetkit,
   queryTc,
   type TcAttachment,
   type TcDirection,
 } from '../../loader/index.js';
 import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
-import { ConfigFlags, type ConfigValue } from './abi.js';
+import { ConfigFlags, MapName, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, parseCidr, type Cidr } from '../common/cidr.js';
-import { attachPodProgram, detachPodProgram, endpointDevice } from './endpoint.js';
+import { attachPodProgram, detachPodProgram, detachToPodProgram, endpointDevice, listEndpoints } from './endpoint.js';
 import {
   createVxlan,
   defaultRouteLink,
@@ -43,8 +44,8 @@ import { ensureBridge as ensureBridgeLink, macForIp } from '../netlink/bridge.js
 import { ensureSysctl, readSysctl } from '../netlink/sysctl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { AF_INET6, RTPROT_KERNEL } from '../netlink/message.js';
-import { cgroup2Root, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
-import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
+import { cgroup2Root, OBJECTS, Programs, REQUIRED_SLOTS, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { mapPin, openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
 
@@ -87,8 +88,6 @@ export interface NodeAttachments {
   uplinkIngress: TcAttachment;
   overlayIngress: TcAttachment;
   overlayEgress: TcAttachment;
-  /** The bridge's egress: what the host stack hands to local pods (bpf/bpf_to_pod.c). */
-  bridgeEgress: TcAttachment;
 }
 
 export interface NodeDataplane {
@@ -367,7 +366,6 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
       uplinkIngress: attach(ns, uplink.index, 'ingress', progs.get('uplinkIngress')!),
       overlayIngress: attach(ns, vxlan.index, 'ingress', progs.get('overlayIngress')!),
       overlayEgress: attach(ns, vxlan.index, 'egress', progs.get('overlayEgress')!),
-      bridgeEgress: attach(ns, bridge.index, 'egress', progs.get('toPod')!),
     };
     maps = openDataplaneMaps(cfg.pinDir);
 
@@ -443,30 +441,35 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
 }
 
 /**
- * `bvcnid --prepare-downgrade`'s part for the bridge's egress program
- * (bpf/bpf_to_pod.c), which ABI 1 has no build of: once the ABI 1 programs
- * run, it is detached and unpinned. Left attached, v0.1.0 (which knows
- * nothing of it) would keep it deciding NetworkPolicy on maps no one writes
- * any more, and the policy maps it holds would outlive their unpinning.
- * Idempotent; true when something was there.
+ * `bvcnid --prepare-downgrade`'s part for bpf/bpf_to_pod.c, which ABI 1 has no
+ * build of: once the ABI 1 programs run, it is unpinned (so no ADD attaches it
+ * any more) and detached from every pod's host end. Left attached, v0.1.0
+ * (which knows nothing of it) would keep it deciding NetworkPolicy on maps no
+ * one writes any more. Idempotent; how many pods it was detached from (-1:
+ * nothing was pinned or attached).
  */
-export function removeToPodProgram(pinDir: string, netns?: string): boolean {
+export function removeToPodProgram(pinDir: string, netns?: string): number {
   const pin = programPin(pinDir, 'toPod');
-  const bridge = readDataplaneConfig(pinDir)?.bridge_ifindex;
-  let attached = false;
-  if (bridge) {
-    attached = queryTc({ ifindex: bridge, netns, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined;
-    detachTc({ ifindex: bridge, netns, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY });
-  }
   const pinned = existsSync(pin);
   unlinkIfExists(pin);
-  return attached || pinned;
+  let detached = 0;
+  for (const ep of existsSync(mapPin(pinDir, MapName.endpoints)) ? listEndpoints(pinDir) : []) {
+    const target = { ifindex: ep.ifindex, netns, device: endpointDevice(Number(ep.flags)) };
+    try {
+      const was = target.device === 'netkit' ? queryNetkit({ ...target, side: 'primary' }).length > 0 : queryTc({ ...target, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined;
+      detachToPodProgram(target);
+      if (was) detached++;
+    } catch {
+      // Its device is gone: nothing attached to it any more.
+    }
+  }
+  return pinned || detached ? detached : -1;
 }
 
 /** True when the config map says READY and every program is pinned. */
 export function dataplaneReady(pinDir: string): boolean {
   try {
-    for (const slot of Object.keys(Programs) as ProgramSlot[]) if (!existsSync(programPin(pinDir, slot))) return false;
+    for (const slot of REQUIRED_SLOTS) if (!existsSync(programPin(pinDir, slot))) return false;
     using config = openConfigMap(pinDir);
     const c = config.lookup(0);
     return !!c && (c.flags & ConfigFlags.ready) !== 0;

@@ -58,7 +58,7 @@ const fromPod = (spec: PacketSpec) => exec('pod', packet(spec));
 const fromRemote = (spec: PacketSpec) => exec('uplinkIngress', vxlanPacket({ src: PEER_NODE, dst: NODE_IP, vni: 1 }, packet(spec)));
 /** The same through the VXLAN device (bpf_overlay). */
 const fromOverlay = (spec: PacketSpec) => exec('overlayIngress', packet(spec));
-/** What the host stack routes to a local pod through the bridge (bpf_to_pod, the bridge's egress). */
+/** What the host stack hands to a local pod (bpf_to_pod: its host veth's egress, its netkit primary). */
 const fromHost = (spec: PacketSpec) => exec('toPod', packet({ ...spec, srcMac: GW_MAC, dstMac: macOf(spec.dst) }));
 /** What the host stack routes to a remote pod (bpf_overlay's egress, the VXLAN device's transmit). */
 const toOverlay = (spec: PacketSpec) => exec('overlayEgress', packet(spec));
@@ -409,7 +409,7 @@ describe('NetworkPolicy in the programs under BPF_PROG_TEST_RUN', () => {
     }
   });
 
-  test("bridge egress (bpf_to_pod): what the host stack hands to a pod meets its ingress policy; a denied pod is DROP_POLICY_INGRESS, an allowed one and the node pass", () => {
+  test("host delivery (bpf_to_pod): what the host stack hands to a pod meets its ingress policy; a denied pod is DROP_POLICY_INGRESS, an allowed one and the node pass", () => {
     isolate(POD2, { ingress: [e(ID.client, PROTO.TCP, 80)] });
     const drops = counter('DROP_POLICY_INGRESS');
     // Control: the allowed client, as kube-proxy's DNAT hands it over, reaches the server and is tracked.
@@ -430,7 +430,7 @@ describe('NetworkPolicy in the programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(counter('DROP_POLICY_INGRESS'), drops + 4n);
   });
 
-  test('bridge egress: the reply of a tracked flow passes, a new flow the other way does not; not IPv4, no endpoint, a pod without policy: untouched', () => {
+  test('host delivery: the reply of a tracked flow passes, a new flow the other way does not; not IPv4, no endpoint, a pod without policy: untouched', () => {
     // POD1 isolated both ways, allowed to reach POD2:80 only.
     isolate(POD1, { ingress: [], egress: [e(ID.server, PROTO.TCP, 80)] });
     assert.equal(fromPod(tcp(POD1, POD2, 41010, 80)).retval, TC_ACT_REDIRECT);
@@ -448,7 +448,7 @@ describe('NetworkPolicy in the programs under BPF_PROG_TEST_RUN', () => {
     assert.equal(counter('FORWARD'), fwd);
   });
 
-  test('egress to a ClusterIP is deferred: tracked as sent, then decided on the backend after the DNAT at the bridge (local) or the VXLAN device (remote)', () => {
+  test('egress to a ClusterIP is deferred: tracked as sent, then decided on the backend after the DNAT at the backend host end (local) or the VXLAN device (remote)', () => {
     // POD1 may reach server pods (POD2) and client pods (REMOTE_OK) on 80, nothing else; its ingress is closed.
     isolate(POD1, { ingress: [], egress: [e(ID.server, PROTO.TCP, 80), e(ID.client, PROTO.TCP, 80), e(ID.server, PROTO.UDP, 53)] });
     const egress = counter('DROP_POLICY_EGRESS');

@@ -79,7 +79,8 @@ for what in "$@"; do
     bpf)      bpf ;;
     floor)    floor ;;
     netkit)   netkit ;;
-    *)        echo "unknown WHAT '$what' (features demo bpf conntrack floor netkit)"; false ;;
+    insns)    { [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack; } && "$NODE" --import tsx tools/kernels/insns.ts dist/bpf $(ls -d .tmp/insns-*/ 2>/dev/null) ;;
+    *)        echo "unknown WHAT '$what' (features demo bpf conntrack floor netkit insns)"; false ;;
   esac > "$out/$what.log" 2>&1
   rc=$?
   # features exits 1 when bvcnid would refuse this kernel: run.sh decides whether that was expected.

@@ -11,7 +11,7 @@ import { loadKubeConfig, nodeApi } from '../../kube/client.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { endpointDevice } from '../../dataplane/endpoint.js';
 import { BpfProgram, queryNetkit } from '../../../loader/index.js';
-import { Programs, programPin, type ProgramSlot } from '../../dataplane/layout.js';
+import { Programs, REQUIRED_SLOTS, programPin } from '../../dataplane/layout.js';
 import type { ConfigValue } from '../../dataplane/abi.js';
 import {
   ProgramNames,
@@ -114,7 +114,7 @@ export async function runChecks(p: Probe): Promise<Check[]> {
         },
   );
 
-  const unpinnedProgs = (Object.keys(Programs) as ProgramSlot[]).filter((s) => !existsSync(programPin(p.pinDir, s)));
+  const unpinnedProgs = REQUIRED_SLOTS.filter((s) => !existsSync(programPin(p.pinDir, s)));
   add(
     unpinnedProgs.length === 0
       ? { name: 'programs pinned', result: 'ok', detail: Object.values(Programs).map((x) => x.program).join(', ') }
@@ -177,13 +177,16 @@ export async function runChecks(p: Probe): Promise<Check[]> {
       { link: uplink, what: 'uplink', direction: 'ingress', prog: ProgramNames.uplinkIngress },
       { link: vxlan, what: 'vxlan', direction: 'ingress', prog: ProgramNames.overlayIngress },
       { link: vxlan, what: 'vxlan', direction: 'egress', prog: ProgramNames.overlayEgress },
-      { link: bridge, what: 'bridge', direction: 'egress', prog: ProgramNames.toPod },
       ...endpointIfindexes.map((i) => ({
         link: byIndex.get(i),
         what: `pod veth ifindex ${i}`,
         direction: 'ingress' as const,
         prog: ProgramNames.pod,
       })),
+      // What the host stack hands to the pod (bpf_to_pod): ABI 2's, absent once --prepare-downgrade ran.
+      ...(existsSync(programPin(p.pinDir, 'toPod'))
+        ? endpointIfindexes.map((i) => ({ link: byIndex.get(i), what: `pod veth ifindex ${i}`, direction: 'egress' as const, prog: ProgramNames.toPod }))
+        : []),
     ];
     const problems: string[] = [];
     for (const w of want) {
