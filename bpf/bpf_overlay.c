@@ -114,12 +114,14 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	ep = endpoint_get(daddr);
 	/*
 	 * For this node, or a reply in a flow the host translated (a Service
-	 * backend answering a local pod), or a fragment for a local pod: up the
-	 * stack, where conntrack reassembles and undoes it. Fragments for any
-	 * other address are not the host's to reassemble (the gateway's, say:
-	 * whole, they could be VXLAN for the node's socket).
+	 * backend answering a local pod), or a fragment or SCTP for a local pod
+	 * (conntrack.h): up the stack, where conntrack reassembles and undoes it.
+	 * Fragments for any other address are not the host's to reassemble (the
+	 * gateway's, say: whole, they could be VXLAN for the node's socket), nor
+	 * is SCTP the host's that no pod owns: dropped below as before.
 	 */
-	if (daddr == cfg->node_ip || ((ep || !ipv4_is_fragment(ip)) && ct_host_translated(skb, ip))) {
+	if (daddr == cfg->node_ip ||
+	    ((ep || !(ipv4_is_fragment(ip) || ip->protocol == IPPROTO_SCTP)) && ct_host_translated(skb, ip))) {
 		/* Reassembled up there, then through the bridge, unseen: each fragment is policy's here. */
 		if (ep && ipv4_is_fragment(ip)) {
 			ret = policy_check(skb, ep, DIR_INGRESS);
