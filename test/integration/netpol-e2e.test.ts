@@ -8,17 +8,21 @@
 //
 // Without the enforcing dataplane (no bvcni_policy map pinned, or bvcnid not filling it) only the cases whose
 // every truth table is "all connected" run; the count is printed either way.
-// The whole suite takes about 2.5 min here (under other jobs' load), so `make test`
-// runs all of it; `make test-netpol` runs it alone, BVCNI_NETPOL_ONLY=<regex> a few cases.
+// `make test` runs all of it; `make test-netpol` runs it alone, BVCNI_NETPOL_ONLY=<regex>
+// a few cases.
 //
-// Through Services, as upstream probes (BVCNI_NETPOL_SERVICES): every pod also gets a
-// ClusterIP with kube-proxy-like DNAT on every node (test/support/netpol-e2e.ts), and
-// every truth table is probed through the ClusterIPs as well as directly; the harness
-// proves that mode's probes too (with no policy every pod answers every other through
-// its ClusterIP, naming itself; a ClusterIP no rule translates, or one translated to
-// another pod, never counts as "connected"). BVCNI_NETPOL_SERVICES=1 both ways, =only
-// through the ClusterIPs alone (debugging), unset or 0 pod IPs only (the default until
-// the dataplane decides policy for what the host stack delivers: README "Known limits").
+// Through Services too, as upstream probes (kubernetes test/e2e/network/netpol: one
+// Service per pod, probed by its name or ClusterIP): every pod also gets a ClusterIP
+// with kube-proxy-like DNAT on every node (test/support/netpol-e2e.ts), and every
+// truth table is probed through the ClusterIPs (upstream's path: DNAT in the client
+// node's host stack, then routed to the backend) as well as directly (bvcni's own fast
+// path), TCP, UDP and SCTP; the summary prints both counts. The harness proves that
+// mode's probes too: with no policy every pod answers every other through its ClusterIP,
+// naming itself; each node reaches every pod through it (the output chain, and proof
+// that the kernel's NAT translates SCTP); a ClusterIP no rule translates, or one
+// translated to another pod, never counts as "connected". BVCNI_NETPOL_SERVICES=0
+// probes pod IPs only (the suite's runtime before), =only ClusterIPs only (debugging).
+// Both ways take about 5 min here (2.5 min for pod IPs alone).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
@@ -35,22 +39,11 @@ const upstreamTotal = loadFixture<Upstream>('upstream.json').suites.reduce((n, s
 const ported = suites.reduce((n, s) => n + s.cases.length, 0);
 /** BVCNI_NETPOL_ONLY=<regex>: only the cases whose name matches (debugging; the count says how many ran). */
 const only = process.env.BVCNI_NETPOL_ONLY ? new RegExp(process.env.BVCNI_NETPOL_ONLY) : undefined;
-/** BVCNI_NETPOL_SERVICES: which ways the truth tables are probed (the header says why it is not the default yet). */
-const servicesEnv = process.env.BVCNI_NETPOL_SERVICES ?? '0';
+/** BVCNI_NETPOL_SERVICES: which ways the truth tables are probed (default both). */
+const servicesEnv = process.env.BVCNI_NETPOL_SERVICES ?? '1';
 if (!['0', '1', 'only'].includes(servicesEnv)) throw new Error(`BVCNI_NETPOL_SERVICES must be 0, 1 or only: ${JSON.stringify(servicesEnv)}`);
 const vias: readonly ProbeVia[] = servicesEnv === '1' ? PROBE_VIAS : servicesEnv === 'only' ? ['service'] : ['pod'];
 const services = vias.includes('service');
-/**
- * Why SCTP is probed by pod IP only, also when the other protocols go through ClusterIPs
- * (BVCNI_NETPOL_SERVICES_SCTP=1 probes it through them anyway). The test below proves
- * the kernel's NAT is not the reason: each node reaches every pod through its ClusterIP
- * over SCTP.
- */
-const SCTP_VIA_SERVICE_WHY =
-  "bvcni hands a backend's SCTP reply to the client past the host stack: bpf/lib/conntrack.h asks conntrack " +
-  '(bpf_skb_ct_lookup, which takes TCP and UDP only) whether the host translated the flow, and answers "no" for SCTP, ' +
-  'so the reply keeps the backend pod\'s address instead of the ClusterIP and the client drops it';
-const sctpViaService = process.env.BVCNI_NETPOL_SERVICES_SCTP === '1';
 const allCases = suites.flatMap((s) => s.cases.map((c) => ({ file: s.file, c }))).filter(({ c }) => !only || only.test(c.name));
 
 /** Every truth table of the case is "all connected": meaningful without enforcement. */
@@ -58,11 +51,8 @@ const allConnected = (c: ConformanceCase): boolean => c.steps.every((s) => s.pro
 
 describe('NetworkPolicy conformance with real traffic, 2 simulated nodes', { timeout: 30 * 60_000 }, () => {
   const np = new NetpolCluster({ prefix: 'npe', services });
-  /** The ways each protocol's truth tables are probed: SCTP through ClusterIPs only when asked (SCTP_VIA_SERVICE_WHY). */
-  const viasFor = (p: Protocol): readonly ProbeVia[] => {
-    const ways = p === 'SCTP' && !sctpViaService ? vias.filter((v) => v !== 'service') : vias;
-    return ways.length > 0 ? ways : ['pod'];
-  };
+  /** The ways each protocol's truth tables are probed (the same for all three). */
+  const viasFor = (_p: Protocol): readonly ProbeVia[] => vias;
   /** Per way of probing: the cases that probed at least one matrix that way, and how many of them matched. */
   const casesBy = { pod: { ran: 0, passed: 0 }, service: { ran: 0, passed: 0 } };
   let enforcing = false;
@@ -175,11 +165,6 @@ describe('NetworkPolicy conformance with real traffic, 2 simulated nodes', { tim
           : `${v === 'pod' ? 'via pod IPs' : 'via ClusterIPs'}: not run (BVCNI_NETPOL_SERVICES=${servicesEnv})`,
       )
       .join('; ');
-    if (services && !sctpViaService) {
-      const why = `SCTP probed by pod IP only: ${SCTP_VIA_SERVICE_WHY}`;
-      t.diagnostic(why);
-      console.log(why);
-    }
     const line =
       `NetworkPolicy conformance with real traffic: ported ${ported} of ${upstreamTotal} upstream cases, ${ran.length} ran, ${passed.length} passed ` +
       `(${np.mode.enforcing ? 'enforcing dataplane' : `not enforcing: ${np.mode.why}; ${skipped.length} cases need it`}); ${ways}; ` +
