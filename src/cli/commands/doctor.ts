@@ -206,6 +206,12 @@ export async function runChecks(p: Probe): Promise<Check[]> {
       } catch {
         problems.push(`${ProgramNames.pod} not pinned`);
       }
+      // ABI 2's bpf_to_pod, on what the node sends the pod (absent once --prepare-downgrade ran).
+      let toPodId: number | undefined;
+      if (existsSync(programPin(p.pinDir, 'toPod'))) {
+        using prog = BpfProgram.openPinned(programPin(p.pinDir, 'toPod'));
+        toPodId = prog.id;
+      }
       for (const i of netkitIfindexes) {
         const l = byIndex.get(i);
         if (!l) {
@@ -219,6 +225,15 @@ export async function runChecks(p: Probe): Promise<Check[]> {
           /* reported below */
         }
         if (podId !== undefined && !ids.includes(podId)) problems.push(`${l.ifname} netkit peer: ${ProgramNames.pod} not attached`);
+        if (toPodId !== undefined) {
+          let primary: number[] = [];
+          try {
+            primary = queryNetkit({ ifindex: i, netns: p.netns, side: 'primary' });
+          } catch {
+            /* reported above */
+          }
+          if (!primary.includes(toPodId)) problems.push(`${l.ifname} netkit primary: ${ProgramNames.toPod} not attached`);
+        }
       }
     }
     add(
