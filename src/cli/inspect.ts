@@ -1,11 +1,12 @@
 // Read-only views of one node for bvcnictl: its pinned maps, its devices and
 // its tc hooks. Pinned maps live on the global bpffs (--pin-dir picks the
 // node); devices and sysctls live in the node's network namespace (--netns).
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync, statSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { BpfMap, MapType, type TcDirection } from '../../loader/index.js';
 import { listTc, type TcFilter } from '../dataplane/tc-filters.js';
-import { runSync } from '../common/exec.js';
+import { run, runSync } from '../common/exec.js';
 import { listLinks as rtnlListLinks } from '../netlink/rtnl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { readSysctl as readProcSysctl } from '../netlink/sysctl.js';
@@ -191,14 +192,55 @@ http.get(process.argv[1], { timeout: 5000 }, (r) => {
 }).on('error', (e) => process.stdout.write(JSON.stringify({ error: e.code || e.message }))).on('timeout', function () { this.destroy(new Error('timeout')); });
 `;
 
-/** One GET on bvcnid's health listener (inside the node's namespace with --netns). */
-export function daemonGet(healthAddr: string, path: string, netns?: string): { status: number; body: string } | { error: string } {
-  const url = `http://${healthAddr}${path}`;
-  const r = runSync([process.execPath, '-e', GET_CLIENT, url], { netns, allowFail: true, timeoutMs: 10_000 });
+export type DaemonAnswer = { status: number; body: string } | { error: string };
+
+/**
+ * Whether reaching something in `netns` takes another network namespace than
+ * this thread's: none given, or the same namespace under another name (the
+ * node's own, as in bvcnid's pod), needs no switch.
+ */
+export function needsNetnsSwitch(netns: string | undefined): boolean {
+  if (!netns) return false;
   try {
-    return JSON.parse(r.stdout) as { status: number; body: string } | { error: string };
+    const there = statSync(netns);
+    const here = statSync('/proc/thread-self/ns/net');
+    return there.dev !== here.dev || there.ino !== here.ino;
   } catch {
-    return { error: `${url}: ${(r.stderr || r.stdout).trim().slice(0, 200)}` };
+    // Not a namespace we can look at: the child says what is wrong with it.
+    return true;
+  }
+}
+
+/** One GET in this process (its socket in this thread's namespace). */
+function getHere(url: string, signal?: AbortSignal): Promise<DaemonAnswer> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { timeout: 5000, signal, agent: false }, (r) => {
+      let b = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => (b += d));
+      r.on('end', () => resolve({ status: r.statusCode ?? 0, body: b }));
+      r.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+  });
+}
+
+/**
+ * One GET on bvcnid's health listener. A socket lands in the namespace of the
+ * thread that creates it, and Node creates a client's socket on a later tick,
+ * outside any synchronous setns: so with --netns naming another namespace a
+ * short-lived child inside it does the call; otherwise (bvcnictl in bvcnid's
+ * pod, or --netns naming our own namespace) this process does, with no child.
+ */
+export async function daemonGet(healthAddr: string, path: string, netns?: string, signal?: AbortSignal): Promise<DaemonAnswer> {
+  const url = `http://${healthAddr}${path}`;
+  if (!needsNetnsSwitch(netns)) return getHere(url, signal);
+  const r = await run([process.execPath, '-e', GET_CLIENT, url], { netns, allowFail: true, timeoutMs: 10_000, signal });
+  try {
+    return JSON.parse(r.stdout) as DaemonAnswer;
+  } catch {
+    return { error: `${url}: ${(r.stderr || r.stdout).trim().slice(0, 200) || (signal?.aborted ? 'aborted' : `exit ${r.code}`)}` };
   }
 }
 

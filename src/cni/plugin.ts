@@ -5,7 +5,7 @@ import { parseConfig, sniffVersion, type NetConf } from './config.js';
 import type { Invocation, Services } from './context.js';
 import { parseCommand, parseEnv, type CniEnv } from './env.js';
 import { Code, CniError, toErrorJson } from './errors.js';
-import { atLeast, LATEST, SUPPORTED_VERSIONS } from './version.js';
+import { atLeast, LATEST, versionInfo } from './version.js';
 import { cmdAdd } from './commands/add.js';
 import { cmdCheck } from './commands/check.js';
 import { cmdDel } from './commands/del.js';
@@ -15,10 +15,6 @@ import { cmdStatus } from './commands/status.js';
 export interface Outcome {
   stdout: string;
   exitCode: number;
-}
-
-export function versionInfo(): string {
-  return JSON.stringify({ cniVersion: LATEST, supportedVersions: [...SUPPORTED_VERSIONS] });
 }
 
 export function handle(vars: NodeJS.ProcessEnv, stdin: string, services: (conf: NetConf, env: CniEnv) => Services): Outcome {

@@ -2,6 +2,11 @@ export const SUPPORTED_VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 export const LATEST: CniVersion = '1.1.0';
 
+/** VERSION's answer (the native front prints the same bytes: tools/front-header.ts). */
+export function versionInfo(): string {
+  return JSON.stringify({ cniVersion: LATEST, supportedVersions: [...SUPPORTED_VERSIONS] });
+}
+
 export function isSupported(v: string): v is CniVersion {
   return (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 }

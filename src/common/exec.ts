@@ -12,6 +12,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Resolve instead of reject on a non-zero exit. */
   allowFail?: boolean;
+  /** Kills the child when aborted (run only): it then ends as a failed run. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -40,7 +42,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     const child = execFile(
       full[0]!,
       full.slice(1),
-      { timeout: scaledTimeout(opts.timeoutMs ?? 60_000), env: opts.env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      { timeout: scaledTimeout(opts.timeoutMs ?? 60_000), env: opts.env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8', signal: opts.signal },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         const result = { code, stdout, stderr };

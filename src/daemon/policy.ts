@@ -139,6 +139,16 @@ function parsedOf<T>(raw: unknown, parse: (raw: unknown) => T): T {
 
 const keyOf = (o: ObjectLike): string => (o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? ''));
 
+/** PolicySync.lastChange: one compile's difference, counted. */
+export interface PolicyChange {
+  /** Endpoints (IPs) whose tables or isolation changed, deleted ones included. */
+  readonly endpoints: readonly string[];
+  readonly ipcacheUpserts: number;
+  readonly ipcacheDeletes: number;
+  /** Diffed against the maps as read (start, or after a failed write), not against the last compile. */
+  readonly full: boolean;
+}
+
 export class PolicySync {
   /** Objects skipped as invalid, with the reason (logged once per resourceVersion). */
   readonly invalid = new Map<string, string>();
@@ -154,7 +164,12 @@ export class PolicySync {
   /** The next write reads the maps first (start, or after a failed write). */
   private needFullSync = true;
   private readonly retry = new Backoff({ initialMs: 200, maxMs: 10_000 });
-  lastDiff: NodeDiff | null = null;
+  /**
+   * What the last compile changed, in brief. Not its diff: that goes once it is
+   * written (the first one holds every ipcache entry, 100,000 at scale, as
+   * objects of their own, until the next compile replaced it).
+   */
+  lastChange: PolicyChange | null = null;
   readonly stats = { compiles: 0, lastCompileMs: 0, changes: 0, writes: 0, writeErrors: 0, fullSyncs: 0, lastWriteAt: 0 };
 
   constructor(private readonly o: PolicySyncOptions) {
@@ -354,7 +369,12 @@ export class PolicySync {
       this.write(maps, diff, pinned !== undefined);
     }
     maps?.release?.();
-    this.lastDiff = diff;
+    this.lastChange = {
+      endpoints: [...diff.endpoints.keys()],
+      ipcacheUpserts: diff.ipcacheUpsert.length,
+      ipcacheDeletes: diff.ipcacheDelete.length,
+      full: pinned !== undefined,
+    };
     const changedSomething = diff.endpoints.size + diff.ipcacheUpsert.length + diff.ipcacheDelete.length > 0;
     const ms = performance.now() - t0;
     this.o.metrics?.syncDuration?.observe(ms / 1000);

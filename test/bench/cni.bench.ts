@@ -8,7 +8,8 @@
 // it does when bvcnid is down or declines.
 // Then pods per second for 100 parallel ADDs, each way.
 // The plugin is the native front (src/cni/front/): with bvcnid up it starts no
-// Node at all; "alone" and VERSION run the Node plugin behind it.
+// Node at all; "alone" runs the Node plugin behind it, whose own floor is its
+// VERSION (the front answers VERSION itself: the floor is timed on bvcni-node).
 // BVCNI_BENCH_BASELINE=v0.1.0 adds the v0.1.0 build (its plugin embeds Node 20),
 // built from its tag in this run (test/bench/release-build.ts) and measured
 // interleaved with this build — but v0.1.0's plugin cannot open this build's
@@ -20,8 +21,8 @@
 // same run (issue 14's target: ≥ 1.0).
 import { execFileSync, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import { TestNode, cniEnv, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
-import { dirname, join } from 'node:path';
+import { TestNode, cniEnv, NODE_PLUGIN, PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
+import { join } from 'node:path';
 import { median } from '../../src/common/stats.js';
 import { waitFor } from '../../src/common/wait.js';
 import { buildRelease, embeddedRuntime, type ReleasePlugin } from './release-build.js';
@@ -29,7 +30,6 @@ import { buildRelease, embeddedRuntime, type ReleasePlugin } from './release-bui
 const ROUNDS = Number(process.env.BVCNI_BENCH_ROUNDS ?? 40);
 const PARALLEL = Number(process.env.BVCNI_BENCH_PARALLEL ?? 100);
 const BASELINE = process.env.BVCNI_BENCH_BASELINE ?? 'none';
-const NODE_PLUGIN = join(dirname(PLUGIN), 'bvcni.d', 'bvcni-node');
 const THROUGHPUT_ROUNDS = Number(process.env.BVCNI_BENCH_THROUGHPUT_ROUNDS ?? 3);
 
 function timed(ns: string, argv: string[], env: Record<string, string>, stdin: string): Promise<{ ms: number; code: number | null; stdout: string }> {
@@ -116,7 +116,7 @@ async function measure(base: ReleasePlugin | undefined): Promise<void> {
         node.deletePod(pod);
       }
       t.nodeFloor!.push((await timed(node.ns, [process.execPath, '-e', '0'], {}, '')).ms);
-      t.seaFloor!.push((await timed(node.ns, [PLUGIN], { CNI_COMMAND: 'VERSION' }, '')).ms);
+      t.seaFloor!.push((await timed(node.ns, [NODE_PLUGIN], { CNI_COMMAND: 'VERSION' }, '')).ms);
       if (base) t.baseFloor!.push((await timed(node.ns, [base.plugin], { CNI_COMMAND: 'VERSION' }, '')).ms);
     }
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)])) as Record<keyof typeof t, number>;
@@ -124,7 +124,7 @@ async function measure(base: ReleasePlugin | undefined): Promise<void> {
     console.log(`bvcni CNI latency, medians of ${ROUNDS} interleaved rounds (ms; each includes nsenter):`);
     console.log(`  this build's plugin embeds Node ${embeddedRuntime(PLUGIN)}${base ? `; ${base.tag}'s embeds Node ${base.runtime}` : ''}`);
     console.log(`  node -e 0 floor      ${f(m.nodeFloor)}`);
-    console.log(`  bvcni VERSION floor  ${f(m.seaFloor)}   (the executable's own start-up)`);
+    console.log(`  bvcni-node VERSION  ${f(m.seaFloor)}   (the Node plugin's own start-up)`);
     console.log(`  reference ADD        ${f(m.refAdd)}   (bridge + host-local)`);
     console.log(`  bvcni ADD            ${f(m.bvcniAdd)}   (bvcnid running, as on a node)`);
     console.log(`  bvcni ADD alone      ${f(m.aloneAdd)}   (no bvcnid: the plugin does the work)`);

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median } from '../../src/common/stats.js';
-import { PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
+import { NODE_PLUGIN, REF_DIR } from '../fixtures/cni/harness.js';
 
 const ROUNDS = Number(process.env.BVB_ROUNDS ?? 6);
 const PARALLEL = Number(process.env.BVB_PARALLEL ?? 50);
@@ -45,7 +45,7 @@ try {
     return out;
   };
   const variants: Record<string, string[]> = {
-    'this build (snapshot, not rehashed)': [PLUGIN],
+    'this build (snapshot, not rehashed)': [NODE_PLUGIN],
     'code cache (before)': [build('cache', { BVCNI_SEA_SNAPSHOT: '0', BVCNI_SEA_EXEC_ARGV: '' })],
     'snapshot, rehashed': [build('rehash', { BVCNI_SEA_SNAPSHOT: '1', BVCNI_SEA_EXEC_ARGV: '' })],
     'node -e 0': [process.execPath, '-e', '0'],

@@ -24,3 +24,23 @@ export async function interleave(title: string, variants: readonly Variant[], ru
   }
   return out;
 }
+
+export interface MetricsVariant {
+  name: string;
+  /** One run: each named figure it measured (every run of every variant the same names). */
+  run: () => Promise<Record<string, number>>;
+}
+
+/** interleave() for variants that measure several figures per run: variant -> figure -> one value per run. */
+export async function interleaveMetrics(title: string, variants: readonly MetricsVariant[], runs: number): Promise<Map<string, Map<string, number[]>>> {
+  const out = new Map<string, Map<string, number[]>>(variants.map((v) => [v.name, new Map()]));
+  for (let r = 0; r < runs; r++) {
+    for (const v of r % 2 ? [...variants].reverse() : variants) {
+      const figures = out.get(v.name)!;
+      for (const [k, x] of Object.entries(await v.run())) figures.set(k, [...(figures.get(k) ?? []), x]);
+    }
+    const last = (v: MetricsVariant): string => [...out.get(v.name)!].map(([k, xs]) => `${k}=${xs.at(-1)!.toFixed(2)}`).join(',');
+    process.stderr.write(`  ${title} run ${r + 1}/${runs}: ${variants.map((v) => `${v.name}: ${last(v)}`).join('; ')}\n`);
+  }
+  return out;
+}

@@ -17,6 +17,7 @@ import { BVCNID, DaemonProc, REPO_ROOT, nodeObject, startApiInUnderlay } from '.
 import { waitFor } from '../support/kube-util.js';
 import { manifestContainer } from '../support/container.js';
 import { PrivateContainerd, checkoutMounts, type CtrMount } from '../support/containerd.js';
+import { NODE_PLUGIN_PROBE, nodePluginProbeArgs } from '../support/plugin-probe.js';
 
 const installer = manifestContainer('install-cni');
 const daemon = manifestContainer('bvcnid');
@@ -93,6 +94,9 @@ describe('bvcnid in a real container: containerd, its default seccomp profile, t
     assert.match(r.stdout, /CNI plugin installed/);
     const v = await c.exec(n0, ['env', '-i', 'CNI_COMMAND=VERSION', join(n0.binDir, 'bvcni')], { input: '{"cniVersion":"1.0.0"}' });
     assert.match(v.stdout, /supportedVersions/);
+    // The front answers VERSION alone: the installed Node plugin must start too.
+    const viaNode = await c.exec(n0, ['env', '-i', ...nodePluginProbeArgs(), join(n0.binDir, 'bvcni')], { input: NODE_PLUGIN_PROBE.input, allowFail: true });
+    assert.match(viaNode.stdout, NODE_PLUGIN_PROBE.answer, viaNode.stderr);
   });
 
   test('bvcnid, NET_ADMIN and SYS_ADMIN only, seccomp on: ready, serves ADD and DEL inside pod namespaces, traffic flows, a restart adopts', async () => {

@@ -19,10 +19,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rng } from '../support/rng.js';
 import { readReply } from '../../src/cni/delegate.js';
+import { NODE_PLUGIN, PLUGIN as FRONT } from '../fixtures/cni/harness.js';
 
 const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
-const FRONT = join(REPO, 'dist/bin/bvcni');
-const NODE_PLUGIN = join(REPO, 'dist/bin/bvcni.d/bvcni-node');
 const built = existsSync(FRONT) && existsSync(NODE_PLUGIN);
 
 const root = mkdtempSync(join(tmpdir(), 'bvcni-front-'));
@@ -178,20 +177,24 @@ describe('the native front', { skip: !built && 'needs make build' }, () => {
     }
   });
 
-  test('VERSION and a missing CNI_COMMAND go to the Node plugin unmarked, without a connection', async () => {
+  test('a missing CNI_COMMAND goes to the Node plugin unmarked, without a connection; VERSION is answered by the front', async () => {
     const before = daemon.connections;
-    for (const env of [{ CNI_COMMAND: 'VERSION' }, { CNI_CONTAINERID: 'x' }, { CNI_COMMAND: '' }] as Record<string, string>[]) {
+    for (const env of [{ CNI_CONTAINERID: 'x' }, { CNI_COMMAND: '' }] as Record<string, string>[]) {
       const r = await run(fake, env, conf(daemon.dir));
       assert.equal(r.status, 42);
       assert.ok(r.handed, 'the Node plugin ran');
       assert.equal(r.handed.env.BVCNI_NO_DAEMON, undefined);
       assert.equal(r.handed.env.BVCNI_FRONT_LOST, undefined);
     }
+    // VERSION: the fake Node plugin (exit 42) never runs, and the bytes are the real Node plugin's.
+    const fv = await run(fake, { CNI_COMMAND: 'VERSION' }, conf(daemon.dir));
+    assert.equal(fv.status, 0);
+    assert.equal(fv.handed, undefined, 'the Node plugin did not run');
     assert.equal(daemon.connections, before);
-    // The real one answers VERSION itself, through the front.
-    const v = await run(FRONT, { CNI_COMMAND: 'VERSION' }, '');
-    assert.equal(v.status, 0);
-    assert.deepEqual(JSON.parse(v.stdout.toString()).supportedVersions, ['0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+    const nv = await run(NODE_PLUGIN, { CNI_COMMAND: 'VERSION' }, '');
+    assert.equal(nv.status, 0);
+    assert.deepEqual(fv.stdout, nv.stdout, 'the same bytes as the Node plugin prints');
+    assert.deepEqual(JSON.parse(fv.stdout.toString()).supportedVersions, ['0.3.1', '0.4.0', '1.0.0', '1.1.0']);
   });
 
   test('no socket, a refused connection, a decline: the Node plugin works alone with stdin intact', async () => {
@@ -341,8 +344,10 @@ describe('the native front', { skip: !built && 'needs make build' }, () => {
     assert.equal(e.cniVersion, '0.4.0');
     assert.equal(e.code, 100);
     assert.match(e.details, /cannot run the plugin .*lonely\/bvcni\.d\/bvcni-node: No such file/);
+    // VERSION needs no Node plugin at all.
     const v = await run(join(dir, 'bvcni'), { CNI_COMMAND: 'VERSION' }, '');
-    assert.equal(JSON.parse(v.stdout.toString()).cniVersion, '1.1.0', 'the latest version the plugin speaks, with no config to go by');
+    assert.equal(v.status, 0);
+    assert.equal(JSON.parse(v.stdout.toString()).cniVersion, '1.1.0', 'the latest version the plugin speaks');
   });
 });
 

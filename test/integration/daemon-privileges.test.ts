@@ -15,6 +15,7 @@ import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
 import { BVCNID, DaemonProc, nodeObject, startApiInUnderlay } from '../support/kube-daemons.js';
 import { waitFor } from '../support/kube-util.js';
 import { inContainer, manifestContainer, securityOf, MANIFEST, type ContainerSecurity } from '../support/container.js';
+import { NODE_PLUGIN_PROBE, nodePluginProbeArgs } from '../support/plugin-probe.js';
 
 const CAP_BITS: Record<string, number> = { NET_ADMIN: 12, SYS_ADMIN: 21, PERFMON: 38, BPF: 39 };
 const capMask = (caps: readonly string[]): bigint =>
@@ -90,6 +91,9 @@ describe('bvcnid with only what deploy/bvcni.yaml gives it', { timeout: 300_000 
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const v = await c.exec(n0, ['env', '-i', 'CNI_COMMAND=VERSION', join(n0.binDir, 'bvcni')], { input: '{"cniVersion":"1.0.0"}' });
     assert.match(v.stdout, /supportedVersions/);
+    // The front answers VERSION alone: the installed Node plugin must start too.
+    const viaNode = await c.exec(n0, ['env', '-i', ...nodePluginProbeArgs(), join(n0.binDir, 'bvcni')], { input: NODE_PLUGIN_PROBE.input, allowFail: true });
+    assert.match(viaNode.stdout, NODE_PLUGIN_PROBE.answer, viaNode.stderr);
   });
 
   test("bvcnid with exactly the manifest's capabilities: ready, serves ADD and DEL inside pod namespaces, traffic flows, a restart adopts", async () => {

@@ -4,7 +4,10 @@
 // isolates it. Controls: the same probe to a pod no policy selects passes (the
 // probe reaches its target) and makes no event; that pod is named with no
 // policy; a pod added after the monitor started gets its name (the refresh);
-// --pod NS/NAME filters by name.
+// --pod NS/NAME filters by name. The names are fetched in the monitor's own
+// process where no namespace switch is needed (inside the node, with or
+// without --netns naming it), through a child only with --netns from outside
+// (the control: the same watch sees that child).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Cluster, SimNode, SimPod } from '../../src/sim/index.js';
@@ -14,7 +17,7 @@ import { ping } from '../../src/sim/probe.js';
 import { Reason } from '../../src/dataplane/abi.js';
 import { KubeCluster, HEALTH_PORT, httpGet, type DaemonProc } from '../support/kube-daemons.js';
 import { waitFor } from '../support/kube-util.js';
-import { startMonitor, stopAllMonitors } from '../support/monitor-proc.js';
+import { CHILD_SPAWNS, startMonitor, stopAllMonitors, type MonitorOptions } from '../support/monitor-proc.js';
 
 describe('bvcnictl monitor names pods and the policies behind a policy drop', { timeout: 240_000 }, () => {
   let c: Cluster;
@@ -79,6 +82,35 @@ describe('bvcnictl monitor names pods and the policies behind a policy drop', { 
       [],
       'the unselected pod made events',
     );
+  });
+
+  test('names fetched without a child inside the node (no --netns, or --netns naming its own namespace); with --netns from outside, through one', async () => {
+    /** A denied probe's event as this monitor prints it, and the children the monitor started meanwhile. */
+    const namedDrop = async (args: string[], o: MonitorOptions): Promise<{ pod: string | null; children: string[] }> => {
+      const m = await startMonitor(n0, [...health, ...args], { ...o, nodeArgs: ['--import', CHILD_SPAWNS] });
+      await waitFor(
+        'the policy drop',
+        async () => {
+          await ping(peer.path, web.ip, { count: 1, timeoutS: 1 });
+          return m.lines.some((l) => l.reasonCode === Reason.DROP_POLICY_INGRESS && l.daddr === web.ip);
+        },
+        15_000,
+        200,
+      );
+      const { code, lines, stderr } = await m.stop();
+      assert.equal(code, 0, stderr);
+      const drop = lines.find((l) => l.reasonCode === Reason.DROP_POLICY_INGRESS && l.daddr === web.ip)!;
+      return { pod: drop.pod, children: stderr.split('\n').filter((l) => l.startsWith('[child_process]')) };
+    };
+    const inside = await namedDrop([], { from: 'inside' });
+    assert.equal(inside.pod, 'shop/web', 'named from bvcnid inside the node');
+    assert.deepEqual(inside.children, [], 'no child inside the node');
+    const sameNs = await namedDrop(['--netns', n0.path], { from: 'inside' });
+    assert.equal(sameNs.pod, 'shop/web');
+    assert.deepEqual(sameNs.children, [], '--netns naming the namespace the monitor is in: no child');
+    const outside = await namedDrop([], { from: 'flag' });
+    assert.equal(outside.pod, 'shop/web', '--netns from outside still names the pod');
+    assert.ok(outside.children.length > 0, 'the watch sees the child --netns needs (else the two assertions above prove nothing)');
   });
 
   test('--pod NS/NAME, and a pod added after the monitor started gets its name', async () => {

@@ -14,6 +14,7 @@ import { PolicySync, preparse } from '../../src/daemon/policy.js';
 import { compileNode, CompiledLookup, parseNamespace, parseNetworkPolicy, parsePod, PROTO_NUMBER } from '../../src/policy/index.js';
 import { ALL_PODS, ModelCluster, NODES, podIp, rawNamespace, rawNode, rawPod } from '../support/netpol.js';
 import { waitFor } from '../support/kube-util.js';
+import { collectGarbage } from '../../src/common/gc.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ describe('bvcnid NetworkPolicy sync', () => {
   let sync: PolicySync;
   let dir: string;
   const compiled: number[] = [];
+  /** Each compile's diff, weakly: PolicySync must not keep one once written. */
+  const diffs: WeakRef<object>[] = [];
   before(async () => {
     srv = new FakeKubeApiServer();
     await srv.start();
@@ -46,7 +49,10 @@ describe('bvcnid NetworkPolicy sync', () => {
       },
       nodes: () => NODES.map((n) => rawNode(n)),
       debounceMs: 10,
-      onCompiled: () => void compiled.push(Date.now()),
+      onCompiled: (_c, diff) => {
+        compiled.push(Date.now());
+        diffs.push(new WeakRef(diff));
+      },
     });
     sync.start();
   });
@@ -81,6 +87,18 @@ describe('bvcnid NetworkPolicy sync', () => {
     assert.equal(allows('x/a', 'x/b'), null);
   });
 
+  test('no compile\'s diff is kept once written (the first holds every ipcache entry); its counts are', async () => {
+    await waitFor('first compilation', () => sync.current !== null, 10_000);
+    const change = sync.lastChange!;
+    assert.ok(change.ipcacheUpserts > 0, 'the first compile wrote the ipcache');
+    assert.equal(change.full, false, 'no maps: diffed against the last compile');
+    assert.ok(diffs.length > 0);
+    // A WeakRef's target lives at least to the end of the job that made or read it.
+    await new Promise((r) => setImmediate(r));
+    collectGarbage();
+    assert.deepEqual(diffs.map((d) => d.deref() === undefined), diffs.map(() => true), 'a diff outlived its compile');
+  });
+
   test('a new policy, a label change and a delete each recompile with only their difference', async () => {
     let n = sync.stats.compiles;
     srv.resources.add(
@@ -90,7 +108,7 @@ describe('bvcnid NetworkPolicy sync', () => {
     await waitFor('recompiled after the create', () => sync.stats.compiles > n, 10_000);
     assert.equal(allows('y/b', 'x/a'), true);
     assert.equal(allows('z/b', 'x/a'), false);
-    assert.deepEqual([...sync.lastDiff!.endpoints.keys()], [podIp('x/a')]);
+    assert.deepEqual(sync.lastChange!.endpoints, [podIp('x/a')]);
     n = sync.stats.compiles;
     // Upstream's "updated namespace" case: a label that a selector of x/a's policy names.
     srv.resources.add(

@@ -20,9 +20,24 @@ export interface MonitorRun {
 
 const running = new Set<ChildProcess>();
 
+/** Preload that reports each child process the monitor starts on its stderr (`[child_process] FILE`). */
+export const CHILD_SPAWNS = fileURLToPath(new URL('./child-spawns.mjs', import.meta.url));
+
+export interface MonitorOptions {
+  /** 'flag' (default): from here, with --netns of the node; 'inside': run inside the node's namespace (nsenter), no --netns unless args give one. */
+  from?: 'flag' | 'inside';
+  /** Node options before the script (e.g. ['--import', CHILD_SPAWNS]). */
+  nodeArgs?: string[];
+}
+
 /** Starts a monitor on a simulated node and waits until it listens (or fails: the promise then rejects with its stderr). */
-export async function startMonitor(n: SimNode, args: string[] = []): Promise<MonitorRun> {
-  const proc = spawn(process.execPath, [BVCNICTL, 'monitor', '--json', '--pin-dir', n.pinDir, '--netns', n.path, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startMonitor(n: SimNode, args: string[] = [], o: MonitorOptions = {}): Promise<MonitorRun> {
+  const node = [...(o.nodeArgs ?? []), BVCNICTL, 'monitor', '--json', '--pin-dir', n.pinDir];
+  // nsenter execs the monitor itself (no fork for a network namespace): signals reach it.
+  const proc =
+    o.from === 'inside'
+      ? spawn('nsenter', [`--net=${n.path}`, '--', process.execPath, ...node, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [...node, '--netns', n.path, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let out = '';
   let err = '';

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installPlugin, removeInstalled } from '../../src/kube/install.js';
+import { NODE_PLUGIN_PROBE, nodePluginProbeArgs } from '../support/plugin-probe.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bvk-install-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -66,6 +67,9 @@ test('bvcnid --install-cni (the init container) installs the plugin beside it, e
   const version = spawnSync('env', ['-i', 'CNI_COMMAND=VERSION', join(bin, 'bvcni')], { input: '{"cniVersion":"1.0.0"}', encoding: 'utf8', timeout: 30_000 });
   assert.equal(version.status, 0, version.stdout + version.stderr);
   assert.match(version.stdout, /supportedVersions/);
+  // The front answers VERSION alone: the Node plugin it installed beside it must start too.
+  const viaNode = spawnSync('env', ['-i', ...nodePluginProbeArgs(), join(bin, 'bvcni')], { input: NODE_PLUGIN_PROBE.input, encoding: 'utf8', timeout: 30_000 });
+  assert.match(viaNode.stdout, NODE_PLUGIN_PROBE.answer, viaNode.stderr);
   // Nothing else: no conflist, no state (it runs with no capability and a read-only root).
   assert.deepEqual(readdirSync(bin).filter((f) => !f.startsWith('.bvcni-')), ['bvcni']);
 

@@ -10,6 +10,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_PLUGIN_PROBE } from '../support/plugin-probe.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dockerfile = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8');
@@ -96,5 +97,8 @@ describe('the image layout: /app/dist + production node_modules', () => {
     const r = spawnSync(join(app, 'dist/bin/bvcni'), [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.ok((JSON.parse(r.stdout) as { supportedVersions: string[] }).supportedVersions.includes('1.0.0'));
+    // The front answers VERSION alone: its Node plugin must start too.
+    const n = spawnSync(join(app, 'dist/bin/bvcni'), [], { env: NODE_PLUGIN_PROBE.env, input: NODE_PLUGIN_PROBE.input, encoding: 'utf8' });
+    assert.match(n.stdout, NODE_PLUGIN_PROBE.answer, n.stderr);
   });
 });

@@ -225,19 +225,26 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
   let namesAt = 0;
   // Whether bvcnid answered last time: without it, an unknown IP does not ask again before the periodic refresh.
   let namesServed = false;
+  // One request at a time; the periodic refresh runs beside the ring's reads, and ends with the monitor.
+  let namesInFlight: Promise<void> | undefined;
+  const namesAbort = new AbortController();
   // bvcnid's names: without it (or without --network-policy) the table stays empty and IPs print, no error.
-  const loadNames = (): void => {
+  const loadNames = (): Promise<void> => {
+    if (namesInFlight) return namesInFlight;
     namesAt = Date.now();
-    namesServed = false;
-    if (healthAddr === 'none') return;
-    const r = daemonGet(healthAddr, '/endpoints', opts.netns);
-    if ('error' in r || r.status !== 200) return;
-    try {
-      pods.setNames(parseEndpointNames(r.body));
-      namesServed = true;
-    } catch {
-      // Another bvcnid's answer: keep what was known.
-    }
+    if (healthAddr === 'none') return Promise.resolve();
+    namesInFlight = (async () => {
+      const r = await daemonGet(healthAddr, '/endpoints', opts.netns, namesAbort.signal);
+      namesServed = false;
+      if ('error' in r || r.status !== 200) return;
+      try {
+        pods.setNames(parseEndpointNames(r.body));
+        namesServed = true;
+      } catch {
+        // Another bvcnid's answer: keep what was known.
+      }
+    })().finally(() => (namesInFlight = undefined));
+    return namesInFlight;
   };
   const loadPods = (): void => {
     try {
@@ -262,19 +269,19 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
   let why = '';
   try {
     loadPods();
-    loadNames();
+    await loadNames();
     let podsAt = Date.now();
     let stopReason: string | undefined;
     void io.untilStopped().then((w) => (stopReason = w));
     io.note(`listening for drops on ${node} (${opts.pinDir}): at most ${burst} events at once and ${rate}/s per CPU; ^C to stop`);
-    const emit = (events: TimedDropEvent[]): boolean => {
+    const emit = async (events: TimedDropEvent[]): Promise<boolean> => {
       for (const ev of events) {
         if (reasons && !reasons.has(ev.reason)) continue;
         let line = describeEvent(ev, node, pods);
-        // A pod bvcnid has not named to us yet (added since): ask again, at most once a second.
+        // A pod bvcnid has not named to us yet (added since): ask again, at most once a second, and wait for the answer.
         const unnamed = [line.saddr, line.daddr].some((a) => a !== null && pods.isLocal(a) && !pods.named(a));
         if (unnamed && namesServed && Date.now() - namesAt > NAMES_UNKNOWN_MS) {
-          loadNames();
+          await loadNames();
           line = describeEvent(ev, node, pods);
         }
         if (pod && !concerns(line, pod, pods)) continue;
@@ -289,20 +296,22 @@ async function stream(opts: OptionValues, io: CommandIo): Promise<number> {
         loadPods();
         podsAt = Date.now();
       }
-      if (Date.now() - namesAt > NAMES_EVERY_MS) loadNames();
-      if (emit(monitor.poll())) {
+      if (Date.now() - namesAt > NAMES_EVERY_MS) void loadNames();
+      if (await emit(monitor.poll())) {
         why = 'count';
         break;
       }
       if (stopReason) {
         // What was submitted before the stop is still shown.
-        emit(monitor.poll());
+        await emit(monitor.poll());
         why = stopReason;
         break;
       }
       await sleep(POLL_MS);
     }
   } finally {
+    namesAbort.abort();
+    await namesInFlight;
     monitor.close();
   }
   const after = monitorCounters(opts.pinDir);

@@ -27,7 +27,7 @@ export const policy: CommandSpec = {
     const pod = typeof opts.pod === 'string' ? opts.pod : '';
     if (!/^[^/\s]+\/[^/\s]+$/.test(pod)) throw new CliError(`--pod must be NAMESPACE/NAME${pod ? `, not ${JSON.stringify(pod)}` : ''}`, 'e.g. bvcnictl policy --pod default/web-0', 2);
     requirePinDir(opts.pinDir);
-    const r = daemonGet(String(opts.healthAddr), `/policy?pod=${encodeURIComponent(pod)}`, opts.netns);
+    const r = await daemonGet(String(opts.healthAddr), `/policy?pod=${encodeURIComponent(pod)}`, opts.netns);
     if ('error' in r) throw new CliError(`bvcnid is not answering: ${r.error}`, 'is bvcnid running on this node? (--health-addr)');
     let body: PolicyView | { error: string };
     try {

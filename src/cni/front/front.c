@@ -7,11 +7,12 @@
 // (src/cni/delegate.ts) and prints the answer: this program does exactly that
 // without starting Node. It sends the request delegate.ts would send (same
 // JSON, same framing: the request, a half-close, the answer, a close) and
-// writes the daemon's stdout and exit code as its own.
+// writes the daemon's stdout and exit code as its own. VERSION, a constant,
+// it answers itself (the bytes are generated from the TypeScript).
 //
 // Everything else is the Node plugin's (src/cni/main.ts, installed beside
 // this as bvcni.d/bvcni-node), run by execve with the same argv and
-// environment and the stdin already read on fd 0 (a memfd): VERSION, no
+// environment and the stdin already read on fd 0 (a memfd): no
 // CNI_COMMAND, BVCNI_NO_DAEMON, and whatever this program does not
 // understand (stdin or a CNI_* variable that is not UTF-8, the same CNI_*
 // variable twice, a config nested deeper than this parser goes, a dataDir
@@ -403,8 +404,15 @@ int main(int argc, char **argv)
 	saved_argv = argv;
 	const char *cmd = env_first("CNI_COMMAND");
 	const char *alone = env_first(BVCNI_NO_DAEMON_ENV);
-	// Run by hand, VERSION (no socket, no stdin), or asked to work alone.
-	if (!cmd || !*cmd || !strcmp(cmd, "VERSION") || (alone && *alone))
+	// VERSION's answer is a constant (versionInfo in src/cni/version.ts), and
+	// some runtimes (podman) ask it before every ADD and DEL: no Node for it.
+	if (cmd && !strcmp(cmd, "VERSION")) {
+		signal(SIGPIPE, SIG_IGN);
+		write_all(1, BVCNI_VERSION_INFO, sizeof(BVCNI_VERSION_INFO) - 1);
+		_exit(0);
+	}
+	// Run by hand, or asked to work alone.
+	if (!cmd || !*cmd || (alone && *alone))
 		handoff(HANDOFF_UNDECIDED, NULL);
 	if (read_stdin() < 0) {
 		// What was read is lost to the Node plugin too; it reads fd 0 itself and meets the same error.
