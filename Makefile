@@ -199,7 +199,7 @@ test-netpol: build
 	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	$(NODE_TEST) $(NETPOL_TESTS)
 
-# Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
+# Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor netkit insns".
 test-kernels: build
 	$(Q)KERNELS="$(KERNELS)" WHAT="$(WHAT)" bash tools/kernels/run.sh
 

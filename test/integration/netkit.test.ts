@@ -69,6 +69,8 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
   /** Veth pods the simulator wired: v0 on node 0, v1 on node 1. */
   let v0: SimPod;
   let v1: SimPod;
+  /** Whether the nodes loaded the conntrack programs (nf_conntrack there at set-up). */
+  let conntrackAtSetup = false;
 
   const drops = (node: SimNode, reason: string): bigint =>
     dp
@@ -117,6 +119,7 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
     assert.equal(netkit.state, 'yes', `BVCNI_REQUIRE_NETKIT=1 but the kernel has no netkit: ${netkit.detail ?? ''}`);
     assert.ok(existsSync(PLUGIN), 'dist/bin/bvcni not built (make build)');
     dp = await loadDataplane();
+    conntrackAtSetup = existsSync('/proc/sys/net/netfilter/nf_conntrack_max');
     c = await createCluster({ prefix: uniquePrefix('bnk'), nodes: 2, dataplane: 'bvcni', podsPerNode: 1 });
     [n0, n1] = [c.nodes[0]!, c.nodes[1]!];
     [v0, v1] = [n0.pods[0]!, n1.pods[0]!];
@@ -382,7 +385,13 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
   // NetworkPolicy for what the host stack hands a netkit pod (bpf_to_pod on the pair's primary):
   // a Service's DNAT (kube-proxy style, in the node) to a netkit backend. Tables written with the
   // API bvcnid uses (applyPolicyDiff): a is ingress-isolated and accepts TCP from b only.
-  test('a netkit pod\'s ingress policy holds for what the host delivers (a ClusterIP DNAT\'d to it): b allowed, the veth pod denied; the node still reaches it; bpf_pod\'s own deliveries pass the primary again', async () => {
+  test('a netkit pod\'s ingress policy holds for what the host delivers (a ClusterIP DNAT\'d to it): b allowed, the veth pod denied; the node still reaches it; bpf_pod\'s own deliveries pass the primary again', async (t) => {
+    // A Service reply is un-DNAT'd only by the conntrack programs, which the nodes load only where
+    // nf_conntrack was there when they were set up (README, Known limits).
+    if (!conntrackAtSetup) {
+      t.skip('needs nf_conntrack loaded before the nodes are set up (make test-kernels loads it)');
+      return;
+    }
     const VIP_A = '10.96.0.50';
     await c.exec(n0, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', VIP_A, '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${a.ip}:${RESPONDER_PORT}`]);
     const pol = openPolicyMaps(n0.pinDir);

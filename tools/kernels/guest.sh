@@ -66,6 +66,8 @@ conntrack() {
 NETKIT_TESTS=(test/integration/netkit.test.ts test/integration/downgrade-netkit.test.ts)
 netkit() {
   local f rc=0
+  # Services (kube-proxy's DNAT) to netkit pods need the conntrack programs: the module first.
+  [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack || return 1
   for f in "${NETKIT_TESTS[@]}"; do BVCNI_REQUIRE_NETKIT=1 "${NODE_TEST[@]}" "$f" || rc=1; done
   return $rc
 }
