@@ -34,8 +34,9 @@ BPF_NOCT_OBJ := $(patsubst bpf/%.c,dist/bpf/noct/%.o,$(BPF_SRC))
 # The same programs compiled against ABI 1's map layouts (-DBVCNI_ABI_COMPAT=1, bpf/lib/abi.h):
 # `bvcnid --prepare-downgrade` migrates the node's maps back to v0.1.0's layouts and runs
 # these until v0.1.0's bvcnid adopts them in place (README, "Upgrades and downgrades").
-# bpf_sock.c is not among them: its hostPorts are ABI 2's, and v0.1.0 has no such program.
-BPF_ABI1_SRC := $(filter-out bpf/bpf_sock.c,$(BPF_SRC))
+# bpf_sock.c is not among them: its hostPorts are ABI 2's, and v0.1.0 has no such program;
+# nor bpf_to_pod.c: it only enforces NetworkPolicy (ABI 2), and v0.1.0 would leave it attached.
+BPF_ABI1_SRC := $(filter-out bpf/bpf_sock.c bpf/bpf_to_pod.c,$(BPF_SRC))
 BPF_ABI1_OBJ := $(patsubst bpf/%.c,dist/bpf/abi1/%.o,$(BPF_ABI1_SRC)) $(patsubst bpf/%.c,dist/bpf/abi1/noct/%.o,$(BPF_ABI1_SRC))
 # Kernel feature probes bvcnid loads at start-up (src/dataplane/features.ts).
 PROBE_SRC := $(wildcard bpf/probes/*.c)
@@ -198,7 +199,7 @@ test-netpol: build
 	$(Q)mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	$(NODE_TEST) $(NETPOL_TESTS)
 
-# Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor".
+# Other kernels in VMs (README, "Kernels"): KERNELS="5.10 6.1 6.12", WHAT="features demo bpf floor netkit insns".
 test-kernels: build
 	$(Q)KERNELS="$(KERNELS)" WHAT="$(WHAT)" bash tools/kernels/run.sh
 

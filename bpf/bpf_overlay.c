@@ -114,12 +114,14 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	ep = endpoint_get(daddr);
 	/*
 	 * For this node, or a reply in a flow the host translated (a Service
-	 * backend answering a local pod), or a fragment for a local pod: up the
-	 * stack, where conntrack reassembles and undoes it. Fragments for any
-	 * other address are not the host's to reassemble (the gateway's, say:
-	 * whole, they could be VXLAN for the node's socket).
+	 * backend answering a local pod), or a fragment or SCTP for a local pod
+	 * (conntrack.h): up the stack, where conntrack reassembles and undoes it.
+	 * Fragments for any other address are not the host's to reassemble (the
+	 * gateway's, say: whole, they could be VXLAN for the node's socket), nor
+	 * is SCTP the host's that no pod owns: dropped below as before.
 	 */
-	if (daddr == cfg->node_ip || ((ep || !ipv4_is_fragment(ip)) && ct_host_translated(skb, ip))) {
+	if (daddr == cfg->node_ip ||
+	    ((ep || !(ipv4_is_fragment(ip) || ip->protocol == IPPROTO_SCTP)) && ct_host_translated(skb, ip))) {
 		/* Reassembled up there, then through the bridge, unseen: each fragment is policy's here. */
 		if (ep && ipv4_is_fragment(ip)) {
 			ret = policy_check(skb, ep, DIR_INGRESS);
@@ -150,6 +152,22 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 	ip = entry_ipv4(skb, &cfg, &ret);
 	if (!ip)
 		return ret;
+#ifdef BVCNI_POLICY
+	/*
+	 * A local pod's packet without a tunnel key came through the host stack:
+	 * a Service's, DNAT'd there to a backend on another node. Its egress was
+	 * deferred to the backend (lib/policy.h): decided here, before it leaves.
+	 */
+	{
+		const struct endpoint_value *ep = endpoint_get(ip->saddr);
+
+		if (ep) {
+			ret = policy_check(skb, ep, DIR_EGRESS);
+			if (ret)
+				return ret;
+		}
+	}
+#endif
 	tun = tunnel_get(ip->daddr);
 	if (!tun)
 		return DROP(REASON_DROP_NO_TUNNEL);

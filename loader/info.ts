@@ -18,6 +18,8 @@ export interface ProgramInfo {
   id: number;
   tag: string;
   name: string;
+  /** Instructions the verifier processed to load it (Linux 5.16; 0 before). */
+  verifiedInsns: number;
 }
 
 function rawInfo(fd: number, op: string): Buffer {
@@ -54,6 +56,7 @@ export function programInfo(fd: number): ProgramInfo {
     id: b.readUInt32LE(4),
     tag: b.subarray(8, 16).toString('hex'),
     name: cString(b, 64, 16),
+    verifiedInsns: b.readUInt32LE(216),
   };
 }
 

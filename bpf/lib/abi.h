@@ -420,6 +420,7 @@ enum bvcni_hook {
 	HOOK_UPLINK       = 1,  /* bpf_host: tc ingress of the uplink */
 	HOOK_OVERLAY_IN   = 2,  /* bpf_overlay: tc ingress of the VXLAN device */
 	HOOK_OVERLAY_OUT  = 3,  /* bpf_overlay: tc egress of the VXLAN device */
+	HOOK_TO_POD       = 4,  /* bpf_to_pod: what the host sends a pod (tc egress of its host veth, its netkit pair's primary) */
 };
 
 enum drop_event_flags {

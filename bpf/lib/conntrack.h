@@ -86,6 +86,15 @@ static __always_inline int ct_host_translated_at(struct __sk_buff *skb, const st
 	__u16 ports[2];
 	unsigned long status;
 
+	/*
+	 * SCTP: conntrack tracks and NATs it (a ClusterIP Service of an SCTP
+	 * port), but the kfunc takes TCP and UDP only, so it cannot be asked: a
+	 * backend's reply that conntrack must un-DNAT looks like any other. Like a
+	 * fragment, it goes up the stack, which undoes what it translated and
+	 * routes the rest unchanged; ingress policy is bpf_to_pod's there.
+	 */
+	if (ip->protocol == IPPROTO_SCTP)
+		return 1;
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return 0;
 	if (ipv4_is_fragment(ip))

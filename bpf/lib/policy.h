@@ -3,10 +3,13 @@
  * NetworkPolicy enforcement (issue 16; the compiled form: src/policy/README.md).
  *
  * Egress is decided where the source pod is, in bpf_pod before any
- * translation (the pod's view); ingress where the destination pod is, at
- * every delivery to a local pod (deliver.h), after any translation (a hostPort
- * DNAT, a masquerade reply): the pod's view again, with the client's real
- * address. The peer's identity comes from bvcni_ipcache (no entry: world),
+ * translation (the pod's view), but for a ClusterIP: there kube-proxy's DNAT
+ * picks the peer, so egress is decided on the translated packet, where it
+ * next meets a program (bpf_to_pod, bpf_overlay's egress; see
+ * bvcni_policy_check). Ingress is decided where the destination pod is, at
+ * every delivery to a local pod (deliver.h) and on what the host stack hands
+ * it (bpf_to_pod), after any translation (a hostPort or Service DNAT, a
+ * masquerade reply): the pod's view again, with the client's real address. The peer's identity comes from bvcni_ipcache (no entry: world),
  * then at most two LPM lookups in bvcni_policy, (peer, proto, port) and
  * (ANY, proto, port), and only for a flow's first packet: bvcni_pod_ct
  * remembers the flows an isolated pod opened or accepted, so established
@@ -20,11 +23,10 @@
  *  - Traffic between a pod and its own node always passes, both ways, as
  *    Kubernetes defines it ("traffic to and from the node where a Pod is
  *    running is always allowed": kubelet probes, and the answers to them).
- *    The node's packets arrive through the bridge, where no program sees
- *    them, so nothing could track them: a pod's answers to its node (the
- *    node IP, or its gateway: a pod-CIDR address with no endpoint) could
- *    not be told from new packets for UDP. Other nodes are addresses like
- *    any other.
+ *    The node's flows are not tracked (bpf_to_pod lets them pass before
+ *    any lookup), so a pod's answers to its node (the node IP, or its
+ *    gateway: a pod-CIDR address with no endpoint) could not be told from
+ *    new packets for UDP. Other nodes are addresses like any other.
  *  - A pod whose labels are not known yet (ENDPOINT_F_POLICY_PENDING): only
  *    the traffic between it and its node, both ways.
  *  - Fragments: a first fragment carries the ports and is decided as its
@@ -269,6 +271,18 @@ static __always_inline int policy_allowed(__u32 endpoint, __u32 identity, __u32 
 	return 1;
 }
 
+/*
+ * The node talking to its pod: the node IP, or the bridge's address (the
+ * gateway, the podCIDR's first host: src/dataplane/node.ts), which the
+ * node's processes may send from (bound to it, or a masquerade picking it).
+ * Stricter than policy_to_node: a source is what the host stack forwarded,
+ * which may be anyone's.
+ */
+static __always_inline int policy_from_node(const struct bvcni_config *cfg, __u32 addr)
+{
+	return addr == cfg->node_ip || addr == bpf_htonl(bpf_ntohl(cfg->pod_cidr) + 1);
+}
+
 /* The pod talking to its own node (the node IP, or its gateway: a pod-CIDR address with no endpoint). */
 static __always_inline int policy_to_node(const struct bvcni_config *cfg, __u32 addr)
 {
@@ -299,7 +313,7 @@ __attribute__((noinline)) int bvcni_policy_check(struct __sk_buff *skb, __u32 ep
 
 	/* Between the pod and its own node: always (see the header comment). */
 	if (dir == DIR_INGRESS) {
-		if (peer == cfg->node_ip)
+		if (policy_from_node(cfg, peer))
 			return TC_ACT_OK;
 	} else if (policy_to_node(cfg, peer)) {
 		return TC_ACT_OK;
@@ -311,6 +325,16 @@ __attribute__((noinline)) int bvcni_policy_check(struct __sk_buff *skb, __u32 ep
 		return DROP(REASON_DROP_POLICY_PENDING);
 
 	isolated = ep_flags & (dir == DIR_INGRESS ? ENDPOINT_F_INGRESS_ISOLATED : ENDPOINT_F_EGRESS_ISOLATED);
+	/*
+	 * A ClusterIP is no peer: kube-proxy's DNAT, in the host stack after this
+	 * (bpf_pod), picks the backend, and the backend is what egress rules name.
+	 * So the flow is only tracked here, as the pod sent it (the un-DNAT'd
+	 * replies come from the ClusterIP and find it), and egress is decided on
+	 * the translated packet where it next meets a program: bpf_to_pod (a
+	 * backend on this node) or bpf_overlay's egress (on another node).
+	 */
+	if (dir == DIR_EGRESS && cfg->service_prefix && ipv4_in_prefix(peer, cfg->service_cidr, cfg->service_prefix))
+		isolated = 0;
 	if (f.kind == PKT_FRAGMENT) {
 		if (!isolated || policy_allowed(endpoint, identity, dir, f.proto, 0, &ref))
 			return TC_ACT_OK;

@@ -170,6 +170,7 @@ export const ProgramNames = {
   overlayIngress: kernelProgName(Programs.overlayIngress.program),
   overlayEgress: kernelProgName(Programs.overlayEgress.program),
   uplinkIngress: kernelProgName(Programs.uplinkIngress.program),
+  toPod: kernelProgName(Programs.toPod.program),
 } as const;
 
 export type DaemonHealth = { state: 'ready' | 'not-ready' | 'unreachable' | 'unchecked'; detail: string };

@@ -44,7 +44,7 @@ export interface Dataplane {
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
   podIps(pinDir: string): string[];
-  /** Whether the pinned pod program is the one attached to a netkit primary's peer side. */
+  /** Whether the pinned pod program is the one attached to a netkit primary's peer side, and bpf_to_pod (where pinned) to its primary side. */
   podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
   /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
   nodeIp(pinDir: string): string | undefined;
@@ -136,7 +136,11 @@ export class PinnedDataplane implements Dataplane {
 
   podProgramOnNetkit(pinDir: string, ifindex: number): boolean {
     using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
-    return queryNetkit({ ifindex, side: 'peer' }).includes(prog.id);
+    if (!queryNetkit({ ifindex, side: 'peer' }).includes(prog.id)) return false;
+    // What the node sends to the pod (bpf_to_pod), where the dataplane has it (ABI 2).
+    if (!existsSync(programPin(pinDir, 'toPod'))) return true;
+    using toPod = BpfProgram.openPinned(programPin(pinDir, 'toPod'));
+    return queryNetkit({ ifindex, side: 'primary' }).includes(toPod.id);
   }
 
   nodeIp(pinDir: string): string | undefined {

@@ -38,6 +38,7 @@ import { probeConntrack, programSetDir, type ProgramSetName } from '../dataplane
 import { ABI1_SUBDIR, defaultObjDir } from '../dataplane/layout.js';
 import { migratePinnedMaps } from '../dataplane/migrate.js';
 import { removeHostPorts } from '../dataplane/hostport.js';
+import { removeToPodProgram } from '../dataplane/node.js';
 import { removePolicyMaps } from '../dataplane/policy.js';
 import { EndpointFlags, MapName } from '../dataplane/abi.js';
 import { listEndpoints } from '../dataplane/endpoint.js';
@@ -256,6 +257,8 @@ function prepareDowngrade(cfg: DaemonConfig, set: ProgramSetName, log: Logger): 
     const report = migratePinnedMaps({ pinDir: cfg.pinDir, objDir, onStep: killAtStep() });
     log.info({ ...report, objDir, pinDir: cfg.pinDir }, report.converted.length ? 'pinned maps converted to ABI 1: ready for v0.1.0' : 'pinned maps already have the ABI 1 layouts');
     // Only once the ABI 1 programs are in place: until then the ABI 2 ones use these maps.
+    const toPod = removeToPodProgram(cfg.pinDir);
+    if (toPod >= 0) log.info({ pods: toPod, pinDir: cfg.pinDir }, "the pods' host-delivery program (bpf_to_pod, NetworkPolicy: ABI 2) unpinned and detached");
     const hp = removeHostPorts(cfg.pinDir);
     if (hp.linkDetached || hp.mapsRemoved.length)
       log.info({ ...hp, pinDir: cfg.pinDir }, "hostPorts (ABI 2) removed: the node's cgroup connect4 link detached, the hostPort maps unpinned");

@@ -343,7 +343,7 @@ export const podCtValue = struct('pod_ct_value', 16, [
 ] as const);
 export type PodCtValue = CodecValue<typeof podCtValue>;
 /** enum bvcni_hook: where a drop event's program ran. */
-export const Hook = { pod: 0, uplink: 1, overlayIngress: 2, overlayEgress: 3 } as const;
+export const Hook = { pod: 0, uplink: 1, overlayIngress: 2, overlayEgress: 3, toPod: 4 } as const;
 export function hookName(code: number): string {
   for (const [name, value] of Object.entries(Hook)) if (value === code) return name;
   return `hook-${code}`;

@@ -1,5 +1,6 @@
 // Endpoint registration, called by the CNI plugin on every ADD/DEL: no child
 // processes, only bpf(2) and netlink through libbpf.
+import { existsSync } from 'node:fs';
 import { BpfProgram, attachNetkit, attachTc, detachNetkit, detachTc, type BpfMap } from '../../loader/index.js';
 import { EndpointFlags, type EndpointKey, type EndpointValue } from './abi.js';
 import { TC_HANDLE, TC_PRIORITY, programPin } from './layout.js';
@@ -47,20 +48,40 @@ function validate(ep: EndpointSpec): void {
 /**
  * Attaches the pinned pod program where it sees everything the pod sends,
  * replacing what is there: a host veth's tc ingress, or a netkit pair's peer
- * side (which runs when the pod transmits; the primary side would run on what
- * the node sends to the pod).
+ * side (which runs when the pod transmits); and bpf_to_pod on what the node
+ * sends to the pod (attachToPodProgram). Returns the pod program's id.
  */
 export function attachPodProgram(pinDir: string, target: { ifindex: number; netns?: string; device?: PodDevice }): number {
   using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
-  if (target.device === 'netkit') return attachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'peer', program: prog });
-  return attachTc({
-    ifindex: target.ifindex,
-    netns: target.netns,
-    direction: 'ingress',
-    program: prog,
-    handle: TC_HANDLE,
-    priority: TC_PRIORITY,
-  }).progId;
+  const id =
+    target.device === 'netkit'
+      ? attachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'peer', program: prog })
+      : attachTc({ ifindex: target.ifindex, netns: target.netns, direction: 'ingress', program: prog, handle: TC_HANDLE, priority: TC_PRIORITY }).progId;
+  attachToPodProgram(pinDir, target);
+  return id;
+}
+
+/**
+ * bpf/bpf_to_pod.c where the host stack hands packets to the pod: the host
+ * veth's tc egress (everything the bridge forwards to the port, kube-proxy's
+ * DNAT'd Service packets among them: br_netfilter bridges those from port to
+ * port, past the bridge's own transmit), or a netkit pair's primary side (the
+ * node's /32 route to the pod). Where it is not pinned (a dataplane of ABI 1,
+ * or one --prepare-downgrade took it from) there is nothing to attach.
+ * Returns the program id, or undefined.
+ */
+export function attachToPodProgram(pinDir: string, target: { ifindex: number; netns?: string; device?: PodDevice }): number | undefined {
+  const pin = programPin(pinDir, 'toPod');
+  if (!existsSync(pin)) return undefined;
+  using prog = BpfProgram.openPinned(pin);
+  if (target.device === 'netkit') return attachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'primary', program: prog });
+  return attachTc({ ifindex: target.ifindex, netns: target.netns, direction: 'egress', program: prog, handle: TC_HANDLE, priority: TC_PRIORITY }).progId;
+}
+
+/** Removes bpf_to_pod from a pod's host end; tolerant of a device already gone. */
+export function detachToPodProgram(target: { ifindex: number; netns?: string; device: PodDevice }): void {
+  if (target.device === 'netkit') detachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'primary' });
+  else detachTc({ ifindex: target.ifindex, netns: target.netns, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY });
 }
 
 /**
@@ -111,6 +132,7 @@ export function unregisterEndpoint(pinDir: string, ip: string, opts: { netns?: s
 export function detachPodProgram(target: { ifindex: number; netns?: string; device: PodDevice }): void {
   if (target.device === 'netkit') detachNetkit({ ifindex: target.ifindex, netns: target.netns, side: 'peer' });
   else detachTc({ ifindex: target.ifindex, netns: target.netns, direction: 'ingress', handle: TC_HANDLE, priority: TC_PRIORITY });
+  detachToPodProgram(target);
 }
 
 export function listEndpoints(pinDir: string): (EndpointValue & { ip: string })[] {

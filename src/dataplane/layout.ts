@@ -10,10 +10,20 @@ export const Programs = {
   overlayIngress: { object: 'bpf_overlay.o', program: 'overlay_from_tunnel', pin: 'prog_overlay_ingress' },
   overlayEgress: { object: 'bpf_overlay.o', program: 'overlay_to_tunnel', pin: 'prog_overlay_egress' },
   uplinkIngress: { object: 'bpf_host.o', program: 'host_from_uplink', pin: 'prog_uplink_ingress' },
+  // What the host sends a pod: its host veth's tc egress or its netkit primary (NetworkPolicy for Services, the node's own).
+  toPod: { object: 'bpf_to_pod.o', program: 'host_to_pod', pin: 'prog_to_pod' },
 } as const;
 export type ProgramSlot = keyof typeof Programs;
 
-export const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'] as const;
+export const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o', 'bpf_to_pod.o'] as const;
+/**
+ * Objects of ABI 2 only (NetworkPolicy): the ABI 1 build (--prepare-downgrade)
+ * has none, and the migration to it skips them; removeToPodProgram takes the
+ * program away once the ABI 1 programs run.
+ */
+export const ABI2_ONLY_OBJECTS: readonly string[] = ['bpf_to_pod.o'];
+/** The slots every dataplane pins, whatever its ABI: what readiness waits for (--prepare-downgrade unpins the others). */
+export const REQUIRED_SLOTS: readonly ProgramSlot[] = (Object.keys(Programs) as ProgramSlot[]).filter((s) => !ABI2_ONLY_OBJECTS.includes(Programs[s].object));
 
 /** The programs built against ABI 1's layouts (-DBVCNI_ABI_COMPAT=1), under the objects' directory: --prepare-downgrade. */
 export const ABI1_SUBDIR = 'abi1';

@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { BpfMap, BpfObject, BpfProgram, MapType, attachTc, isPerCpu, type MapDef, type MapInfo } from '../../loader/index.js';
 import { configKey, configValue, EndpointFlags, MapName, POLICY_ENDPOINT_FLAGS } from './abi.js';
 import { attachPodProgram } from './endpoint.js';
-import { OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { ABI2_ONLY_OBJECTS, OBJECTS, Programs, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
 import { pinReplacing, renamePin, unlinkIfExists, unpinTree } from './pins.js';
 
 export const STAGING_DIR = 'migrate';
@@ -141,7 +141,7 @@ function describeLayout(m: { type: number; keySize: number; valueSize: number; m
 /** The maps the objects declare (the three share them; the first declaration wins). */
 export function declaredMaps(objDir: string): MapDef[] {
   const out = new Map<string, MapDef>();
-  for (const file of OBJECTS) {
+  for (const file of objectsIn(objDir)) {
     using obj = BpfObject.open(join(objDir, file));
     for (const d of obj.mapDefs) if (!out.has(d.name)) out.set(d.name, d);
   }
@@ -327,9 +327,14 @@ export function migratePinnedMaps(opts: MigrationOptions): MigrationReport {
   return report;
 }
 
+/** The objects this set has: an ABI 1 set (--prepare-downgrade) lacks the ABI 2-only ones. */
+function objectsIn(objDir: string): string[] {
+  return OBJECTS.filter((f) => !ABI2_ONLY_OBJECTS.includes(f) || existsSync(join(objDir, f)));
+}
+
 /** Loads the new objects once so the staged maps are created (and pinned) with their declared layouts. */
 function stage(opts: MigrationOptions, staged: Set<string>): void {
-  for (const file of OBJECTS) {
+  for (const file of objectsIn(opts.objDir)) {
     using obj = BpfObject.open(join(opts.objDir, file), { pinPath: pinPathFor(opts.pinDir, staged) });
     obj.load();
   }
@@ -346,7 +351,7 @@ function pinPathFor(pinDir: string, staged: Set<string>): (name: string) => stri
  */
 function swapPrograms(opts: MigrationOptions, staged: Set<string>): number {
   const pinPath = pinPathFor(opts.pinDir, staged);
-  for (const file of OBJECTS) {
+  for (const file of objectsIn(opts.objDir)) {
     using obj = BpfObject.open(join(opts.objDir, file), { pinPath });
     obj.load();
     for (const [slot, p] of Object.entries(Programs) as [ProgramSlot, (typeof Programs)[ProgramSlot]][]) {

@@ -2,7 +2,7 @@
 // config map. Idempotent and restartable: every step adopts what exists, so a
 // new bvcnid (or an upgrade) applies only the difference and never resets flows.
 import { existsSync } from 'node:fs';
-import { pinReplacing, unpinTree } from './pins.js';
+import { pinReplacing, unlinkIfExists, unpinTree } from './pins.js';
 import { migratePinnedMaps, type MigrationReport, type MigrationStep } from './migrate.js';
 import { join } from 'node:path';
 import {
@@ -15,13 +15,15 @@ import {
   attachTc,
   detachTc,
   maybeInNetns,
+  queryNetkit,
+  queryTc,
   type TcAttachment,
   type TcDirection,
 } from '../../loader/index.js';
 import { Defaults, VXLAN_OVERHEAD } from '../common/defaults.js';
-import { ConfigFlags, type ConfigValue } from './abi.js';
+import { ConfigFlags, MapName, type ConfigValue } from './abi.js';
 import { cidrContains, cidrsOverlap, firstHost, parseCidr, type Cidr } from '../common/cidr.js';
-import { attachPodProgram, detachPodProgram, endpointDevice } from './endpoint.js';
+import { attachPodProgram, detachPodProgram, detachToPodProgram, endpointDevice, listEndpoints } from './endpoint.js';
 import {
   createVxlan,
   defaultRouteLink,
@@ -42,8 +44,8 @@ import { ensureBridge as ensureBridgeLink, macForIp } from '../netlink/bridge.js
 import { ensureSysctl, readSysctl } from '../netlink/sysctl.js';
 import { NetlinkSocket, socketIn } from '../netlink/socket.js';
 import { AF_INET6, RTPROT_KERNEL } from '../netlink/message.js';
-import { cgroup2Root, OBJECTS, Programs, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
-import { openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
+import { cgroup2Root, OBJECTS, Programs, REQUIRED_SLOTS, SockProgram, TC_HANDLE, TC_PRIORITY, programPin, type ProgramSlot } from './layout.js';
+import { mapPin, openConfigMap, openDataplaneMaps, readDataplaneConfig, type DataplaneMaps } from './maps.js';
 import { intToIpv4, ipv4ToInt } from '../../loader/codec.js';
 import { currentProgramDir } from './features.js';
 
@@ -438,10 +440,36 @@ export async function ensureNodeDataplane(cfg: NodeDataplaneConfig): Promise<Nod
   }
 }
 
+/**
+ * `bvcnid --prepare-downgrade`'s part for bpf/bpf_to_pod.c, which ABI 1 has no
+ * build of: once the ABI 1 programs run, it is unpinned (so no ADD attaches it
+ * any more) and detached from every pod's host end. Left attached, v0.1.0
+ * (which knows nothing of it) would keep it deciding NetworkPolicy on maps no
+ * one writes any more. Idempotent; how many pods it was detached from (-1:
+ * nothing was pinned or attached).
+ */
+export function removeToPodProgram(pinDir: string, netns?: string): number {
+  const pin = programPin(pinDir, 'toPod');
+  const pinned = existsSync(pin);
+  unlinkIfExists(pin);
+  let detached = 0;
+  for (const ep of existsSync(mapPin(pinDir, MapName.endpoints)) ? listEndpoints(pinDir) : []) {
+    const target = { ifindex: ep.ifindex, netns, device: endpointDevice(Number(ep.flags)) };
+    try {
+      const was = target.device === 'netkit' ? queryNetkit({ ...target, side: 'primary' }).length > 0 : queryTc({ ...target, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined;
+      detachToPodProgram(target);
+      if (was) detached++;
+    } catch {
+      // Its device is gone: nothing attached to it any more.
+    }
+  }
+  return pinned || detached ? detached : -1;
+}
+
 /** True when the config map says READY and every program is pinned. */
 export function dataplaneReady(pinDir: string): boolean {
   try {
-    for (const slot of Object.keys(Programs) as ProgramSlot[]) if (!existsSync(programPin(pinDir, slot))) return false;
+    for (const slot of REQUIRED_SLOTS) if (!existsSync(programPin(pinDir, slot))) return false;
     using config = openConfigMap(pinDir);
     const c = config.lookup(0);
     return !!c && (c.flags & ConfigFlags.ready) !== 0;

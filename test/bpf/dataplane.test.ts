@@ -844,6 +844,32 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
   });
 
+  test(`SCTP for a local pod ${set === 'conntrack' ? 'goes up the host stack (conntrack may have translated it: a ClusterIP Service; the kfunc cannot be asked about SCTP)' : 'is delivered (no conntrack to hand it to)'} on every path; SCTP for the gateway is still DROP_NO_ENDPOINT`, () => {
+    // Common header (ports, verification tag, checksum) and an INIT chunk's first bytes: the programs read the ports only.
+    const sctp = Buffer.from([0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 20, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1]);
+    const remote = { src: '10.244.2.2', dst: POD1.ip, proto: 132, rawL4: sctp } as const;
+    const local = { ...remote, src: POD2.ip };
+    const outer = { src: '192.0.2.12', dst: NODE_IP, vni: 1 };
+    const cases: [keyof typeof Programs, (p: Buffer) => Buffer, PacketSpec][] = [
+      ['uplinkIngress', (p) => vxlanPacket(outer, p), remote],
+      ['overlayIngress', (p) => p, remote],
+      ['pod', (p) => p, local],
+    ];
+    for (const [slot, wrap, spec] of cases) {
+      // Control: TCP between the same addresses goes straight to the pod on this path.
+      assert.equal(exec(slot, wrap(packet({ ...spec, proto: PROTO.TCP, rawL4: undefined, sport: 40000, dport: 80 }))).retval, TC_ACT_REDIRECT, `${slot}: TCP`);
+      const pkt = wrap(packet(spec));
+      const r = exec(slot, pkt);
+      if (set === 'conntrack') {
+        assert.equal(r.retval, TC_ACT_OK, `${slot}: SCTP up the stack`);
+        assert.deepEqual(r.out, pkt, `${slot}: SCTP unchanged`);
+      } else assert.equal(r.retval, TC_ACT_REDIRECT, `${slot}: SCTP delivered`);
+    }
+    const before = counter('DROP_NO_ENDPOINT');
+    assert.equal(exec('overlayIngress', packet({ ...remote, dst: '10.244.1.1' })).retval, TC_ACT_SHOT);
+    assert.equal(counter('DROP_NO_ENDPOINT'), before + 1n);
+  });
+
   test('hostPort: the uplink DNATs a mapped node port to the pod (client source kept, checksums valid); the reply leaves from the hostPort; an unmapped port passes untouched', () => {
     using hp = openHostportMap(PIN);
     const key = { host_ip: '0.0.0.0', port: 8080, proto: PROTO.TCP };

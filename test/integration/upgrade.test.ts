@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { declaredMaps, defaultObjDir, MapName, openDataplaneMaps } from '../../src/dataplane/index.js';
-import { SockProgram } from '../../src/dataplane/layout.js';
+import { SockProgram, TC_HANDLE, TC_PRIORITY, programPin } from '../../src/dataplane/layout.js';
+import { BpfProgram, queryTc } from '../../loader/index.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { probeMany, startResponder, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
 import type { FakeKubeApiServer } from '../../src/sim/kube-apiserver.js';
@@ -110,6 +111,18 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
     return out;
   }
 
+  /**
+   * Each pod's bpf_to_pod (NetworkPolicy for what the host hands the pod) at its host veth's
+   * egress: the program id there per pod, undefined where none is attached.
+   */
+  function toPodIds(): (number | undefined)[] {
+    return pods.map((p) => {
+      using maps = openDataplaneMaps(p.node.pinDir);
+      const ep = maps.endpoints.lookup({ ip: p.ip });
+      return ep ? queryTc({ ifindex: ep.ifindex, netns: p.node.path, direction: 'egress', handle: TC_HANDLE, priority: TC_PRIORITY }) : undefined;
+    });
+  }
+
   test('the two releases pin different map layouts (else this test would prove nothing)', () => {
     const key = (dir: string): string =>
       JSON.stringify(
@@ -149,6 +162,12 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       assert.equal(l.staging, false, 'no migration left half done');
       await waitFor(`${d.node.name} logged its migration`, () => d.logged(/migrated to this release's layouts/).length === 1, 5000);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
+      // v0.1.0's pods get this build's bpf_to_pod at their host veth's egress, the pinned one.
+      {
+        using toPod = BpfProgram.openPinned(programPin(d.node.pinDir, 'toPod'));
+        const here = pods.map((p, i) => [p, toPodIds()[i]] as const).filter(([p]) => p.node === d.node);
+        assert.ok(here.length > 0 && here.every(([, id]) => id === toPod.id), `${d.node.name}: bpf_to_pod (id ${toPod.id}) on every pod's host veth egress: ${JSON.stringify(here.map(([p, id]) => [p.ip, id]))}`);
+      }
       await allPairs(`after ${d.node.name} rolled to this build`);
     }
   });
@@ -165,6 +184,9 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       assert.ok(existsSync(linkPin), `${d.node.name}: this build attached its cgroup connect4 link`);
       const linkId = pinnedLinkId(linkPin);
       assert.ok(linkExists(linkId), `${d.node.name}: link ${linkId} found by id`);
+      const toPodPin = programPin(d.node.pinDir, 'toPod');
+      const onNode = (ids: (number | undefined)[]) => ids.filter((_, i) => pods[i]!.node === d.node);
+      assert.ok(existsSync(toPodPin) && onNode(toPodIds()).every((id) => id !== undefined), `${d.node.name}: bpf_to_pod pinned and attached before the roll back`);
       const from = monotonicS();
       let prep = { code: -1, out: '' };
       await roll(d, rel, {
@@ -189,6 +211,10 @@ describe('rolling upgrade v0.1.0 -> this build -> v0.1.0 under traffic (3 nodes)
       for (const m of [MapName.ipcache, MapName.policy, MapName.podCt]) assert.equal(l.maps[m], undefined, `${d.node.name}: ${m} unpinned`);
       for (const m of [MapName.events, MapName.monitor, MapName.monitorBucket]) assert.equal(l.maps[m], undefined, `${d.node.name}: ${m} unpinned`);
       assert.match(prep.out, /drop events \(ABI 2\) removed/);
+      // bpf_to_pod has no ABI 1 build: unpinned, and detached from every pod (v0.1.0 would leave it deciding on dead maps).
+      assert.ok(!existsSync(toPodPin), `${d.node.name}: prog_to_pod unpinned`);
+      assert.deepEqual(onNode(toPodIds()).filter((id) => id !== undefined), [], `${d.node.name}: no pod veth keeps bpf_to_pod`);
+      assert.match(prep.out, /bpf_to_pod/);
       assert.equal(d.logged(/dataplane setup failed/).length, 0, `${d.node.name}: v0.1.0 adopted the maps at once`);
       assert.deepEqual(endpoints(), podIdentity, 'every pod keeps its IP and its endpoint entry');
       await allPairs(`after ${d.node.name} rolled back to v0.1.0`);

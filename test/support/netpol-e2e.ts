@@ -8,19 +8,30 @@
 // awaited until they hold what the compiler says for the new state (bvcnid's own
 // work, read from the kernel: never a sleep), then every probe of the step runs the
 // whole 9x9 matrix and compares it with the case's truth table.
+//
+// Two ways to reach a pod (ProbeVia): its own address ('pod': bvcni's fast path,
+// pod to pod past the host stack), and, as upstream's suite probes
+// (test/e2e/network/netpol, kubemanager.go: one Service per pod), its Service
+// ('service'): every pod gets a ClusterIP in bvcnid's --service-cidr, and every
+// node's namespace a kube-proxy-like nft table of the test's own (DNAT of
+// ClusterIP:80/81 to podIP:80/81 for TCP, UDP and SCTP, in prerouting for pods'
+// traffic and output for the node's own), so the client's packet goes up its
+// node's host stack, is translated there and routed to the backend.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { BpfMap, intToIpv4 } from '../../loader/index.js';
+import { BpfMap, intToIpv4, ipv4ToInt } from '../../loader/index.js';
 import { openEndpointsMap } from '../../src/dataplane/maps.js';
 import { NAMESPACES as NS_TYPE, NETWORK_POLICIES, PODS, type KubeObject } from '../../src/sim/kube-resources.js';
-import { loadDataplane, type Cluster, type SimNode, type SimPod } from '../../src/sim/index.js';
+import { loadDataplane, type Cluster, type SimNetns, type SimNode, type SimPod } from '../../src/sim/index.js';
 import { nodeObject } from '../../src/sim/kube-node.js';
 import { compileNode, entryCount, ID_WORLD, IdentityAllocator, parseNode, policyEntryKey, type CompiledNode, type Protocol } from '../../src/policy/index.js';
 import { KubeCluster } from './kube-daemons.js';
 import { waitFor } from './kube-util.js';
 import { scaledTimeout } from '../../src/common/wait.js';
+import { Defaults } from '../../src/common/defaults.js';
+import { parseCidr } from '../../src/common/cidr.js';
 import { startProcess } from '../../src/common/exec.js';
 import {
   ALL_PODS,
@@ -67,7 +78,8 @@ export class NetpolAgent {
 
   private constructor(readonly child: ChildProcess) {}
 
-  static async start(c: Cluster, pod: SimPod, name: string): Promise<NetpolAgent> {
+  /** `pod`: a pod of the model, or a node (whose agent probes the pods through their ClusterIPs). */
+  static async start(c: Cluster, pod: SimNetns, name: string): Promise<NetpolAgent> {
     const child = c.track(startProcess(['python3', '-u', AGENT, name, ...SERVED_PORTS.map(String)], { netns: pod.path, stdio: ['pipe', 'pipe', 'pipe'] }));
     const a = new NetpolAgent(child);
     let err = '';
@@ -133,6 +145,33 @@ export interface NetpolClusterOptions {
   concurrency?: number;
   /** How long the nodes' maps may take to converge after a write (default 30 s). */
   convergeTimeoutMs?: number;
+  /** One ClusterIP per pod with kube-proxy-like DNAT on every node, for probes via 'service' (default false). */
+  services?: boolean;
+}
+
+/**
+ * How a probe reaches its target pod: its own address (bvcni's path), or its
+ * Service's ClusterIP, translated by the client's node (upstream's way).
+ */
+export type ProbeVia = 'pod' | 'service';
+export const PROBE_VIAS: readonly ProbeVia[] = ['pod', 'service'];
+
+/** The ClusterIPs' range: bvcnid's --service-cidr, given explicitly so the harness and the daemons agree. */
+export const SERVICE_CIDR = Defaults.serviceCidr;
+/** The nft table (ip family) that plays kube-proxy in every node's namespace. */
+export const SERVICE_TABLE = 'netpol_services';
+
+/**
+ * The model's ClusterIPs, from the Service CIDR: one per pod (index k of ALL_PODS),
+ * then a few more for the harness's own controls (a ClusterIP no rule translates, one
+ * translated to another pod than its name says).
+ */
+export function clusterIp(k: number, cidr: string = SERVICE_CIDR): string {
+  const c = parseCidr(cidr, { what: 'service CIDR', strict: true });
+  // Past the range's first addresses (kubernetes.default, DNS): .7.10 up, far inside a /12.
+  const ip = (c.addr + 0x070a + k) >>> 0;
+  if (c.prefix > 20) throw new RangeError(`service CIDR ${cidr} is too small for the model's ClusterIPs`);
+  return intToIpv4(ip);
 }
 
 export interface MatrixResult {
@@ -144,7 +183,9 @@ export interface MatrixResult {
 
 export interface CaseReport {
   steps: number;
+  /** Matrices probed, and of them how many each way. */
   probes: number;
+  byVia: Record<ProbeVia, number>;
   retried: number;
 }
 
@@ -159,11 +200,19 @@ export class NetpolCluster {
   placement!: Placement;
   readonly o: Required<NetpolClusterOptions>;
   readonly stats = { probes: 0, retried: 0, converges: 0 };
+  /** pod -> its Service's ClusterIP (empty without `services`). */
+  readonly services = new Map<string, string>();
+  /** With `services`: an agent in each node's namespace, node name -> agent (the node's own traffic to ClusterIPs). */
+  readonly nodeAgents = new Map<string, NetpolAgent>();
+  /** A ClusterIP in the range that no rule translates (a probe to it must never be "connected"). */
+  readonly unmappedClusterIp = clusterIp(ALL_PODS.length);
+  /** A ClusterIP the rules translate to ALL_PODS[1] (a probe that names ALL_PODS[0] through it must not pass). */
+  readonly decoyClusterIp = clusterIp(ALL_PODS.length + 1);
 
   constructor(opts: NetpolClusterOptions = {}) {
-    this.o = { prefix: 'npe', nodes: 2, probeTimeoutMs: 1000, concurrency: 27, convergeTimeoutMs: 30_000, ...opts };
+    this.o = { prefix: 'npe', nodes: 2, probeTimeoutMs: 1000, concurrency: 27, convergeTimeoutMs: 30_000, services: false, ...opts };
     if (this.o.nodes < 2) throw new RangeError('the conformance cluster needs ≥ 2 nodes (same-node and cross-node peers)');
-    this.k = new KubeCluster({ prefix: this.o.prefix, nodes: this.o.nodes, daemonArgs: () => ['--network-policy'] });
+    this.k = new KubeCluster({ prefix: this.o.prefix, nodes: this.o.nodes, daemonArgs: () => ['--network-policy', '--service-cidr', SERVICE_CIDR] });
   }
 
   get c(): Cluster {
@@ -196,8 +245,55 @@ export class NetpolCluster {
     this.model = new ModelCluster(this.placement);
     const agents = await Promise.all(ALL_PODS.map((p) => NetpolAgent.start(c, sims.get(p)!, p)));
     ALL_PODS.forEach((p, i) => this.pods.set(p, { sim: sims.get(p)!, node: nodeOf.get(p)!, agent: agents[i]! }));
+    if (this.o.services) await this.addServices();
     this.mode = await this.detectMode();
     return this;
+  }
+
+  /**
+   * kube-proxy's part, as its nftables mode writes it for a ClusterIP Service with one
+   * endpoint (no masquerade: the backend sees the client pod's address, which is
+   * what NetworkPolicy is decided on): on every node, prerouting (pods' packets, which
+   * bpf_pod hands up the stack for the Service CIDR) and output (the node's own).
+   * The decoy ClusterIP is translated to ALL_PODS[1]; the unmapped one not at all.
+   */
+  private async addServices(): Promise<void> {
+    ALL_PODS.forEach((p, k) => this.services.set(p, clusterIp(k)));
+    const backends: [string, string][] = [...this.services].map(([p, ip]) => [ip, this.pods.get(p)!.sim.ip]);
+    backends.push([this.decoyClusterIp, this.pods.get(ALL_PODS[1]!)!.sim.ip]);
+    const rules = backends.flatMap(([svc, pod]) => SERVED_PORTS.map((port) => `    ip daddr ${svc} meta l4proto { tcp, udp, sctp } th dport ${port} dnat to ${pod}:${port}`));
+    const chain = (name: string, hook: string): string[] => [`  chain ${name} {`, `    type nat hook ${hook} priority -100; policy accept;`, ...rules, '  }'];
+    const table = [`table ip ${SERVICE_TABLE} {`, ...chain('services_pre', 'prerouting'), ...chain('services_out', 'output'), '}'].join('\n');
+    for (const n of this.c.nodes) await this.c.exec(n, ['nft', '-f', '-'], { input: table });
+    // Probers on the nodes themselves: their packets take the output chain.
+    for (const n of this.c.nodes) this.nodeAgents.set(n.name, await NetpolAgent.start(this.c, n, n.name));
+  }
+
+  /** Probes from a node's own namespace (its agent; `services` only). */
+  async probeFromNode(node: SimNode, targets: readonly ProbeTarget[], timeoutMs = this.o.probeTimeoutMs): Promise<ProbeResult[]> {
+    const a = this.nodeAgents.get(node.name);
+    if (!a) throw new Error(`no agent on ${node.name}: the cluster was started without services`);
+    this.stats.probes += targets.length;
+    return a.probe(targets, timeoutMs, targets.length);
+  }
+
+  private async removeServices(): Promise<void> {
+    if (this.services.size === 0 || !this.k.c) return;
+    for (const n of this.c.nodes) await this.c.exec(n, ['nft', 'delete', 'table', 'ip', SERVICE_TABLE], { allowFail: true });
+  }
+
+  /** Where a probe for `to` goes: the pod's address, or its ClusterIP. */
+  targetIp(to: string, via: ProbeVia): string {
+    if (via === 'pod') return this.pods.get(to)!.sim.ip;
+    const ip = this.services.get(to);
+    if (!ip) throw new Error(`no Service for ${to}: the cluster was started without services`);
+    return ip;
+  }
+
+  /** Probes arbitrary addresses from one pod of the model (the harness's own controls). */
+  async probeFrom(from: string, targets: readonly ProbeTarget[], timeoutMs = this.o.probeTimeoutMs): Promise<ProbeResult[]> {
+    this.stats.probes += targets.length;
+    return this.pods.get(from)!.agent.probe(targets, timeoutMs, targets.length);
   }
 
   /**
@@ -211,7 +307,11 @@ export class NetpolCluster {
   }
 
   async teardown(): Promise<void> {
-    await this.k.teardown();
+    try {
+      await this.removeServices();
+    } finally {
+      await this.k.teardown();
+    }
   }
 
   /** Set by start(): whether the cases run against an enforcing dataplane, and if not why. */
@@ -315,10 +415,10 @@ export class NetpolCluster {
    * says connected are probed once more, with 3x the deadline, to keep a lost packet
    * from failing a case.
    */
-  async matrix(protocol: Protocol, port: number, expected?: ReadonlyMap<string, boolean>): Promise<MatrixResult> {
+  async matrix(protocol: Protocol, port: number, expected?: ReadonlyMap<string, boolean>, via: ProbeVia = 'pod'): Promise<MatrixResult> {
     const observed = new Map<string, ProbeResult>();
     const pairs = ALL_PODS.flatMap((from) => ALL_PODS.filter((to) => to !== from).map((to) => ({ from, to })));
-    await this.probePairs(pairs, protocol, port, observed);
+    await this.probePairs(pairs, protocol, port, observed, via);
     // Only a failure that should have been an answer is retried: a lost packet can hide an
     // allowed connection, nothing can fake an answer to a denied one.
     const again = pairs.filter(({ from, to }) => !verdict(observed.get(`${from}>${to}`)!, to) && (expected?.get(`${from}>${to}`) ?? true));
@@ -326,7 +426,7 @@ export class NetpolCluster {
     if (again.length > 0) {
       // With a longer deadline: the first try may have met a machine busy with other jobs.
       const second = new Map<string, ProbeResult>();
-      await this.probePairs(again, protocol, port, second, this.o.probeTimeoutMs * 3);
+      await this.probePairs(again, protocol, port, second, via, this.o.probeTimeoutMs * 3);
       for (const [k, r] of second) {
         if (verdict(r, k.split('>')[1]!)) retried.push(k);
         observed.set(k, r);
@@ -336,7 +436,14 @@ export class NetpolCluster {
     return { observed, retried };
   }
 
-  private async probePairs(pairs: { from: string; to: string }[], protocol: Protocol, port: number, out: Map<string, ProbeResult>, timeoutMs = this.o.probeTimeoutMs): Promise<void> {
+  private async probePairs(
+    pairs: { from: string; to: string }[],
+    protocol: Protocol,
+    port: number,
+    out: Map<string, ProbeResult>,
+    via: ProbeVia,
+    timeoutMs = this.o.probeTimeoutMs,
+  ): Promise<void> {
     const bySource = new Map<string, string[]>();
     for (const { from, to } of pairs) bySource.set(from, [...(bySource.get(from) ?? []), to]);
     const sources = [...bySource.keys()];
@@ -348,7 +455,7 @@ export class NetpolCluster {
       while (next < sources.length) {
         const from = sources[next++]!;
         const tos = bySource.get(from)!;
-        const targets = tos.map((to) => ({ ip: this.pods.get(to)!.sim.ip, port, proto: protocol }));
+        const targets = tos.map((to) => ({ ip: this.targetIp(to, via), port, proto: protocol }));
         const results = await this.pods.get(from)!.agent.probe(targets, timeoutMs, tos.length);
         this.stats.probes += targets.length;
         tos.forEach((to, i) => out.set(`${from}>${to}`, results[i]!));
@@ -357,12 +464,16 @@ export class NetpolCluster {
     await Promise.all(Array.from({ length: Math.min(parallelSources, sources.length) }, worker));
   }
 
-  /** One probe of a case's step: the whole matrix against its truth table; a readable diff when they differ. */
-  async check(probe: Probe, where: string): Promise<{ retried: string[] }> {
+  /**
+   * One probe of a case's step, reached one way: the whole matrix against its truth
+   * table. undefined when they match; else a readable diff (both tables, each differing
+   * pair and what its probe saw).
+   */
+  async check(probe: Probe, where: string, via: ProbeVia = 'pod'): Promise<{ retried: string[]; mismatch?: string }> {
     const expected = expandExpect(probe.expect);
-    const { observed, retried } = await this.matrix(probe.protocol, probe.port, expected);
+    const { observed, retried } = await this.matrix(probe.protocol, probe.port, expected, via);
     const mismatch = compareMatrix(observed, expected);
-    if (mismatch) throw new Error(`${where}, ${probe.protocol}/${probe.port}: the dataplane differs from the truth table\n${mismatch}\n${await this.drops()}`);
+    if (mismatch) return { retried, mismatch: `${where}, ${probe.protocol}/${probe.port} via ${via === 'pod' ? 'pod IPs' : 'ClusterIPs'}: the dataplane differs from the truth table\n${mismatch}` };
     return { retried };
   }
 
@@ -374,21 +485,29 @@ export class NetpolCluster {
       .join('\n');
   }
 
-  /** A whole case from the model's first state: each step's actions, convergence, then its probes. */
-  async runCase(c: ConformanceCase): Promise<CaseReport> {
+  /**
+   * A whole case from the model's first state: each step's actions, convergence, then
+   * each of its probes reached each way `vias` names. Every
+   * matrix runs even after one differs, so a failure lists every differing one.
+   */
+  async runCase(c: ConformanceCase, vias: readonly ProbeVia[] = ['pod']): Promise<CaseReport> {
     await this.reset();
-    let probes = 0;
-    let retried = 0;
+    const report: CaseReport = { steps: c.steps.length, probes: 0, retried: 0, byVia: { pod: 0, service: 0 } };
+    const mismatches: string[] = [];
     for (const [si, step] of c.steps.entries()) {
       for (const a of step.apply) this.apply(a);
       await this.converge();
-      for (const p of step.probes) {
-        const r = await this.check(p, `"${c.name}" step ${si + 1}`);
-        probes++;
-        retried += r.retried.length;
-      }
+      for (const p of step.probes)
+        for (const via of vias) {
+          const r = await this.check(p, `"${c.name}" step ${si + 1}`, via);
+          report.probes++;
+          report.byVia[via]++;
+          report.retried += r.retried.length;
+          if (r.mismatch) mismatches.push(r.mismatch);
+        }
     }
-    return { steps: c.steps.length, probes, retried };
+    if (mismatches.length > 0) throw new Error(`${mismatches.join('\n\n')}\n${await this.drops()}`);
+    return report;
   }
 }
 

@@ -14,7 +14,7 @@ import { ABI_VERSION } from '../../src/dataplane/abi.js';
 import { btfType, loadBtf, resolveType, sizeOf, type Btf } from '../support/btf.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'].map((f) => `${ROOT}dist/bpf/${f}`);
+const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o', 'bpf_to_pod.o'].map((f) => `${ROOT}dist/bpf/${f}`);
 const RECORD = `${ROOT}test/fixtures/abi/layouts.json`;
 
 interface TypeLayout {

@@ -11,7 +11,7 @@ import { MIN_OVERLAY_OBJ, minOverlayParams } from '../fixtures/bpf/min-overlay.j
 import { loadBtf, sizeOf, type BtfType } from '../support/btf.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o'].map((f) => `${ROOT}dist/bpf/${f}`);
+const OBJECTS = ['bpf_pod.o', 'bpf_overlay.o', 'bpf_host.o', 'bpf_to_pod.o'].map((f) => `${ROOT}dist/bpf/${f}`);
 const HEADER = readFileSync(`${ROOT}bpf/lib/abi.h`, 'utf8');
 
 const CODECS: StructCodec<unknown>[] = [
@@ -126,7 +126,7 @@ describe('ABI: enums and constants match abi.h', () => {
   });
 
   test('drop events: hooks and flags', () => {
-    assert.deepEqual(headerEnum('HOOK_'), { POD: abi.Hook.pod, UPLINK: abi.Hook.uplink, OVERLAY_IN: abi.Hook.overlayIngress, OVERLAY_OUT: abi.Hook.overlayEgress });
+    assert.deepEqual(headerEnum('HOOK_'), { POD: abi.Hook.pod, UPLINK: abi.Hook.uplink, OVERLAY_IN: abi.Hook.overlayIngress, OVERLAY_OUT: abi.Hook.overlayEgress, TO_POD: abi.Hook.toPod });
     assert.deepEqual(
       Object.fromEntries([...HEADER.matchAll(/^\s*EVENT_F_(\w+)\s*=\s*1 << (\d+)/gm)].map((m) => [m[1]!.toLowerCase(), 1 << Number(m[2])])),
       { ...abi.EventFlags },

@@ -66,6 +66,8 @@ conntrack() {
 NETKIT_TESTS=(test/integration/netkit.test.ts test/integration/downgrade-netkit.test.ts)
 netkit() {
   local f rc=0
+  # Services (kube-proxy's DNAT) to netkit pods need the conntrack programs: the module first.
+  [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack || return 1
   for f in "${NETKIT_TESTS[@]}"; do BVCNI_REQUIRE_NETKIT=1 "${NODE_TEST[@]}" "$f" || rc=1; done
   return $rc
 }
@@ -79,7 +81,8 @@ for what in "$@"; do
     bpf)      bpf ;;
     floor)    floor ;;
     netkit)   netkit ;;
-    *)        echo "unknown WHAT '$what' (features demo bpf conntrack floor netkit)"; false ;;
+    insns)    { [[ -e /proc/sys/net/netfilter/nf_conntrack_max ]] || modprobe nf_conntrack; } && "$NODE" --import tsx tools/kernels/insns.ts dist/bpf $(ls -d .tmp/insns-*/ 2>/dev/null) ;;
+    *)        echo "unknown WHAT '$what' (features demo bpf conntrack floor netkit insns)"; false ;;
   esac > "$out/$what.log" 2>&1
   rc=$?
   # features exits 1 when bvcnid would refuse this kernel: run.sh decides whether that was expected.

@@ -11,7 +11,7 @@ import { loadKubeConfig, nodeApi } from '../../kube/client.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { endpointDevice } from '../../dataplane/endpoint.js';
 import { BpfProgram, queryNetkit } from '../../../loader/index.js';
-import { Programs, programPin, type ProgramSlot } from '../../dataplane/layout.js';
+import { Programs, REQUIRED_SLOTS, programPin } from '../../dataplane/layout.js';
 import type { ConfigValue } from '../../dataplane/abi.js';
 import {
   ProgramNames,
@@ -114,7 +114,7 @@ export async function runChecks(p: Probe): Promise<Check[]> {
         },
   );
 
-  const unpinnedProgs = (Object.keys(Programs) as ProgramSlot[]).filter((s) => !existsSync(programPin(p.pinDir, s)));
+  const unpinnedProgs = REQUIRED_SLOTS.filter((s) => !existsSync(programPin(p.pinDir, s)));
   add(
     unpinnedProgs.length === 0
       ? { name: 'programs pinned', result: 'ok', detail: Object.values(Programs).map((x) => x.program).join(', ') }
@@ -183,6 +183,10 @@ export async function runChecks(p: Probe): Promise<Check[]> {
         direction: 'ingress' as const,
         prog: ProgramNames.pod,
       })),
+      // What the host stack hands to the pod (bpf_to_pod): ABI 2's, absent once --prepare-downgrade ran.
+      ...(existsSync(programPin(p.pinDir, 'toPod'))
+        ? endpointIfindexes.map((i) => ({ link: byIndex.get(i), what: `pod veth ifindex ${i}`, direction: 'egress' as const, prog: ProgramNames.toPod }))
+        : []),
     ];
     const problems: string[] = [];
     for (const w of want) {
@@ -202,6 +206,12 @@ export async function runChecks(p: Probe): Promise<Check[]> {
       } catch {
         problems.push(`${ProgramNames.pod} not pinned`);
       }
+      // ABI 2's bpf_to_pod, on what the node sends the pod (absent once --prepare-downgrade ran).
+      let toPodId: number | undefined;
+      if (existsSync(programPin(p.pinDir, 'toPod'))) {
+        using prog = BpfProgram.openPinned(programPin(p.pinDir, 'toPod'));
+        toPodId = prog.id;
+      }
       for (const i of netkitIfindexes) {
         const l = byIndex.get(i);
         if (!l) {
@@ -215,6 +225,15 @@ export async function runChecks(p: Probe): Promise<Check[]> {
           /* reported below */
         }
         if (podId !== undefined && !ids.includes(podId)) problems.push(`${l.ifname} netkit peer: ${ProgramNames.pod} not attached`);
+        if (toPodId !== undefined) {
+          let primary: number[] = [];
+          try {
+            primary = queryNetkit({ ifindex: i, netns: p.netns, side: 'primary' });
+          } catch {
+            /* reported above */
+          }
+          if (!primary.includes(toPodId)) problems.push(`${l.ifname} netkit primary: ${ProgramNames.toPod} not attached`);
+        }
       }
     }
     add(

@@ -60,15 +60,16 @@ export const status: CommandSpec = {
       /* no map: the maps table says so */
     }
     const netkitPods = endpoints.filter((e) => endpointDevice(e.flags) === 'netkit');
-    for (const e of netkitPods) {
-      let ids: number[] = [];
-      try {
-        ids = queryNetkit({ ifindex: e.ifindex, netns: opts.netns, side: 'peer' });
-      } catch {
-        /* the pair is gone: its entry goes at DEL or GC */
+    for (const e of netkitPods)
+      for (const side of ['peer', 'primary'] as const) {
+        let ids: number[] = [];
+        try {
+          ids = queryNetkit({ ifindex: e.ifindex, netns: opts.netns, side });
+        } catch {
+          /* the pair is gone: its entry goes at DEL or GC */
+        }
+        for (const id of ids) programs.push({ ifname: byIndex.get(e.ifindex)?.ifname ?? `#${e.ifindex}`, direction: `netkit ${side}`, progId: id, name: '' });
       }
-      for (const id of ids) programs.push({ ifname: byIndex.get(e.ifindex)?.ifname ?? `#${e.ifindex}`, direction: 'netkit peer', progId: id, name: '' });
-    }
     const maps = summarizeMaps(opts.pinDir);
     const daemon = daemonHealth(String(opts.healthAddr), opts.netns);
     const dataplaneReady = configReady(config) && programs.length > 0 && maps.every((m) => m.pinned && !m.error);

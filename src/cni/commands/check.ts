@@ -83,7 +83,7 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
       // What ADD made (add.ts, addNetkit; rtnl.ts, createNetkit): the primary, whose peer drops what no program checked.
       if (nk.kind !== 'netkit' || !nk.netkit?.primary) fail(`host interface ${nk.name} is not a netkit primary`);
       if (nk.netkit.peerPolicy !== NETKIT_DROP) fail(`netkit ${nk.name} forwards what the pod sends when no program is attached`);
-      if (!svc.dataplane.podProgramOnNetkit(conf.pinDir, nk.index)) fail(`netkit ${nk.name} does not run the pod program on what the pod sends`);
+      if (!svc.dataplane.podProgramOnNetkit(conf.pinDir, nk.index)) fail(`netkit ${nk.name} does not run the pod program on what the pod sends, or bpf_to_pod on what the node sends it`);
       if (!listRoutes(host).some((r) => r.dst === addr && r.dstLen === 32 && r.oif === nk.index)) fail(`no route to ${addr} on ${nk.name}`);
       hostIndex = nk.index;
     } else {
