@@ -50,6 +50,11 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
         else resolve(result);
       },
     );
+    // A child may exit without reading its stdin (the plugin's front answers VERSION at once):
+    // its exit status tells, as Go's os/exec decides for the runtimes that call a plugin.
+    child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
   });

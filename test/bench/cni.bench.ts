@@ -40,6 +40,10 @@ function timed(ns: string, argv: string[], env: Record<string, string>, stdin: s
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code, stdout }));
+    // VERSION exits without reading stdin: EPIPE then is no failure.
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     child.stdin.end(stdin);
   });
 }
