@@ -126,7 +126,7 @@ async function measure(base: ReleasePlugin | undefined): Promise<void> {
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)])) as Record<keyof typeof t, number>;
     const f = (x: number): string => x.toFixed(2).padStart(8);
     console.log(`bvcni CNI latency, medians of ${ROUNDS} interleaved rounds (ms; each includes nsenter):`);
-    console.log(`  this build's plugin embeds Node ${embeddedRuntime(PLUGIN)}${base ? `; ${base.tag}'s embeds Node ${base.runtime}` : ''}`);
+    console.log(`  this build's Node plugin embeds Node ${embeddedRuntime(NODE_PLUGIN)}${base ? `; ${base.tag}'s embeds Node ${base.runtime}` : ''}`);
     console.log(`  node -e 0 floor      ${f(m.nodeFloor)}`);
     console.log(`  bvcni-node VERSION  ${f(m.seaFloor)}   (the Node plugin's own start-up)`);
     console.log(`  reference ADD        ${f(m.refAdd)}   (bridge + host-local)`);
