@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define BATCH 64
 #define PAYLOAD 18
 
@@ -42,19 +44,6 @@ static void stop(int sig)
 {
 	(void)sig;
 	stopped = 1;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
 }
 
 static uint32_t csum_add(uint32_t sum, const void *p, size_t len)
