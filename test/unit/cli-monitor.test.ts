@@ -78,6 +78,14 @@ describe('bvcnictl monitor: events decoded and printed', () => {
     assert.equal(describeEvent(event({ hook: Hook.overlayEgress, dir: 1 }), 'n', pods).direction, 'egress');
   });
 
+  test("a policy drop names the pod whose isolation denied it: at a backend's host end (toPod), a Service client's egress is the source's", () => {
+    const atToPod = { hook: Hook.toPod, dir: 1, ifindex: 9, saddr: '10.244.1.7', daddr: '10.244.1.8' };
+    assert.equal(describeEvent(event({ ...atToPod, reason: Reason.DROP_POLICY_EGRESS }), 'n', pods).pod, '10.244.1.7');
+    // The control: the same packet dropped for the backend's ingress names the backend.
+    assert.equal(describeEvent(event({ ...atToPod, reason: Reason.DROP_POLICY_INGRESS }), 'n', pods).pod, '10.244.1.8');
+    assert.equal(describeEvent(event({ ...atToPod, reason: Reason.DROP_POLICY_EGRESS }), 'n', pods).hook, 'toPod');
+  });
+
   test('ARP, ICMP and other EtherTypes print what they carry; a policy rule shows', () => {
     const arp = describeEvent(event({ reason: Reason.DROP_ARP_SPOOFED, ethertype: 0x0806, proto: 0, flags: EventFlags.arp, sport: 2, dport: 0, saddr: '10.244.1.8', daddr: '10.244.1.1' }), 'n', pods);
     assert.deepEqual([arp.ethertype, arp.arpOp, arp.proto, arp.sport], ['arp', 2, null, null]);

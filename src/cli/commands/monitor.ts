@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EventFlags, hookName, IPPROTO, Reason, REASON_MAX, reasonCode, reasonName, Direction, type EndpointValue } from '../../dataplane/abi.js';
+import { EventFlags, Hook, hookName, IPPROTO, Reason, REASON_MAX, reasonCode, reasonName, Direction, type EndpointValue } from '../../dataplane/abi.js';
 import { openEndpointsMap } from '../../dataplane/maps.js';
 import { DropMonitor, MonitorBusy, MonitorUnavailable, MONITOR_DEFAULT_BURST, MONITOR_DEFAULT_RATE, type TimedDropEvent } from '../../dataplane/monitor.js';
 import { readStats } from '../../dataplane/stats.js';
@@ -117,12 +117,19 @@ export class PodTable {
   /**
    * The local pod an event is about: for a pod's own hook, the pod on that
    * interface (its source may be a lie: a spoofed address names a victim, not
-   * the sender); elsewhere the destination if local, else the source.
+   * the sender); for a policy drop, the pod whose isolation denied it (the
+   * source for egress, wherever it was decided: bpf_to_pod decides a Service
+   * client's egress on the backend's host end); elsewhere the destination if
+   * local, else the source.
    */
   podOf(ev: TimedDropEvent): string | null {
-    if (ev.hook === 0) {
+    if (ev.hook === Hook.pod) {
       const ip = this.#byIfindex.get(ev.ifindex);
       if (ip) return this.label(ip);
+    }
+    if (ev.flags & EventFlags.ipv4) {
+      if (ev.reason === Reason.DROP_POLICY_EGRESS && this.#byIp.has(ev.saddr)) return this.label(ev.saddr);
+      if (ev.reason === Reason.DROP_POLICY_INGRESS && this.#byIp.has(ev.daddr)) return this.label(ev.daddr);
     }
     if (ev.flags & (EventFlags.ipv4 | EventFlags.arp)) {
       if (this.#byIp.has(ev.daddr)) return this.label(ev.daddr);
