@@ -17,6 +17,7 @@ import {
   ConfigFlags,
   EventFlags,
   Hook,
+  EndpointFlags,
   MapName,
   NatDir,
   Reason,
@@ -53,6 +54,8 @@ const NAT_MAX = 61010;
 const objects: BpfObject[] = [];
 const progs: Partial<Record<keyof typeof Programs, BpfProgram>> = {};
 let maps: DataplaneMaps;
+/** POD1's endpoint entry with these flags: the test run's skb comes in on loopback (ifindex 1), POD1's "veth". */
+const setPod1 = (flags: number): void => maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
 let uplinkIndex = 0;
 
 function prog(slot: keyof typeof Programs): BpfProgram {
@@ -119,8 +122,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
       }
     }
     maps = openDataplaneMaps(PIN);
-    // The test run's skb comes in on the namespace's loopback (ifindex 1): that is POD1's "veth".
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    setPod1(EndpointFlags.pod);
     maps.endpoints.update({ ip: POD2.ip }, { ifindex: 1, flags: 1, pod_mac: POD2.mac, gw_mac: GW_MAC, identity: 0 });
     maps.tunnel.update({ prefixlen: 24, addr: '10.244.2.0' }, { node_ip: '192.0.2.12', flags: 0 });
     maps.tunnel.update({ prefixlen: 32, addr: '192.0.2.12' }, { node_ip: '192.0.2.12', flags: TunnelFlags.nodeIp });
@@ -879,7 +881,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     const key = { host_ip: '0.0.0.0', port: 8080, proto: PROTO.TCP };
     hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 1n });
     // Replies are looked at only for pods that own a hostPort.
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    setPod1(EndpointFlags.pod | EndpointFlags.hostport);
     try {
       const syn = packet({ src: INET, dst: NODE_IP, proto: PROTO.TCP, sport: 40100, dport: 8080, tcpFlags: 0x02, ttl: 64 });
       const r = exec('uplinkIngress', syn);
@@ -931,7 +933,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     } finally {
       hp.delete(key);
       hp.delete({ ...key, proto: PROTO.UDP });
-      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+      setPod1(EndpointFlags.pod);
     }
   });
 
@@ -939,7 +941,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     using hp = openHostportMap(PIN);
     const key = { host_ip: '0.0.0.0', port: 8083, proto: PROTO.TCP };
     hp.update(key, { pod_ip: POD1.ip, pod_port: 80, owner: 1n });
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    setPod1(EndpointFlags.pod | EndpointFlags.hostport);
     const podMss = 1450 - 40; // the config's pod MTU
     try {
       for (const sport of [40200, 40201]) {
@@ -972,7 +974,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
       assert.ok(p.l4CsumOk);
     } finally {
       hp.delete(key);
-      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+      setPod1(EndpointFlags.pod);
     }
   });
 
@@ -980,7 +982,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     using hp = openHostportMap(PIN);
     const key = { host_ip: '0.0.0.0', port: 8082, proto: PROTO.TCP };
     hp.update(key, { pod_ip: POD1.ip, pod_port: 82, owner: 3n });
-    maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1 | 4, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+    setPod1(EndpointFlags.pod | EndpointFlags.hostport);
     const ipOptions = Buffer.from([1, 1, 1, 0]); // NOP NOP NOP EOL: the ports move 4 bytes
     try {
       for (const opts of [{}, { ipOptions }]) {
@@ -1012,7 +1014,7 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
       assert.equal(counter('DROP_TTL'), before + 2n);
     } finally {
       hp.delete(key);
-      maps.endpoints.update({ ip: POD1.ip }, { ifindex: 1, flags: 1, pod_mac: POD1.mac, gw_mac: GW_MAC, identity: 0 });
+      setPod1(EndpointFlags.pod);
     }
   });
 
