@@ -157,8 +157,10 @@ static __always_inline int to_overlay(struct __sk_buff *skb)
 	 * A local pod's packet without a tunnel key came through the host stack:
 	 * a Service's, DNAT'd there to a backend on another node. Its egress was
 	 * deferred to the backend (lib/policy.h): decided here, before it leaves.
+	 * The node's own packets (from its IP) skip the lookup: endpoints are
+	 * podCIDR addresses.
 	 */
-	{
+	if (ipv4_in_prefix(ip->saddr, cfg->pod_cidr, cfg->pod_prefix)) {
 		const struct endpoint_value *ep = endpoint_get(ip->saddr);
 
 		if (ep) {

@@ -41,7 +41,8 @@ static __always_inline int to_pod(struct __sk_buff *skb)
 	ep = endpoint_get(ip->daddr);
 	if (!ep)
 		return TC_ACT_OK;
-	src = endpoint_get(ip->saddr);
+	/* Endpoints are podCIDR addresses: the node's and remote sources skip the lookup. */
+	src = ipv4_in_prefix(ip->saddr, cfg->pod_cidr, cfg->pod_prefix) ? endpoint_get(ip->saddr) : NULL;
 	if (src) {
 		ret = policy_check(skb, src, DIR_EGRESS);
 		if (ret)
