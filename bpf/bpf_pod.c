@@ -17,6 +17,7 @@
 #include "lib/isolation.h"
 #include "lib/hostport.h"
 #include "lib/policy.h"
+#include "lib/icmp_frag.h"
 
 static __always_inline int from_container(struct __sk_buff *skb)
 {
@@ -89,9 +90,14 @@ static __always_inline int from_container(struct __sk_buff *skb)
 
 	tun = bpf_map_lookup_elem(&BVCNI_MAP_TUNNEL, &(struct tunnel_key){ .prefixlen = 32, .addr = daddr });
 	if (tun) {
-		ret = encap_check_mtu(skb, cfg, ip);
-		if (ret)
-			return ret;
+		switch (overlay_check_mtu(skb, cfg, ip)) {
+		case OVERLAY_FRAG_NEEDED:
+			return icmp_frag_needed(skb, cfg, ep, from_netkit, DIR_INGRESS);
+		case OVERLAY_VIA_DEVICE:
+			return encap_and_redirect(skb, cfg, tun);
+		default:
+			break;
+		}
 		ret = overlay_xmit(skb, cfg, tun);
 		if (ret)
 			return ret;

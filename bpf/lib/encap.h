@@ -40,18 +40,48 @@ static __always_inline int encap_and_redirect(struct __sk_buff *skb, const struc
 
 /*
  * The overlay MTU is enforced here, not by the kernel: bpf_redirect into the
- * VXLAN device skips path-MTU handling, and the outer packet would be
- * fragmented silently. Pods get MTU = uplink - 50, so this only catches
- * misconfigured pods: a non-GSO DF packet larger than the overlay MTU is
- * dropped and counted as DROP_FRAG_NEEDED (we do not synthesize ICMP).
+ * VXLAN device, or overlay_xmit.h's own encapsulation, skips path-MTU
+ * handling. Pods have the uplink's MTU, and the overlay's only on their
+ * routes to the cluster and Service CIDRs (cni/overlay-routes.ts); the tunnel
+ * also carries what those routes miss (other nodes' IPs: the tunnel map holds
+ * their /32s) and what a pod that changed its routes sends. For a packet
+ * whose IP datagram (or, for GSO, each segment's) is larger than cfg->mtu:
+ * - DF set, one segment: OVERLAY_FRAG_NEEDED, the caller answers with ICMP
+ *   "fragmentation needed" (lib/icmp_frag.h) as a router would;
+ * - otherwise: OVERLAY_VIA_DEVICE, through the VXLAN device, whose outer
+ *   packet the stack fragments (its DF is never set: encap_set_key).
  */
-static __always_inline int encap_check_mtu(struct __sk_buff *skb, const struct bvcni_config *cfg,
-					   const struct iphdr *ip)
+enum overlay_fit {
+	OVERLAY_FITS = 0,
+	OVERLAY_VIA_DEVICE = 1,
+	OVERLAY_FRAG_NEEDED = 2,
+};
+
+static __always_inline enum overlay_fit overlay_check_mtu(struct __sk_buff *skb, const struct bvcni_config *cfg,
+							  const struct iphdr *ip)
 {
-	if (cfg->mtu && skb->gso_segs <= 1 && skb->len > cfg->mtu + ETH_HLEN &&
-	    (ip->frag_off & bpf_htons(IP_DF)))
-		return DROP(REASON_DROP_FRAG_NEEDED);
-	return TC_ACT_OK;
+	__u32 ihl = ip->ihl * 4, l4 = 0, seg;
+	__u8 doff;
+
+	if (!cfg->mtu)
+		return OVERLAY_FITS;
+	if (skb->gso_segs > 1) {
+		if (ip->protocol == IPPROTO_TCP) {
+			if (bpf_skb_load_bytes(skb, ETH_HLEN + ihl + 12, &doff, 1) < 0)
+				return OVERLAY_VIA_DEVICE;
+			l4 = (doff >> 4) * 4;
+		} else if (ip->protocol == IPPROTO_UDP) {
+			l4 = 8;
+		} else {
+			return OVERLAY_VIA_DEVICE;
+		}
+		seg = skb->gso_size + ihl + l4;
+		if (seg <= cfg->mtu)
+			return OVERLAY_FITS;
+	} else if (skb->len <= cfg->mtu + ETH_HLEN) {
+		return OVERLAY_FITS;
+	}
+	return (ip->frag_off & bpf_htons(IP_DF)) ? OVERLAY_FRAG_NEEDED : OVERLAY_VIA_DEVICE;
 }
 
 #endif

@@ -378,11 +378,35 @@ for (const set of ['conntrack', 'no-conntrack'] as const satisfies readonly Prog
     assert.equal(counter('DROP_NO_TUNNEL', 'egress'), before + 1n);
   });
 
-  test('DF packets too big for the overlay are dropped as DROP_FRAG_NEEDED', () => {
+  test('a DF packet too big for the overlay is answered with ICMP "fragmentation needed" handed back to the pod, and counted as DROP_FRAG_NEEDED', () => {
     const before = counter('DROP_FRAG_NEEDED');
-    const big = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1, dport: 2, payload: Buffer.alloc(1460) });
-    assert.equal(exec('pod', big).retval, TC_ACT_SHOT);
+    const payload = Buffer.alloc(1460, 7);
+    const big = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1111, dport: 2222, payload, dstMac: GW_MAC, srcMac: POD1.mac });
+    const r = exec('pod', big);
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const p = parse(r.out);
+    assert.deepEqual(
+      { dstMac: p.dstMac, srcMac: p.srcMac, src: p.src, dst: p.dst, proto: p.proto, type: p.icmpType, ipCsumOk: p.ipCsumOk, icmpCsumOk: p.l4CsumOk },
+      { dstMac: POD1.mac, srcMac: GW_MAC, src: NODE_IP, dst: POD1.ip, proto: PROTO.ICMP, type: 3, ipCsumOk: true, icmpCsumOk: true },
+    );
+    const icmp = r.out.subarray(14 + 20);
+    assert.equal(icmp[1], 4, 'code 4: fragmentation needed and DF set');
+    assert.equal(icmp.readUInt16BE(6), 1450, "next-hop MTU: the overlay's");
+    assert.deepEqual(icmp.subarray(8), big.subarray(14, 14 + 20 + 64), "it quotes the pod's IP header and 64 bytes after it, nothing more");
     assert.equal(counter('DROP_FRAG_NEEDED'), before + 1n);
+  });
+
+  test('controls: no answer for a packet without DF (the device fragments its outer packet) or one that fits exactly', () => {
+    const before = counter('DROP_FRAG_NEEDED');
+    const noDf = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1111, dport: 2222, payload: Buffer.alloc(1460), df: false, dstMac: GW_MAC, srcMac: POD1.mac });
+    const r = exec('pod', noDf);
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    assert.deepEqual(r.out, noDf, 'left whole for the VXLAN device (its tunnel key set, not encapsulated here)');
+    const fits = packet({ src: POD1.ip, dst: '10.244.2.2', proto: PROTO.UDP, sport: 1111, dport: 2222, payload: Buffer.alloc(1450 - 28), dstMac: GW_MAC, srcMac: POD1.mac });
+    const f = exec('pod', fits);
+    assert.equal(f.retval, TC_ACT_REDIRECT);
+    assert.notEqual(parse(f.out).dst, POD1.ip, 'sent on, not answered');
+    assert.equal(counter('DROP_FRAG_NEEDED'), before);
   });
 
   test('local pod to pod is delivered straight to the peer with rewritten MACs', () => {
