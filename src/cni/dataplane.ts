@@ -36,6 +36,13 @@ export interface Endpoint {
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
+/** What crosses the VXLAN tunnel, and the MTU that leaves room for its header. */
+export interface Overlay {
+  mtu: number;
+  /** Other nodes' pods (the cluster CIDR) and ClusterIPs, whose backends may be on any node. */
+  cidrs: { dst: string; dstLen: number }[];
+}
+
 export interface Dataplane {
   readiness(pinDir: string): Readiness;
   register(pinDir: string, ep: Endpoint): void;
@@ -48,6 +55,8 @@ export interface Dataplane {
   podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
   /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
   nodeIp(pinDir: string): string | undefined;
+  /** The tunnel as bvcnid configured it, if it did. */
+  overlay(pinDir: string): Overlay | undefined;
   /**
    * Claims every mapping for the pod, all or nothing: CniError 105 when one is
    * another owner's (whose entry stays), 7 when a hostPort lies in the node's
@@ -146,5 +155,13 @@ export class PinnedDataplane implements Dataplane {
   nodeIp(pinDir: string): string | undefined {
     const ip = readDataplaneConfig(pinDir)?.node_ip;
     return typeof ip === 'string' && ip !== '0.0.0.0' ? ip : undefined;
+  }
+
+  overlay(pinDir: string): Overlay | undefined {
+    const c = readDataplaneConfig(pinDir);
+    if (!c || !c.mtu) return undefined;
+    const cidrs = [{ dst: String(c.cluster_cidr), dstLen: Number(c.cluster_prefix) }];
+    if (c.service_prefix) cidrs.push({ dst: String(c.service_cidr), dstLen: Number(c.service_prefix) });
+    return { mtu: Number(c.mtu), cidrs };
   }
 }

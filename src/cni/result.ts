@@ -16,6 +16,8 @@ export interface IpConfig {
 export interface RouteJson {
   dst: string;
   gw?: string;
+  /** CNI 1.1.0 and later only. */
+  mtu?: number;
 }
 export interface Result {
   cniVersion: string;
@@ -27,11 +29,12 @@ export interface Result {
 
 export function buildResult(v: CniVersion, interfaces: Iface[], ips: IpConfig[], routes: RouteJson[]): Result {
   const legacy = !atLeast(v, '1.0.0');
+  const routeMtu = atLeast(v, '1.1.0');
   return {
     cniVersion: v,
     interfaces,
     ips: ips.map((ip) => (legacy ? { version: '4' as const, ...ip } : { ...ip })),
-    routes,
+    routes: routes.map(({ mtu, ...r }) => (routeMtu && mtu !== undefined ? { ...r, mtu } : r)),
     dns: {},
   };
 }

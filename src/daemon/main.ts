@@ -168,7 +168,7 @@ function program(): Command {
         .default('auto')
         .choices(['auto', 'veth', 'netkit']),
     )
-    .addOption(new Option('--mtu <n>', `pod MTU (default: uplink MTU - ${VXLAN_OVERHEAD})`).env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
+    .addOption(new Option('--mtu <n>', `one MTU for pods, bridge and VXLAN (default: pods and bridge the uplink's; VXLAN and pods' routes through it uplink MTU - ${VXLAN_OVERHEAD})`).env('BVCNI_MTU').argParser(intIn(576, 9000, '--mtu')))
     .addOption(
       new Option('--cgroup-root <dir>', "cgroup v2 root whose sockets of the node's namespace reach hostPorts (default: the one mounted here; '' none)").env(
         'BVCNI_CGROUP_ROOT',

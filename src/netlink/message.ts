@@ -51,7 +51,9 @@ export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const IFA_FLAGS = 8;
 export const IFA_F_NOPREFIXROUTE = 0x200;
-export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PREFSRC: 7, TABLE: 15 } as const;
+export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PREFSRC: 7, METRICS: 8, TABLE: 15 } as const;
+/** In RTA_METRICS: the route's MTU (linux/rtnetlink.h RTAX_MTU). */
+export const RTAX_MTU = 2;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;

@@ -37,6 +37,7 @@ import {
   RT_TABLE_MAIN,
   RTPROT_BOOT,
   RTA,
+  RTAX_MTU,
   RTM,
   VETH_INFO_PEER,
   attr,
@@ -89,6 +90,8 @@ export interface Route {
   prefsrc?: string;
   protocol: number;
   scope: number;
+  /** The route's own MTU (RTAX_MTU), when it has one. */
+  mtu?: number;
 }
 
 const { ENODEV, ESRCH, ENOENT, EAFNOSUPPORT, EOPNOTSUPP, EADDRNOTAVAIL } = Errno;
@@ -446,10 +449,12 @@ export function listAddrs(s: NetlinkSocket, index?: number): Addr[] {
   return out;
 }
 
-export function addRoute(s: NetlinkSocket, r: { dst: string; dstLen: number; gw?: string; oif: number }): void {
+/** `mtu`: the route's own (`ip route add ... mtu N`), below the device's; the TCP MSS it offers follows it. */
+export function addRoute(s: NetlinkSocket, r: { dst: string; dstLen: number; gw?: string; oif: number; mtu?: number }): void {
   const attrs: Attr[] = [attr.u32(RTA.OIF, r.oif)];
   if (r.dstLen > 0) attrs.push(attr.bytes(RTA.DST, ipBytes(ipv4ToInt(r.dst))));
   if (r.gw) attrs.push(attr.bytes(RTA.GATEWAY, ipBytes(ipv4ToInt(r.gw))));
+  if (r.mtu !== undefined) attrs.push(attr.nested(RTA.METRICS, [attr.u32(RTAX_MTU, r.mtu)]));
   s.request(
     `add route ${r.dst}/${r.dstLen}`,
     RTM.NEWROUTE,
@@ -496,6 +501,8 @@ export function listRoutes(s: NetlinkSocket): Route[] {
     const gw = a.get(RTA.GATEWAY);
     const oif = a.get(RTA.OIF);
     const prefsrc = a.get(RTA.PREFSRC);
+    const metrics = a.get(RTA.METRICS);
+    const mtu = metrics ? decodeAttrs(metrics).get(RTAX_MTU)?.readUInt32LE(0) : undefined;
     out.push({
       dst: dst ? intToIpv4(dst.readUInt32BE(0)) : '0.0.0.0',
       dstLen: b.readUInt8(1),
@@ -503,6 +510,7 @@ export function listRoutes(s: NetlinkSocket): Route[] {
       oif: oif?.readUInt32LE(0),
       table,
       ...(prefsrc ? { prefsrc: intToIpv4(prefsrc.readUInt32BE(0)) } : {}),
+      ...(mtu !== undefined ? { mtu } : {}),
       protocol: b.readUInt8(5),
       scope: b.readUInt8(6),
     });

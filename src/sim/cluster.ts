@@ -65,7 +65,10 @@ export interface SimNode extends SimNetns {
   uplink: string;
   bridge: string;
   vxlanDev: string;
+  /** What pods get on their interface: the uplink's under bvcni (its default), the overlay's under flannel. */
   podMtu: number;
+  /** What crosses the tunnel: pods' routes to the cluster CIDR carry it when it is below podMtu. */
+  overlayMtu: number;
   pinDir: string;
   /** Per-node directories under the cluster's temp dir. */
   confDir: string;
@@ -162,6 +165,7 @@ export class Cluster {
         for (const n of c.nodes) {
           const nd = await dp.ensureNodeDataplane(n.dataplaneConfig);
           n.podMtu = nd.mtu;
+          n.overlayMtu = nd.overlayMtu;
           nd.close();
         }
         if (opts.programTunnels ?? true) await programTunnels(c);
@@ -213,6 +217,7 @@ export class Cluster {
       bridge: Defaults.bridge,
       vxlanDev: Defaults.vxlanDev,
       podMtu: this.mtu - VXLAN_OVERHEAD,
+      overlayMtu: this.mtu - VXLAN_OVERHEAD,
       pinDir: `/sys/fs/bpf/${name}`,
       confDir: join(dir, 'net.d'),
       binDir: join(dir, 'bin'),
@@ -285,6 +290,12 @@ export class Cluster {
     await this.sh(pod, 'ip', 'link', 'set', 'eth0', 'mtu', String(node.podMtu), 'up');
     await this.sh(pod, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0');
     await this.sh(pod, 'ip', 'route', 'add', 'default', 'via', node.gateway);
+    // As the plugin routes its pods (src/cni/overlay-routes.ts).
+    if (node.overlayMtu < node.podMtu) {
+      const { clusterCidr, serviceCidr } = node.dataplaneConfig;
+      for (const dst of [clusterCidr, ...(serviceCidr ? [serviceCidr] : [])])
+        await this.sh(pod, 'ip', 'route', 'add', dst, 'via', node.gateway, 'mtu', String(node.overlayMtu));
+    }
     const podLink = await linkInfo(path, 'eth0');
     const hostLink = await linkInfo(node.path, hostIfname);
     if (this.dataplane === 'bvcni') {

@@ -32,7 +32,7 @@ export interface DropStat {
 }
 
 export interface DataplaneApi {
-  ensureNodeDataplane(cfg: SimNodeDataplaneConfig): Promise<{ mtu: number; close(): void }>;
+  ensureNodeDataplane(cfg: SimNodeDataplaneConfig): Promise<{ mtu: number; overlayMtu: number; close(): void }>;
   removeNodeDataplane(cfg: SimNodeDataplaneConfig): Promise<void>;
   openDataplaneMaps(pinDir: string): SimDataplaneMaps;
   registerEndpoint(

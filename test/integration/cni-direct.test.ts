@@ -52,7 +52,16 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
       assert.match(routes, /"gateway":"10\.244\.1\.1"/);
       // Not /sys/class/net: nsenter --net keeps the caller's sysfs.
       const link = JSON.parse((await run(['ip', '-j', 'link', 'show', 'eth0'], { netns: pod })).stdout) as { mtu: number }[];
-      assert.equal(link[0]!.mtu, 1450, 'pod MTU is uplink MTU - 50');
+      assert.equal(link[0]!.mtu, 1500, "the pod's interface has the uplink's MTU");
+      // What crosses the tunnel has 50 bytes less: the route to other nodes' pods says so.
+      const tunnelled = JSON.parse((await run(['ip', '-j', '-d', 'route', 'show', '10.244.0.0/16'], { netns: pod })).stdout) as { gateway?: string; metrics?: { mtu?: number }[] }[];
+      assert.deepEqual(tunnelled.map((r) => [r.gateway, r.metrics?.[0]?.mtu]), [['10.244.1.1', 1450]], 'cluster CIDR via the gateway at the overlay MTU');
+      const resRoutes = res.routes as { dst: string; gw: string; mtu?: number }[];
+      assert.deepEqual(
+        resRoutes.find((r) => r.dst === '10.244.0.0/16'),
+        { dst: '10.244.0.0/16', gw: '10.244.1.1', ...(v === '1.1.0' ? { mtu: 1450 } : {}) },
+        'the result lists the route, with its MTU from CNI 1.1.0 on',
+      );
       const ip = ips[0]!.address.split('/')[0]!;
       assert.ok((await node.endpoints()).includes(ip), 'endpoint registered');
       await run(['ping', '-c1', '-W2', '10.244.1.1'], { netns: pod });
@@ -61,7 +70,9 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
         const rpod = await node.pod(`r${v.replace(/\./g, '')}`);
         const ref = await node.ref({ command: 'ADD', containerId: cid, netns: rpod, ifname: 'eth0', stdin: node.refConf(v) });
         assert.equal(ref.code, 0, ref.stdout);
-        assert.deepEqual(shape(res), shape(ref.json), 'result has the reference plugin\'s shape');
+        // Routes with an MTU (1.1.0) are ours alone: the reference adds none.
+        const plain = { ...res, routes: resRoutes.filter((r) => r.mtu === undefined) };
+        assert.deepEqual(shape(plain), shape(ref.json), 'result has the reference plugin\'s shape');
         const rdel = await node.ref({ command: 'DEL', containerId: cid, netns: rpod, ifname: 'eth0', stdin: node.refConf(v) });
         assert.equal(rdel.code, 0, rdel.stdout);
       }
@@ -69,7 +80,16 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
       const withPrev = node.conf(v, { prevResult: res });
       const check = await node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
       if (v === '0.3.1') assertError(check, 1, /does not allow CHECK/);
-      else assert.equal(check.code, 0, check.stdout);
+      else {
+        assert.equal(check.code, 0, check.stdout);
+        // Without its overlay route, the pod's full-size packets to other nodes would not fit the tunnel.
+        await run(['ip', 'route', 'del', '10.244.0.0/16'], { netns: pod });
+        assertError(await node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev }), 103, /overlay's MTU 1450/);
+        await run(['ip', 'route', 'add', '10.244.0.0/16', 'via', '10.244.1.1', 'mtu', '1500'], { netns: pod });
+        assertError(await node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev }), 103, /overlay's MTU 1450/);
+        await run(['ip', 'route', 'replace', '10.244.0.0/16', 'via', '10.244.1.1', 'mtu', '1450'], { netns: pod });
+        assert.equal((await node.exec({ command: 'CHECK', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev })).code, 0, 'the route restored');
+      }
 
       const del = await node.exec({ command: 'DEL', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });
       assert.equal(del.code, 0, del.stdout);

@@ -54,7 +54,7 @@ describe('bvcnid on 3 (+1) simulated nodes', { timeout: 300_000 }, () => {
       const conf = JSON.parse(readFileSync(join(d.node.confDir, '00-bvcni.conflist'), 'utf8')) as { plugins: { type: string; podcidr: string; mtu: number; pinDir: string }[] };
       assert.equal(conf.plugins[0]!.type, 'bvcni');
       assert.equal(conf.plugins[0]!.podcidr, d.node.podCidr);
-      assert.equal(conf.plugins[0]!.mtu, 1450);
+      assert.equal(conf.plugins[0]!.mtu, 1500, "pods get the uplink's MTU (their routes through the tunnel the overlay's)");
       assert.equal(conf.plugins[0]!.pinDir, d.node.pinDir);
       assert.ok(existsSync(join(d.node.binDir, 'bvcni')), 'plugin installed');
       await waitFor('NetworkUnavailable=False', () =>

@@ -2,7 +2,7 @@
 // unit tests of the command handlers and the in-process fuzzer.
 import type { EndpointValue } from '../../src/dataplane/abi.js';
 import { endpointFlags } from '../../src/dataplane/endpoint.js';
-import { conflictError, type Dataplane, type Endpoint, type Readiness } from '../../src/cni/dataplane.js';
+import { conflictError, type Dataplane, type Endpoint, type Overlay, type Readiness } from '../../src/cni/dataplane.js';
 import { HostPortConflict, type HostPortEntry, type HostPortMapping } from '../../src/dataplane/hostport.js';
 
 export class FakeDataplane implements Dataplane {
@@ -29,6 +29,11 @@ export class FakeDataplane implements Dataplane {
   }
   nodeIp(): string | undefined {
     return undefined;
+  }
+  /** Unset: no bvcnid config, pods get no tunnel routes. */
+  tunnel: Overlay | undefined;
+  overlay(): Overlay | undefined {
+    return this.tunnel;
   }
   claimHostPorts(_pinDir: string, owner: bigint, podIp: string, mappings: readonly HostPortMapping[]): void {
     const id = (m: HostPortMapping): string => `${m.hostIp}:${m.hostPort}/${m.protocol}`;

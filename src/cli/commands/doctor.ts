@@ -242,25 +242,33 @@ export async function runChecks(p: Probe): Promise<Check[]> {
         : { name: 'programs attached', result: 'ok', detail: `${want.length} hooks (${endpointIfindexes.length} pod veths), ${netkitIfindexes.length} netkit pods` },
     );
 
-    const mtu = Number(config.mtu);
+    // Pods and the bridge have the uplink's MTU, their routes through the tunnel the overlay's
+    // (cni/overlay-routes.ts); or all of them the overlay's (--mtu, or pods of an earlier release).
+    const overlayMtu = Number(config.mtu);
+    const podMtu = bridge?.mtu ?? overlayMtu;
     const mtuProblems: string[] = [];
-    if (bridge && bridge.mtu !== mtu) mtuProblems.push(`bridge ${bridge.ifname} has ${bridge.mtu}`);
-    if (vxlan && vxlan.mtu !== mtu) mtuProblems.push(`vxlan ${vxlan.ifname} has ${vxlan.mtu}`);
-    if (uplink && mtu > uplink.mtu - VXLAN_OVERHEAD)
-      mtuProblems.push(`pod MTU ${mtu} exceeds uplink ${uplink.ifname} MTU ${uplink.mtu} − ${VXLAN_OVERHEAD} (packets would be fragmented or dropped in the tunnel)`);
+    if (bridge && bridge.mtu !== overlayMtu && bridge.mtu !== uplink?.mtu)
+      mtuProblems.push(`bridge ${bridge.ifname} has ${bridge.mtu}, neither the overlay's ${overlayMtu} nor the uplink's ${uplink?.mtu ?? '?'}`);
+    if (vxlan && vxlan.mtu !== overlayMtu) mtuProblems.push(`vxlan ${vxlan.ifname} has ${vxlan.mtu}`);
+    if (uplink && overlayMtu > uplink.mtu - VXLAN_OVERHEAD)
+      mtuProblems.push(`overlay MTU ${overlayMtu} exceeds uplink ${uplink.ifname} MTU ${uplink.mtu} − ${VXLAN_OVERHEAD} (packets would be fragmented or dropped in the tunnel)`);
     for (const i of [...endpointIfindexes, ...netkitIfindexes]) {
       const l = byIndex.get(i);
-      if (l && l.mtu !== mtu) mtuProblems.push(`pod veth ${l.ifname} has ${l.mtu}`);
+      if (l && l.mtu !== podMtu && l.mtu !== overlayMtu) mtuProblems.push(`pod veth ${l.ifname} has ${l.mtu}`);
     }
     add(
       mtuProblems.length
         ? {
             name: 'MTU consistent',
             result: 'fail',
-            detail: `pod MTU is ${mtu}; ${mtuProblems.join('; ')}`,
-            fix: `ip link set DEV mtu ${mtu} for each device listed (pods: recreate them), or restart bvcnid after changing the uplink MTU`,
+            detail: `pod MTU is ${podMtu}, overlay MTU ${overlayMtu}; ${mtuProblems.join('; ')}`,
+            fix: `ip link set DEV mtu ${podMtu} (vxlan: ${overlayMtu}) for each device listed (pods: recreate them), or restart bvcnid after changing the uplink MTU`,
           }
-        : { name: 'MTU consistent', result: 'ok', detail: `${mtu} on bridge, vxlan and ${endpointIfindexes.length} pod veths; uplink ${uplink?.mtu ?? '?'}` },
+        : {
+            name: 'MTU consistent',
+            result: 'ok',
+            detail: `pods ${podMtu} on bridge and ${endpointIfindexes.length + netkitIfindexes.length} pods, overlay ${overlayMtu} on vxlan; uplink ${uplink?.mtu ?? '?'}`,
+          },
     );
   }
 
@@ -287,14 +295,14 @@ export async function runChecks(p: Probe): Promise<Check[]> {
                 : 'bvcnid runs but is not ready: its log says why (kubectl -n kube-system logs -l app.kubernetes.io/name=bvcni)',
           },
   );
-  add(conflistCheck(p.confDir, p.pinDir, config));
+  add(conflistCheck(p.confDir, p.pinDir, config, uplink?.mtu));
   add(pluginCheck(p.binDir));
   add(await fastPathCheck(pluginDataDir(p.confDir)));
   add(await (p.apiCheck ?? apiReachable)(p.kubeconfig));
   return checks;
 }
 
-function conflistCheck(confDir: string, pinDir: string, config: ConfigValue | undefined): Check {
+function conflistCheck(confDir: string, pinDir: string, config: ConfigValue | undefined, uplinkMtu: number | undefined): Check {
   const name = 'CNI conflist valid';
   const path = join(confDir, CONFLIST_NAME);
   const fail = (detail: string, fix: string): Check => ({ name, result: 'fail', detail, fix });
@@ -313,7 +321,10 @@ function conflistCheck(confDir: string, pinDir: string, config: ConfigValue | un
   if (config) {
     const cidr = `${config.pod_cidr}/${config.pod_prefix}`;
     if (plugin.podcidr !== cidr) problems.push(`podcidr ${String(plugin.podcidr)} ≠ node's ${cidr}`);
-    if (plugin.mtu !== undefined && plugin.mtu !== Number(config.mtu)) problems.push(`mtu ${String(plugin.mtu)} ≠ ${config.mtu}`);
+    // What bvcnid writes (dataplane/node.ts): the uplink's, or with --mtu that one for everything.
+    const overlay = Number(config.mtu);
+    if (plugin.mtu !== undefined && plugin.mtu !== overlay && plugin.mtu !== uplinkMtu)
+      problems.push(`mtu ${String(plugin.mtu)} is neither the uplink's ${uplinkMtu ?? '?'} nor the overlay's ${overlay}`);
   }
   if (plugin.pinDir !== undefined && plugin.pinDir !== pinDir) problems.push(`pinDir ${String(plugin.pinDir)} ≠ ${pinDir}`);
   // containerd and CRI-O use the lexically first config file of the directory.

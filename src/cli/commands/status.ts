@@ -93,7 +93,9 @@ export const status: CommandSpec = {
             podCidr: `${config.pod_cidr}/${config.pod_prefix}`,
             clusterCidr: `${config.cluster_cidr}/${config.cluster_prefix}`,
             vni: config.vni,
-            mtu: config.mtu,
+            /** Pods' (the bridge's); overlayMtu is what their routes through the tunnel carry. */
+            mtu: devices.find((d) => d.role === 'bridge')?.link?.mtu ?? config.mtu,
+            overlayMtu: config.mtu,
             natPorts: `${config.nat_port_min}-${config.nat_port_max}`,
             configReady: configReady(config),
           }
@@ -124,6 +126,7 @@ export const status: CommandSpec = {
       ['pod CIDR', report.node?.podCidr ?? '-'],
       ['cluster CIDR', report.node?.clusterCidr ?? '-'],
       ['pod MTU', report.node ? String(report.node.mtu) : '-'],
+      ['overlay MTU', report.node ? String(report.node.overlayMtu) : '-'],
       ['VNI', report.node ? String(report.node.vni) : '-'],
       ['NAT ports', report.node?.natPorts ?? '-'],
       ['pin dir', opts.pinDir],

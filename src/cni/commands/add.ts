@@ -26,6 +26,7 @@ import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
 import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { parsePortMappings, type NetConf } from '../config.js';
+import { overlayRoutes } from '../overlay-routes.js';
 import { attachmentRecord, hostNetkitName, hostPortOwner, hostVethName, randomMac, recordedPinDir, type Invocation } from '../context.js';
 import { Code, CniError, invalidConfig } from '../errors.js';
 import type { HostPortMapping } from '../../dataplane/hostport.js';
@@ -100,7 +101,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     mark('ipam reserve');
     host = svc.hostSocket();
     const gw = firstHost(conf.podCidr);
-    const bridge = ensureBridge(host, conf, gw);
+    const bridge = ensureBridge(host, conf, gw, svc.dataplane.overlay(conf.pinDir) !== undefined);
     const mtu = conf.mtu ?? bridge.mtu;
     mark('bridge');
     if (conf.podDevice === 'netkit') {
@@ -131,6 +132,9 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     setLinkUp(pod, podLink.index);
     addAddr(pod, podLink.index, intToIpv4(ip), conf.podCidr.prefix);
     addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw, oif: podLink.index });
+    // Its own podCIDR stays on-link, at the interface's MTU (the connected route is more specific).
+    const tunnelled = overlayRoutes(svc.dataplane, conf.pinDir, mtu);
+    for (const r of tunnelled) addRoute(pod, { ...r, gw, oif: podLink.index });
 
     mark('pod addr+route');
     const hostLink = getLink(host, vethName);
@@ -153,7 +157,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
         { name: env.ifname, mac: podMac, sandbox: env.netns },
       ],
       [{ interface: 2, address: `${ipText}/${conf.podCidr.prefix}`, gateway: gw }],
-      [{ dst: '0.0.0.0/0', gw }],
+      [{ dst: '0.0.0.0/0', gw }, ...tunnelled.map((r) => ({ dst: `${r.dst}/${r.dstLen}`, gw, mtu: r.mtu }))],
     );
     undo.length = 0;
     return mergeInto(conf.prevResult, ours);
@@ -240,6 +244,11 @@ function addNetkit(
   addAddr(pod, podLink.index, ipText, conf.podCidr.prefix, { noPrefixRoute: true });
   addLinkRoute(pod, { dst: o.gw, oif: podLink.index });
   addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw: o.gw, oif: podLink.index });
+  const tunnelled = overlayRoutes(svc.dataplane, conf.pinDir, o.mtu);
+  for (const r of tunnelled) addRoute(pod, { ...r, gw: o.gw, oif: podLink.index });
+  // No connected route here: this node's pods, inside the cluster CIDR, would otherwise get the overlay's MTU.
+  const local = tunnelled.length ? [{ dst: intToIpv4(conf.podCidr.addr), dstLen: conf.podCidr.prefix }] : [];
+  for (const r of local) addRoute(pod, { ...r, gw: o.gw, oif: podLink.index });
   mark('pod addr+route');
 
   const hostLink = getLink(host, name);
@@ -260,7 +269,11 @@ function addNetkit(
       { name: env.ifname, mac: podMac, sandbox: env.netns },
     ],
     [{ interface: 1, address: `${ipText}/${conf.podCidr.prefix}`, gateway: o.gw }],
-    [{ dst: '0.0.0.0/0', gw: o.gw }],
+    [
+      { dst: '0.0.0.0/0', gw: o.gw },
+      ...tunnelled.map((r) => ({ dst: `${r.dst}/${r.dstLen}`, gw: o.gw, mtu: r.mtu })),
+      ...local.map((r) => ({ dst: `${r.dst}/${r.dstLen}`, gw: o.gw })),
+    ],
   );
 }
 
@@ -273,16 +286,20 @@ function openPodSocket(open: (ns: string) => NetlinkSocket, netns: string): Netl
 }
 
 /** The bridge, created with the gateway address when bvcnid has not made it (standalone use). */
-function ensureBridge(host: NetlinkSocket, conf: NetConf, gw: string): Link {
+function ensureBridge(host: NetlinkSocket, conf: NetConf, gw: string, overlayRouted: boolean): Link {
   try {
     return ensureBridgeLink(host, {
       name: conf.bridge,
       gatewayIp: gw,
       prefix: conf.podCidr.prefix,
       mtu: () => {
-        // Without a default route to size from: Defaults.podMtu.
+        // As bvcnid sizes it (dataplane/node.ts): the uplink's, when its config gives the pods'
+        // routes through the tunnel the overlay's (overlay-routes.ts); without that config, the
+        // overlay's. Without a default route to size from: Defaults.podMtu.
         const uplink = defaultRouteLink(host);
-        return conf.mtu ?? (uplink ? uplink.mtu - VXLAN_OVERHEAD : Defaults.podMtu);
+        if (conf.mtu !== undefined) return conf.mtu;
+        if (!uplink) return Defaults.podMtu;
+        return overlayRouted ? uplink.mtu : uplink.mtu - VXLAN_OVERHEAD;
       },
       // bvcnid owns a bridge it made: take it as it is.
       configureExisting: false,

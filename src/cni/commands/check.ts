@@ -1,5 +1,5 @@
-// CHECK: the attachment is as prevResult says — pod interface, address and
-// default route inside the pod, host veth on the bridge (learning and unicast
+// CHECK: the attachment is as prevResult says — pod interface, address,
+// default route and the routes that carry the overlay's MTU inside the pod, host veth on the bridge (learning and unicast
 // flooding off, the pod's MAC a static sticky FDB entry on it) or netkit
 // primary (peer policy drop, the pod program attached, the node's route to
 // the pod), reservation, endpoint entry and the hostPort mappings
@@ -11,6 +11,7 @@ import { EndpointFlags } from '../../dataplane/abi.js';
 import { firstHost } from '../../common/cidr.js';
 import { hostNetkitName, hostPortOwner, hostVethName, type Invocation } from '../context.js';
 import { parsePortMappings } from '../config.js';
+import { overlayRoutes } from '../overlay-routes.js';
 import { Code, CniError } from '../errors.js';
 import { findByAttachment } from '../ipam/allocator.js';
 
@@ -69,6 +70,11 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
     if (!addrs.some((a) => a.ip === addr && String(a.prefix) === plen)) fail(`interface ${env.ifname} lacks address ${ipPrev.address}`);
     const routes = listRoutes(pod);
     if (!routes.some((r) => r.dstLen === 0 && r.gw === gw && r.oif === link.index)) fail(`no default route via ${gw} on ${env.ifname}`);
+    for (const t of overlayRoutes(svc.dataplane, conf.pinDir, link.mtu)) {
+      const r = routes.find((x) => x.dst === t.dst && x.dstLen === t.dstLen && x.gw === gw && x.oif === link.index);
+      if (!r || r.mtu === undefined || r.mtu > t.mtu)
+        fail(`no route to ${t.dst}/${t.dstLen} via ${gw} with the overlay's MTU ${t.mtu} (${env.ifname} has ${link.mtu}: its full-size packets to other nodes would not fit the tunnel)`);
+    }
   } finally {
     pod.close();
   }

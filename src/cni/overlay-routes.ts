@@ -1,0 +1,20 @@
+// A pod's interface has the uplink's MTU; only what crosses the VXLAN tunnel
+// needs 50 bytes less (dataplane/node.ts). Routes through the gateway that
+// carry the overlay's MTU make the pod's own stack size those packets: the
+// MSS its TCP offers and accepts, UDP's fragments, EMSGSIZE for a DF sender.
+// Without them a full-size packet to another node's pod would not fit the
+// tunnel, and bpf_pod drops it (DROP_FRAG_NEEDED: lib/encap.h).
+import type { Dataplane } from './dataplane.js';
+
+export interface OverlayRoute {
+  dst: string;
+  dstLen: number;
+  mtu: number;
+}
+
+/** None when the pod's MTU already fits the tunnel (an explicit `mtu`, a bridge of an earlier release) or bvcnid configured nothing. */
+export function overlayRoutes(dataplane: Dataplane, pinDir: string, podMtu: number): OverlayRoute[] {
+  const o = dataplane.overlay(pinDir);
+  if (!o || o.mtu >= podMtu) return [];
+  return o.cidrs.map((c) => ({ ...c, mtu: o.mtu }));
+}
