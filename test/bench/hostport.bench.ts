@@ -8,12 +8,12 @@
 // with cubic: the default here is BBR, which without sch_fq paces each GSO
 // packet from an hrtimer, and on this VM that pacing, not either path, is
 // what bounds a single stream (~12-15 Gbit/s on both; cubic moves ~18-25
-// through the same paths; README, Benchmarks, "hostPort"). The reference pod
-// has the bridge plugin's MTU (1500), bvcni's pods the overlay's (1450: MSS
-// 1398, which costs a stream 20-30% more CPU per byte on either path; bvcni
-// offers outside hostPort clients the uplink's MSS instead); a third variant
-// runs the reference at bvcni's pod MTU, as portmap chained after flannel's
-// VXLAN has it (its own row; the first stays the issue's figure).
+// through the same paths; README, Benchmarks, "hostPort"). Both pods have
+// the uplink's MTU (1500: the bridge plugin's default; bvcni's pods carry the
+// overlay's only on their routes through the tunnel); a third variant runs
+// the reference at the overlay's MTU (1450: MSS 1398, 20-30% more CPU per
+// byte on either path), as portmap chained after flannel's VXLAN has it (its
+// own row; the first stays the issue's figure).
 //   node --import tsx test/bench/hostport.bench.ts     (BENCH_RUNS=n, default 7; BENCH_SECONDS=s, default 3)
 //   BVB_ONLY=tput or crr runs one part; BENCH_CC=a,b the congestion controls (default: the client's, cubic).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -155,7 +155,7 @@ try {
       const tput = (c: Cluster, host: string) => async () =>
         (await iperf(c.internet.path, host, { seconds: SECONDS, omit: 1, port: HP_IPERF, congestion: cc })).gbps;
       const atOverlayMtu = async () => {
-        await setMtu(bvNode.podMtu);
+        await setMtu(bvNode.overlayMtu);
         try {
           return await tput(ref, refNode.ip)();
         } finally {
@@ -169,7 +169,7 @@ try {
       ], RUNS);
       const title = `outside client → hostPort → pod, TCP single stream, ${cc}${cc === defaultCc ? ' (the default)' : ''}`;
       report(title, 'Gbit/s', '≥ 1.0', r);
-      report(`${title}; reference pod at MTU ${bvNode.podMtu} (bvcni's; flannel's chain)`, 'Gbit/s', '—', r, 'portmap-overlay-mtu');
+      report(`${title}; reference pod at the overlay's MTU ${bvNode.overlayMtu} (flannel's chain)`, 'Gbit/s', '—', r, 'portmap-overlay-mtu');
     }
   }
   if (ONLY.includes('crr')) {
