@@ -5,7 +5,7 @@
 // (test/support/fake-dataplane.ts).
 import { existsSync } from 'node:fs';
 import { EndpointFlags, MapName, type EndpointValue } from '../dataplane/abi.js';
-import { listEndpoints, registerEndpoint, unregisterEndpoint, type PodDevice } from '../dataplane/endpoint.js';
+import { listEndpoints, missingPodPrograms, registerEndpoint, unregisterEndpoint, type PodDevice } from '../dataplane/endpoint.js';
 import { mapPin, openEndpointsMap, readDataplaneConfig } from '../dataplane/maps.js';
 import { dataplaneReady } from '../dataplane/node.js';
 import { BpfProgram, preload, queryNetkit } from '../../loader/index.js';
@@ -51,8 +51,8 @@ export interface Dataplane {
   lookup(pinDir: string, ip: string): EndpointValue | undefined;
   /** Pod addresses with an entry (flag ENDPOINT_F_POD), for GC. */
   podIps(pinDir: string): string[];
-  /** Whether the pinned pod program is the one attached to a netkit primary's peer side, and bpf_to_pod (where pinned) to its primary side. */
-  podProgramOnNetkit(pinDir: string, ifindex: number): boolean;
+  /** What of the pod's programs (dataplane/endpoint.ts, attachPodProgram) its host end lacks: empty when both run. */
+  missingPodPrograms(pinDir: string, ifindex: number, device: PodDevice): string[];
   /** The node's own address as bvcnid configured it, if it did: the source the node talks to pods from. */
   nodeIp(pinDir: string): string | undefined;
   /** The tunnel as bvcnid configured it, if it did. */
@@ -143,13 +143,8 @@ export class PinnedDataplane implements Dataplane {
       .map((e) => String(e.ip));
   }
 
-  podProgramOnNetkit(pinDir: string, ifindex: number): boolean {
-    using prog = BpfProgram.openPinned(programPin(pinDir, 'pod'));
-    if (!queryNetkit({ ifindex, side: 'peer' }).includes(prog.id)) return false;
-    // What the node sends to the pod (bpf_to_pod), where the dataplane has it (ABI 2).
-    if (!existsSync(programPin(pinDir, 'toPod'))) return true;
-    using toPod = BpfProgram.openPinned(programPin(pinDir, 'toPod'));
-    return queryNetkit({ ifindex, side: 'primary' }).includes(toPod.id);
+  missingPodPrograms(pinDir: string, ifindex: number, device: PodDevice): string[] {
+    return missingPodPrograms(pinDir, { ifindex, device });
   }
 
   nodeIp(pinDir: string): string | undefined {

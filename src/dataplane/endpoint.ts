@@ -1,7 +1,7 @@
 // Endpoint registration, called by the CNI plugin on every ADD/DEL: no child
 // processes, only bpf(2) and netlink through libbpf.
 import { existsSync } from 'node:fs';
-import { BpfProgram, attachNetkit, attachTc, detachNetkit, detachTc, type BpfMap } from '../../loader/index.js';
+import { BpfProgram, attachNetkit, attachTc, detachNetkit, detachTc, queryNetkit, queryTc, type BpfMap } from '../../loader/index.js';
 import { EndpointFlags, type EndpointKey, type EndpointValue } from './abi.js';
 import { TC_HANDLE, TC_PRIORITY, programPin } from './layout.js';
 import { openEndpointsMap } from './maps.js';
@@ -59,6 +59,27 @@ export function attachPodProgram(pinDir: string, target: { ifindex: number; netn
       : attachTc({ ifindex: target.ifindex, netns: target.netns, direction: 'ingress', program: prog, handle: TC_HANDLE, priority: TC_PRIORITY }).progId;
   attachToPodProgram(pinDir, target);
   return id;
+}
+
+/**
+ * What attachPodProgram attached that is not there now: the pod program on
+ * what the pod sends, bpf_to_pod (where pinned) on what the node sends it.
+ * Empty when both run. For CHECK; the device must exist.
+ */
+export function missingPodPrograms(pinDir: string, target: { ifindex: number; netns?: string; device?: PodDevice }): string[] {
+  if (!existsSync(programPin(pinDir, 'pod'))) return [`the pod program (nothing pinned under ${pinDir})`];
+  const missing: string[] = [];
+  const on = (slot: 'pod' | 'toPod', side: 'peer' | 'primary', direction: 'ingress' | 'egress', what: string): void => {
+    using prog = BpfProgram.openPinned(programPin(pinDir, slot));
+    const attached =
+      target.device === 'netkit'
+        ? queryNetkit({ ifindex: target.ifindex, netns: target.netns, side }).includes(prog.id)
+        : queryTc({ ifindex: target.ifindex, netns: target.netns, direction, handle: TC_HANDLE, priority: TC_PRIORITY }) === prog.id;
+    if (!attached) missing.push(what);
+  };
+  on('pod', 'peer', 'ingress', 'the pod program on what the pod sends');
+  if (existsSync(programPin(pinDir, 'toPod'))) on('toPod', 'primary', 'egress', 'bpf_to_pod on what the node sends it');
+  return missing;
 }
 
 /**

@@ -2,6 +2,7 @@
 // directly in a node namespace with `env -i`-style environments, for every
 // command, version and error; reference bridge + host-local given the same
 // inputs must produce results of the same shape.
+import { TC_HANDLE, TC_PRIORITY, programPin } from '../../src/dataplane/layout.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -140,6 +141,17 @@ describe('bvcni executed directly', { timeout: 240_000 }, () => {
       assertError(await check(), 103, /check failed/);
       await run(redo!, { netns: node.ns });
       assert.equal((await check()).code, 0, `CHECK passes again after ${redo!.join(' ')}`);
+    }
+    // Each of the pod's programs taken off its host veth, then put back as ADD attaches it.
+    for (const [direction, slot, what] of [
+      ['ingress', 'pod', /does not run the pod program/],
+      ['egress', 'toPod', /does not run bpf_to_pod/],
+    ] as const) {
+      const filter = ['dev', veth, direction, 'pref', String(TC_PRIORITY), 'handle', `0x${TC_HANDLE.toString(16)}`, 'bpf'];
+      await run(['tc', 'filter', 'del', ...filter], { netns: node.ns });
+      assertError(await check(), 103, what);
+      await run(['tc', 'filter', 'add', ...filter, 'direct-action', 'pinned', programPin(node.pinDir, slot)], { netns: node.ns });
+      assert.equal((await check()).code, 0, `CHECK passes again with the ${direction} program back`);
     }
 
     const del = await node.exec({ command: 'DEL', containerId: cid, netns: pod, ifname: 'eth0', stdin: withPrev });

@@ -24,8 +24,10 @@ export class FakeDataplane implements Dataplane {
   podIps(): string[] {
     return [...this.entries.keys()];
   }
-  podProgramOnNetkit(): boolean {
-    return false;
+  /** What missingPodPrograms answers (the real one asks the kernel). */
+  missing: string[] = [];
+  missingPodPrograms(): string[] {
+    return this.missing;
   }
   nodeIp(): string | undefined {
     return undefined;

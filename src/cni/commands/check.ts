@@ -1,8 +1,9 @@
 // CHECK: the attachment is as prevResult says — pod interface, address,
-// default route and the routes that carry the overlay's MTU inside the pod, host veth on the bridge (learning and unicast
-// flooding off, the pod's MAC a static sticky FDB entry on it) or netkit
-// primary (peer policy drop, the pod program attached, the node's route to
-// the pod), reservation, endpoint entry and the hostPort mappings
+// default route and the routes that carry the overlay's MTU inside the pod;
+// host veth on the bridge (learning and unicast flooding off, the pod's MAC a
+// static sticky FDB entry on it, the pod program and bpf_to_pod attached) or
+// netkit primary (peer policy drop, the same programs attached, the node's
+// route to the pod); reservation, endpoint entry and the hostPort mappings
 // runtimeConfig names. The first mismatch is the error.
 import { intToIpv4 } from '../../../loader/codec.js';
 import { getBridgeFdb, getLink, listAddrs, listRoutes } from '../../netlink/rtnl.js';
@@ -89,7 +90,8 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
       // What ADD made (add.ts, addNetkit; rtnl.ts, createNetkit): the primary, whose peer drops what no program checked.
       if (nk.kind !== 'netkit' || !nk.netkit?.primary) fail(`host interface ${nk.name} is not a netkit primary`);
       if (nk.netkit.peerPolicy !== NETKIT_DROP) fail(`netkit ${nk.name} forwards what the pod sends when no program is attached`);
-      if (!svc.dataplane.podProgramOnNetkit(conf.pinDir, nk.index)) fail(`netkit ${nk.name} does not run the pod program on what the pod sends, or bpf_to_pod on what the node sends it`);
+      const missing = svc.dataplane.missingPodPrograms(conf.pinDir, nk.index, 'netkit');
+      if (missing.length) fail(`netkit ${nk.name} does not run ${missing.join(', nor ')}`);
       if (!listRoutes(host).some((r) => r.dst === addr && r.dstLen === 32 && r.oif === nk.index)) fail(`no route to ${addr} on ${nk.name}`);
       hostIndex = nk.index;
     } else {
@@ -104,6 +106,9 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
       if (!fdb || fdb.index !== veth.index || !(fdb.state & NUD_NOARP) || !(fdb.flags & NTF_STICKY)) {
         fail(`no static sticky FDB entry for ${podMac} on bridge port ${veth.name}`);
       }
+      // Without them the pod's sources go unchecked and its policy undecided (bpf/bpf_pod.c, bpf_to_pod.c).
+      const missing = svc.dataplane.missingPodPrograms(conf.pinDir, veth.index, 'veth');
+      if (missing.length) fail(`host interface ${veth.name} does not run ${missing.join(', nor ')}`);
       hostIndex = veth.index;
     }
   } finally {
