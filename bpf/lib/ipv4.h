@@ -4,6 +4,12 @@
 
 #include "common.h"
 
+/* TCP header flag bits (byte 13), for the NAT's and policy's connection tracking. */
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
 /* addr and net in network order, prefix in host order. */
 static __always_inline int ipv4_in_prefix(__u32 addr, __u32 net, __u32 prefix)
 {

@@ -20,11 +20,6 @@
 #include "conntrack.h"
 #include "forward.h"
 
-#define TCPF_FIN 0x01
-#define TCPF_SYN 0x02
-#define TCPF_RST 0x04
-#define TCPF_ACK 0x10
-
 struct nat_flow {
 	__u32 saddr;
 	__u32 daddr;

@@ -69,10 +69,6 @@ static __always_inline int policy_check(struct __sk_buff *skb, const struct endp
 #ifndef IPPROTO_SCTP
 #define IPPROTO_SCTP 132
 #endif
-#define TCP_F_FIN 0x01
-#define TCP_F_SYN 0x02
-#define TCP_F_RST 0x04
-#define TCP_F_ACK 0x10
 
 struct policy_flow {
 	__u32 osaddr;           /* the packet's own addresses (an ICMP error's, not the quoted ones) */
@@ -212,12 +208,12 @@ static __always_inline int pod_ct_lookup(const struct policy_flow *f, __u32 dir,
 	flags = v->flags;
 	if (update && f->proto == IPPROTO_TCP) {
 		/* A new SYN from the opener on a closed flow: a new connection, policy's again. */
-		if (!reply && (f->tcp_flags & (TCP_F_SYN | TCP_F_ACK)) == TCP_F_SYN &&
+		if (!reply && (f->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
 		    pod_ct_timeout(v, f->proto) == POD_CT_TIMEOUT_TCP_CLOSE)
 			return 0;
-		if (f->tcp_flags & TCP_F_RST)
+		if (f->tcp_flags & TCPF_RST)
 			add |= POD_CT_F_RST;
-		if (f->tcp_flags & TCP_F_FIN)
+		if (f->tcp_flags & TCPF_FIN)
 			add |= reply ? POD_CT_F_FIN_REV : POD_CT_F_FIN_FWD;
 	}
 	if (update && reply)
@@ -238,7 +234,7 @@ static __always_inline int pod_ct_create(const struct policy_flow *f, __u32 dir,
 	};
 	struct pod_ct_value v = { .last_seen_ns = now, .rule_ref = rule_ref };
 
-	if (f->proto == IPPROTO_TCP && (f->tcp_flags & TCP_F_RST))
+	if (f->proto == IPPROTO_TCP && (f->tcp_flags & TCPF_RST))
 		v.flags = POD_CT_F_RST;
 	return bpf_map_update_elem(&BVCNI_MAP_POD_CT, &k, &v, BPF_ANY);
 }
