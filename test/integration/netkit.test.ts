@@ -145,10 +145,16 @@ describe('netkit pods: two nodes, netkit pods by the real plugin beside veth pod
       assert.equal(ep.ifindex, host.ifindex);
       assert.equal(Number(ep.flags), EndpointFlags.pod | EndpointFlags.netkit);
       assert.equal(String(ep.gw_mac), host.address, 'the gateway MAC the pod learns is the primary\'s');
-      const routes = await run(['ip', '-j', '-4', 'route', 'show'], { netns: p.path });
-      const rs = JSON.parse(routes.stdout) as { dst: string; gateway?: string }[];
-      assert.ok(!rs.some((x) => x.dst === p.node.podCidr), 'no on-link route for the podCIDR: everything goes through the gateway');
+      const routes = await run(['ip', '-j', '-d', '-4', 'route', 'show'], { netns: p.path });
+      const rs = JSON.parse(routes.stdout) as { dst: string; gateway?: string; metrics?: { mtu?: number }[] }[];
+      assert.ok(!rs.some((x) => x.dst === p.node.podCidr && !x.gateway), 'no on-link route for the podCIDR: everything goes through the gateway');
       assert.ok(rs.some((x) => x.dst === 'default' && x.gateway === p.node.gateway));
+      // The overlay's MTU on the route to the cluster; this node's pods (inside it) at the interface's.
+      const via = (dst: string) => rs.find((x) => x.dst === dst);
+      assert.deepEqual(
+        [via(p.node.dataplaneConfig.clusterCidr)?.gateway, via(p.node.dataplaneConfig.clusterCidr)?.metrics?.[0]?.mtu, via(p.node.podCidr)?.gateway, via(p.node.podCidr)?.metrics],
+        [p.node.gateway, p.node.overlayMtu, p.node.gateway, undefined],
+      );
     }
     // CHECK with the result ADD returned, as a runtime passes it.
     const pod = await c.addPod(n0, 'nkchk', { via: 'plugin', podDevice: 'netkit' });
