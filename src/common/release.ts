@@ -10,7 +10,7 @@ declare const __BVCNI_RELEASE__: string | undefined;
 declare const __BVCNI_COMMIT__: string | undefined;
 
 export interface Release {
-  /** package.json's version, e.g. 0.2.0-dev. */
+  /** package.json's version, e.g. 0.3.0-dev. */
   release: string;
   /** The full commit hash, with "-dirty" when the tree had uncommitted changes; "unknown" outside a checkout. */
   commit: string;
