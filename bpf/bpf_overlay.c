@@ -10,7 +10,7 @@
  * uplink (lib/decap.h). This path serves what that one leaves to the device,
  * and checks it as that one does (overlay_rx_check): VXLAN from a host that
  * is not a cluster node, or from a node with an inner source it does not
- * own, is dropped here.
+ * own or another VNI, is dropped here.
  *
  * egress: node-originated traffic to remote pods. The node routes the
  * cluster CIDR to this device (one route, NOARP device, no neighbour or FDB
@@ -51,7 +51,9 @@
  * is left to entry_ipv4, which drops it as DROP_INVALID.
  * TC_ACT_OK to go on, or DROP(reason).
  */
-static __always_inline int overlay_rx_check(struct __sk_buff *skb)
+#define VNI_NONE 0xffffffffU /* no tunnel info: not from the device's socket (VNIs are 24 bits) */
+
+static __always_inline int overlay_rx_check(struct __sk_buff *skb, __u32 *vni)
 {
 	struct bpf_tunnel_key key;
 	struct iphdr *ip;
@@ -79,6 +81,7 @@ static __always_inline int overlay_rx_check(struct __sk_buff *skb)
 		return DROP(REASON_DROP_VXLAN_NOT_NODE);
 	if (!vxlan_inner_src_ok(node, ip->saddr))
 		return DROP(REASON_DROP_VXLAN_SPOOFED);
+	*vni = key.tunnel_id;
 	return TC_ACT_OK;
 }
 #endif
@@ -92,7 +95,9 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 	int ret;
 
 #ifndef BVCNI_NO_ISOLATION
-	ret = overlay_rx_check(skb);
+	__u32 vni = VNI_NONE;
+
+	ret = overlay_rx_check(skb, &vni);
 	if (ret)
 		return ret;
 #endif
@@ -101,6 +106,13 @@ static __always_inline int from_overlay(struct __sk_buff *skb)
 		return ret;
 	daddr = ip->daddr;
 #ifndef BVCNI_NO_ISOLATION
+	/*
+	 * The device in collect_md mode takes any VNI, where bpf_host's decapsulation
+	 * takes only cfg->vni: a node set up with another --vni is refused either
+	 * way, and said so (after the checks that name a stranger or a forger).
+	 */
+	if (vni != VNI_NONE && vni != cfg->vni)
+		return DROP(REASON_DROP_VXLAN_VNI);
 	if (daddr == cfg->node_ip) {
 		ret = node_vxlan_again_check(skb, cfg, ip, ETH_HLEN);
 		if (ret)

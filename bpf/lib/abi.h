@@ -179,6 +179,7 @@ enum bvcni_reason {
 	REASON_DROP_POLICY_PENDING  = 23, /* NetworkPolicy: the pod's labels are not known yet; only the node's own traffic passes */
 	REASON_DROP_POLICY_FRAGMENT = 24, /* NetworkPolicy: a non-first fragment (no ports) that no rule allows for every port of its protocol */
 	REASON_DROP_POLICY_CT       = 25, /* NetworkPolicy: an allowed new flow whose pod conntrack entry could not be written */
+	REASON_DROP_VXLAN_VNI       = 26, /* VXLAN from a node with another VNI than this node's (--vni must be the same on every node) */
 	/*
 	 * 27..29 are no drops: what became of a drop's event while a
 	 * `bvcnictl monitor` listened (the packet itself is counted under its

@@ -156,6 +156,7 @@ export const Reason = {
   DROP_POLICY_PENDING: 23,
   DROP_POLICY_FRAGMENT: 24,
   DROP_POLICY_CT: 25,
+  DROP_VXLAN_VNI: 26,
   // Not drops: what became of a drop's event while a monitor listened (lib/monitor.h).
   MONITOR_SUPPRESSED: 27,
   MONITOR_LOST: 28,

@@ -279,9 +279,14 @@ describe('hostile pods and hosts against the VXLAN overlay (2 nodes, real bvcnid
         await attack({ from: n1, to: n0.ip, src, victim, counted: n0, reason: 'DROP_VXLAN_SPOOFED', control: { from: n1, src: vic1.ip } });
       // Another VNI is left to the VXLAN device (lib/decap.h): the device's ingress program must check it the same way.
       const rx = await deviceRx();
-      await attack({ from: n1, to: n0.ip, vni: 2, src: nbr.ip, victim, counted: n0, reason: 'DROP_VXLAN_SPOOFED', control: { from: n1, src: vic1.ip } });
+      await attack({ from: n1, to: n0.ip, vni: 2, src: nbr.ip, victim, counted: n0, reason: 'DROP_VXLAN_SPOOFED', control: { from: n1, src: vic1.ip, vni: VNI } });
       assert.ok((await deviceRx()) > rx, 'the VNI 2 packets went through the VXLAN device');
     }
+  });
+
+  test("VXLAN from a node with another VNI than this node's is dropped as DROP_VXLAN_VNI on the device (the uplink leaves it there), for a pod and for the node", async () => {
+    for (const victim of [vic0, n0])
+      await attack({ from: n1, to: n0.ip, vni: 2, src: vic1.ip, victim, counted: n0, reason: 'DROP_VXLAN_VNI', control: { from: n1, src: vic1.ip, vni: VNI } });
   });
 
   // A Service's reply delivered past the host stack keeps the backend's address: the client, which
