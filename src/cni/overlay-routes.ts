@@ -4,7 +4,7 @@
 // MSS its TCP offers and accepts, UDP's fragments, EMSGSIZE for a DF sender.
 // Without them a full-size packet to another node's pod would not fit the
 // tunnel, and bpf_pod drops it (DROP_FRAG_NEEDED: lib/encap.h).
-import type { Dataplane } from './dataplane.js';
+import type { Overlay } from './dataplane.js';
 
 export interface OverlayRoute {
   dst: string;
@@ -12,9 +12,12 @@ export interface OverlayRoute {
   mtu: number;
 }
 
-/** None when the pod's MTU already fits the tunnel (an explicit `mtu`, a bridge of an earlier release) or bvcnid configured nothing. */
-export function overlayRoutes(dataplane: Dataplane, pinDir: string, podMtu: number): OverlayRoute[] {
-  const o = dataplane.overlay(pinDir);
+/**
+ * For `o`, the tunnel as bvcnid configured it (Dataplane.overlay): none when
+ * the pod's MTU already fits the tunnel (an explicit `mtu`, a bridge of an
+ * earlier release) or bvcnid configured nothing.
+ */
+export function overlayRoutes(o: Overlay | undefined, podMtu: number): OverlayRoute[] {
   if (!o || o.mtu >= podMtu) return [];
   return o.cidrs.map((c) => ({ ...c, mtu: o.mtu }));
 }

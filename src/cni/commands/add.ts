@@ -26,7 +26,7 @@ import { NetlinkError, type NetlinkSocket } from '../../netlink/socket.js';
 import { firstHost } from '../../common/cidr.js';
 import { Defaults, VXLAN_OVERHEAD } from '../../common/defaults.js';
 import { parsePortMappings, type NetConf } from '../config.js';
-import { overlayRoutes } from '../overlay-routes.js';
+import { overlayRoutes, type OverlayRoute } from '../overlay-routes.js';
 import { attachmentRecord, hostNetkitName, hostPortOwner, hostVethName, randomMac, recordedPinDir, type Invocation } from '../context.js';
 import { Code, CniError, invalidConfig } from '../errors.js';
 import type { HostPortMapping } from '../../dataplane/hostport.js';
@@ -101,11 +101,12 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     mark('ipam reserve');
     host = svc.hostSocket();
     const gw = firstHost(conf.podCidr);
-    const bridge = ensureBridge(host, conf, gw, svc.dataplane.overlay(conf.pinDir) !== undefined);
+    const overlay = svc.dataplane.overlay(conf.pinDir);
+    const bridge = ensureBridge(host, conf, gw, overlay !== undefined);
     const mtu = conf.mtu ?? bridge.mtu;
     mark('bridge');
     if (conf.podDevice === 'netkit') {
-      const ours = addNetkit({ env, conf, svc }, { host, pod, nsFd, ip, gw, mtu, undo, portMappings });
+      const ours = addNetkit({ env, conf, svc }, { host, pod, nsFd, ip, gw, mtu, tunnelled: overlayRoutes(overlay, mtu), undo, portMappings });
       undo.length = 0;
       return mergeInto(conf.prevResult, ours);
     }
@@ -133,7 +134,7 @@ export function cmdAdd({ env, conf, svc }: Invocation): Result {
     addAddr(pod, podLink.index, intToIpv4(ip), conf.podCidr.prefix);
     addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw, oif: podLink.index });
     // Its own podCIDR stays on-link, at the interface's MTU (the connected route is more specific).
-    const tunnelled = overlayRoutes(svc.dataplane, conf.pinDir, mtu);
+    const tunnelled = overlayRoutes(overlay, mtu);
     for (const r of tunnelled) addRoute(pod, { ...r, gw, oif: podLink.index });
 
     mark('pod addr+route');
@@ -217,7 +218,7 @@ function checkHostIps(open: () => NetlinkSocket, mappings: readonly HostPortMapp
  */
 function addNetkit(
   { env, conf, svc }: Invocation,
-  o: { host: NetlinkSocket; pod: NetlinkSocket; nsFd: number; ip: number; gw: string; mtu: number; undo: (() => void)[]; portMappings: readonly HostPortMapping[] },
+  o: { host: NetlinkSocket; pod: NetlinkSocket; nsFd: number; ip: number; gw: string; mtu: number; tunnelled: OverlayRoute[]; undo: (() => void)[]; portMappings: readonly HostPortMapping[] },
 ): Result {
   const { host, pod } = o;
   const name = hostNetkitName(env.containerId, env.ifname);
@@ -244,7 +245,7 @@ function addNetkit(
   addAddr(pod, podLink.index, ipText, conf.podCidr.prefix, { noPrefixRoute: true });
   addLinkRoute(pod, { dst: o.gw, oif: podLink.index });
   addRoute(pod, { dst: '0.0.0.0', dstLen: 0, gw: o.gw, oif: podLink.index });
-  const tunnelled = overlayRoutes(svc.dataplane, conf.pinDir, o.mtu);
+  const { tunnelled } = o;
   for (const r of tunnelled) addRoute(pod, { ...r, gw: o.gw, oif: podLink.index });
   // No connected route here: this node's pods, inside the cluster CIDR, would otherwise get the overlay's MTU.
   const local = tunnelled.length ? [{ dst: intToIpv4(conf.podCidr.addr), dstLen: conf.podCidr.prefix }] : [];

@@ -71,7 +71,7 @@ export function cmdCheck({ env, conf, svc }: Invocation): void {
     if (!addrs.some((a) => a.ip === addr && String(a.prefix) === plen)) fail(`interface ${env.ifname} lacks address ${ipPrev.address}`);
     const routes = listRoutes(pod);
     if (!routes.some((r) => r.dstLen === 0 && r.gw === gw && r.oif === link.index)) fail(`no default route via ${gw} on ${env.ifname}`);
-    for (const t of overlayRoutes(svc.dataplane, conf.pinDir, link.mtu)) {
+    for (const t of overlayRoutes(svc.dataplane.overlay(conf.pinDir), link.mtu)) {
       const r = routes.find((x) => x.dst === t.dst && x.dstLen === t.dstLen && x.gw === gw && x.oif === link.index);
       if (!r || r.mtu === undefined || r.mtu > t.mtu)
         fail(`no route to ${t.dst}/${t.dstLen} via ${gw} with the overlay's MTU ${t.mtu} (${env.ifname} has ${link.mtu}: its full-size packets to other nodes would not fit the tunnel)`);
