@@ -137,7 +137,14 @@ describe('bvcnid liveness (manual clock)', () => {
     assert.match(h.daemon.live().reason, /API sync stuck: no list, watch progress or answer for 181 s/);
     assert.equal(h.daemon.ready().ready, true, 'still ready: the dataplane and the map are fine');
     h.api.watchFailures.length = 0;
-    await h.clock.advance(h.clock.pending()[0]!); // the next retry opens a watch
+    // The next retry opens a watch. Its backoff is jittered (up to 12 s), so the soonest timer may be
+    // another one (the NAT count's, every 10 s): step timer by timer until the watch is open.
+    const open = h.api.watches.length;
+    for (let i = 0; i < 10 && h.api.watches.length === open; i++) {
+      await h.clock.advance(h.clock.pending()[0]!);
+      await flushUntil(() => h.api.watches.length > open, 20);
+    }
+    assert.ok(h.api.watches.length > open, 'a watch opened');
     await flushUntil(() => h.daemon.live().live);
     assert.deepEqual(h.daemon.live(), { live: true, reason: 'ok' });
     await h.daemon.stop();
