@@ -29,6 +29,7 @@ struct icmphdr_min {
 };
 #define ICMP_ECHOREPLY      0
 #define ICMP_DEST_UNREACH   3
+#define ICMP_FRAG_NEEDED    4   /* a DEST_UNREACH code */
 #define ICMP_ECHO           8
 #define ICMP_TIME_EXCEEDED  11
 

@@ -14,7 +14,6 @@
 #include "deliver.h"
 #include "metrics.h"
 
-#define ICMP_FRAG_NEEDED 4
 /*
  * What the error quotes: the datagram's header, options included, and its
  * first 64 bytes after it. RFC 792 asks for 8, RFC 1812 allows more; 8 would

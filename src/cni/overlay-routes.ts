@@ -2,8 +2,9 @@
 // needs 50 bytes less (dataplane/node.ts). Routes through the gateway that
 // carry the overlay's MTU make the pod's own stack size those packets: the
 // MSS its TCP offers and accepts, UDP's fragments, EMSGSIZE for a DF sender.
-// Without them a full-size packet to another node's pod would not fit the
-// tunnel, and bpf_pod drops it (DROP_FRAG_NEEDED: lib/encap.h).
+// Without them the pod's first full-size packet to another node's pod does
+// not fit the tunnel: bpf_pod answers it with ICMP "fragmentation needed"
+// (lib/icmp_frag.h), a round trip the routes save.
 import type { Overlay } from './dataplane.js';
 
 export interface OverlayRoute {

@@ -41,42 +41,30 @@ async function clientMss(ns: SimNetns, ip: string, port = RESPONDER_PORT): Promi
 }
 
 /**
- * One DF UDP datagram that fills `mtu` exactly (IP 20 + UDP 8): 'sent', or the
- * errno the sender's own stack refused it with (EMSGSIZE: the route's MTU).
+ * DF UDP datagrams that fill `mtu` exactly (IP 20 + UDP 8), `count` of them on
+ * one socket 300 ms apart (a later one after any ICMP error had time to
+ * arrive): for each, 'sent', or the errno the sender's own stack refused it
+ * with (EMSGSIZE: the route's MTU, or one an ICMP error taught it).
  */
-async function dfDatagram(ns: SimNetns, ip: string, mtu: number): Promise<'sent' | number> {
-  const py = [
-    'import socket, sys',
-    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-    's.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO',
-    's.connect((sys.argv[1], 9))',
-    'try:',
-    '    s.send(b"x" * (int(sys.argv[2]) - 28)); print("sent")',
-    'except OSError as e:',
-    '    print(e.errno)',
-  ].join('\n');
-  const out = (await run(['python3', '-c', py, ip, String(mtu)], { netns: ns.path })).stdout.trim();
-  return out === 'sent' ? 'sent' : Number(out);
-}
-const EMSGSIZE = 90;
-
-/** Two DF datagrams on one socket, 300 ms apart: what the stack made of each (the second after any ICMP error had time to arrive). */
-async function dfTwice(ns: SimNetns, ip: string, mtu: number): Promise<('sent' | number)[]> {
+async function dfDatagrams(ns: SimNetns, ip: string, mtu: number, count: number): Promise<('sent' | number)[]> {
   const py = [
     'import socket, sys, time',
     's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-    's.setsockopt(socket.IPPROTO_IP, 10, 2)',
+    's.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO',
     's.connect((sys.argv[1], 9))',
-    'for i in range(2):',
+    'for i in range(int(sys.argv[3])):',
+    '    if i: time.sleep(0.3)',
     '    try:',
     '        s.send(b"x" * (int(sys.argv[2]) - 28)); print("sent")',
     '    except OSError as e:',
     '        print(e.errno)',
-    '    time.sleep(0.3)',
   ].join('\n');
-  const out = (await run(['python3', '-c', py, ip, String(mtu)], { netns: ns.path })).stdout.trim().split('\n');
+  const out = (await run(['python3', '-c', py, ip, String(mtu), String(count)], { netns: ns.path })).stdout.trim().split('\n');
   return out.map((l) => (l === 'sent' ? 'sent' : Number(l)));
 }
+const dfDatagram = async (ns: SimNetns, ip: string, mtu: number): Promise<'sent' | number> => (await dfDatagrams(ns, ip, mtu, 1))[0]!;
+const dfTwice = (ns: SimNetns, ip: string, mtu: number): Promise<('sent' | number)[]> => dfDatagrams(ns, ip, mtu, 2);
+const EMSGSIZE = 90;
 
 /** Sizes of the datagrams a UDP socket on `port` receives until `quietMs` pass without one. */
 async function udpSizes(ns: SimNetns, port: number, quietMs = 1500): Promise<number[]> {
